@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Python-distributed tools PiSync's checks use into .venv/:
+# cargo-lambda (with Zig), aws-sam-cli and cfn-lint. Idempotent.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+venv="$root/.venv"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+want=(cargo-lambda aws-sam-cli cfn-lint)
+missing=()
+for tool in cargo-lambda sam cfn-lint; do
+  [ -x "$venv/bin/$tool" ] || missing+=("$tool")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "${want[@]}"
+fi
+echo "$venv/bin"

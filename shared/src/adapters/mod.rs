@@ -1,0 +1,10 @@
+//! Implementations of the storage and alert ports.
+
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
+#[cfg(feature = "dynamodb")]
+pub mod item;
+#[cfg(feature = "sns")]
+pub mod sns;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
