@@ -13,6 +13,8 @@ pub const MAX_CLOCK_SKEW_SECONDS: &str = "MAX_CLOCK_SKEW_SECONDS";
 pub const CURSOR_SIGNING_KEY: &str = "CURSOR_SIGNING_KEY";
 /// `TABLE_NAME`: the DynamoDB table.
 pub const TABLE_NAME: &str = "TABLE_NAME";
+/// `EVENT_RETENTION_DAYS`: days after its device timestamp an event expires (TTL); unset or 0 keeps events.
+pub const EVENT_RETENTION_DAYS: &str = "EVENT_RETENTION_DAYS";
 /// `ALERT_TOPIC_ARN`: the SNS topic for operator notices.
 pub const ALERT_TOPIC_ARN: &str = "ALERT_TOPIC_ARN";
 

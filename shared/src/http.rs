@@ -251,6 +251,30 @@ impl<'a> QueryParams<'a> {
     }
 }
 
+/// Page size bounds shared by every listing route.
+pub const DEFAULT_LIMIT: usize = 50;
+pub const MAX_LIMIT: usize = 100;
+
+/// `limit`: an integer 1–100, 50 when absent.
+pub fn parse_limit(params: &QueryParams, problems: &mut Vec<FieldError>) -> usize {
+    match params.get("limit") {
+        None => DEFAULT_LIMIT,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            _ => {
+                problems.push(FieldError::new("limit", format!("must be an integer from 1 to {MAX_LIMIT}")));
+                DEFAULT_LIMIT
+            }
+        },
+    }
+}
+
+/// Logs a store failure with the request id and maps it to a retryable 503.
+pub fn store_failure(err: &crate::store::StoreError, request_id: &str) -> ApiError {
+    tracing::error!(error = %err, request_id, "store operation failed");
+    ApiError::unavailable()
+}
+
 fn truncate(name: &str) -> String {
     name.chars().take(64).collect()
 }

@@ -1,1 +1,82 @@
+//! detect-failures: consumes the table's change stream, keeps each device's failure
+//! streak, and publishes alerts and recovery notices.
+//!
+//! Exactly-once state: each event is applied together with a marker on the event
+//! (see [`FailureStates::apply`]), so redelivered or re-split batches change nothing.
+//! At-least-once notices: a notice is saved in the state's outbox in that same write,
+//! published, then cleared; a crash in between republishes it on the retry, with the
+//! same `alert_id`.
 
+use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use pisync_shared::adapters::item::event_from_image;
+use pisync_shared::alerts::AlertPublisher;
+use pisync_shared::store::FailureStates;
+use pisync_shared::{EventTime, StoredEvent};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct DetectFailures {
+    pub states: Arc<dyn FailureStates>,
+    pub alerts: Arc<dyn AlertPublisher>,
+}
+
+/// Processes one batch. Records are grouped by device and applied in device-timestamp
+/// order. If a record cannot be processed, its device's later records are left for the
+/// retry and the earliest such record (by stream position) is reported, so Lambda
+/// retries from there; records after it that did succeed are no-ops on the retry.
+pub async fn handle(deps: &DetectFailures, event: Event) -> DynamoDbEventResponse {
+    let mut by_device: BTreeMap<String, Vec<(usize, StoredEvent)>> = BTreeMap::new();
+    let mut first_failed: Option<usize> = None;
+    for (position, record) in event.records.iter().enumerate() {
+        if record.event_name != "INSERT" {
+            continue; // MODIFY (the applied marker), REMOVE (TTL expiry): not new events
+        }
+        match event_from_image(record.change.new_image.clone()) {
+            None => {} // a state item
+            Some(Ok(e)) => by_device.entry(e.device_id.to_string()).or_default().push((position, e)),
+            Some(Err(err)) => {
+                tracing::error!(error = %err, sequence = ?record.change.sequence_number, "undecodable event image");
+                first_failed = first_failed.min(Some(position)).or(Some(position));
+            }
+        }
+    }
+    for events in by_device.values_mut() {
+        events.sort_by_key(|(_, e)| e.timestamp);
+        for (position, e) in events.iter() {
+            if let Err(err) = process(deps, e).await {
+                tracing::error!(error = %err, device_id = %e.device_id, timestamp = %e.timestamp, "detection failed; will retry");
+                first_failed = first_failed.min(Some(*position)).or(Some(*position));
+                break;
+            }
+        }
+    }
+    let mut response = DynamoDbEventResponse::default();
+    if let Some(position) = first_failed {
+        response.batch_item_failures.push(failure(&event.records[position]));
+    }
+    response
+}
+
+fn failure(record: &EventRecord) -> DynamoDbBatchItemFailure {
+    let mut failure = DynamoDbBatchItemFailure::default();
+    failure.item_identifier = record.change.sequence_number.clone();
+    failure
+}
+
+/// Applies one event and delivers whatever notices its device has waiting.
+async fn process(deps: &DetectFailures, event: &StoredEvent) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let applied = deps.states.apply(event, EventTime::now()).await?;
+    let pending = &applied.state.pending_notices;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    for notice in pending {
+        deps.alerts.publish(notice).await?;
+        tracing::info!(event_type = notice.event_type(), device_id = %notice.device_id(), "notice published");
+    }
+    let ids: Vec<String> = pending.iter().map(|n| n.notice_id()).collect();
+    deps.states.clear_notices(&event.device_id, &ids).await?;
+    Ok(())
+}

@@ -1,1 +1,16 @@
-fn main() {}
+use lambda_http::{run, service_fn, Error};
+use list_repeated_failures::{handle, ListRepeatedFailures};
+use pisync_shared::adapters::dynamodb::DynamoStore;
+use pisync_shared::config;
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let aws = aws_config::load_from_env().await;
+    let deps = ListRepeatedFailures {
+        states: Arc::new(DynamoStore::from_env(aws_sdk_dynamodb::Client::new(&aws))?),
+        cursor_key: config::cursor_key()?,
+    };
+    run(service_fn(|req| async { Ok::<_, Error>(handle(&deps, req).await) })).await
+}

@@ -1,1 +1,16 @@
-fn main() {}
+use lambda_http::{run, service_fn, Error};
+use pisync_shared::adapters::dynamodb::DynamoStore;
+use pisync_shared::config;
+use record_sync_event::{handle, RecordSyncEvent};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let aws = aws_config::load_from_env().await;
+    let deps = RecordSyncEvent {
+        log: Arc::new(DynamoStore::from_env(aws_sdk_dynamodb::Client::new(&aws))?),
+        rules: config::event_rules()?,
+    };
+    run(service_fn(|req| async { Ok::<_, Error>(handle(&deps, req).await) })).await
+}

@@ -2,7 +2,6 @@
 
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
-#[cfg(feature = "dynamodb")]
 pub mod item;
 #[cfg(feature = "sns")]
 pub mod sns;

@@ -1,0 +1,499 @@
+//! Embedded, durable storage on SQLite (WAL, `synchronous=FULL`).
+//!
+//! One writer thread owns the write connection and commits whatever requests are
+//! waiting as one transaction (group commit): every acknowledged write is on disk, and
+//! the fsync cost is shared by concurrent writers. Reads use a small pool of
+//! connections, which WAL lets run beside the writer.
+
+use crate::event::{DeviceId, Outcome, StoredEvent};
+use crate::store::{
+    Applied, EventLog, FailingDevice, FailingKey, FailingPage, FailureStates, HistoryPage, HistoryQuery, Order,
+    Recorded, StoreError,
+};
+use crate::streak::{FailureState, StreakRule, Tail};
+use crate::time::EventTime;
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+/// Most requests committed in one transaction.
+const MAX_BATCH: usize = 512;
+/// Read connections kept open for reuse.
+const MAX_IDLE_READERS: usize = 8;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    seq                INTEGER PRIMARY KEY AUTOINCREMENT, -- commit order: the change feed
+    device_id          TEXT    NOT NULL,
+    ts                 INTEGER NOT NULL,                  -- device time, ms since epoch, UTC
+    total_files_synced INTEGER NOT NULL,
+    total_errors       INTEGER NOT NULL,
+    internet_speed     REAL    NOT NULL,
+    received_at        INTEGER NOT NULL,
+    applied            INTEGER NOT NULL DEFAULT 0,        -- detection has counted it
+    UNIQUE (device_id, ts)
+);
+CREATE TABLE IF NOT EXISTS device_state (
+    device_id    TEXT PRIMARY KEY,
+    streak_count INTEGER NOT NULL,
+    state        TEXT    NOT NULL                          -- FailureState as JSON
+) WITHOUT ROWID;
+-- Only failing devices are in this index: listing them never touches the rest.
+CREATE INDEX IF NOT EXISTS device_state_failing
+    ON device_state (streak_count DESC, device_id) WHERE streak_count > 0;
+";
+
+enum WriteOp {
+    Record(StoredEvent, oneshot::Sender<Result<Recorded, StoreError>>),
+    Apply(StoredEvent, EventTime, oneshot::Sender<Result<Applied, StoreError>>),
+    Clear(DeviceId, Vec<String>, oneshot::Sender<Result<(), StoreError>>),
+}
+
+/// The embedded store. Cheap to clone; all clones share one database.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    rule: StreakRule,
+    writes: mpsc::Sender<WriteOp>,
+    readers: Mutex<Vec<Connection>>,
+    /// Signalled after a commit that stored new events.
+    changed: Arc<Notify>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and starts its writer thread.
+    pub fn open(path: &Path, rule: StreakRule) -> Result<Self, StoreError> {
+        let conn = open_connection(path).map_err(unavailable)?;
+        conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
+        let changed = Arc::new(Notify::new());
+        let writer_changed = changed.clone();
+        std::thread::Builder::new()
+            .name("pisync-sqlite-writer".into())
+            .spawn(move || run_writer(conn, rx, rule, writer_changed))
+            .map_err(unavailable)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                rule,
+                writes: tx,
+                readers: Mutex::new(Vec::new()),
+                changed,
+            }),
+        })
+    }
+
+    /// Signalled whenever new events were committed (the local change feed).
+    pub fn changed(&self) -> Arc<Notify> {
+        self.inner.changed.clone()
+    }
+
+    /// Stored events after `seq`, in commit order, with their sequence numbers.
+    pub async fn changes_after(&self, seq: i64, limit: usize) -> Result<Vec<(i64, StoredEvent)>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, device_id, ts, total_files_synced, total_errors, internet_speed, received_at
+                 FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![seq, limit as i64], |row| {
+                let seq: i64 = row.get(0)?;
+                Ok(row_event(row, 1)?.map(|e| (seq, e)))
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await?
+        .into_iter()
+        .collect()
+    }
+
+    /// The sequence number just before the oldest event detection has not counted.
+    pub async fn feed_start(&self) -> Result<i64, StoreError> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT COALESCE((SELECT MIN(seq) FROM events WHERE applied = 0), (SELECT MAX(seq) + 1 FROM events), 1) - 1",
+                [],
+                |row| row.get(0),
+            )
+        })
+        .await
+    }
+
+    async fn write<T>(&self, op: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> WriteOp) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .writes
+            .send(op(tx))
+            .await
+            .map_err(|_| StoreError::Unavailable("writer stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().ok().and_then(|mut pool| pool.pop());
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => open_connection(&inner.path).map_err(unavailable)?,
+            };
+            let result = f(&conn).map_err(unavailable);
+            if let Ok(mut pool) = inner.readers.lock() {
+                if pool.len() < MAX_IDLE_READERS {
+                    pool.push(conn);
+                }
+            }
+            result
+        })
+        .await
+        .map_err(unavailable)?
+    }
+}
+
+fn row_event(row: &rusqlite::Row, first: usize) -> rusqlite::Result<Result<StoredEvent, StoreError>> {
+    let device: String = row.get(first)?;
+    let ts: i64 = row.get(first + 1)?;
+    let files: i64 = row.get(first + 2)?;
+    let errors: i64 = row.get(first + 3)?;
+    let speed: f64 = row.get(first + 4)?;
+    let received: i64 = row.get(first + 5)?;
+    let corrupt = || StoreError::Corrupt(format!("event row {device}/{ts}"));
+    let event = (|| {
+        let total_errors = u32::try_from(errors).ok()?;
+        Some(StoredEvent {
+            device_id: DeviceId::parse(&device)?,
+            timestamp: EventTime::from_millis(ts)?,
+            total_files_synced: u32::try_from(files).ok()?,
+            total_errors,
+            internet_speed: speed,
+            outcome: Outcome::of(total_errors),
+            received_at: EventTime::from_millis(received)?,
+        })
+    })();
+    Ok(event.ok_or_else(corrupt))
+}
+
+// ---- the writer thread ----
+
+fn run_writer(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>, rule: StreakRule, changed: Arc<Notify>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let created = commit_batch(&mut conn, &mut batch, rule);
+        if created {
+            changed.notify_waiters();
+            changed.notify_one();
+        }
+    }
+}
+
+/// Runs every op in one transaction, each inside its own savepoint so one failing op
+/// leaves the others intact; replies only after the commit. Returns whether any
+/// event was created.
+fn commit_batch(conn: &mut Connection, batch: &mut Vec<WriteOp>, rule: StreakRule) -> bool {
+    enum Reply {
+        Record(oneshot::Sender<Result<Recorded, StoreError>>, Result<Recorded, StoreError>),
+        Apply(oneshot::Sender<Result<Applied, StoreError>>, Result<Applied, StoreError>),
+        Clear(oneshot::Sender<Result<(), StoreError>>, Result<(), StoreError>),
+    }
+    let mut replies = Vec::with_capacity(batch.len());
+    let outcome = (|| -> rusqlite::Result<()> {
+        let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for op in batch.drain(..) {
+            let mut sp = tx.savepoint_with_name("op")?;
+            let reply = match op {
+                WriteOp::Record(event, reply) => Reply::Record(reply, record(&sp, event)),
+                WriteOp::Apply(event, now, reply) => Reply::Apply(reply, apply(&sp, &event, rule, now)),
+                WriteOp::Clear(device, ids, reply) => Reply::Clear(reply, clear(&sp, &device, &ids)),
+            };
+            let failed = matches!(
+                &reply,
+                Reply::Record(_, Err(_)) | Reply::Apply(_, Err(_)) | Reply::Clear(_, Err(_))
+            );
+            if failed {
+                sp.rollback()?;
+            }
+            sp.commit()?;
+            replies.push(reply);
+        }
+        tx.commit()
+    })();
+    let mut created = false;
+    let commit_error = outcome.err().map(|e| e.to_string());
+    // Nothing is acknowledged unless the whole transaction committed.
+    fn settle<T>(result: Result<T, StoreError>, commit_error: &Option<String>) -> Result<T, StoreError> {
+        match commit_error {
+            Some(e) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
+            None => result,
+        }
+    }
+    for reply in replies {
+        match reply {
+            Reply::Record(tx, result) => {
+                let result = settle(result, &commit_error);
+                created |= matches!(result, Ok(Recorded::Created(_)));
+                let _ = tx.send(result);
+            }
+            Reply::Apply(tx, result) => {
+                let _ = tx.send(settle(result, &commit_error));
+            }
+            Reply::Clear(tx, result) => {
+                let _ = tx.send(settle(result, &commit_error));
+            }
+        }
+    }
+    // Ops never reached because the transaction failed to start are dropped here:
+    // their callers see "writer stopped" and may retry.
+    batch.clear();
+    created
+}
+
+fn record(conn: &Connection, event: StoredEvent) -> Result<Recorded, StoreError> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO events (device_id, ts, total_files_synced, total_errors, internet_speed, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (device_id, ts) DO NOTHING",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                event.device_id.as_str(),
+                event.timestamp.millis(),
+                event.total_files_synced,
+                event.total_errors,
+                event.internet_speed,
+                event.received_at.millis(),
+            ])
+        })
+        .map_err(unavailable)?;
+    if inserted == 1 {
+        return Ok(Recorded::Created(event));
+    }
+    let stored = stored_event(conn, &event.device_id, event.timestamp)?
+        .ok_or_else(|| StoreError::Corrupt("conflicting event vanished".into()))?;
+    Ok(if stored.same_report(&event) {
+        Recorded::Replayed(stored)
+    } else {
+        Recorded::Conflict(stored)
+    })
+}
+
+fn stored_event(conn: &Connection, device: &DeviceId, ts: EventTime) -> Result<Option<StoredEvent>, StoreError> {
+    conn.prepare_cached(
+        "SELECT device_id, ts, total_files_synced, total_errors, internet_speed, received_at
+         FROM events WHERE device_id = ?1 AND ts = ?2",
+    )
+    .and_then(|mut stmt| stmt.query_row(params![device.as_str(), ts.millis()], |row| row_event(row, 0)).optional())
+    .map_err(unavailable)?
+    .transpose()
+}
+
+fn load_state(conn: &Connection, device: &DeviceId) -> Result<Option<FailureState>, StoreError> {
+    let json: Option<String> = conn
+        .prepare_cached("SELECT state FROM device_state WHERE device_id = ?1")
+        .and_then(|mut stmt| stmt.query_row([device.as_str()], |row| row.get(0)).optional())
+        .map_err(unavailable)?;
+    json.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(format!("state of {device}: {e}"))))
+        .transpose()
+}
+
+fn save_state(conn: &Connection, state: &FailureState) -> Result<(), StoreError> {
+    let json = serde_json::to_string(state).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    conn.prepare_cached(
+        "INSERT INTO device_state (device_id, streak_count, state) VALUES (?1, ?2, ?3)
+         ON CONFLICT (device_id) DO UPDATE SET streak_count = excluded.streak_count, state = excluded.state",
+    )
+    .and_then(|mut stmt| stmt.execute(params![state.device_id.as_str(), state.consecutive_failures(), json]))
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+fn apply(conn: &Connection, event: &StoredEvent, rule: StreakRule, now: EventTime) -> Result<Applied, StoreError> {
+    let device = &event.device_id;
+    let applied: Option<bool> = conn
+        .prepare_cached("SELECT applied FROM events WHERE device_id = ?1 AND ts = ?2")
+        .and_then(|mut stmt| stmt.query_row(params![device.as_str(), event.timestamp.millis()], |row| row.get(0)).optional())
+        .map_err(unavailable)?;
+    let mut state = load_state(conn, device)?.unwrap_or_else(|| FailureState::new(device.clone()));
+    match applied {
+        None => return Err(StoreError::Corrupt(format!("event {device}/{} is not stored", event.timestamp))),
+        Some(true) => return Ok(Applied { newly_applied: false, state }),
+        Some(false) => {}
+    }
+    let tail = match state.tail_needed(event) {
+        None => None,
+        Some(after) => Some(
+            conn.prepare_cached(
+                "SELECT COUNT(*), MIN(ts) FROM events
+                 WHERE device_id = ?1 AND ts > ?2 AND applied = 1 AND total_errors > 0",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row(params![device.as_str(), after.millis()], |row| {
+                    Ok(Tail {
+                        count: row.get(0)?,
+                        first_at: row.get::<_, Option<i64>>(1)?.and_then(EventTime::from_millis),
+                    })
+                })
+            })
+            .map_err(unavailable)?,
+        ),
+    };
+    state.apply(event, tail, rule, now);
+    save_state(conn, &state)?;
+    conn.prepare_cached("UPDATE events SET applied = 1 WHERE device_id = ?1 AND ts = ?2")
+        .and_then(|mut stmt| stmt.execute(params![device.as_str(), event.timestamp.millis()]))
+        .map_err(unavailable)?;
+    Ok(Applied { newly_applied: true, state })
+}
+
+fn clear(conn: &Connection, device: &DeviceId, ids: &[String]) -> Result<(), StoreError> {
+    let Some(mut state) = load_state(conn, device)? else {
+        return Ok(());
+    };
+    let before = state.pending_notices.len();
+    state.pending_notices.retain(|n| !ids.contains(&n.notice_id()));
+    if state.pending_notices.len() != before {
+        save_state(conn, &state)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl EventLog for SqliteStore {
+    async fn record(&self, event: StoredEvent) -> Result<Recorded, StoreError> {
+        self.write(|reply| WriteOp::Record(event, reply)).await
+    }
+
+    async fn history(&self, device: &DeviceId, query: &HistoryQuery) -> Result<HistoryPage, StoreError> {
+        let device = device.clone();
+        let query = query.clone();
+        self.read(move |conn| {
+            let (after_op, order) = match query.order {
+                Order::Desc => ("<", "DESC"),
+                Order::Asc => (">", "ASC"),
+            };
+            let after_default = match query.order {
+                Order::Desc => i64::MAX,
+                Order::Asc => i64::MIN,
+            };
+            let sql = format!(
+                "SELECT device_id, ts, total_files_synced, total_errors, internet_speed, received_at
+                 FROM events WHERE device_id = ?1 AND ts >= ?2 AND ts <= ?3 AND ts {after_op} ?4
+                 ORDER BY ts {order} LIMIT ?5"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(
+                params![
+                    device.as_str(),
+                    query.from.map_or(i64::MIN, EventTime::millis),
+                    query.to.map_or(i64::MAX, EventTime::millis),
+                    query.after.map_or(after_default, EventTime::millis),
+                    query.limit as i64 + 1,
+                ],
+                |row| row_event(row, 0),
+            )?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await?
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map(|mut events| {
+            let more = events.len() > query.limit;
+            events.truncate(query.limit);
+            HistoryPage { events, more }
+        })
+    }
+
+    async fn device_exists(&self, device: &DeviceId) -> Result<bool, StoreError> {
+        let device = device.clone();
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM events WHERE device_id = ?1)")?
+                .query_row([device.as_str()], |row| row.get(0))
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl FailureStates for SqliteStore {
+    fn rule(&self) -> StreakRule {
+        self.inner.rule
+    }
+
+    async fn apply(&self, event: &StoredEvent, now: EventTime) -> Result<Applied, StoreError> {
+        let event = event.clone();
+        self.write(|reply| WriteOp::Apply(event, now, reply)).await
+    }
+
+    async fn clear_notices(&self, device: &DeviceId, notice_ids: &[String]) -> Result<(), StoreError> {
+        let (device, ids) = (device.clone(), notice_ids.to_vec());
+        self.write(|reply| WriteOp::Clear(device, ids, reply)).await
+    }
+
+    async fn state(&self, device: &DeviceId) -> Result<Option<FailureState>, StoreError> {
+        let device = device.clone();
+        self.read(move |conn| Ok(load_state(conn, &device))).await?
+    }
+
+    async fn repeated_failures(&self, limit: usize, after: Option<&FailingKey>) -> Result<FailingPage, StoreError> {
+        let threshold = self.inner.rule.threshold;
+        let (after_count, after_device) = match after {
+            Some(k) => (i64::from(k.consecutive_failures), k.device_id.as_str().to_owned()),
+            None => (i64::MAX, String::new()),
+        };
+        let states = self
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT state FROM device_state
+                     WHERE streak_count > 0 AND streak_count >= ?1
+                       AND (streak_count < ?2 OR (streak_count = ?2 AND device_id > ?3))
+                     ORDER BY streak_count DESC, device_id LIMIT ?4",
+                )?;
+                let rows = stmt.query_map(
+                    params![threshold, after_count, after_device, limit as i64 + 1],
+                    |row| row.get::<_, String>(0),
+                )?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        let mut devices = states
+            .iter()
+            .map(|json| {
+                serde_json::from_str::<FailureState>(json)
+                    .ok()
+                    .as_ref()
+                    .and_then(FailingDevice::from_state)
+                    .ok_or_else(|| StoreError::Corrupt("device state".into()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let more = devices.len() > limit;
+        devices.truncate(limit);
+        Ok(FailingPage { devices, more })
+    }
+}
