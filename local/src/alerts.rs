@@ -1,0 +1,41 @@
+//! The local alert adapter: each notice is printed on stdout as one JSON line and,
+//! with `--alerts-file`, appended to that file.
+
+use async_trait::async_trait;
+use pisync_shared::alerts::{AlertPublisher, PublishError};
+use pisync_shared::notice::Notice;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+
+pub struct LocalAlerts {
+    file: Option<Mutex<File>>,
+}
+
+impl LocalAlerts {
+    pub fn new(path: Option<&Path>) -> std::io::Result<Self> {
+        let file = match path {
+            Some(path) => Some(Mutex::new(OpenOptions::new().create(true).append(true).open(path)?)),
+            None => None,
+        };
+        Ok(Self { file })
+    }
+}
+
+#[async_trait]
+impl AlertPublisher for LocalAlerts {
+    async fn publish(&self, notice: &Notice) -> Result<(), PublishError> {
+        let line = format!("{}\n", notice.to_json());
+        if let Some(file) = &self.file {
+            let mut file = file.lock().map_err(|_| PublishError("alerts file lock poisoned".into()))?;
+            // One write per line, then to disk: a crash never leaves half a line.
+            file.write_all(line.as_bytes())
+                .and_then(|()| file.sync_data())
+                .map_err(|e| PublishError(format!("alerts file: {e}")))?;
+        }
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(line.as_bytes()).and_then(|()| stdout.flush());
+        Ok(())
+    }
+}

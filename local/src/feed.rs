@@ -1,0 +1,287 @@
+//! Change feeds: deliver every stored event to the real detect-failures handler as
+//! DynamoDB stream records, as the Lambda event source mapping does in AWS.
+//!
+//! - Embedded store: reads events in commit order from SQLite. Events that detection
+//!   has not counted yet (for example after a crash) are delivered again on start.
+//! - DynamoDB: reads the table's stream through the DynamoDB Streams API.
+//!
+//! Either way a batch with a failed record is retried from that record after a pause.
+
+use aws_lambda_events::event::dynamodb::{Event, EventRecord, StreamRecord};
+use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+use detect_failures::DetectFailures;
+use pisync_shared::adapters::item::EventItem;
+use pisync_shared::adapters::sqlite::SqliteStore;
+use pisync_shared::StoredEvent;
+use std::collections::HashSet;
+use std::time::Duration;
+use tokio::sync::watch;
+
+const BATCH: usize = 100;
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+fn backoff(current: Duration) -> Duration {
+    (current * 2).clamp(Duration::from_millis(200), MAX_BACKOFF)
+}
+
+/// A stream record for an event, shaped as DynamoDB Streams delivers an INSERT.
+pub fn insert_record(sequence: i64, event: &StoredEvent) -> Result<EventRecord, serde_dynamo::Error> {
+    let image: serde_dynamo::Item = EventItem::new(event, None).to_item()?;
+    let mut change = StreamRecord::default();
+    change.keys = [("pk", image.get("pk")), ("sk", image.get("sk"))]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_owned(), v?.clone())))
+        .collect::<std::collections::HashMap<_, _>>()
+        .into();
+    change.new_image = image;
+    change.sequence_number = Some(format!("{sequence:021}"));
+    change.approximate_creation_date_time = chrono::Utc::now();
+    let mut record = EventRecord::default();
+    record.event_name = "INSERT".into();
+    record.event_source = Some("aws:dynamodb".into());
+    record.aws_region = "local".into();
+    record.change = change;
+    Ok(record)
+}
+
+/// Index of the first record the handler reported as failed.
+fn first_failure(event: &Event, response: &aws_lambda_events::event::streams::DynamoDbEventResponse) -> Option<usize> {
+    let failed: HashSet<&str> = response
+        .batch_item_failures
+        .iter()
+        .filter_map(|f| f.item_identifier.as_deref())
+        .collect();
+    event
+        .records
+        .iter()
+        .position(|r| r.change.sequence_number.as_deref().is_some_and(|s| failed.contains(s)))
+}
+
+pub async fn run_sqlite(store: SqliteStore, detector: DetectFailures, mut stop: watch::Receiver<bool>) {
+    let changed = store.changed();
+    let mut cursor = match store.feed_start().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "change feed could not start");
+            return;
+        }
+    };
+    let mut pause = Duration::ZERO;
+    while !*stop.borrow() {
+        let notified = changed.notified();
+        let changes = match store.changes_after(cursor, BATCH).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "change feed read failed");
+                pause = backoff(pause);
+                wait(&mut stop, pause).await;
+                continue;
+            }
+        };
+        if changes.is_empty() {
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        let records = changes
+            .iter()
+            .filter_map(|(seq, e)| insert_record(*seq, e).ok())
+            .collect();
+        let mut event = Event::default();
+        event.records = records;
+        let response = detect_failures::handle(&detector, event.clone()).await;
+        match first_failure(&event, &response) {
+            None => {
+                cursor = changes.last().map_or(cursor, |(seq, _)| *seq);
+                pause = Duration::ZERO;
+            }
+            Some(i) => {
+                cursor = changes[i].0 - 1;
+                pause = backoff(pause);
+                tracing::warn!(retry_in = ?pause, "detection failed; retrying from the failed record");
+                wait(&mut stop, pause).await;
+            }
+        }
+    }
+}
+
+async fn wait(stop: &mut watch::Receiver<bool>, pause: Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(pause) => {}
+        _ = stop.changed() => {}
+    }
+}
+
+/// Reads every shard of the table's stream from its oldest record (TRIM_HORIZON, as
+/// the template's event source mapping does) and keeps following new shards.
+pub async fn run_dynamodb_streams(
+    client: aws_sdk_dynamodbstreams::Client,
+    stream_arn: String,
+    detector: DetectFailures,
+    stop: watch::Receiver<bool>,
+) {
+    let mut started: HashSet<String> = HashSet::new();
+    let mut readers = tokio::task::JoinSet::new();
+    while !*stop.borrow() {
+        match list_shards(&client, &stream_arn).await {
+            Ok(shards) => {
+                for shard in shards {
+                    if started.insert(shard.clone()) {
+                        readers.spawn(read_shard(
+                            client.clone(),
+                            stream_arn.clone(),
+                            shard,
+                            detector.clone(),
+                            stop.clone(),
+                        ));
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not list stream shards"),
+        }
+        let mut stop = stop.clone();
+        wait(&mut stop, Duration::from_secs(2)).await;
+    }
+    while readers.join_next().await.is_some() {}
+}
+
+async fn list_shards(client: &aws_sdk_dynamodbstreams::Client, arn: &str) -> Result<Vec<String>, String> {
+    let mut shards = Vec::new();
+    let mut start: Option<String> = None;
+    loop {
+        let out = client
+            .describe_stream()
+            .stream_arn(arn)
+            .set_exclusive_start_shard_id(start.take())
+            .send()
+            .await
+            .map_err(|e| format!("{:?}", aws_sdk_dynamodbstreams::error::DisplayErrorContext(e)))?;
+        let Some(description) = out.stream_description else {
+            return Ok(shards);
+        };
+        shards.extend(description.shards().iter().filter_map(|s| s.shard_id.clone()));
+        match description.last_evaluated_shard_id {
+            Some(last) => start = Some(last),
+            None => return Ok(shards),
+        }
+    }
+}
+
+/// Where to (re)start reading a shard.
+enum Position {
+    Oldest,
+    /// Retry a failed record.
+    At(String),
+    /// Continue after the last record handled.
+    After(String),
+}
+
+async fn shard_iterator(
+    client: &aws_sdk_dynamodbstreams::Client,
+    arn: &str,
+    shard: &str,
+    position: &Position,
+) -> Result<Option<String>, String> {
+    let request = client.get_shard_iterator().stream_arn(arn).shard_id(shard);
+    let request = match position {
+        Position::Oldest => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+        Position::At(seq) => request
+            .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+            .sequence_number(seq),
+        Position::After(seq) => request
+            .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+            .sequence_number(seq),
+    };
+    request
+        .send()
+        .await
+        .map(|out| out.shard_iterator)
+        .map_err(|e| format!("{:?}", aws_sdk_dynamodbstreams::error::DisplayErrorContext(e)))
+}
+
+fn to_lambda_record(record: aws_sdk_dynamodbstreams::types::Record) -> EventRecord {
+    let mut out = EventRecord::default();
+    out.event_name = record.event_name.map(|n| n.as_str().to_owned()).unwrap_or_default();
+    out.event_id = record.event_id.unwrap_or_default();
+    out.event_source = record.event_source;
+    out.aws_region = record.aws_region.unwrap_or_default();
+    if let Some(change) = record.dynamodb {
+        out.change.keys = change.keys.unwrap_or_default().into();
+        out.change.new_image = change.new_image.unwrap_or_default().into();
+        out.change.sequence_number = change.sequence_number;
+    }
+    out
+}
+
+async fn read_shard(
+    client: aws_sdk_dynamodbstreams::Client,
+    arn: String,
+    shard: String,
+    detector: DetectFailures,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut iterator = None;
+    let mut position = Position::Oldest;
+    let mut pause = Duration::ZERO;
+    while !*stop.borrow() {
+        if iterator.is_none() {
+            match shard_iterator(&client, &arn, &shard, &position).await {
+                Ok(Some(it)) => iterator = Some(it),
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, shard, "no shard iterator");
+                    pause = backoff(pause);
+                    wait(&mut stop, pause).await;
+                    continue;
+                }
+            }
+        }
+        let out = match client.get_records().set_shard_iterator(iterator.take()).limit(BATCH as i32).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                tracing::warn!(error = ?aws_sdk_dynamodbstreams::error::DisplayErrorContext(e), shard, "get_records failed");
+                pause = backoff(pause);
+                wait(&mut stop, pause).await;
+                continue; // a fresh iterator from `position`
+            }
+        };
+        let next = out.next_shard_iterator;
+        let records: Vec<EventRecord> = out.records.unwrap_or_default().into_iter().map(to_lambda_record).collect();
+        if records.is_empty() {
+            match next {
+                None => return, // closed shard fully read
+                Some(next) => {
+                    iterator = Some(next);
+                    wait(&mut stop, Duration::from_millis(200)).await;
+                    continue;
+                }
+            }
+        }
+        let mut event = Event::default();
+        event.records = records;
+        let response = detect_failures::handle(&detector, event.clone()).await;
+        match first_failure(&event, &response) {
+            None => {
+                pause = Duration::ZERO;
+                if let Some(seq) = event.records.last().and_then(|r| r.change.sequence_number.clone()) {
+                    position = Position::After(seq);
+                }
+                match next {
+                    Some(next) => iterator = Some(next),
+                    None => return,
+                }
+            }
+            Some(i) => {
+                if let Some(seq) = event.records[i].change.sequence_number.clone() {
+                    position = Position::At(seq);
+                }
+                pause = backoff(pause);
+                tracing::warn!(retry_in = ?pause, shard, "detection failed; retrying from the failed record");
+                wait(&mut stop, pause).await;
+            }
+        }
+    }
+}

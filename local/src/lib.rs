@@ -1,0 +1,161 @@
+//! pisync-local: the production handlers behind a local HTTP server, an embedded
+//! durable store (or DynamoDB), the real failure detector fed by a change feed, and
+//! alerts printed as JSON lines.
+
+pub mod alerts;
+pub mod cli;
+pub mod feed;
+pub mod server;
+
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use detect_failures::DetectFailures;
+use get_sync_history::GetSyncHistory;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::graceful::GracefulShutdown;
+use list_repeated_failures::ListRepeatedFailures;
+use pisync_shared::adapters::dynamodb::DynamoStore;
+use pisync_shared::adapters::sqlite::SqliteStore;
+use pisync_shared::cursor::CursorKey;
+use pisync_shared::store::{EventLog, FailureStates};
+use pisync_shared::streak::StreakRule;
+use pisync_shared::{config, validate::EventRules};
+use record_sync_event::RecordSyncEvent;
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+/// The cursor key: `CURSOR_SIGNING_KEY` if set, else a random key kept in the data
+/// directory so cursors stay valid across restarts.
+fn cursor_key(data_dir: &Path) -> Result<CursorKey, Failure> {
+    if std::env::var(config::CURSOR_SIGNING_KEY).is_ok() {
+        return Ok(config::cursor_key()?);
+    }
+    let path = data_dir.join("cursor.key");
+    if let Ok(secret) = std::fs::read(&path) {
+        if secret.len() >= 32 {
+            return Ok(CursorKey::from_secret(&secret));
+        }
+    }
+    let mut secret = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut secret)?;
+    std::fs::write(&path, secret)?;
+    Ok(CursorKey::from_secret(&secret))
+}
+
+/// Runs PiSync until SIGINT or SIGTERM.
+pub async fn run(options: cli::Options) -> Result<(), Failure> {
+    std::fs::create_dir_all(&options.data_dir)
+        .map_err(|e| format!("cannot create data dir {}: {e}", options.data_dir.display()))?;
+    let rule = StreakRule { threshold: options.failure_threshold };
+    let rules: EventRules = config::event_rules()?;
+    let cursor_key = cursor_key(&options.data_dir)?;
+    let alerts = Arc::new(alerts::LocalAlerts::new(options.alerts_file.as_deref())?);
+    let (stop_tx, stop) = watch::channel(false);
+
+    let (log, states, feed): (Arc<dyn EventLog>, Arc<dyn FailureStates>, _) = match &options.dynamodb_endpoint {
+        None => {
+            let path = options.data_dir.join("pisync.db");
+            let store = SqliteStore::open(&path, rule)?;
+            tracing::info!(path = %path.display(), "embedded store");
+            let detector = DetectFailures { states: Arc::new(store.clone()), alerts: alerts.clone() };
+            let feed = tokio::spawn(feed::run_sqlite(store.clone(), detector, stop.clone()));
+            (Arc::new(store.clone()), Arc::new(store), feed)
+        }
+        Some(endpoint) => {
+            let aws = aws_for_endpoint(endpoint).await;
+            let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &options.table, rule);
+            store.create_table_if_missing().await?;
+            let stream_arn = store
+                .stream_arn()
+                .await?
+                .ok_or("the table has no stream; enable NEW_IMAGE streams on it")?;
+            tracing::info!(endpoint, table = %options.table, "DynamoDB store");
+            let detector = DetectFailures { states: Arc::new(store.clone()), alerts: alerts.clone() };
+            let streams = aws_sdk_dynamodbstreams::Client::new(&aws);
+            let feed = tokio::spawn(feed::run_dynamodb_streams(streams, stream_arn, detector, stop.clone()));
+            (Arc::new(store.clone()), Arc::new(store), feed)
+        }
+    };
+
+    let routes = server::Routes {
+        record: RecordSyncEvent { log: log.clone(), rules },
+        history: GetSyncHistory { log, cursor_key: cursor_key.clone() },
+        failures: ListRepeatedFailures { states, cursor_key },
+    };
+    let listener = TcpListener::bind(options.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", options.addr))?;
+    let addr = listener.local_addr()?;
+    // The first stdout line; the black-box tests read the port from it.
+    println!("pisync-local listening on http://{addr}");
+
+    serve(listener, routes).await;
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), feed).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Serves until SIGINT or SIGTERM, then lets open requests finish (up to 10 s).
+async fn serve(listener: TcpListener, routes: server::Routes) {
+    let graceful = GracefulShutdown::new();
+    let routes = Arc::new(routes);
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let routes = routes.clone();
+                let service = hyper::service::service_fn(move |req| {
+                    let routes = routes.clone();
+                    async move { Ok::<_, std::convert::Infallible>(routes.serve(req).await) }
+                });
+                let conn = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move { let _ = conn.await; });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    tracing::info!("shutting down");
+    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return ctrl_c.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// AWS settings for a given endpoint such as DynamoDB Local: the region defaults to
+/// us-east-1 and, when no credentials are configured, placeholder ones are used
+/// (DynamoDB Local accepts any).
+pub async fn aws_for_endpoint(endpoint: &str) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(endpoint);
+    if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
+        loader = loader.region(Region::new("us-east-1"));
+    }
+    if std::env::var("AWS_ACCESS_KEY_ID").is_err() {
+        loader = loader.credentials_provider(Credentials::new("local", "local", None, None, "pisync-local"));
+    }
+    loader.load().await
+}
