@@ -1,0 +1,77 @@
+//! Helpers shared by the local crate's integration tests.
+#![allow(dead_code)]
+
+pub mod runner;
+
+use async_trait::async_trait;
+use detect_failures::DetectFailures;
+use get_sync_history::GetSyncHistory;
+use list_repeated_failures::ListRepeatedFailures;
+use pisync_shared::adapters::sqlite::SqliteStore;
+use pisync_shared::alerts::{AlertPublisher, PublishError};
+use pisync_shared::cursor::CursorKey;
+use pisync_shared::notice::Notice;
+use pisync_shared::streak::StreakRule;
+use pisync_shared::validate::EventRules;
+use record_sync_event::RecordSyncEvent;
+use std::sync::{Arc, Mutex};
+
+/// Captures published notices; can be told to fail.
+#[derive(Default)]
+pub struct RecordingAlerts {
+    pub sent: Mutex<Vec<Notice>>,
+    pub fail: Mutex<bool>,
+}
+
+impl RecordingAlerts {
+    pub fn kinds(&self) -> Vec<&'static str> {
+        self.sent.lock().unwrap().iter().map(|n| n.event_type()).collect()
+    }
+}
+
+#[async_trait]
+impl AlertPublisher for RecordingAlerts {
+    async fn publish(&self, notice: &Notice) -> Result<(), PublishError> {
+        if *self.fail.lock().unwrap() {
+            return Err(PublishError("told to fail".into()));
+        }
+        self.sent.lock().unwrap().push(notice.clone());
+        Ok(())
+    }
+}
+
+/// Every handler over one embedded store in a temporary directory.
+pub struct Handlers {
+    pub _dir: tempfile::TempDir,
+    pub store: SqliteStore,
+    pub alerts: Arc<RecordingAlerts>,
+    pub record: RecordSyncEvent,
+    pub history: GetSyncHistory,
+    pub failures: ListRepeatedFailures,
+    pub detect: DetectFailures,
+}
+
+pub fn handlers() -> Handlers {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("t.db"), StreakRule::default()).unwrap();
+    let alerts = Arc::new(RecordingAlerts::default());
+    let key = CursorKey::from_secret(b"test key");
+    Handlers {
+        record: RecordSyncEvent { log: Arc::new(store.clone()), rules: EventRules::default() },
+        history: GetSyncHistory { log: Arc::new(store.clone()), cursor_key: key.clone() },
+        failures: ListRepeatedFailures { states: Arc::new(store.clone()), cursor_key: key },
+        detect: DetectFailures { states: Arc::new(store.clone()), alerts: alerts.clone() },
+        store,
+        alerts,
+        _dir: dir,
+    }
+}
+
+pub const SECURITY_HEADERS: [(&str, &str); 6] = [
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
+    ("referrer-policy", "no-referrer"),
+    ("cache-control", "no-store"),
+    ("content-type", "application/json"),
+];
