@@ -242,9 +242,19 @@ async fn read_shard(
         let out = match client.get_records().set_shard_iterator(iterator.take()).limit(BATCH as i32).send().await {
             Ok(out) => out,
             Err(e) => {
-                tracing::warn!(error = ?aws_sdk_dynamodbstreams::error::DisplayErrorContext(e), shard, "get_records failed");
-                pause = backoff(pause);
-                wait(&mut stop, pause).await;
+                // DynamoDB Local answers a TRIM_HORIZON read of a shard with no records
+                // yet this way: nothing to read, try again shortly.
+                let trimmed = e
+                    .as_service_error()
+                    .is_some_and(|s| s.is_trimmed_data_access_exception());
+                if trimmed {
+                    tracing::debug!(shard, "shard has no records yet");
+                    wait(&mut stop, Duration::from_millis(200)).await;
+                } else {
+                    tracing::warn!(error = ?aws_sdk_dynamodbstreams::error::DisplayErrorContext(e), shard, "get_records failed");
+                    pause = backoff(pause);
+                    wait(&mut stop, pause).await;
+                }
                 continue; // a fresh iterator from `position`
             }
         };
