@@ -27,7 +27,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// Attempts at an optimistic state update before giving up (the stream retries).
-const MAX_STATE_ATTEMPTS: usize = 8;
+const MAX_STATE_ATTEMPTS: u32 = 10;
+
+/// A short, jittered pause before retrying a state write that lost a race.
+async fn contention_pause(attempt: u32) {
+    let jitter = u64::from(chrono::Utc::now().timestamp_subsec_nanos() % 1000);
+    let millis = (1u64 << attempt.min(6)) + jitter % (1 + (1u64 << attempt.min(6)));
+    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+}
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -412,7 +419,10 @@ impl FailureStates for DynamoStore {
 
     async fn apply(&self, event: &StoredEvent, now: EventTime) -> Result<Applied, StoreError> {
         let device = &event.device_id;
-        for _ in 0..MAX_STATE_ATTEMPTS {
+        for attempt in 0..MAX_STATE_ATTEMPTS {
+            if attempt > 0 {
+                contention_pause(attempt).await;
+            }
             let current = self.get_state(device).await?;
             let (mut state, version) = match current {
                 Some(item) => (item.state, item.version),
@@ -480,7 +490,10 @@ impl FailureStates for DynamoStore {
     }
 
     async fn clear_notices(&self, device: &DeviceId, notice_ids: &[String]) -> Result<(), StoreError> {
-        for _ in 0..MAX_STATE_ATTEMPTS {
+        for attempt in 0..MAX_STATE_ATTEMPTS {
+            if attempt > 0 {
+                contention_pause(attempt).await;
+            }
             let Some(item) = self.get_state(device).await? else {
                 return Ok(());
             };
