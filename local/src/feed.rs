@@ -202,7 +202,8 @@ async fn shard_iterator(
         .map_err(|e| format!("{:?}", aws_sdk_dynamodbstreams::error::DisplayErrorContext(e)))
 }
 
-fn to_lambda_record(record: aws_sdk_dynamodbstreams::types::Record) -> EventRecord {
+/// A DynamoDB Streams API record as the Lambda event source mapping delivers it.
+pub fn to_lambda_record(record: aws_sdk_dynamodbstreams::types::Record) -> EventRecord {
     let mut out = EventRecord::default();
     out.event_name = record.event_name.map(|n| n.as_str().to_owned()).unwrap_or_default();
     out.event_id = record.event_id.unwrap_or_default();

@@ -1,0 +1,165 @@
+//! detect-failures on a real DynamoDB stream: events written through the DynamoDB
+//! adapter on DynamoDB Local, records read back through the DynamoDB Streams API,
+//! batches redelivered and reordered as Lambda may.
+
+mod support;
+
+use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+use detect_failures::DetectFailures;
+use pisync_shared::adapters::dynamodb::DynamoStore;
+use pisync_shared::store::{EventLog, FailureStates};
+use pisync_shared::streak::StreakRule;
+use pisync_shared::{DeviceId, EventTime, Outcome, StoredEvent};
+use std::sync::Arc;
+use support::runner::{dynamodb_endpoint, unique_table};
+use support::RecordingAlerts;
+
+struct Setup {
+    store: DynamoStore,
+    streams: aws_sdk_dynamodbstreams::Client,
+    alerts: Arc<RecordingAlerts>,
+    detect: DetectFailures,
+}
+
+async fn setup() -> Setup {
+    let aws = pisync_local::aws_for_endpoint(&dynamodb_endpoint()).await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), unique_table("stream"), StreakRule::default());
+    store.create_table_if_missing().await.unwrap();
+    let alerts = Arc::new(RecordingAlerts::default());
+    Setup {
+        detect: DetectFailures { states: Arc::new(store.clone()), alerts: alerts.clone() },
+        streams: aws_sdk_dynamodbstreams::Client::new(&aws),
+        store,
+        alerts,
+    }
+}
+
+fn event(device: &str, minute: i64, errors: u32) -> StoredEvent {
+    let t = |m: i64| EventTime::from_millis(1_746_600_000_000 + m * 60_000).unwrap();
+    StoredEvent {
+        device_id: DeviceId::parse(device).unwrap(),
+        timestamp: t(minute),
+        total_files_synced: 1,
+        total_errors: errors,
+        internet_speed: 3.0,
+        outcome: Outcome::of(errors),
+        received_at: t(999),
+    }
+}
+
+/// Every INSERT record on the table's stream so far, oldest first.
+async fn inserts(s: &Setup, expected: usize) -> Vec<EventRecord> {
+    let arn = s.store.stream_arn().await.unwrap().expect("stream enabled");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let mut records = Vec::new();
+        let description = s.streams.describe_stream().stream_arn(&arn).send().await.unwrap();
+        for shard in description.stream_description.unwrap().shards() {
+            let mut iterator = s
+                .streams
+                .get_shard_iterator()
+                .stream_arn(&arn)
+                .shard_id(shard.shard_id().unwrap())
+                .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .unwrap()
+                .shard_iterator;
+            while let Some(it) = iterator.take() {
+                let Ok(out) = s.streams.get_records().shard_iterator(it).send().await else { break };
+                let batch = out.records.unwrap_or_default();
+                if batch.is_empty() {
+                    break;
+                }
+                records.extend(batch.into_iter().map(pisync_local::feed::to_lambda_record));
+                iterator = out.next_shard_iterator;
+            }
+        }
+        records.retain(|r| r.event_name == "INSERT");
+        if records.len() >= expected {
+            return records;
+        }
+        assert!(std::time::Instant::now() < deadline, "stream has {} of {expected} records", records.len());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+fn batch(records: Vec<EventRecord>) -> Event {
+    let mut e = Event::default();
+    e.records = records;
+    e
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivered_and_reordered_batches_change_nothing() {
+    let s = setup().await;
+    for (m, errors) in [(0, 0), (3, 1), (1, 2), (2, 1), (4, 5)] {
+        s.store.record(event("dev-stream", m, errors)).await.unwrap();
+    }
+    // An identical replay writes nothing, so it adds no stream record.
+    s.store.record(event("dev-stream", 3, 1)).await.unwrap();
+    let records = inserts(&s, 5).await;
+    assert_eq!(records.len(), 5, "one INSERT per stored event, none for the replay");
+
+    let response = detect_failures::handle(&s.detect, batch(records.clone())).await;
+    assert!(response.batch_item_failures.is_empty());
+    let device = DeviceId::parse("dev-stream").unwrap();
+    let state = s.store.state(&device).await.unwrap().unwrap();
+    assert_eq!(state.consecutive_failures(), 4);
+    assert!(state.pending_notices.is_empty(), "published and cleared");
+    assert_eq!(s.alerts.kinds(), ["device.repeated_sync_failures"]);
+
+    // Lambda redelivers the same batch, then a reordered split of it.
+    let response = detect_failures::handle(&s.detect, batch(records.clone())).await;
+    assert!(response.batch_item_failures.is_empty());
+    let mut reordered = records.clone();
+    reordered.reverse();
+    for half in reordered.chunks(2) {
+        assert!(detect_failures::handle(&s.detect, batch(half.to_vec())).await.batch_item_failures.is_empty());
+    }
+    assert_eq!(s.store.state(&device).await.unwrap().unwrap(), state, "state unchanged");
+    assert_eq!(s.alerts.kinds().len(), 1, "no second alert");
+
+    // The applied markers are MODIFY records: detection ignores them.
+    s.store.record(event("dev-stream", 9, 0)).await.unwrap();
+    let all = inserts(&s, 6).await;
+    let response = detect_failures::handle(&s.detect, batch(all)).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(s.alerts.kinds(), ["device.repeated_sync_failures", "device.sync_recovered"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_record_is_reported_and_retried_without_double_alerts() {
+    let s = setup().await;
+    for m in 0..3 {
+        s.store.record(event("dev-flaky", m, 1)).await.unwrap();
+    }
+    s.store.record(event("dev-calm", 0, 0)).await.unwrap();
+    let records = inserts(&s, 4).await;
+    *s.alerts.fail.lock().unwrap() = true;
+    let response = detect_failures::handle(&s.detect, batch(records.clone())).await;
+    let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+    let third_failure = event("dev-flaky", 2, 1);
+    let third = records
+        .iter()
+        .find(|r| {
+            pisync_shared::adapters::item::event_from_image(r.change.new_image.clone())
+                .and_then(Result::ok)
+                .is_some_and(|e| e == third_failure)
+        })
+        .expect("the third failure is on the stream");
+    assert_eq!(failed.len(), 1, "only the first failed record is reported");
+    assert_eq!(failed[0], third.change.sequence_number, "the record whose alert could not be sent");
+    // The alert waits in the outbox; the retry publishes it once.
+    let device = DeviceId::parse("dev-flaky").unwrap();
+    assert_eq!(s.store.state(&device).await.unwrap().unwrap().pending_notices.len(), 1);
+    *s.alerts.fail.lock().unwrap() = false;
+    for _ in 0..2 {
+        let response = detect_failures::handle(&s.detect, batch(records.clone())).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+    assert_eq!(s.alerts.kinds(), ["device.repeated_sync_failures"]);
+    assert!(s.store.state(&device).await.unwrap().unwrap().pending_notices.is_empty());
+    assert_eq!(s.store.state(&device).await.unwrap().unwrap().consecutive_failures(), 3);
+}
