@@ -16,7 +16,9 @@ pub struct LocalAlerts {
 impl LocalAlerts {
     pub fn new(path: Option<&Path>) -> std::io::Result<Self> {
         let file = match path {
-            Some(path) => Some(Mutex::new(OpenOptions::new().create(true).append(true).open(path)?)),
+            Some(path) => Some(Mutex::new(
+                OpenOptions::new().create(true).append(true).open(path)?,
+            )),
             None => None,
         };
         Ok(Self { file })
@@ -28,7 +30,9 @@ impl AlertPublisher for LocalAlerts {
     async fn publish(&self, notice: &Notice) -> Result<(), PublishError> {
         let line = format!("{}\n", notice.to_json());
         if let Some(file) = &self.file {
-            let mut file = file.lock().map_err(|_| PublishError("alerts file lock poisoned".into()))?;
+            let mut file = file
+                .lock()
+                .map_err(|_| PublishError("alerts file lock poisoned".into()))?;
             // One write per line, then to disk: a crash never leaves half a line.
             file.write_all(line.as_bytes())
                 .and_then(|()| file.sync_data())

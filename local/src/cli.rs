@@ -45,13 +45,23 @@ pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Pa
             Some((n, v)) => (n, Some(v.to_owned())),
             None => (arg.as_str(), None),
         };
-        let known = ["--addr", "--data-dir", "--alerts-file", "--failure-threshold", "--dynamodb-endpoint", "--table"];
+        let known = [
+            "--addr",
+            "--data-dir",
+            "--alerts-file",
+            "--failure-threshold",
+            "--dynamodb-endpoint",
+            "--table",
+        ];
         let Some(flag) = known.iter().find(|k| **k == name) else {
             return Err(format!("unknown argument {arg:?}"));
         };
         let value = match inline {
             Some(v) => v,
-            None => it.next().cloned().ok_or_else(|| format!("{flag} needs a value"))?,
+            None => it
+                .next()
+                .cloned()
+                .ok_or_else(|| format!("{flag} needs a value"))?,
         };
         flags.push((flag, value));
     }
@@ -74,7 +84,9 @@ pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Pa
     };
     Ok(Parsed::Run(Options {
         addr,
-        data_dir: get("--data-dir", "PISYNC_DATA_DIR").unwrap_or_else(|| "./.pisync".into()).into(),
+        data_dir: get("--data-dir", "PISYNC_DATA_DIR")
+            .unwrap_or_else(|| "./.pisync".into())
+            .into(),
         alerts_file: get("--alerts-file", "PISYNC_ALERTS_FILE").map(PathBuf::from),
         failure_threshold: threshold,
         dynamodb_endpoint: get("--dynamodb-endpoint", "PISYNC_DYNAMODB_ENDPOINT"),
@@ -106,7 +118,11 @@ mod tests {
 
     #[test]
     fn flags_beat_environment() {
-        let env = [("PISYNC_ADDR", "127.0.0.1:1"), ("PISYNC_FAILURE_THRESHOLD", "5"), ("PISYNC_TABLE", "t")];
+        let env = [
+            ("PISYNC_ADDR", "127.0.0.1:1"),
+            ("PISYNC_FAILURE_THRESHOLD", "5"),
+            ("PISYNC_TABLE", "t"),
+        ];
         let o = run(&["--addr", "127.0.0.1:2", "--alerts-file=a.jsonl"], &env).unwrap();
         assert_eq!(o.addr.port(), 2);
         assert_eq!(o.failure_threshold, 5);

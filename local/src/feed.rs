@@ -45,16 +45,21 @@ pub fn insert_record(sequence: i64, event: &StoredEvent) -> Result<EventRecord, 
 }
 
 /// Index of the first record the handler reported as failed.
-fn first_failure(event: &Event, response: &aws_lambda_events::event::streams::DynamoDbEventResponse) -> Option<usize> {
+fn first_failure(
+    event: &Event,
+    response: &aws_lambda_events::event::streams::DynamoDbEventResponse,
+) -> Option<usize> {
     let failed: HashSet<&str> = response
         .batch_item_failures
         .iter()
         .filter_map(|f| f.item_identifier.as_deref())
         .collect();
-    event
-        .records
-        .iter()
-        .position(|r| r.change.sequence_number.as_deref().is_some_and(|s| failed.contains(s)))
+    event.records.iter().position(|r| {
+        r.change
+            .sequence_number
+            .as_deref()
+            .is_some_and(|s| failed.contains(s))
+    })
 }
 
 pub async fn run_sqlite(store: SqliteStore, detector: DetectFailures, mut stop: watch::Receiver<bool>) {
@@ -205,7 +210,10 @@ async fn shard_iterator(
 /// A DynamoDB Streams API record as the Lambda event source mapping delivers it.
 pub fn to_lambda_record(record: aws_sdk_dynamodbstreams::types::Record) -> EventRecord {
     let mut out = EventRecord::default();
-    out.event_name = record.event_name.map(|n| n.as_str().to_owned()).unwrap_or_default();
+    out.event_name = record
+        .event_name
+        .map(|n| n.as_str().to_owned())
+        .unwrap_or_default();
     out.event_id = record.event_id.unwrap_or_default();
     out.event_source = record.event_source;
     out.aws_region = record.aws_region.unwrap_or_default();
@@ -240,7 +248,13 @@ async fn read_shard(
                 }
             }
         }
-        let out = match client.get_records().set_shard_iterator(iterator.take()).limit(BATCH as i32).send().await {
+        let out = match client
+            .get_records()
+            .set_shard_iterator(iterator.take())
+            .limit(BATCH as i32)
+            .send()
+            .await
+        {
             Ok(out) => out,
             Err(e) => {
                 // DynamoDB Local answers a TRIM_HORIZON read of a shard with no records
@@ -260,7 +274,12 @@ async fn read_shard(
             }
         };
         let next = out.next_shard_iterator;
-        let records: Vec<EventRecord> = out.records.unwrap_or_default().into_iter().map(to_lambda_record).collect();
+        let records: Vec<EventRecord> = out
+            .records
+            .unwrap_or_default()
+            .into_iter()
+            .map(to_lambda_record)
+            .collect();
         if records.is_empty() {
             match next {
                 None => return, // closed shard fully read
@@ -277,7 +296,11 @@ async fn read_shard(
         match first_failure(&event, &response) {
             None => {
                 pause = Duration::ZERO;
-                if let Some(seq) = event.records.last().and_then(|r| r.change.sequence_number.clone()) {
+                if let Some(seq) = event
+                    .records
+                    .last()
+                    .and_then(|r| r.change.sequence_number.clone())
+                {
                     position = Position::After(seq);
                 }
                 match next {

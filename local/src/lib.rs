@@ -51,18 +51,24 @@ fn cursor_key(data_dir: &Path) -> Result<CursorKey, Failure> {
 pub async fn run(options: cli::Options) -> Result<(), Failure> {
     std::fs::create_dir_all(&options.data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", options.data_dir.display()))?;
-    let rule = StreakRule { threshold: options.failure_threshold };
+    let rule = StreakRule {
+        threshold: options.failure_threshold,
+    };
     let rules: EventRules = config::event_rules()?;
     let cursor_key = cursor_key(&options.data_dir)?;
     let alerts = Arc::new(alerts::LocalAlerts::new(options.alerts_file.as_deref())?);
     let (stop_tx, stop) = watch::channel(false);
 
-    let (log, states, feed): (Arc<dyn EventLog>, Arc<dyn FailureStates>, _) = match &options.dynamodb_endpoint {
+    let (log, states, feed): (Arc<dyn EventLog>, Arc<dyn FailureStates>, _) = match &options.dynamodb_endpoint
+    {
         None => {
             let path = options.data_dir.join("pisync.db");
             let store = SqliteStore::open(&path, rule)?;
             tracing::info!(path = %path.display(), "embedded store");
-            let detector = DetectFailures { states: Arc::new(store.clone()), alerts: alerts.clone() };
+            let detector = DetectFailures {
+                states: Arc::new(store.clone()),
+                alerts: alerts.clone(),
+            };
             let feed = tokio::spawn(feed::run_sqlite(store.clone(), detector, stop.clone()));
             (Arc::new(store.clone()), Arc::new(store), feed)
         }
@@ -75,16 +81,30 @@ pub async fn run(options: cli::Options) -> Result<(), Failure> {
                 .await?
                 .ok_or("the table has no stream; enable NEW_IMAGE streams on it")?;
             tracing::info!(endpoint, table = %options.table, "DynamoDB store");
-            let detector = DetectFailures { states: Arc::new(store.clone()), alerts: alerts.clone() };
+            let detector = DetectFailures {
+                states: Arc::new(store.clone()),
+                alerts: alerts.clone(),
+            };
             let streams = aws_sdk_dynamodbstreams::Client::new(&aws);
-            let feed = tokio::spawn(feed::run_dynamodb_streams(streams, stream_arn, detector, stop.clone()));
+            let feed = tokio::spawn(feed::run_dynamodb_streams(
+                streams,
+                stream_arn,
+                detector,
+                stop.clone(),
+            ));
             (Arc::new(store.clone()), Arc::new(store), feed)
         }
     };
 
     let routes = server::Routes {
-        record: RecordSyncEvent { log: log.clone(), rules },
-        history: GetSyncHistory { log, cursor_key: cursor_key.clone() },
+        record: RecordSyncEvent {
+            log: log.clone(),
+            rules,
+        },
+        history: GetSyncHistory {
+            log,
+            cursor_key: cursor_key.clone(),
+        },
         failures: ListRepeatedFailures { states, cursor_key },
     };
     let listener = TcpListener::bind(options.addr)

@@ -34,12 +34,13 @@ fn route(path: &str) -> Option<Route> {
         "/devices/repeated-failures" => Some(Route::Failures),
         _ => {
             let id = path.strip_prefix("/device/")?.strip_suffix("/sync-history")?;
-            (!id.is_empty() && !id.contains('/')).then(|| {
-                percent_encoding::percent_decode_str(id)
-                    .decode_utf8_lossy()
-                    .into_owned()
-            })
-            .map(Route::History)
+            (!id.is_empty() && !id.contains('/'))
+                .then(|| {
+                    percent_encoding::percent_decode_str(id)
+                        .decode_utf8_lossy()
+                        .into_owned()
+                })
+                .map(Route::History)
         }
     }
 }
@@ -97,7 +98,11 @@ impl Routes {
             Route::History(id) => HashMap::from([("id".to_owned(), id.clone())]),
             _ => HashMap::new(),
         };
-        let body = if body.is_empty() { Body::Empty } else { Body::Binary(body.to_vec()) };
+        let body = if body.is_empty() {
+            Body::Empty
+        } else {
+            Body::Binary(body.to_vec())
+        };
         let req = lambda_http::Request::from_parts(parts, body)
             .with_query_string_parameters(QueryMap::from(query))
             .with_path_parameters(QueryMap::from(path_params))

@@ -31,9 +31,16 @@ fn json(body: &Body) -> serde_json::Value {
 
 fn check_headers(rel: &str, response: &lambda_http::Response<Body>) {
     for (name, value) in SECURITY_HEADERS {
-        assert_eq!(response.headers().get(name).map(|v| v.to_str().unwrap()), Some(value), "{rel}: {name}");
+        assert_eq!(
+            response.headers().get(name).map(|v| v.to_str().unwrap()),
+            Some(value),
+            "{rel}: {name}"
+        );
     }
-    assert!(response.headers().contains_key("strict-transport-security"), "{rel}");
+    assert!(
+        response.headers().contains_key("strict-transport-security"),
+        "{rel}"
+    );
 }
 
 /// (file, expected status, expected error code)
@@ -41,21 +48,52 @@ const HTTP_CASES: &[(&str, u16, Option<&str>)] = &[
     ("record-sync-event/new-event.json", 201, None),
     ("record-sync-event/failed-sync.json", 201, None),
     ("record-sync-event/base64-body.json", 201, None),
-    ("record-sync-event/invalid-fields.json", 400, Some("invalid_event")),
+    (
+        "record-sync-event/invalid-fields.json",
+        400,
+        Some("invalid_event"),
+    ),
     ("record-sync-event/unknown-field.json", 400, Some("invalid_event")),
-    ("record-sync-event/malformed-json.json", 400, Some("invalid_event")),
-    ("record-sync-event/wrong-content-type.json", 415, Some("unsupported_media_type")),
+    (
+        "record-sync-event/malformed-json.json",
+        400,
+        Some("invalid_event"),
+    ),
+    (
+        "record-sync-event/wrong-content-type.json",
+        415,
+        Some("unsupported_media_type"),
+    ),
     ("record-sync-event/too-large.json", 413, Some("payload_too_large")),
     ("get-sync-history/newest-first.json", 200, None),
     ("get-sync-history/window-oldest-first.json", 200, None),
-    ("get-sync-history/unknown-device.json", 404, Some("device_not_found")),
-    ("get-sync-history/bad-parameters.json", 400, Some("invalid_request")),
-    ("get-sync-history/tampered-cursor.json", 400, Some("invalid_request")),
+    (
+        "get-sync-history/unknown-device.json",
+        404,
+        Some("device_not_found"),
+    ),
+    (
+        "get-sync-history/bad-parameters.json",
+        400,
+        Some("invalid_request"),
+    ),
+    (
+        "get-sync-history/tampered-cursor.json",
+        400,
+        Some("invalid_request"),
+    ),
     ("list-repeated-failures/first-page.json", 200, None),
-    ("list-repeated-failures/bad-limit.json", 400, Some("invalid_request")),
+    (
+        "list-repeated-failures/bad-limit.json",
+        400,
+        Some("invalid_request"),
+    ),
 ];
 
-const STREAM_CASES: &[&str] = &["detect-failures/three-failures.json", "detect-failures/recovery.json"];
+const STREAM_CASES: &[&str] = &[
+    "detect-failures/three-failures.json",
+    "detect-failures/recovery.json",
+];
 
 async fn call(h: &Handlers, rel: &str) -> lambda_http::Response<Body> {
     let req = request(rel);
@@ -110,13 +148,21 @@ async fn http_events_get_their_documented_answers() {
     seed(&h).await;
     for (rel, status, code) in HTTP_CASES {
         let response = call(&h, rel).await;
-        assert_eq!(response.status().as_u16(), *status, "{rel}: {:?}", response.body());
+        assert_eq!(
+            response.status().as_u16(),
+            *status,
+            "{rel}: {:?}",
+            response.body()
+        );
         check_headers(rel, &response);
         let body = json(response.body());
         match code {
             Some(code) => {
                 assert_eq!(body["error"]["code"], *code, "{rel}");
-                assert_eq!(body["request_id"], "Q1w2E3r4T5y6U7i=", "{rel}: API Gateway's request id");
+                assert_eq!(
+                    body["request_id"], "Q1w2E3r4T5y6U7i=",
+                    "{rel}: API Gateway's request id"
+                );
             }
             None => assert!(body.get("error").is_none(), "{rel}"),
         }
@@ -127,8 +173,22 @@ async fn http_events_get_their_documented_answers() {
 async fn event_bodies_say_what_is_wrong() {
     let h = handlers();
     let body = json(call(&h, "record-sync-event/invalid-fields.json").await.body());
-    let fields: Vec<&str> = body["error"]["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
-    assert_eq!(fields, ["device_id", "timestamp", "total_files_synced", "total_errors", "internet_speed"]);
+    let fields: Vec<&str> = body["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "device_id",
+            "timestamp",
+            "total_files_synced",
+            "total_errors",
+            "internet_speed"
+        ]
+    );
     let body = json(call(&h, "record-sync-event/unknown-field.json").await.body());
     assert_eq!(body["error"]["details"][0]["field"], "total_eror");
     let body = json(call(&h, "get-sync-history/bad-parameters.json").await.body());
@@ -141,7 +201,10 @@ async fn record_events_store_and_replay() {
     let first = call(&h, "record-sync-event/failed-sync.json").await;
     assert_eq!(first.status(), 201);
     let stored = json(first.body());
-    assert_eq!(stored["timestamp"], "2025-05-07T10:35:00.000Z", "+05:30 normalised to UTC");
+    assert_eq!(
+        stored["timestamp"], "2025-05-07T10:35:00.000Z",
+        "+05:30 normalised to UTC"
+    );
     assert_eq!(stored["outcome"], "failure");
     let again = call(&h, "record-sync-event/failed-sync.json").await;
     assert_eq!(again.status(), 200, "an exact replay");
@@ -153,11 +216,29 @@ async fn history_events_page_the_seeded_device() {
     let h = handlers();
     seed(&h).await;
     let body = json(call(&h, "get-sync-history/newest-first.json").await.body());
-    let times: Vec<&str> = body["events"].as_array().unwrap().iter().map(|e| e["timestamp"].as_str().unwrap()).collect();
-    assert_eq!(times, ["2025-05-07T10:40:00.000Z", "2025-05-07T10:33:00.000Z", "2025-05-07T10:32:00.000Z", "2025-05-07T10:31:00.000Z"]);
+    let times: Vec<&str> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["timestamp"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        times,
+        [
+            "2025-05-07T10:40:00.000Z",
+            "2025-05-07T10:33:00.000Z",
+            "2025-05-07T10:32:00.000Z",
+            "2025-05-07T10:31:00.000Z"
+        ]
+    );
     assert_eq!(body["next_cursor"], serde_json::Value::Null);
     let body = json(call(&h, "get-sync-history/window-oldest-first.json").await.body());
-    let times: Vec<&str> = body["events"].as_array().unwrap().iter().map(|e| e["timestamp"].as_str().unwrap()).collect();
+    let times: Vec<&str> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["timestamp"].as_str().unwrap())
+        .collect();
     assert_eq!(times, ["2025-05-07T10:31:00.000Z", "2025-05-07T10:32:00.000Z"]);
     assert!(body["next_cursor"].is_string());
 }
@@ -166,23 +247,36 @@ async fn history_events_page_the_seeded_device() {
 async fn stream_events_alert_then_recover() {
     let h = handlers();
     seed(&h).await;
-    let response = detect_failures::handle(&h.detect, stream_event("detect-failures/three-failures.json")).await;
+    let response =
+        detect_failures::handle(&h.detect, stream_event("detect-failures/three-failures.json")).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(h.alerts.kinds(), ["device.repeated_sync_failures"]);
     let device = DeviceId::parse("device_12345").unwrap();
-    assert_eq!(h.store.state(&device).await.unwrap().unwrap().consecutive_failures(), 3);
+    assert_eq!(
+        h.store
+            .state(&device)
+            .await
+            .unwrap()
+            .unwrap()
+            .consecutive_failures(),
+        3
+    );
     // The failures list now shows the device.
     let body = json(call(&h, "list-repeated-failures/first-page.json").await.body());
     assert_eq!(body["devices"][0]["device_id"], "device_12345");
     assert_eq!(body["devices"][0]["consecutive_failures"], 3);
     // Redelivery of the same batch changes nothing and alerts no more.
-    let response = detect_failures::handle(&h.detect, stream_event("detect-failures/three-failures.json")).await;
+    let response =
+        detect_failures::handle(&h.detect, stream_event("detect-failures/three-failures.json")).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(h.alerts.kinds().len(), 1);
     // MODIFY and state records are skipped; the success INSERT recovers the device.
     let response = detect_failures::handle(&h.detect, stream_event("detect-failures/recovery.json")).await;
     assert!(response.batch_item_failures.is_empty());
-    assert_eq!(h.alerts.kinds(), ["device.repeated_sync_failures", "device.sync_recovered"]);
+    assert_eq!(
+        h.alerts.kinds(),
+        ["device.repeated_sync_failures", "device.sync_recovered"]
+    );
     let body = json(call(&h, "list-repeated-failures/first-page.json").await.body());
     assert_eq!(body["devices"], serde_json::json!([]));
 }
@@ -192,7 +286,15 @@ async fn stream_events_for_unstored_events_are_reported_as_failures() {
     let h = handlers(); // nothing seeded: the records point at events that are not stored
     let event = stream_event("detect-failures/three-failures.json");
     let response = detect_failures::handle(&h.detect, event).await;
-    let ids: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone().unwrap()).collect();
-    assert_eq!(ids, ["111000000000000000000001"], "the first record in stream order");
+    let ids: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["111000000000000000000001"],
+        "the first record in stream order"
+    );
     assert!(h.alerts.kinds().is_empty());
 }

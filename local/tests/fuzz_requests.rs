@@ -11,12 +11,16 @@ use std::collections::HashMap;
 use support::{handlers, Handlers};
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn check_shape(status: u16, body: &[u8]) -> Result<Value, TestCaseError> {
     prop_assert!(status < 500, "status {status}: {}", String::from_utf8_lossy(body));
-    let json: Value = serde_json::from_slice(body).map_err(|e| TestCaseError::fail(format!("not JSON: {e}")))?;
+    let json: Value =
+        serde_json::from_slice(body).map_err(|e| TestCaseError::fail(format!("not JSON: {e}")))?;
     if status >= 400 {
         prop_assert!(json["error"]["code"].is_string());
         prop_assert!(json["error"]["message"].is_string());
@@ -31,9 +35,11 @@ fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|n| Value::from(n)),
-        any::<u64>().prop_map(|n| Value::from(n)),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| Value::from(f)),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
         Just(Value::from(2_147_483_648u64)),
         "[a-zA-Z0-9_:.\\- ]{0,140}".prop_map(Value::String),
         Just(Value::String("2025-05-07T10:30:00Z".into())),
@@ -44,7 +50,8 @@ fn json_value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(2, 8, 4, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            proptest::collection::btree_map("[a-z_]{1,8}", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
+            proptest::collection::btree_map("[a-z_]{1,8}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
@@ -99,7 +106,13 @@ fn query() -> impl Strategy<Value = HashMap<String, Vec<String>>> {
 }
 
 fn method() -> impl Strategy<Value = &'static str> {
-    prop_oneof![Just("GET"), Just("POST"), Just("PUT"), Just("DELETE"), Just("PATCH")]
+    prop_oneof![
+        Just("GET"),
+        Just("POST"),
+        Just("PUT"),
+        Just("DELETE"),
+        Just("PATCH")
+    ]
 }
 
 async fn post(h: &Handlers, method: &str, ct: Option<String>, body: Vec<u8>) -> lambda_http::Response<Body> {

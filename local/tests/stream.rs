@@ -24,11 +24,18 @@ struct Setup {
 
 async fn setup() -> Setup {
     let aws = pisync_local::aws_for_endpoint(&dynamodb_endpoint()).await;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), unique_table("stream"), StreakRule::default());
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&aws),
+        unique_table("stream"),
+        StreakRule::default(),
+    );
     store.create_table_if_missing().await.unwrap();
     let alerts = Arc::new(RecordingAlerts::default());
     Setup {
-        detect: DetectFailures { states: Arc::new(store.clone()), alerts: alerts.clone() },
+        detect: DetectFailures {
+            states: Arc::new(store.clone()),
+            alerts: alerts.clone(),
+        },
         streams: aws_sdk_dynamodbstreams::Client::new(&aws),
         store,
         alerts,
@@ -67,7 +74,9 @@ async fn inserts(s: &Setup, expected: usize) -> Vec<EventRecord> {
                 .unwrap()
                 .shard_iterator;
             while let Some(it) = iterator.take() {
-                let Ok(out) = s.streams.get_records().shard_iterator(it).send().await else { break };
+                let Ok(out) = s.streams.get_records().shard_iterator(it).send().await else {
+                    break;
+                };
                 let batch = out.records.unwrap_or_default();
                 if batch.is_empty() {
                     break;
@@ -80,7 +89,11 @@ async fn inserts(s: &Setup, expected: usize) -> Vec<EventRecord> {
         if records.len() >= expected {
             return records;
         }
-        assert!(std::time::Instant::now() < deadline, "stream has {} of {expected} records", records.len());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stream has {} of {expected} records",
+            records.len()
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
@@ -100,7 +113,11 @@ async fn redelivered_and_reordered_batches_change_nothing() {
     // An identical replay writes nothing, so it adds no stream record.
     s.store.record(event("dev-stream", 3, 1)).await.unwrap();
     let records = inserts(&s, 5).await;
-    assert_eq!(records.len(), 5, "one INSERT per stored event, none for the replay");
+    assert_eq!(
+        records.len(),
+        5,
+        "one INSERT per stored event, none for the replay"
+    );
 
     let response = detect_failures::handle(&s.detect, batch(records.clone())).await;
     assert!(response.batch_item_failures.is_empty());
@@ -116,9 +133,16 @@ async fn redelivered_and_reordered_batches_change_nothing() {
     let mut reordered = records.clone();
     reordered.reverse();
     for half in reordered.chunks(2) {
-        assert!(detect_failures::handle(&s.detect, batch(half.to_vec())).await.batch_item_failures.is_empty());
+        assert!(detect_failures::handle(&s.detect, batch(half.to_vec()))
+            .await
+            .batch_item_failures
+            .is_empty());
     }
-    assert_eq!(s.store.state(&device).await.unwrap().unwrap(), state, "state unchanged");
+    assert_eq!(
+        s.store.state(&device).await.unwrap().unwrap(),
+        state,
+        "state unchanged"
+    );
     assert_eq!(s.alerts.kinds().len(), 1, "no second alert");
 
     // The applied markers are MODIFY records: detection ignores them.
@@ -126,7 +150,10 @@ async fn redelivered_and_reordered_batches_change_nothing() {
     let all = inserts(&s, 6).await;
     let response = detect_failures::handle(&s.detect, batch(all)).await;
     assert!(response.batch_item_failures.is_empty());
-    assert_eq!(s.alerts.kinds(), ["device.repeated_sync_failures", "device.sync_recovered"]);
+    assert_eq!(
+        s.alerts.kinds(),
+        ["device.repeated_sync_failures", "device.sync_recovered"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,7 +166,11 @@ async fn a_failing_record_is_reported_and_retried_without_double_alerts() {
     let records = inserts(&s, 4).await;
     *s.alerts.fail.lock().unwrap() = true;
     let response = detect_failures::handle(&s.detect, batch(records.clone())).await;
-    let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
     let third_failure = event("dev-flaky", 2, 1);
     let third = records
         .iter()
@@ -150,16 +181,43 @@ async fn a_failing_record_is_reported_and_retried_without_double_alerts() {
         })
         .expect("the third failure is on the stream");
     assert_eq!(failed.len(), 1, "only the first failed record is reported");
-    assert_eq!(failed[0], third.change.sequence_number, "the record whose alert could not be sent");
+    assert_eq!(
+        failed[0], third.change.sequence_number,
+        "the record whose alert could not be sent"
+    );
     // The alert waits in the outbox; the retry publishes it once.
     let device = DeviceId::parse("dev-flaky").unwrap();
-    assert_eq!(s.store.state(&device).await.unwrap().unwrap().pending_notices.len(), 1);
+    assert_eq!(
+        s.store
+            .state(&device)
+            .await
+            .unwrap()
+            .unwrap()
+            .pending_notices
+            .len(),
+        1
+    );
     *s.alerts.fail.lock().unwrap() = false;
     for _ in 0..2 {
         let response = detect_failures::handle(&s.detect, batch(records.clone())).await;
         assert!(response.batch_item_failures.is_empty());
     }
     assert_eq!(s.alerts.kinds(), ["device.repeated_sync_failures"]);
-    assert!(s.store.state(&device).await.unwrap().unwrap().pending_notices.is_empty());
-    assert_eq!(s.store.state(&device).await.unwrap().unwrap().consecutive_failures(), 3);
+    assert!(s
+        .store
+        .state(&device)
+        .await
+        .unwrap()
+        .unwrap()
+        .pending_notices
+        .is_empty());
+    assert_eq!(
+        s.store
+            .state(&device)
+            .await
+            .unwrap()
+            .unwrap()
+            .consecutive_failures(),
+        3
+    );
 }

@@ -40,7 +40,8 @@ pub fn required(name: &str) -> Result<String, ConfigError> {
 pub fn positive_int(name: &str, default: u32) -> Result<u32, ConfigError> {
     match std::env::var(name) {
         Err(_) => Ok(default),
-        Ok(v) => parse_positive(&v).ok_or_else(|| ConfigError(format!("{name} must be a positive integer, got {v:?}"))),
+        Ok(v) => parse_positive(&v)
+            .ok_or_else(|| ConfigError(format!("{name} must be a positive integer, got {v:?}"))),
     }
 }
 
@@ -64,7 +65,9 @@ pub fn event_rules() -> Result<EventRules, ConfigError> {
 pub fn cursor_key() -> Result<CursorKey, ConfigError> {
     let secret = required(CURSOR_SIGNING_KEY)?;
     if secret.len() < 32 {
-        return Err(ConfigError(format!("{CURSOR_SIGNING_KEY} must be at least 32 characters")));
+        return Err(ConfigError(format!(
+            "{CURSOR_SIGNING_KEY} must be at least 32 characters"
+        )));
     }
     Ok(CursorKey::from_secret(secret.as_bytes()))
 }

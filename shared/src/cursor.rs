@@ -71,9 +71,15 @@ mod tests {
     fn round_trip_and_binding() {
         let key = CursorKey::from_secret(b"k");
         let c = key.seal("history:dev:desc", "2025-05-07T10:30:00.000Z");
-        assert_eq!(key.open("history:dev:desc", &c).as_deref(), Some("2025-05-07T10:30:00.000Z"));
+        assert_eq!(
+            key.open("history:dev:desc", &c).as_deref(),
+            Some("2025-05-07T10:30:00.000Z")
+        );
         assert_eq!(key.open("history:other:desc", &c), None, "bound to its query");
-        assert_eq!(CursorKey::from_secret(b"other").open("history:dev:desc", &c), None);
+        assert_eq!(
+            CursorKey::from_secret(b"other").open("history:dev:desc", &c),
+            None
+        );
     }
 
     #[test]

@@ -37,8 +37,7 @@ impl fmt::Display for DeviceId {
 impl<'de> Deserialize<'de> for DeviceId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
-        DeviceId::parse(&text)
-            .ok_or_else(|| serde::de::Error::custom(format!("invalid device id: {text}")))
+        DeviceId::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("invalid device id: {text}")))
     }
 }
 

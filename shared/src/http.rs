@@ -16,7 +16,10 @@ const SECURITY_HEADERS: [(&str, &str); 5] = [
     ("strict-transport-security", "max-age=63072000; includeSubDomains"),
     ("x-content-type-options", "nosniff"),
     ("x-frame-options", "DENY"),
-    ("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
+    (
+        "content-security-policy",
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
     ("referrer-policy", "no-referrer"),
 ];
 
@@ -45,14 +48,22 @@ impl ApiError {
     pub fn invalid_event(details: Vec<FieldError>) -> Self {
         Self {
             details,
-            ..Self::new(StatusCode::BAD_REQUEST, "invalid_event", "the sync event is invalid")
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_event",
+                "the sync event is invalid",
+            )
         }
     }
 
     pub fn invalid_request(details: Vec<FieldError>) -> Self {
         Self {
             details,
-            ..Self::new(StatusCode::BAD_REQUEST, "invalid_request", "the request is invalid")
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the request is invalid",
+            )
         }
     }
 
@@ -148,7 +159,9 @@ pub fn error(err: &ApiError, request_id: &str) -> Response<Body> {
     };
     let mut response = json(err.status, &body, request_id);
     if let Some(allow) = err.allow {
-        response.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static(allow));
     }
     response
 }
@@ -262,7 +275,10 @@ pub fn parse_limit(params: &QueryParams, problems: &mut Vec<FieldError>) -> usiz
         Some(v) => match v.parse::<usize>() {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
             _ => {
-                problems.push(FieldError::new("limit", format!("must be an integer from 1 to {MAX_LIMIT}")));
+                problems.push(FieldError::new(
+                    "limit",
+                    format!("must be an integer from 1 to {MAX_LIMIT}"),
+                ));
                 DEFAULT_LIMIT
             }
         },
@@ -285,10 +301,21 @@ mod tests {
 
     #[test]
     fn json_media_types() {
-        for ok in ["application/json", "Application/JSON; charset=utf-8", "application/vnd.pisync+json"] {
+        for ok in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/vnd.pisync+json",
+        ] {
             assert!(is_json_media_type(ok.as_bytes()), "{ok}");
         }
-        for bad in ["text/plain", "application/xml", "application/+json", "", "json", "text/json"] {
+        for bad in [
+            "text/plain",
+            "application/xml",
+            "application/+json",
+            "",
+            "json",
+            "text/json",
+        ] {
             assert!(!is_json_media_type(bad.as_bytes()), "{bad}");
         }
     }

@@ -153,5 +153,9 @@ pub trait FailureStates: Send + Sync {
 
     /// Devices whose current streak is at least the threshold, longest first, then by
     /// device id; resumes strictly after `after`.
-    async fn repeated_failures(&self, limit: usize, after: Option<&FailingKey>) -> Result<FailingPage, StoreError>;
+    async fn repeated_failures(
+        &self,
+        limit: usize,
+        after: Option<&FailingKey>,
+    ) -> Result<FailingPage, StoreError>;
 }

@@ -151,7 +151,10 @@ impl FailureState {
         }
         let remaining = match tail {
             Some(tail) if t < streak.last_failure_at => tail,
-            _ => Tail { count: 0, first_at: None },
+            _ => Tail {
+                count: 0,
+                first_at: None,
+            },
         };
         match remaining.first_at {
             Some(first) if remaining.count > 0 => {

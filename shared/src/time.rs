@@ -50,11 +50,7 @@ impl EventTime {
 
 impl fmt::Display for EventTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(
-            &self
-                .as_datetime()
-                .to_rfc3339_opts(SecondsFormat::Millis, true),
-        )
+        f.write_str(&self.as_datetime().to_rfc3339_opts(SecondsFormat::Millis, true))
     }
 }
 
@@ -81,14 +77,22 @@ mod tests {
         let t = EventTime::parse_rfc3339("2025-05-07T16:00:00.123456+05:30").unwrap();
         assert_eq!(t.to_string(), "2025-05-07T10:30:00.123Z");
         assert_eq!(
-            EventTime::parse_rfc3339("2025-05-07T10:30:00Z").unwrap().to_string(),
+            EventTime::parse_rfc3339("2025-05-07T10:30:00Z")
+                .unwrap()
+                .to_string(),
             "2025-05-07T10:30:00.000Z"
         );
     }
 
     #[test]
     fn rejects_text_without_offset_or_garbage() {
-        for bad in ["2025-05-07T10:30:00", "2025-05-07", "yesterday", "", "2025-13-07T10:30:00Z"] {
+        for bad in [
+            "2025-05-07T10:30:00",
+            "2025-05-07",
+            "yesterday",
+            "",
+            "2025-13-07T10:30:00Z",
+        ] {
             assert!(EventTime::parse_rfc3339(bad).is_none(), "{bad}");
         }
     }

@@ -60,9 +60,7 @@ pub fn parse_sync_event(
     let mut slots: [Option<Value>; 5] = Default::default();
     for (name, value) in members {
         match FIELDS.iter().position(|f| *f == name) {
-            Some(i) if slots[i].is_some() => {
-                errors.push(FieldError::new(name, "appears more than once"))
-            }
+            Some(i) if slots[i].is_some() => errors.push(FieldError::new(name, "appears more than once")),
             Some(i) => slots[i] = Some(value),
             None => errors.push(FieldError::new(echo_name(&name), "unknown field")),
         }
@@ -76,9 +74,8 @@ pub fn parse_sync_event(
     });
     let timestamp = required(&mut errors, "timestamp", timestamp, |v| {
         let text = v.as_str().ok_or("must be an RFC 3339 timestamp string")?;
-        let t = EventTime::parse_rfc3339(text).ok_or(
-            "must be an RFC 3339 timestamp with an offset, e.g. 2025-05-07T10:30:00Z",
-        )?;
+        let t = EventTime::parse_rfc3339(text)
+            .ok_or("must be an RFC 3339 timestamp with an offset, e.g. 2025-05-07T10:30:00Z")?;
         let latest = now.plus_millis(rules.max_clock_skew_millis);
         if t > latest {
             return Err(format!(
@@ -99,10 +96,14 @@ pub fn parse_sync_event(
         _ => Err("must be a number (Mbit/s)".to_owned()),
     });
 
-    match (device_id, timestamp, total_files_synced, total_errors, internet_speed) {
-        (Some(device_id), Some(timestamp), Some(files), Some(errs), Some(speed))
-            if errors.is_empty() =>
-        {
+    match (
+        device_id,
+        timestamp,
+        total_files_synced,
+        total_errors,
+        internet_speed,
+    ) {
+        (Some(device_id), Some(timestamp), Some(files), Some(errs), Some(speed)) if errors.is_empty() => {
             Ok(SyncEvent {
                 device_id,
                 timestamp,
@@ -226,10 +227,21 @@ mod tests {
         let names: Vec<&str> = got.iter().map(|(f, _)| f.as_str()).collect();
         assert_eq!(
             names,
-            ["colour", "device_id", "timestamp", "total_files_synced", "total_errors", "internet_speed"]
+            [
+                "colour",
+                "device_id",
+                "timestamp",
+                "total_files_synced",
+                "total_errors",
+                "internet_speed"
+            ]
         );
-        assert!(got.iter().any(|(f, m)| f == "total_files_synced" && m == "must be ≥ 0"));
-        assert!(got.iter().any(|(f, m)| f == "internet_speed" && m == "must be ≥ 0"));
+        assert!(got
+            .iter()
+            .any(|(f, m)| f == "total_files_synced" && m == "must be ≥ 0"));
+        assert!(got
+            .iter()
+            .any(|(f, m)| f == "internet_speed" && m == "must be ≥ 0"));
         assert!(got.iter().any(|(f, m)| f == "colour" && m == "unknown field"));
     }
 
@@ -242,10 +254,23 @@ mod tests {
 
     #[test]
     fn count_bounds() {
-        let body = |n: &str| VALID.replace("\"total_files_synced\":42", &format!("\"total_files_synced\":{n}"));
+        let body = |n: &str| {
+            VALID.replace(
+                "\"total_files_synced\":42",
+                &format!("\"total_files_synced\":{n}"),
+            )
+        };
         assert_eq!(parse(&body("0")).unwrap().total_files_synced, 0);
         assert_eq!(parse(&body("2147483647")).unwrap().total_files_synced, MAX_COUNT);
-        for bad in ["2147483648", "18446744073709551616", "-1", "1.0", "\"3\"", "null", "true"] {
+        for bad in [
+            "2147483648",
+            "18446744073709551616",
+            "-1",
+            "1.0",
+            "\"3\"",
+            "null",
+            "true",
+        ] {
             assert_eq!(fields(&body(bad))[0].0, "total_files_synced", "{bad}");
         }
     }
@@ -267,7 +292,10 @@ mod tests {
     fn timestamp_rules() {
         let body = |t: &str| VALID.replace("2025-05-07T10:30:00Z", t);
         assert_eq!(
-            parse(&body("2025-05-07T16:00:00+05:30")).unwrap().timestamp.to_string(),
+            parse(&body("2025-05-07T16:00:00+05:30"))
+                .unwrap()
+                .timestamp
+                .to_string(),
             "2025-05-07T10:30:00.000Z"
         );
         // 15 minutes of skew allowed, not more.
@@ -278,19 +306,34 @@ mod tests {
         for bad in ["2025-05-07T10:30:00", "2025-05-07", "not a time"] {
             assert_eq!(fields(&body(bad))[0].0, "timestamp", "{bad}");
         }
-        let custom = EventRules { max_clock_skew_millis: 0 };
+        let custom = EventRules {
+            max_clock_skew_millis: 0,
+        };
         assert!(parse_sync_event(body("2025-05-07T12:00:00.001Z").as_bytes(), now(), custom).is_err());
     }
 
     #[test]
     fn duplicate_keys_are_not_silently_merged() {
         let body = VALID.replace("\"total_errors\":2", "\"total_errors\":2,\"total_errors\":0");
-        assert_eq!(fields(&body), [("total_errors".to_owned(), "appears more than once".to_owned())]);
+        assert_eq!(
+            fields(&body),
+            [("total_errors".to_owned(), "appears more than once".to_owned())]
+        );
     }
 
     #[test]
     fn malformed_bodies_are_one_body_error() {
-        for bad in ["", "   ", "[]", "42", "{", "{\"device_id\":}", "null", &format!("{VALID} trailing"), "\u{feff}{}"] {
+        for bad in [
+            "",
+            "   ",
+            "[]",
+            "42",
+            "{",
+            "{\"device_id\":}",
+            "null",
+            &format!("{VALID} trailing"),
+            "\u{feff}{}",
+        ] {
             let got = fields(bad);
             assert_eq!(got.len(), 1, "{bad}");
             assert_eq!(got[0].0, "body", "{bad}");

@@ -25,7 +25,9 @@ async fn fake_sns(status: u16, answer: &'static str) -> (String, Arc<Mutex<Vec<R
     let log = seen.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
             let log = log.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
@@ -36,7 +38,9 @@ async fn fake_sns(status: u16, answer: &'static str) -> (String, Arc<Mutex<Vec<R
                         return;
                     }
                     buf.extend_from_slice(&chunk[..n]);
-                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
                     let headers = String::from_utf8_lossy(&buf[..end]).to_lowercase();
                     let length: usize = headers
                         .lines()
@@ -70,7 +74,9 @@ fn client(url: &str) -> aws_sdk_sns::Client {
         .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
         .endpoint_url(url)
         .region(aws_sdk_sns::config::Region::new("eu-west-1"))
-        .credentials_provider(aws_sdk_sns::config::Credentials::new("AKID", "SECRET", None, None, "test"))
+        .credentials_provider(aws_sdk_sns::config::Credentials::new(
+            "AKID", "SECRET", None, None, "test",
+        ))
         .retry_config(aws_sdk_sns::config::retry::RetryConfig::disabled())
         .build();
     aws_sdk_sns::Client::from_conf(config)
@@ -103,14 +109,23 @@ fn attributes(params: &HashMap<String, String>) -> HashMap<String, (String, Stri
 async fn publishes_the_contract_message_with_attributes_and_subject() {
     let (url, seen) = fake_sns(200, OK).await;
     let topic = "arn:aws:sns:eu-west-1:123456789012:pisync-alerts";
-    SnsPublisher::new(client(&url), topic).publish(&alert()).await.unwrap();
+    SnsPublisher::new(client(&url), topic)
+        .publish(&alert())
+        .await
+        .unwrap();
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 1);
     let r = &seen[0];
-    assert!(r.headers.contains("authorization: aws4-hmac-sha256"), "signed request");
+    assert!(
+        r.headers.contains("authorization: aws4-hmac-sha256"),
+        "signed request"
+    );
     assert_eq!(r.params["Action"], "Publish");
     assert_eq!(r.params["TopicArn"], topic);
-    assert_eq!(r.params["Subject"], "PiSync: device_12345 failed 3 syncs in a row");
+    assert_eq!(
+        r.params["Subject"],
+        "PiSync: device_12345 failed 3 syncs in a row"
+    );
     let message: serde_json::Value = serde_json::from_str(&r.params["Message"]).unwrap();
     assert_eq!(
         message,
@@ -122,9 +137,15 @@ async fn publishes_the_contract_message_with_attributes_and_subject() {
         })
     );
     let attrs = attributes(&r.params);
-    assert_eq!(attrs["event_type"], ("String".into(), "device.repeated_sync_failures".into()));
+    assert_eq!(
+        attrs["event_type"],
+        ("String".into(), "device.repeated_sync_failures".into())
+    );
     assert_eq!(attrs["device_id"], ("String".into(), "device_12345".into()));
-    assert_eq!(attrs["alert_id"], ("String".into(), "device_12345@start#alert".into()));
+    assert_eq!(
+        attrs["alert_id"],
+        ("String".into(), "device_12345@start#alert".into())
+    );
     assert!(!r.params.contains_key("MessageDeduplicationId"), "standard topic");
 }
 
@@ -137,7 +158,10 @@ async fn fifo_topics_get_group_and_deduplication_ids() {
         recovered_at: EventTime::parse_rfc3339("2025-05-07T11:00:00Z").unwrap(),
         alert_id: "device_12345@start".into(),
     });
-    let publisher = SnsPublisher::new(client(&url), "arn:aws:sns:eu-west-1:123456789012:pisync-alerts.fifo");
+    let publisher = SnsPublisher::new(
+        client(&url),
+        "arn:aws:sns:eu-west-1:123456789012:pisync-alerts.fifo",
+    );
     publisher.publish(&recovery).await.unwrap();
     publisher.publish(&recovery).await.unwrap();
     let seen = seen.lock().unwrap();
@@ -146,7 +170,10 @@ async fn fifo_topics_get_group_and_deduplication_ids() {
     assert_eq!(r.params["MessageGroupId"], "device_12345");
     let dedup = &r.params["MessageDeduplicationId"];
     assert_eq!(dedup.len(), 64);
-    assert_eq!(dedup, &seen[1].params["MessageDeduplicationId"], "same notice, same id");
+    assert_eq!(
+        dedup, &seen[1].params["MessageDeduplicationId"],
+        "same notice, same id"
+    );
     let message: serde_json::Value = serde_json::from_str(&r.params["Message"]).unwrap();
     assert_eq!(message["type"], "device.sync_recovered");
     assert_eq!(message["failures_before_recovery"], 4);

@@ -18,7 +18,11 @@ struct Fixture {
 fn sqlite() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("c.db"), StreakRule::default()).unwrap();
-    Fixture { log: Arc::new(store.clone()), states: Arc::new(store), _dir: Some(dir) }
+    Fixture {
+        log: Arc::new(store.clone()),
+        states: Arc::new(store),
+        _dir: Some(dir),
+    }
 }
 
 async fn dynamodb() -> Fixture {
@@ -29,13 +33,30 @@ async fn dynamodb() -> Fixture {
         .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("l", "l", None, None, "test"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "l", "l", None, None, "test",
+        ))
         .build();
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let table = format!("contract-{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), table, StreakRule::default());
-    store.create_table_if_missing().await.expect("table created on DynamoDB Local");
-    Fixture { log: Arc::new(store.clone()), states: Arc::new(store), _dir: None }
+    let table = format!(
+        "contract-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::from_conf(config),
+        table,
+        StreakRule::default(),
+    );
+    store
+        .create_table_if_missing()
+        .await
+        .expect("table created on DynamoDB Local");
+    Fixture {
+        log: Arc::new(store.clone()),
+        states: Arc::new(store),
+        _dir: None,
+    }
 }
 
 fn dev(id: &str) -> DeviceId {
@@ -59,24 +80,44 @@ fn event(device: &str, minute: i64, errors: u32) -> StoredEvent {
 }
 
 fn query(order: Order, limit: usize) -> HistoryQuery {
-    HistoryQuery { from: None, to: None, order, limit, after: None }
+    HistoryQuery {
+        from: None,
+        to: None,
+        order,
+        limit,
+        after: None,
+    }
 }
 
 async fn record_replay_conflict(f: Fixture) {
     let e = event("d1", 1, 0);
-    assert_eq!(f.log.record(e.clone()).await.unwrap(), Recorded::Created(e.clone()));
+    assert_eq!(
+        f.log.record(e.clone()).await.unwrap(),
+        Recorded::Created(e.clone())
+    );
     let mut replay = e.clone();
     replay.received_at = t(2000);
-    assert_eq!(f.log.record(replay).await.unwrap(), Recorded::Replayed(e.clone()), "stored copy, original received_at");
+    assert_eq!(
+        f.log.record(replay).await.unwrap(),
+        Recorded::Replayed(e.clone()),
+        "stored copy, original received_at"
+    );
     let mut conflict = e.clone();
     conflict.internet_speed = 9.0;
-    assert_eq!(f.log.record(conflict).await.unwrap(), Recorded::Conflict(e.clone()));
+    assert_eq!(
+        f.log.record(conflict).await.unwrap(),
+        Recorded::Conflict(e.clone())
+    );
     // Speeds at the edges of f64 are stored exactly.
     for (i, speed) in [1e300, 5e-324, 0.1 + 0.2, f64::MAX].into_iter().enumerate() {
         let mut e = event("d-speed", i as i64, 0);
         e.internet_speed = speed;
         f.log.record(e.clone()).await.unwrap();
-        assert_eq!(f.log.record(e.clone()).await.unwrap(), Recorded::Replayed(e), "{speed}");
+        assert_eq!(
+            f.log.record(e.clone()).await.unwrap(),
+            Recorded::Replayed(e),
+            "{speed}"
+        );
     }
 }
 
@@ -88,14 +129,29 @@ async fn history_pages_with_bounds_in_both_orders(f: Fixture) {
     assert!(f.log.device_exists(&dev("d1")).await.unwrap());
     assert!(!f.log.device_exists(&dev("nobody")).await.unwrap());
     for order in [Order::Asc, Order::Desc] {
-        for (from, to) in [(None, None), (Some(t(2)), Some(t(7))), (Some(t(9)), None), (None, Some(t(0))), (Some(t(4)), Some(t(4)))] {
+        for (from, to) in [
+            (None, None),
+            (Some(t(2)), Some(t(7))),
+            (Some(t(9)), None),
+            (None, Some(t(0))),
+            (Some(t(4)), Some(t(4))),
+        ] {
             for limit in [1, 3, 10, 11] {
-                let mut expected: Vec<EventTime> = (0..10).map(t).filter(|x| from.is_none_or(|f| *x >= f) && to.is_none_or(|to| *x <= to)).collect();
+                let mut expected: Vec<EventTime> = (0..10)
+                    .map(t)
+                    .filter(|x| from.is_none_or(|f| *x >= f) && to.is_none_or(|to| *x <= to))
+                    .collect();
                 if order == Order::Desc {
                     expected.reverse();
                 }
                 let mut got = Vec::new();
-                let mut q = HistoryQuery { from, to, order, limit, after: None };
+                let mut q = HistoryQuery {
+                    from,
+                    to,
+                    order,
+                    limit,
+                    after: None,
+                };
                 loop {
                     let page = f.log.history(&dev("d1"), &q).await.unwrap();
                     assert!(page.events.len() <= limit);
@@ -111,7 +167,11 @@ async fn history_pages_with_bounds_in_both_orders(f: Fixture) {
             }
         }
     }
-    let empty = f.log.history(&dev("nobody"), &query(Order::Desc, 5)).await.unwrap();
+    let empty = f
+        .log
+        .history(&dev("nobody"), &query(Order::Desc, 5))
+        .await
+        .unwrap();
     assert!(empty.events.is_empty() && !empty.more);
 }
 
@@ -127,11 +187,27 @@ async fn apply_is_exactly_once(f: Fixture) {
     assert!(!again.newly_applied);
     assert_eq!(again.state, first.state);
     f.states.apply(&events[1], t(102)).await.unwrap();
-    assert_eq!(f.states.state(&dev("d1")).await.unwrap().unwrap().consecutive_failures(), 2);
+    assert_eq!(
+        f.states
+            .state(&dev("d1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .consecutive_failures(),
+        2
+    );
     // An event that was never stored cannot be applied.
     let stray = f.states.apply(&event("d1", 50, 1), t(103)).await;
     assert!(matches!(stray, Err(StoreError::Corrupt(_))), "{stray:?}");
-    assert_eq!(f.states.state(&dev("d1")).await.unwrap().unwrap().consecutive_failures(), 2);
+    assert_eq!(
+        f.states
+            .state(&dev("d1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .consecutive_failures(),
+        2
+    );
     assert_eq!(f.states.state(&dev("nobody")).await.unwrap(), None);
 }
 
@@ -149,7 +225,12 @@ async fn streak_state_with_late_events_and_outbox(f: Fixture) {
     let third = apply(event("d1", 20, 1)).await;
     assert_eq!(third.state.consecutive_failures(), 3);
     assert_eq!(third.state.pending_notices.len(), 1, "alert in the outbox");
-    let ids: Vec<String> = third.state.pending_notices.iter().map(|n| n.notice_id()).collect();
+    let ids: Vec<String> = third
+        .state
+        .pending_notices
+        .iter()
+        .map(|n| n.notice_id())
+        .collect();
     // A late success lands inside the run: the stored timeline gives the remainder.
     let split = apply(event("d1", 15, 0)).await;
     assert_eq!(split.state.consecutive_failures(), 2);
@@ -161,7 +242,10 @@ async fn streak_state_with_late_events_and_outbox(f: Fixture) {
     let recovered = apply(event("d1", 40, 0)).await;
     assert_eq!(recovered.state.consecutive_failures(), 0);
     assert_eq!(recovered.state.pending_notices.len(), 1, "recovery notice");
-    assert_eq!(recovered.state.pending_notices[0].event_type(), "device.sync_recovered");
+    assert_eq!(
+        recovered.state.pending_notices[0].event_type(),
+        "device.sync_recovered"
+    );
 }
 
 async fn repeated_failures_are_ordered_and_paged(f: Fixture) {
@@ -177,7 +261,11 @@ async fn repeated_failures_are_ordered_and_paged(f: Fixture) {
     let mut after: Option<FailingKey> = None;
     loop {
         let page = f.states.repeated_failures(2, after.as_ref()).await.unwrap();
-        got.extend(page.devices.iter().map(|d| (d.device_id.to_string(), d.consecutive_failures)));
+        got.extend(
+            page.devices
+                .iter()
+                .map(|d| (d.device_id.to_string(), d.consecutive_failures)),
+        );
         if !page.more {
             break;
         }
@@ -190,9 +278,15 @@ async fn repeated_failures_are_ordered_and_paged(f: Fixture) {
     f.log.record(e.clone()).await.unwrap();
     f.states.apply(&e, t(500)).await.unwrap();
     let page = f.states.repeated_failures(10, None).await.unwrap();
-    assert_eq!(page.devices.first().map(|d| d.device_id.to_string()), Some("a".into()));
+    assert_eq!(
+        page.devices.first().map(|d| d.device_id.to_string()),
+        Some("a".into())
+    );
     let d = &page.devices[0];
-    assert_eq!((d.streak_started_at, d.last_failure_at, d.last_sync_at), (t(0), t(3), t(3)));
+    assert_eq!(
+        (d.streak_started_at, d.last_failure_at, d.last_sync_at),
+        (t(0), t(3), t(3))
+    );
 }
 
 async fn concurrent_writers(f: Fixture) {
@@ -241,7 +335,15 @@ async fn concurrent_writers(f: Fixture) {
     }
     assert_eq!(newly, 20, "each event applied once though delivered four times");
     f.states.apply(&e, t(500)).await.unwrap();
-    assert_eq!(f.states.state(&dev("race")).await.unwrap().unwrap().consecutive_failures(), 21);
+    assert_eq!(
+        f.states
+            .state(&dev("race"))
+            .await
+            .unwrap()
+            .unwrap()
+            .consecutive_failures(),
+        21
+    );
 }
 
 macro_rules! contract {

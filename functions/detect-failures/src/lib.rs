@@ -35,7 +35,10 @@ pub async fn handle(deps: &DetectFailures, event: Event) -> DynamoDbEventRespons
         }
         match event_from_image(record.change.new_image.clone()) {
             None => {} // a state item
-            Some(Ok(e)) => by_device.entry(e.device_id.to_string()).or_default().push((position, e)),
+            Some(Ok(e)) => by_device
+                .entry(e.device_id.to_string())
+                .or_default()
+                .push((position, e)),
             Some(Err(err)) => {
                 tracing::error!(error = %err, sequence = ?record.change.sequence_number, "undecodable event image");
                 first_failed = first_failed.min(Some(position)).or(Some(position));
@@ -54,7 +57,9 @@ pub async fn handle(deps: &DetectFailures, event: Event) -> DynamoDbEventRespons
     }
     let mut response = DynamoDbEventResponse::default();
     if let Some(position) = first_failed {
-        response.batch_item_failures.push(failure(&event.records[position]));
+        response
+            .batch_item_failures
+            .push(failure(&event.records[position]));
     }
     response
 }
@@ -66,7 +71,10 @@ fn failure(record: &EventRecord) -> DynamoDbBatchItemFailure {
 }
 
 /// Applies one event and delivers whatever notices its device has waiting.
-async fn process(deps: &DetectFailures, event: &StoredEvent) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn process(
+    deps: &DetectFailures,
+    event: &StoredEvent,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let applied = deps.states.apply(event, EventTime::now()).await?;
     let pending = &applied.state.pending_notices;
     if pending.is_empty() {

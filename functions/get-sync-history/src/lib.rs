@@ -36,7 +36,10 @@ pub async fn handle(deps: &GetSyncHistory, req: Request) -> Response<Body> {
 async fn history(deps: &GetSyncHistory, req: &Request, request_id: &str) -> Result<HistoryBody, ApiError> {
     http::require_method(req, Method::GET, "GET")?;
     let mut problems = Vec::new();
-    let raw_id = req.path_parameters_ref().and_then(|p| p.first("id")).unwrap_or("");
+    let raw_id = req
+        .path_parameters_ref()
+        .and_then(|p| p.first("id"))
+        .unwrap_or("");
     let device = DeviceId::parse(raw_id);
     if device.is_none() {
         problems.push(FieldError::new("id", DeviceId::RULE));
@@ -47,7 +50,10 @@ async fn history(deps: &GetSyncHistory, req: &Request, request_id: &str) -> Resu
         params.get(name).and_then(|v| {
             let t = EventTime::parse_rfc3339(v);
             if t.is_none() {
-                problems.push(FieldError::new(name, "must be an RFC 3339 timestamp with an offset"));
+                problems.push(FieldError::new(
+                    name,
+                    "must be an RFC 3339 timestamp with an offset",
+                ));
             }
             t
         })
@@ -90,7 +96,13 @@ async fn history(deps: &GetSyncHistory, req: &Request, request_id: &str) -> Resu
                 })?,
         ),
     };
-    let query = HistoryQuery { from, to, order, limit, after };
+    let query = HistoryQuery {
+        from,
+        to,
+        order,
+        limit,
+        after,
+    };
     let page = deps
         .log
         .history(&device, &query)

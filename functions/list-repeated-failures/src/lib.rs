@@ -34,7 +34,11 @@ pub async fn handle(deps: &ListRepeatedFailures, req: Request) -> Response<Body>
     }
 }
 
-async fn list(deps: &ListRepeatedFailures, req: &Request, request_id: &str) -> Result<FailuresBody, ApiError> {
+async fn list(
+    deps: &ListRepeatedFailures,
+    req: &Request,
+    request_id: &str,
+) -> Result<FailuresBody, ApiError> {
     http::require_method(req, Method::GET, "GET")?;
     let threshold = deps.states.rule().threshold;
     let mut problems = Vec::new();
@@ -42,7 +46,10 @@ async fn list(deps: &ListRepeatedFailures, req: &Request, request_id: &str) -> R
     let limit = http::parse_limit(&params, &mut problems);
     let context = format!("repeated-failures\n{threshold}");
     let after = params.get("cursor").and_then(|cursor| {
-        let key = deps.cursor_key.open(&context, cursor).and_then(|p| parse_position(&p));
+        let key = deps
+            .cursor_key
+            .open(&context, cursor)
+            .and_then(|p| parse_position(&p));
         if key.is_none() {
             problems.push(FieldError::new("cursor", "is not a cursor this endpoint issued"));
         }

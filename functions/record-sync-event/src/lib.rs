@@ -23,7 +23,11 @@ pub async fn handle(deps: &RecordSyncEvent, req: Request) -> Response<Body> {
     }
 }
 
-async fn record(deps: &RecordSyncEvent, req: &Request, request_id: &str) -> Result<(StatusCode, StoredEvent), ApiError> {
+async fn record(
+    deps: &RecordSyncEvent,
+    req: &Request,
+    request_id: &str,
+) -> Result<(StatusCode, StoredEvent), ApiError> {
     http::require_method(req, Method::POST, "POST")?;
     let body = http::json_body(req)?;
     let now = EventTime::now();
@@ -48,7 +52,10 @@ fn differences(stored: &StoredEvent, sent: &StoredEvent) -> Vec<FieldError> {
     let stored_value = |name: &str, value: String| FieldError::new(name, format!("stored value is {value}"));
     let mut details = Vec::new();
     if stored.total_files_synced != sent.total_files_synced {
-        details.push(stored_value("total_files_synced", stored.total_files_synced.to_string()));
+        details.push(stored_value(
+            "total_files_synced",
+            stored.total_files_synced.to_string(),
+        ));
     }
     if stored.total_errors != sent.total_errors {
         details.push(stored_value("total_errors", stored.total_errors.to_string()));

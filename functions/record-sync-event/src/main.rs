@@ -12,5 +12,8 @@ async fn main() -> Result<(), Error> {
         log: Arc::new(DynamoStore::from_env(aws_sdk_dynamodb::Client::new(&aws))?),
         rules: config::event_rules()?,
     };
-    run(service_fn(|req| async { Ok::<_, Error>(handle(&deps, req).await) })).await
+    run(service_fn(|req| async {
+        Ok::<_, Error>(handle(&deps, req).await)
+    }))
+    .await
 }

@@ -57,10 +57,22 @@ pub fn handlers() -> Handlers {
     let alerts = Arc::new(RecordingAlerts::default());
     let key = CursorKey::from_secret(b"test key");
     Handlers {
-        record: RecordSyncEvent { log: Arc::new(store.clone()), rules: EventRules::default() },
-        history: GetSyncHistory { log: Arc::new(store.clone()), cursor_key: key.clone() },
-        failures: ListRepeatedFailures { states: Arc::new(store.clone()), cursor_key: key },
-        detect: DetectFailures { states: Arc::new(store.clone()), alerts: alerts.clone() },
+        record: RecordSyncEvent {
+            log: Arc::new(store.clone()),
+            rules: EventRules::default(),
+        },
+        history: GetSyncHistory {
+            log: Arc::new(store.clone()),
+            cursor_key: key.clone(),
+        },
+        failures: ListRepeatedFailures {
+            states: Arc::new(store.clone()),
+            cursor_key: key,
+        },
+        detect: DetectFailures {
+            states: Arc::new(store.clone()),
+            alerts: alerts.clone(),
+        },
         store,
         alerts,
         _dir: dir,
@@ -70,7 +82,10 @@ pub fn handlers() -> Handlers {
 pub const SECURITY_HEADERS: [(&str, &str); 6] = [
     ("x-content-type-options", "nosniff"),
     ("x-frame-options", "DENY"),
-    ("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
+    (
+        "content-security-policy",
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
     ("referrer-policy", "no-referrer"),
     ("cache-control", "no-store"),
     ("content-type", "application/json"),

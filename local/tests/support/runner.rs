@@ -18,7 +18,10 @@ pub struct Runner {
 pub enum Backend {
     Embedded,
     /// DynamoDB Local at this endpoint, this table.
-    Dynamo { endpoint: String, table: String },
+    Dynamo {
+        endpoint: String,
+        table: String,
+    },
 }
 
 /// The DynamoDB Local endpoint the test command started. Missing means the suite was
@@ -32,7 +35,12 @@ pub fn dynamodb_endpoint() -> String {
 pub fn unique_table(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}-{}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), chrono::Utc::now().timestamp_micros())
+    format!(
+        "{prefix}-{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        chrono::Utc::now().timestamp_micros()
+    )
 }
 
 impl Runner {
@@ -55,7 +63,10 @@ impl Runner {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if let Backend::Dynamo { endpoint, table } = backend {
-            cmd.arg("--dynamodb-endpoint").arg(endpoint).arg("--table").arg(table);
+            cmd.arg("--dynamodb-endpoint")
+                .arg(endpoint)
+                .arg("--table")
+                .arg(table);
         }
         let mut child = cmd.spawn().expect("pisync-local starts");
         let stdout = child.stdout.take().unwrap();
@@ -68,7 +79,13 @@ impl Runner {
         // Keep draining stdout (alert lines) so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.by_ref() {});
         let addr = base.trim_start_matches("http://").to_owned();
-        Runner { child, base, addr, data_dir: data_dir.to_owned(), alerts_file }
+        Runner {
+            child,
+            base,
+            addr,
+            data_dir: data_dir.to_owned(),
+            alerts_file,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -104,7 +121,10 @@ impl Runner {
             if check(&alerts) {
                 return alerts;
             }
-            assert!(Instant::now() < deadline, "alerts never matched; have {alerts:#?}");
+            assert!(
+                Instant::now() < deadline,
+                "alerts never matched; have {alerts:#?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -118,7 +138,10 @@ impl Drop for Runner {
 }
 
 fn unsafe_kill(pid: u32, signal: &str) {
-    let _ = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status();
 }
 
 /// A minimal HTTP/1.1 client over hyper.
@@ -140,21 +163,42 @@ pub mod http {
         pub body: serde_json::Value,
     }
 
-    pub async fn send(client: &HttpClient, method: &str, url: &str, content_type: Option<&str>, body: Vec<u8>) -> Reply {
+    pub async fn send(
+        client: &HttpClient,
+        method: &str,
+        url: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Reply {
         let mut req = hyper::Request::builder().method(method).uri(url);
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
-        let response = client.request(req.body(Full::new(Bytes::from(body))).unwrap()).await.expect("request sent");
+        let response = client
+            .request(req.body(Full::new(Bytes::from(body))).unwrap())
+            .await
+            .expect("request sent");
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.expect("body").to_bytes();
-        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("non-JSON reply {status}: {bytes:?}"));
-        Reply { status, headers, body }
+        let body =
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("non-JSON reply {status}: {bytes:?}"));
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn post_json(client: &HttpClient, url: &str, body: &serde_json::Value) -> Reply {
-        send(client, "POST", url, Some("application/json"), serde_json::to_vec(body).unwrap()).await
+        send(
+            client,
+            "POST",
+            url,
+            Some("application/json"),
+            serde_json::to_vec(body).unwrap(),
+        )
+        .await
     }
 
     pub async fn get(client: &HttpClient, url: &str) -> Reply {

@@ -3,13 +3,13 @@
 //! The design, access pattern by access pattern, is in docs/dynamodb.md.
 
 use super::item::{
-    device_pk, event_sk, failing_sk, EventItem, FailingItem, StateItem, EVENT_KEY_MAX, EVENT_PREFIX, FAILING_INDEX,
-    FAILING_PK, STATE_SK,
+    device_pk, event_sk, failing_sk, EventItem, FailingItem, StateItem, EVENT_KEY_MAX, EVENT_PREFIX,
+    FAILING_INDEX, FAILING_PK, STATE_SK,
 };
 use crate::event::{DeviceId, StoredEvent};
 use crate::store::{
-    Applied, EventLog, FailingDevice, FailingKey, FailingPage, FailureStates, HistoryPage, HistoryQuery, Order,
-    Recorded, StoreError,
+    Applied, EventLog, FailingDevice, FailingKey, FailingPage, FailureStates, HistoryPage, HistoryQuery,
+    Order, Recorded, StoreError,
 };
 use crate::streak::{FailureState, StreakRule, Tail};
 use crate::time::EventTime;
@@ -18,9 +18,10 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConsumedCapacity, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, Put, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
-    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, ConsumedCapacity, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ReturnConsumedCapacity,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
@@ -57,7 +58,10 @@ pub struct CapacityMeter {
 impl CapacityMeter {
     /// (read units, write units) since the last call, resetting the totals.
     pub fn take(&self) -> (f64, f64) {
-        self.totals.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default()
+        self.totals
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default()
     }
 
     fn add(&self, consumed: &[ConsumedCapacity]) {
@@ -102,13 +106,22 @@ impl DynamoStore {
     pub fn from_env(client: Client) -> Result<Self, crate::config::ConfigError> {
         use crate::config;
         let retention = match std::env::var(config::EVENT_RETENTION_DAYS) {
-            Ok(v) if !v.trim().is_empty() && v.trim() != "0" => Some(config::parse_positive(&v).ok_or_else(|| {
-                config::ConfigError(format!("{} must be a whole number of days", config::EVENT_RETENTION_DAYS))
-            })?),
+            Ok(v) if !v.trim().is_empty() && v.trim() != "0" => {
+                Some(config::parse_positive(&v).ok_or_else(|| {
+                    config::ConfigError(format!(
+                        "{} must be a whole number of days",
+                        config::EVENT_RETENTION_DAYS
+                    ))
+                })?)
+            }
             _ => None,
         };
-        Ok(Self::new(client, config::required(config::TABLE_NAME)?, config::streak_rule()?)
-            .with_retention_days(retention))
+        Ok(Self::new(
+            client,
+            config::required(config::TABLE_NAME)?,
+            config::streak_rule()?,
+        )
+        .with_retention_days(retention))
     }
 
     pub fn with_retention_days(mut self, days: Option<u32>) -> Self {
@@ -151,7 +164,11 @@ impl DynamoStore {
             return Ok(());
         }
         let key = |name: &str, kind| {
-            KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(unavailable)
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .map_err(unavailable)
         };
         let attr = |name: &str| {
             AttributeDefinition::builder()
@@ -168,9 +185,15 @@ impl DynamoStore {
                 Projection::builder()
                     .projection_type(ProjectionType::Include)
                     .set_non_key_attributes(Some(
-                        ["device_id", "consecutive_failures", "streak_started_at", "last_failure_at", "last_sync_at"]
-                            .map(String::from)
-                            .to_vec(),
+                        [
+                            "device_id",
+                            "consecutive_failures",
+                            "streak_started_at",
+                            "last_failure_at",
+                            "last_sync_at",
+                        ]
+                        .map(String::from)
+                        .to_vec(),
                     ))
                     .build(),
             )
@@ -199,7 +222,14 @@ impl DynamoStore {
             .await;
         if let Err(e) = created {
             // Another process may have created it meanwhile.
-            if self.client.describe_table().table_name(&self.table).send().await.is_err() {
+            if self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .is_err()
+            {
                 return Err(unavailable(e));
             }
         }
@@ -209,7 +239,14 @@ impl DynamoStore {
             .build()
             .map_err(unavailable)?;
         // TTL is an optimisation for retention; a store without it still works.
-        if let Err(e) = self.client.update_time_to_live().table_name(&self.table).time_to_live_specification(ttl).send().await {
+        if let Err(e) = self
+            .client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(ttl)
+            .send()
+            .await
+        {
             tracing::warn!(error = ?e, "could not enable TTL");
         }
         Ok(())
@@ -217,8 +254,17 @@ impl DynamoStore {
 
     /// The table's stream ARN (for the local runner's stream reader).
     pub async fn stream_arn(&self) -> Result<Option<String>, StoreError> {
-        let table = self.client.describe_table().table_name(&self.table).send().await.map_err(unavailable)?;
-        Ok(table.table().and_then(|t| t.latest_stream_arn()).map(String::from))
+        let table = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(table
+            .table()
+            .and_then(|t| t.latest_stream_arn())
+            .map(String::from))
     }
 
     fn expires_at(&self, event: &StoredEvent) -> Option<i64> {
@@ -261,7 +307,10 @@ impl DynamoStore {
     /// Applied failures after `after` for the device: what remains of a streak split
     /// by a late success. Reads only the events after `after`.
     async fn tail(&self, device: &DeviceId, after: EventTime) -> Result<Tail, StoreError> {
-        let mut tail = Tail { count: 0, first_at: None };
+        let mut tail = Tail {
+            count: 0,
+            first_at: None,
+        };
         let mut start: Option<Item> = None;
         loop {
             let out = self
@@ -299,7 +348,8 @@ impl DynamoStore {
 
     /// Writes a state item if its version is still `expected` (0: item absent).
     fn state_put(&self, state: FailureState, expected: u64) -> Result<Put, StoreError> {
-        let item: Item = serde_dynamo::to_item(StateItem::new(state, expected + 1, self.rule.threshold)).map_err(corrupt)?;
+        let item: Item = serde_dynamo::to_item(StateItem::new(state, expected + 1, self.rule.threshold))
+            .map_err(corrupt)?;
         let put = Put::builder().table_name(&self.table).set_item(Some(item));
         let put = if expected == 0 {
             put.condition_expression("attribute_not_exists(pk)")
@@ -314,7 +364,9 @@ impl DynamoStore {
 #[async_trait]
 impl EventLog for DynamoStore {
     async fn record(&self, event: StoredEvent) -> Result<Recorded, StoreError> {
-        let item: Item = EventItem::new(&event, self.expires_at(&event)).to_item().map_err(corrupt)?;
+        let item: Item = EventItem::new(&event, self.expires_at(&event))
+            .to_item()
+            .map_err(corrupt)?;
         let result = self
             .client
             .put_item()
@@ -362,7 +414,10 @@ impl EventLog for DynamoStore {
             (None, _) => {}
         }
         if lo > hi {
-            return Ok(HistoryPage { events: Vec::new(), more: false });
+            return Ok(HistoryPage {
+                events: Vec::new(),
+                more: false,
+            });
         }
         let out = self
             .client
@@ -450,7 +505,11 @@ impl FailureStates for DynamoStore {
                 .client
                 .transact_write_items()
                 .transact_items(TransactWriteItem::builder().update(mark).build())
-                .transact_items(TransactWriteItem::builder().put(self.state_put(state.clone(), version)?).build())
+                .transact_items(
+                    TransactWriteItem::builder()
+                        .put(self.state_put(state.clone(), version)?)
+                        .build(),
+                )
                 .return_consumed_capacity(self.capacity())
                 .send()
                 .await;
@@ -459,21 +518,27 @@ impl FailureStates for DynamoStore {
                     if let Some(meter) = &self.meter {
                         meter.add(out.consumed_capacity());
                     }
-                    return Ok(Applied { newly_applied: true, state });
+                    return Ok(Applied {
+                        newly_applied: true,
+                        state,
+                    });
                 }
                 Err(SdkError::ServiceError(e)) => match e.into_err() {
                     TransactWriteItemsError::TransactionCanceledException(cancelled) => {
                         let failed = |i: usize| {
-                            cancelled
-                                .cancellation_reasons()
-                                .get(i)
-                                .and_then(|r| r.code())
+                            cancelled.cancellation_reasons().get(i).and_then(|r| r.code())
                                 == Some("ConditionalCheckFailed")
                         };
                         if failed(0) {
                             return match self.get_event(device, event.timestamp).await? {
-                                Some(_) => Ok(Applied { newly_applied: false, state: before }),
-                                None => Err(corrupt(format!("event {device}/{} is not stored", event.timestamp))),
+                                Some(_) => Ok(Applied {
+                                    newly_applied: false,
+                                    state: before,
+                                }),
+                                None => Err(corrupt(format!(
+                                    "event {device}/{} is not stored",
+                                    event.timestamp
+                                ))),
                             };
                         }
                         if !failed(1) {
@@ -486,7 +551,9 @@ impl FailureStates for DynamoStore {
                 Err(e) => return Err(unavailable(e)),
             }
         }
-        Err(StoreError::Unavailable(format!("state of {device} kept changing")))
+        Err(StoreError::Unavailable(format!(
+            "state of {device} kept changing"
+        )))
     }
 
     async fn clear_notices(&self, device: &DeviceId, notice_ids: &[String]) -> Result<(), StoreError> {
@@ -499,7 +566,9 @@ impl FailureStates for DynamoStore {
             };
             let mut state = item.state;
             let before = state.pending_notices.len();
-            state.pending_notices.retain(|n| !notice_ids.contains(&n.notice_id()));
+            state
+                .pending_notices
+                .retain(|n| !notice_ids.contains(&n.notice_id()));
             if state.pending_notices.len() == before {
                 return Ok(());
             }
@@ -523,14 +592,20 @@ impl FailureStates for DynamoStore {
                 Err(e) => return Err(unavailable(e)),
             }
         }
-        Err(StoreError::Unavailable(format!("state of {device} kept changing")))
+        Err(StoreError::Unavailable(format!(
+            "state of {device} kept changing"
+        )))
     }
 
     async fn state(&self, device: &DeviceId) -> Result<Option<FailureState>, StoreError> {
         Ok(self.get_state(device).await?.map(|item| item.state))
     }
 
-    async fn repeated_failures(&self, limit: usize, after: Option<&FailingKey>) -> Result<FailingPage, StoreError> {
+    async fn repeated_failures(
+        &self,
+        limit: usize,
+        after: Option<&FailingKey>,
+    ) -> Result<FailingPage, StoreError> {
         let query = self
             .client
             .query()

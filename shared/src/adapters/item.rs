@@ -123,7 +123,8 @@ pub struct StateItem {
 
 impl StateItem {
     pub fn new(state: FailureState, version: u64, threshold: u32) -> Self {
-        let failing = crate::store::FailingDevice::from_state(&state).filter(|d| d.consecutive_failures >= threshold);
+        let failing =
+            crate::store::FailingDevice::from_state(&state).filter(|d| d.consecutive_failures >= threshold);
         Self {
             pk: device_pk(&state.device_id),
             sk: STATE_SK.to_owned(),
@@ -228,7 +229,12 @@ mod tests {
         assert_eq!(e.pk, "DEVICE#device_1");
         assert_eq!(e.sk, "EVENT#2025-05-07T10:30:00.000Z");
         assert!(e.sk.as_str() < EVENT_KEY_MAX && EVENT_KEY_MAX < STATE_SK);
-        let key = |n, d| failing_sk(&FailingKey { consecutive_failures: n, device_id: DeviceId::parse(d).unwrap() });
+        let key = |n, d| {
+            failing_sk(&FailingKey {
+                consecutive_failures: n,
+                device_id: DeviceId::parse(d).unwrap(),
+            })
+        };
         assert!(key(10, "b") < key(9, "a"), "longer streak first");
         assert!(key(5, "a") < key(5, "b"), "then by device id");
     }
@@ -245,7 +251,12 @@ mod tests {
         use crate::streak::Streak;
         let mut state = FailureState::new(DeviceId::parse("d").unwrap());
         let t = EventTime::from_millis(0).unwrap();
-        state.streak = Some(Streak { count: 2, started_at: t, last_failure_at: t, last_total_errors: 1 });
+        state.streak = Some(Streak {
+            count: 2,
+            started_at: t,
+            last_failure_at: t,
+            last_total_errors: 1,
+        });
         assert!(StateItem::new(state.clone(), 1, 3).failing_pk.is_none());
         let failing = StateItem::new(state, 1, 2);
         assert_eq!(failing.failing_pk.as_deref(), Some(FAILING_PK));

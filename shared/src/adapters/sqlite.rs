@@ -7,8 +7,8 @@
 
 use crate::event::{DeviceId, Outcome, StoredEvent};
 use crate::store::{
-    Applied, EventLog, FailingDevice, FailingKey, FailingPage, FailureStates, HistoryPage, HistoryQuery, Order,
-    Recorded, StoreError,
+    Applied, EventLog, FailingDevice, FailingKey, FailingPage, FailureStates, HistoryPage, HistoryQuery,
+    Order, Recorded, StoreError,
 };
 use crate::streak::{FailureState, StreakRule, Tail};
 use crate::time::EventTime;
@@ -47,7 +47,11 @@ CREATE INDEX IF NOT EXISTS device_state_failing
 
 enum WriteOp {
     Record(StoredEvent, oneshot::Sender<Result<Recorded, StoreError>>),
-    Apply(StoredEvent, EventTime, oneshot::Sender<Result<Applied, StoreError>>),
+    Apply(
+        StoredEvent,
+        EventTime,
+        oneshot::Sender<Result<Applied, StoreError>>,
+    ),
     Clear(DeviceId, Vec<String>, oneshot::Sender<Result<(), StoreError>>),
 }
 
@@ -136,7 +140,10 @@ impl SqliteStore {
         .await
     }
 
-    async fn write<T>(&self, op: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> WriteOp) -> Result<T, StoreError> {
+    async fn write<T>(
+        &self,
+        op: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> WriteOp,
+    ) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.inner
             .writes
@@ -219,8 +226,14 @@ fn run_writer(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>, rule: Strea
 /// event was created.
 fn commit_batch(conn: &mut Connection, batch: &mut Vec<WriteOp>, rule: StreakRule) -> bool {
     enum Reply {
-        Record(oneshot::Sender<Result<Recorded, StoreError>>, Result<Recorded, StoreError>),
-        Apply(oneshot::Sender<Result<Applied, StoreError>>, Result<Applied, StoreError>),
+        Record(
+            oneshot::Sender<Result<Recorded, StoreError>>,
+            Result<Recorded, StoreError>,
+        ),
+        Apply(
+            oneshot::Sender<Result<Applied, StoreError>>,
+            Result<Applied, StoreError>,
+        ),
         Clear(oneshot::Sender<Result<(), StoreError>>, Result<(), StoreError>),
     }
     let mut replies = Vec::with_capacity(batch.len());
@@ -304,12 +317,19 @@ fn record(conn: &Connection, event: StoredEvent) -> Result<Recorded, StoreError>
     })
 }
 
-fn stored_event(conn: &Connection, device: &DeviceId, ts: EventTime) -> Result<Option<StoredEvent>, StoreError> {
+fn stored_event(
+    conn: &Connection,
+    device: &DeviceId,
+    ts: EventTime,
+) -> Result<Option<StoredEvent>, StoreError> {
     conn.prepare_cached(
         "SELECT device_id, ts, total_files_synced, total_errors, internet_speed, received_at
          FROM events WHERE device_id = ?1 AND ts = ?2",
     )
-    .and_then(|mut stmt| stmt.query_row(params![device.as_str(), ts.millis()], |row| row_event(row, 0)).optional())
+    .and_then(|mut stmt| {
+        stmt.query_row(params![device.as_str(), ts.millis()], |row| row_event(row, 0))
+            .optional()
+    })
     .map_err(unavailable)?
     .transpose()
 }
@@ -329,21 +349,47 @@ fn save_state(conn: &Connection, state: &FailureState) -> Result<(), StoreError>
         "INSERT INTO device_state (device_id, streak_count, state) VALUES (?1, ?2, ?3)
          ON CONFLICT (device_id) DO UPDATE SET streak_count = excluded.streak_count, state = excluded.state",
     )
-    .and_then(|mut stmt| stmt.execute(params![state.device_id.as_str(), state.consecutive_failures(), json]))
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            state.device_id.as_str(),
+            state.consecutive_failures(),
+            json
+        ])
+    })
     .map_err(unavailable)?;
     Ok(())
 }
 
-fn apply(conn: &Connection, event: &StoredEvent, rule: StreakRule, now: EventTime) -> Result<Applied, StoreError> {
+fn apply(
+    conn: &Connection,
+    event: &StoredEvent,
+    rule: StreakRule,
+    now: EventTime,
+) -> Result<Applied, StoreError> {
     let device = &event.device_id;
     let applied: Option<bool> = conn
         .prepare_cached("SELECT applied FROM events WHERE device_id = ?1 AND ts = ?2")
-        .and_then(|mut stmt| stmt.query_row(params![device.as_str(), event.timestamp.millis()], |row| row.get(0)).optional())
+        .and_then(|mut stmt| {
+            stmt.query_row(params![device.as_str(), event.timestamp.millis()], |row| {
+                row.get(0)
+            })
+            .optional()
+        })
         .map_err(unavailable)?;
     let mut state = load_state(conn, device)?.unwrap_or_else(|| FailureState::new(device.clone()));
     match applied {
-        None => return Err(StoreError::Corrupt(format!("event {device}/{} is not stored", event.timestamp))),
-        Some(true) => return Ok(Applied { newly_applied: false, state }),
+        None => {
+            return Err(StoreError::Corrupt(format!(
+                "event {device}/{} is not stored",
+                event.timestamp
+            )))
+        }
+        Some(true) => {
+            return Ok(Applied {
+                newly_applied: false,
+                state,
+            })
+        }
         Some(false) => {}
     }
     let tail = match state.tail_needed(event) {
@@ -369,7 +415,10 @@ fn apply(conn: &Connection, event: &StoredEvent, rule: StreakRule, now: EventTim
     conn.prepare_cached("UPDATE events SET applied = 1 WHERE device_id = ?1 AND ts = ?2")
         .and_then(|mut stmt| stmt.execute(params![device.as_str(), event.timestamp.millis()]))
         .map_err(unavailable)?;
-    Ok(Applied { newly_applied: true, state })
+    Ok(Applied {
+        newly_applied: true,
+        state,
+    })
 }
 
 fn clear(conn: &Connection, device: &DeviceId, ids: &[String]) -> Result<(), StoreError> {
@@ -461,7 +510,11 @@ impl FailureStates for SqliteStore {
         self.read(move |conn| Ok(load_state(conn, &device))).await?
     }
 
-    async fn repeated_failures(&self, limit: usize, after: Option<&FailingKey>) -> Result<FailingPage, StoreError> {
+    async fn repeated_failures(
+        &self,
+        limit: usize,
+        after: Option<&FailingKey>,
+    ) -> Result<FailingPage, StoreError> {
         let threshold = self.inner.rule.threshold;
         let (after_count, after_device) = match after {
             Some(k) => (i64::from(k.consecutive_failures), k.device_id.as_str().to_owned()),

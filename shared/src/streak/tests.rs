@@ -19,6 +19,16 @@ fn event(secs: i64, errors: u32) -> StoredEvent {
     }
 }
 
+/// (streak count, started_at, last_failure_at, last_total_errors, last_success_at, last_sync_at)
+type Summary = (
+    u32,
+    Option<EventTime>,
+    Option<EventTime>,
+    Option<u32>,
+    Option<EventTime>,
+    Option<EventTime>,
+);
+
 /// A store stand-in: the applied events, by timestamp.
 #[derive(Default)]
 struct Timeline {
@@ -38,7 +48,10 @@ impl Timeline {
                 .filter(|(_, e)| e.outcome == Outcome::Failure)
                 .map(|(t, _)| *t)
                 .collect();
-            Tail { count: failures.len() as u32, first_at: failures.first().copied() }
+            Tail {
+                count: failures.len() as u32,
+                first_at: failures.first().copied(),
+            }
         });
         state.apply(e, tail, rule, at(10_000));
         self.applied.insert(e.timestamp, e.clone());
@@ -46,14 +59,19 @@ impl Timeline {
     }
 
     /// Brute force: the trailing run of failures in timestamp order.
-    fn expected(&self) -> (u32, Option<EventTime>, Option<EventTime>, Option<u32>, Option<EventTime>, Option<EventTime>) {
+    fn expected(&self) -> Summary {
         let run: Vec<&StoredEvent> = self
             .applied
             .values()
             .rev()
             .take_while(|e| e.outcome == Outcome::Failure)
             .collect();
-        let last_success = self.applied.values().rev().find(|e| e.outcome == Outcome::Success).map(|e| e.timestamp);
+        let last_success = self
+            .applied
+            .values()
+            .rev()
+            .find(|e| e.outcome == Outcome::Success)
+            .map(|e| e.timestamp);
         (
             run.len() as u32,
             run.last().map(|e| e.timestamp),
@@ -65,7 +83,7 @@ impl Timeline {
     }
 }
 
-fn observed(s: &FailureState) -> (u32, Option<EventTime>, Option<EventTime>, Option<u32>, Option<EventTime>, Option<EventTime>) {
+fn observed(s: &FailureState) -> Summary {
     (
         s.consecutive_failures(),
         s.streak.as_ref().map(|s| s.started_at),
@@ -94,7 +112,9 @@ fn three_failures_in_order_alert_once() {
     let rule = StreakRule::default();
     let (state, _) = run(&[event(1, 1), event(2, 2), event(3, 5), event(4, 1)], rule);
     assert_eq!(kinds(&state), ["device.repeated_sync_failures"]);
-    let Notice::RepeatedFailures(alert) = &state.pending_notices[0] else { unreachable!() };
+    let Notice::RepeatedFailures(alert) = &state.pending_notices[0] else {
+        unreachable!()
+    };
     assert_eq!(alert.consecutive_failures, 3);
     assert_eq!(alert.threshold, 3);
     assert_eq!(alert.streak_started_at, at(1));
@@ -105,12 +125,23 @@ fn three_failures_in_order_alert_once() {
 
 #[test]
 fn success_after_alert_sends_recovery() {
-    let (state, _) = run(&[event(1, 1), event(2, 1), event(3, 1), event(4, 0)], StreakRule::default());
-    assert_eq!(kinds(&state), ["device.repeated_sync_failures", "device.sync_recovered"]);
-    let Notice::Recovered(r) = &state.pending_notices[1] else { unreachable!() };
+    let (state, _) = run(
+        &[event(1, 1), event(2, 1), event(3, 1), event(4, 0)],
+        StreakRule::default(),
+    );
+    assert_eq!(
+        kinds(&state),
+        ["device.repeated_sync_failures", "device.sync_recovered"]
+    );
+    let Notice::Recovered(r) = &state.pending_notices[1] else {
+        unreachable!()
+    };
     assert_eq!(r.failures_before_recovery, 3);
     assert_eq!(r.recovered_at, at(4));
-    assert_eq!(state.pending_notices[0].device_id(), state.pending_notices[1].device_id());
+    assert_eq!(
+        state.pending_notices[0].device_id(),
+        state.pending_notices[1].device_id()
+    );
     assert_eq!(state.alert_id, None);
 }
 
@@ -122,7 +153,10 @@ fn success_without_alert_sends_nothing() {
 
 #[test]
 fn late_failure_before_newest_success_changes_nothing() {
-    let (state, _) = run(&[event(10, 0), event(11, 1), event(5, 1), event(6, 1)], StreakRule::default());
+    let (state, _) = run(
+        &[event(10, 0), event(11, 1), event(5, 1), event(6, 1)],
+        StreakRule::default(),
+    );
     assert_eq!(state.consecutive_failures(), 1);
     assert!(state.pending_notices.is_empty());
 }
@@ -132,19 +166,34 @@ fn late_failures_completing_a_run_alert() {
     // Arrival 3, 1, 2: the run becomes 3 when the second late one lands.
     let (state, _) = run(&[event(3, 1), event(1, 1), event(2, 1)], StreakRule::default());
     assert_eq!(kinds(&state), ["device.repeated_sync_failures"]);
-    let Notice::RepeatedFailures(alert) = &state.pending_notices[0] else { unreachable!() };
+    let Notice::RepeatedFailures(alert) = &state.pending_notices[0] else {
+        unreachable!()
+    };
     assert_eq!((alert.streak_started_at, alert.last_failure_at), (at(1), at(3)));
 }
 
 #[test]
 fn late_success_inside_a_run_splits_it_without_recovery() {
-    let (state, _) = run(&[event(1, 1), event(2, 1), event(3, 1), event(4, 1), event(2500, 0)], StreakRule::default());
+    let (state, _) = run(
+        &[event(1, 1), event(2, 1), event(3, 1), event(4, 1), event(2500, 0)],
+        StreakRule::default(),
+    );
     // 2500 s is after all four: a real recovery.
-    assert_eq!(kinds(&state), ["device.repeated_sync_failures", "device.sync_recovered"]);
-    let (state, _) = run(&[event(1, 1), event(2, 1), event(4, 1), event(5, 1), event(3, 0)], StreakRule::default());
+    assert_eq!(
+        kinds(&state),
+        ["device.repeated_sync_failures", "device.sync_recovered"]
+    );
+    let (state, _) = run(
+        &[event(1, 1), event(2, 1), event(4, 1), event(5, 1), event(3, 0)],
+        StreakRule::default(),
+    );
     assert_eq!(state.consecutive_failures(), 2);
     assert_eq!(state.streak.as_ref().unwrap().started_at, at(4));
-    assert_eq!(kinds(&state), ["device.repeated_sync_failures"], "newest sync still failed");
+    assert_eq!(
+        kinds(&state),
+        ["device.repeated_sync_failures"],
+        "newest sync still failed"
+    );
     assert!(state.alert_id.is_some());
 }
 
@@ -152,13 +201,19 @@ fn late_success_inside_a_run_splits_it_without_recovery() {
 fn threshold_is_configurable() {
     let (state, _) = run(&[event(1, 1)], StreakRule { threshold: 1 });
     assert_eq!(kinds(&state), ["device.repeated_sync_failures"]);
-    let (state, _) = run(&[event(1, 1), event(2, 1), event(3, 1)], StreakRule { threshold: 4 });
+    let (state, _) = run(
+        &[event(1, 1), event(2, 1), event(3, 1)],
+        StreakRule { threshold: 4 },
+    );
     assert!(state.pending_notices.is_empty());
 }
 
 #[test]
 fn alert_and_recovery_share_the_streak_id() {
-    let (state, _) = run(&[event(1, 0), event(2, 1), event(3, 1), event(4, 1), event(5, 0)], StreakRule::default());
+    let (state, _) = run(
+        &[event(1, 0), event(2, 1), event(3, 1), event(4, 1), event(5, 0)],
+        StreakRule::default(),
+    );
     let ids: Vec<String> = state
         .pending_notices
         .iter()
@@ -168,7 +223,10 @@ fn alert_and_recovery_share_the_streak_id() {
         })
         .collect();
     assert_eq!(ids, vec![format!("dev@{}", at(1)); 2]);
-    assert_ne!(state.pending_notices[0].notice_id(), state.pending_notices[1].notice_id());
+    assert_ne!(
+        state.pending_notices[0].notice_id(),
+        state.pending_notices[1].notice_id()
+    );
 }
 
 #[test]
@@ -188,7 +246,10 @@ fn alert_json_matches_the_contract() {
 /// A timeline of unique timestamps with random outcomes, delivered in a random order
 /// with random redeliveries.
 fn arrivals() -> impl Strategy<Value = (Vec<StoredEvent>, u32)> {
-    (proptest::collection::vec((any::<bool>(), 1u32..4), 1..40), 1u32..5)
+    (
+        proptest::collection::vec((any::<bool>(), 1u32..4), 1..40),
+        1u32..5,
+    )
         .prop_flat_map(|(outcomes, threshold)| {
             let events: Vec<StoredEvent> = outcomes
                 .iter()
