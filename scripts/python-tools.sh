@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Python-distributed tools PiSync's checks use into .venv/:
-# cargo-lambda (with Zig), aws-sam-cli and cfn-lint. Idempotent.
+# cargo-lambda (with Zig), aws-sam-cli, cfn-lint and openapi-spec-validator. Idempotent.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="$root/.venv"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
-want=(cargo-lambda aws-sam-cli cfn-lint)
+want=(cargo-lambda aws-sam-cli cfn-lint openapi-spec-validator)
 missing=()
-for tool in cargo-lambda sam cfn-lint; do
+for tool in cargo-lambda sam cfn-lint openapi-spec-validator; do
   [ -x "$venv/bin/$tool" ] || missing+=("$tool")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -24,9 +24,10 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "cargo test (all crates, all features)"
 log="$(mktemp)"
 cargo test --workspace --all-features 2>&1 | tee "$log"
-passed=$(grep -E '^test result:' "$log" | sed -E 's/.* ([0-9]+) passed.*/\1/' | paste -sd+ - | bc)
-failed=$(grep -E '^test result:' "$log" | sed -E 's/.* ([0-9]+) failed.*/\1/' | paste -sd+ - | bc)
-ignored=$(grep -E '^test result:' "$log" | sed -E 's/.* ([0-9]+) ignored.*/\1/' | paste -sd+ - | bc)
+count() { awk -v word="$1" '/^test result:/ { for (i = 2; i <= NF; i++) if ($i == word";" || $i == word) n += $(i-1) } END { print n + 0 }' "$log"; }
+passed=$(count passed)
+failed=$(count failed)
+ignored=$(count ignored)
 rm -f "$log"
 if [ "$ignored" != "0" ]; then
   echo "$ignored tests are ignored: nothing in this suite may be skipped" >&2
@@ -48,6 +49,9 @@ step "sam validate --lint"
 
 step "cfn-lint"
 "$tools/cfn-lint" template.yaml
+
+step "openapi-spec-validator"
+"$tools/openapi-spec-validator" openapi.yaml
 
 step "cargo lambda build --release (x86_64 here; CI deploys arm64)"
 PATH="$tools:$PATH" "$tools/cargo-lambda" lambda build --release --x86-64 \

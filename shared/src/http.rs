@@ -344,6 +344,26 @@ mod tests {
     }
 
     #[test]
+    fn openapi_lists_every_error_code() {
+        let spec = include_str!("../../openapi.yaml");
+        let codes = [
+            ApiError::invalid_event(vec![]),
+            ApiError::invalid_request(vec![]),
+            ApiError::conflict(""),
+            ApiError::device_not_found("d"),
+            ApiError::route_not_found(),
+            ApiError::method_not_allowed("GET"),
+            ApiError::payload_too_large(),
+            ApiError::unsupported_media_type(),
+            ApiError::unavailable(),
+        ];
+        let enum_line = spec.lines().find(|l| l.trim_start().starts_with("enum: [invalid_event")).unwrap();
+        for err in codes {
+            assert!(enum_line.contains(err.code), "{} missing from openapi.yaml", err.code);
+        }
+    }
+
+    #[test]
     fn generated_ids_are_unique() {
         assert_ne!(generate_request_id(), generate_request_id());
     }

@@ -64,18 +64,22 @@ impl CapacityMeter {
             .unwrap_or_default()
     }
 
-    fn add(&self, consumed: &[ConsumedCapacity]) {
+    fn add(&self, kind: Units, consumed: &[ConsumedCapacity]) {
         if let Ok(mut totals) = self.totals.lock() {
-            for c in consumed {
-                // Tables and indexes report reads and writes separately when asked for INDEXES.
-                totals.0 += c.read_capacity_units().unwrap_or(0.0);
-                totals.1 += c.write_capacity_units().unwrap_or(0.0);
-                if c.read_capacity_units().is_none() && c.write_capacity_units().is_none() {
-                    totals.1 += c.capacity_units().unwrap_or(0.0);
-                }
+            let units: f64 = consumed.iter().filter_map(|c| c.capacity_units()).sum();
+            match kind {
+                Units::Read => totals.0 += units,
+                Units::Write => totals.1 += units,
             }
         }
     }
+}
+
+/// Which column a measured operation's capacity counts in.
+#[derive(Clone, Copy)]
+enum Units {
+    Read,
+    Write,
 }
 
 fn unavailable<E: std::fmt::Debug>(e: E) -> StoreError {
@@ -142,9 +146,9 @@ impl DynamoStore {
         &self.table
     }
 
-    fn metered(&self, consumed: Option<&ConsumedCapacity>) {
+    fn metered(&self, kind: Units, consumed: Option<&ConsumedCapacity>) {
         if let (Some(meter), Some(c)) = (&self.meter, consumed) {
-            meter.add(std::slice::from_ref(c));
+            meter.add(kind, std::slice::from_ref(c));
         }
     }
 
@@ -284,7 +288,7 @@ impl DynamoStore {
             .send()
             .await
             .map_err(unavailable)?;
-        self.metered(out.consumed_capacity());
+        self.metered(Units::Read, out.consumed_capacity());
         out.item.map(serde_dynamo::from_item).transpose().map_err(corrupt)
     }
 
@@ -300,7 +304,7 @@ impl DynamoStore {
             .send()
             .await
             .map_err(unavailable)?;
-        self.metered(out.consumed_capacity());
+        self.metered(Units::Read, out.consumed_capacity());
         out.item.map(serde_dynamo::from_item).transpose().map_err(corrupt)
     }
 
@@ -331,7 +335,7 @@ impl DynamoStore {
                 .send()
                 .await
                 .map_err(unavailable)?;
-            self.metered(out.consumed_capacity());
+            self.metered(Units::Read, out.consumed_capacity());
             for item in out.items() {
                 if let Some(AttributeValue::S(ts)) = item.get("timestamp") {
                     let ts = EventTime::parse_rfc3339(ts).ok_or_else(|| corrupt("event timestamp"))?;
@@ -379,7 +383,7 @@ impl EventLog for DynamoStore {
             .await;
         let existing = match result {
             Ok(out) => {
-                self.metered(out.consumed_capacity());
+                self.metered(Units::Write, out.consumed_capacity());
                 return Ok(Recorded::Created(event));
             }
             Err(SdkError::ServiceError(e)) => match e.into_err() {
@@ -434,7 +438,7 @@ impl EventLog for DynamoStore {
             .send()
             .await
             .map_err(unavailable)?;
-        self.metered(out.consumed_capacity());
+        self.metered(Units::Read, out.consumed_capacity());
         let mut events = out
             .items
             .unwrap_or_default()
@@ -461,7 +465,7 @@ impl EventLog for DynamoStore {
             .send()
             .await
             .map_err(unavailable)?;
-        self.metered(out.consumed_capacity());
+        self.metered(Units::Read, out.consumed_capacity());
         Ok(out.count > 0)
     }
 }
@@ -516,7 +520,7 @@ impl FailureStates for DynamoStore {
             match result {
                 Ok(out) => {
                     if let Some(meter) = &self.meter {
-                        meter.add(out.consumed_capacity());
+                        meter.add(Units::Write, out.consumed_capacity());
                     }
                     return Ok(Applied {
                         newly_applied: true,
@@ -585,7 +589,7 @@ impl FailureStates for DynamoStore {
                 .await;
             match result {
                 Ok(out) => {
-                    self.metered(out.consumed_capacity());
+                    self.metered(Units::Write, out.consumed_capacity());
                     return Ok(());
                 }
                 Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => continue,
@@ -621,7 +625,7 @@ impl FailureStates for DynamoStore {
             None => query.key_condition_expression("failing_pk = :pk"),
         };
         let out = query.send().await.map_err(unavailable)?;
-        self.metered(out.consumed_capacity());
+        self.metered(Units::Read, out.consumed_capacity());
         let mut devices = out
             .items
             .unwrap_or_default()

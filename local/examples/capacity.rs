@@ -1,0 +1,121 @@
+//! Measures the DynamoDB capacity each PiSync operation consumes, on DynamoDB Local
+//! (`ReturnConsumedCapacity=TOTAL`). Prints a Markdown table.
+//!
+//!   cargo run --release -p pisync-local --example capacity -- ENDPOINT [STORED_EVENTS]
+//!
+//! STORED_EVENTS (default 10000) healthy events are loaded first, spread over 1000
+//! devices, so the repeated-failures figure can be compared across table sizes.
+
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+use pisync_shared::adapters::dynamodb::{CapacityMeter, DynamoStore};
+use pisync_shared::adapters::item::EventItem;
+use pisync_shared::store::{EventLog, FailureStates, HistoryQuery, Order};
+use pisync_shared::streak::StreakRule;
+use pisync_shared::{DeviceId, EventTime, Outcome, StoredEvent};
+use std::sync::Arc;
+
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+fn event(device: &str, minute: i64, errors: u32) -> StoredEvent {
+    let t = |m: i64| EventTime::from_millis(1_746_600_000_000 + m * 60_000).unwrap_or_else(EventTime::now);
+    StoredEvent {
+        device_id: DeviceId::parse(device).expect("valid id"),
+        timestamp: t(minute),
+        total_files_synced: 42,
+        total_errors: errors,
+        internet_speed: 5.3,
+        outcome: Outcome::of(errors),
+        received_at: t(minute),
+    }
+}
+
+fn row(name: &str, (read, write): (f64, f64), note: &str) {
+    println!("| {name} | {read:.1} | {write:.1} | {note} |");
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Failure> {
+    let mut args = std::env::args().skip(1);
+    let endpoint = args.next().ok_or("usage: capacity ENDPOINT [STORED_EVENTS]")?;
+    let stored: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(10_000);
+    let aws = pisync_local::aws_for_endpoint(&endpoint).await;
+    let client = aws_sdk_dynamodb::Client::new(&aws);
+    let table = format!("capacity-{}", std::process::id());
+    let meter = Arc::new(CapacityMeter::default());
+    let store = DynamoStore::new(client.clone(), &table, StreakRule::default()).with_capacity_meter(meter.clone());
+    store.create_table_if_missing().await?;
+
+    // Background: healthy devices' events, written directly (not measured).
+    let mut batch = Vec::new();
+    for i in 0..stored {
+        let e = event(&format!("healthy-{}", i % 1000), (i / 1000) as i64, 0);
+        let item = EventItem::new(&e, None).to_item()?;
+        batch.push(WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build()?).build());
+        if batch.len() == 25 || i + 1 == stored {
+            let mut pending = Some(std::mem::take(&mut batch));
+            while let Some(requests) = pending.take().filter(|r| !r.is_empty()) {
+                let out = client.batch_write_item().request_items(&table, requests).send().await?;
+                pending = out.unprocessed_items.and_then(|mut u| u.remove(&table));
+            }
+        }
+    }
+    meter.take();
+
+    println!("| operation ({stored} stored events) | read units | write units | note |");
+    println!("| --- | --- | --- | --- |");
+    let e = event("device_12345", 0, 2);
+    store.record(e.clone()).await?;
+    row("POST new event", meter.take(), "conditional PutItem");
+    store.record(e.clone()).await?;
+    row("POST exact replay", meter.take(), "failed condition returns the stored item: no write");
+    let mut other = e.clone();
+    other.total_files_synced = 1;
+    store.record(other).await?;
+    row("POST conflict", meter.take(), "as replay");
+
+    for m in 1..=120 {
+        store.record(event("device_12345", m, 0)).await?;
+    }
+    meter.take();
+    let q = HistoryQuery { from: None, to: None, order: Order::Desc, limit: 50, after: None };
+    store.history(&DeviceId::parse("device_12345").expect("valid"), &q).await?;
+    row("GET history page (50 events)", meter.take(), "one Query, strongly consistent, 51 items");
+
+    // Detection: first event of a device, a failure extending a run, the alert, a recovery.
+    let d = "detect-1";
+    for (m, errors) in [(0, 0), (1, 1), (2, 1), (3, 1), (4, 0)] {
+        store.record(event(d, m, errors)).await?;
+    }
+    meter.take();
+    let applied = store.apply(&event(d, 0, 0), EventTime::now()).await?;
+    row("detect: first event of a device", meter.take(), "GetItem + transaction (marker + new state)");
+    assert!(applied.newly_applied);
+    store.apply(&event(d, 1, 1), EventTime::now()).await?;
+    row("detect: failure extending a run", meter.take(), "GetItem + transaction");
+    store.apply(&event(d, 2, 1), EventTime::now()).await?;
+    meter.take();
+    let alerted = store.apply(&event(d, 3, 1), EventTime::now()).await?;
+    let ids: Vec<String> = alerted.state.pending_notices.iter().map(|n| n.notice_id()).collect();
+    store.clear_notices(&DeviceId::parse(d).expect("valid"), &ids).await?;
+    row("detect: failure that alerts (+ outbox clear)", meter.take(), "+ GetItem + PutItem to clear the outbox");
+    store.apply(&event(d, 3, 1), EventTime::now()).await?;
+    row("detect: redelivered record", meter.take(), "transaction refused by the marker, then GetItem");
+
+    for n in 0..60 {
+        let device = format!("failing-{n:02}");
+        for m in 0..3 {
+            let e = event(&device, m, 1);
+            store.record(e.clone()).await?;
+            store.apply(&e, EventTime::now()).await?;
+        }
+    }
+    meter.take();
+    let page = store.repeated_failures(50, None).await?;
+    row(
+        &format!("GET repeated-failures page ({} of 61 failing devices)", page.devices.len()),
+        meter.take(),
+        "one Query on the sparse index",
+    );
+    client.delete_table().table_name(&table).send().await?;
+    Ok(())
+}
