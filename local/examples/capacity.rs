@@ -42,7 +42,8 @@ async fn main() -> Result<(), Failure> {
     let client = aws_sdk_dynamodb::Client::new(&aws);
     let table = format!("capacity-{}", std::process::id());
     let meter = Arc::new(CapacityMeter::default());
-    let store = DynamoStore::new(client.clone(), &table, StreakRule::default()).with_capacity_meter(meter.clone());
+    let store =
+        DynamoStore::new(client.clone(), &table, StreakRule::default()).with_capacity_meter(meter.clone());
     store.create_table_if_missing().await?;
 
     // Background: healthy devices' events, written directly (not measured).
@@ -50,11 +51,19 @@ async fn main() -> Result<(), Failure> {
     for i in 0..stored {
         let e = event(&format!("healthy-{}", i % 1000), (i / 1000) as i64, 0);
         let item = EventItem::new(&e, None).to_item()?;
-        batch.push(WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build()?).build());
+        batch.push(
+            WriteRequest::builder()
+                .put_request(PutRequest::builder().set_item(Some(item)).build()?)
+                .build(),
+        );
         if batch.len() == 25 || i + 1 == stored {
             let mut pending = Some(std::mem::take(&mut batch));
             while let Some(requests) = pending.take().filter(|r| !r.is_empty()) {
-                let out = client.batch_write_item().request_items(&table, requests).send().await?;
+                let out = client
+                    .batch_write_item()
+                    .request_items(&table, requests)
+                    .send()
+                    .await?;
                 pending = out.unprocessed_items.and_then(|mut u| u.remove(&table));
             }
         }
@@ -67,7 +76,11 @@ async fn main() -> Result<(), Failure> {
     store.record(e.clone()).await?;
     row("POST new event", meter.take(), "conditional PutItem");
     store.record(e.clone()).await?;
-    row("POST exact replay", meter.take(), "failed condition returns the stored item: no write");
+    row(
+        "POST exact replay",
+        meter.take(),
+        "failed condition returns the stored item: no write",
+    );
     let mut other = e.clone();
     other.total_files_synced = 1;
     store.record(other).await?;
@@ -77,9 +90,21 @@ async fn main() -> Result<(), Failure> {
         store.record(event("device_12345", m, 0)).await?;
     }
     meter.take();
-    let q = HistoryQuery { from: None, to: None, order: Order::Desc, limit: 50, after: None };
-    store.history(&DeviceId::parse("device_12345").expect("valid"), &q).await?;
-    row("GET history page (50 events)", meter.take(), "one Query, strongly consistent, 51 items");
+    let q = HistoryQuery {
+        from: None,
+        to: None,
+        order: Order::Desc,
+        limit: 50,
+        after: None,
+    };
+    store
+        .history(&DeviceId::parse("device_12345").expect("valid"), &q)
+        .await?;
+    row(
+        "GET history page (50 events)",
+        meter.take(),
+        "one Query, strongly consistent, 51 items",
+    );
 
     // Detection: first event of a device, a failure extending a run, the alert, a recovery.
     let d = "detect-1";
@@ -88,18 +113,41 @@ async fn main() -> Result<(), Failure> {
     }
     meter.take();
     let applied = store.apply(&event(d, 0, 0), EventTime::now()).await?;
-    row("detect: first event of a device", meter.take(), "GetItem + transaction (marker + new state)");
+    row(
+        "detect: first event of a device",
+        meter.take(),
+        "GetItem + transaction (marker + new state)",
+    );
     assert!(applied.newly_applied);
     store.apply(&event(d, 1, 1), EventTime::now()).await?;
-    row("detect: failure extending a run", meter.take(), "GetItem + transaction");
+    row(
+        "detect: failure extending a run",
+        meter.take(),
+        "GetItem + transaction",
+    );
     store.apply(&event(d, 2, 1), EventTime::now()).await?;
     meter.take();
     let alerted = store.apply(&event(d, 3, 1), EventTime::now()).await?;
-    let ids: Vec<String> = alerted.state.pending_notices.iter().map(|n| n.notice_id()).collect();
-    store.clear_notices(&DeviceId::parse(d).expect("valid"), &ids).await?;
-    row("detect: failure that alerts (+ outbox clear)", meter.take(), "+ GetItem + PutItem to clear the outbox");
+    let ids: Vec<String> = alerted
+        .state
+        .pending_notices
+        .iter()
+        .map(|n| n.notice_id())
+        .collect();
+    store
+        .clear_notices(&DeviceId::parse(d).expect("valid"), &ids)
+        .await?;
+    row(
+        "detect: failure that alerts (+ outbox clear)",
+        meter.take(),
+        "+ GetItem + PutItem to clear the outbox",
+    );
     store.apply(&event(d, 3, 1), EventTime::now()).await?;
-    row("detect: redelivered record", meter.take(), "transaction refused by the marker, then GetItem");
+    row(
+        "detect: redelivered record",
+        meter.take(),
+        "transaction refused by the marker, then GetItem",
+    );
 
     for n in 0..60 {
         let device = format!("failing-{n:02}");
@@ -112,7 +160,10 @@ async fn main() -> Result<(), Failure> {
     meter.take();
     let page = store.repeated_failures(50, None).await?;
     row(
-        &format!("GET repeated-failures page ({} of 61 failing devices)", page.devices.len()),
+        &format!(
+            "GET repeated-failures page ({} of 61 failing devices)",
+            page.devices.len()
+        ),
         meter.take(),
         "one Query on the sparse index",
     );

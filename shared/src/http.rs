@@ -357,9 +357,16 @@ mod tests {
             ApiError::unsupported_media_type(),
             ApiError::unavailable(),
         ];
-        let enum_line = spec.lines().find(|l| l.trim_start().starts_with("enum: [invalid_event")).unwrap();
+        let enum_line = spec
+            .lines()
+            .find(|l| l.trim_start().starts_with("enum: [invalid_event"))
+            .unwrap();
         for err in codes {
-            assert!(enum_line.contains(err.code), "{} missing from openapi.yaml", err.code);
+            assert!(
+                enum_line.contains(err.code),
+                "{} missing from openapi.yaml",
+                err.code
+            );
         }
     }
 
