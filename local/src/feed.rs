@@ -1,8 +1,8 @@
 //! Change feeds: deliver every stored event to the real detect-failures handler as
 //! DynamoDB stream records, as the Lambda event source mapping does in AWS.
 //!
-//! - Embedded store: reads events in commit order from SQLite. Events that detection
-//!   has not counted yet (for example after a crash) are delivered again on start.
+//! - Embedded store: reads events in commit order from SQLite and checkpoints its
+//!   position after each batch; after a restart or crash it resumes there.
 //! - DynamoDB: reads the table's stream through the DynamoDB Streams API.
 //!
 //! Either way a batch with a failed record is retried from that record after a pause.
@@ -64,7 +64,7 @@ fn first_failure(
 
 pub async fn run_sqlite(store: SqliteStore, detector: DetectFailures, mut stop: watch::Receiver<bool>) {
     let changed = store.changed();
-    let mut cursor = match store.feed_start().await {
+    let mut cursor = match store.feed_position().await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "change feed could not start");
@@ -102,6 +102,11 @@ pub async fn run_sqlite(store: SqliteStore, detector: DetectFailures, mut stop: 
             None => {
                 cursor = changes.last().map_or(cursor, |(seq, _)| *seq);
                 pause = Duration::ZERO;
+                // Like an event source mapping's checkpoint: after a crash, delivery
+                // resumes here and at most this batch is delivered twice.
+                if let Err(e) = store.save_feed_position(cursor).await {
+                    tracing::warn!(error = %e, "could not save the feed position");
+                }
             }
             Some(i) => {
                 cursor = changes[i].0 - 1;

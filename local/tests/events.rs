@@ -282,9 +282,18 @@ async fn stream_events_alert_then_recover() {
 }
 
 #[tokio::test]
-async fn stream_events_for_unstored_events_are_reported_as_failures() {
-    let h = handlers(); // nothing seeded: the records point at events that are not stored
-    let event = stream_event("detect-failures/three-failures.json");
+async fn undecodable_stream_records_are_reported_as_failures() {
+    let h = handlers();
+    seed(&h).await;
+    let mut event = stream_event("detect-failures/three-failures.json");
+    // Corrupt the second record's image: its total_errors is no number.
+    let image = serde_json::json!({
+        "pk": {"S": "DEVICE#device_12345"}, "sk": {"S": "EVENT#2025-05-07T10:33:00.000Z"},
+        "device_id": {"S": "device_12345"}, "timestamp": {"S": "2025-05-07T10:33:00.000Z"},
+        "total_files_synced": {"N": "42"}, "total_errors": {"S": "many"}, "internet_speed": {"N": "5.3"},
+        "outcome": {"S": "failure"}, "received_at": {"S": "2025-05-07T10:33:05.000Z"}
+    });
+    event.records[1].change.new_image = serde_json::from_value(image).unwrap();
     let response = detect_failures::handle(&h.detect, event).await;
     let ids: Vec<_> = response
         .batch_item_failures
@@ -293,8 +302,7 @@ async fn stream_events_for_unstored_events_are_reported_as_failures() {
         .collect();
     assert_eq!(
         ids,
-        ["111000000000000000000001"],
-        "the first record in stream order"
+        ["111000000000000000000003"],
+        "the undecodable record, by its sequence number"
     );
-    assert!(h.alerts.kinds().is_empty());
 }

@@ -145,9 +145,14 @@ async fn redelivered_and_reordered_batches_change_nothing() {
     );
     assert_eq!(s.alerts.kinds().len(), 1, "no second alert");
 
-    // The applied markers are MODIFY records: detection ignores them.
+    // Detection writes only state items: event records stay the only INSERTs of events.
     s.store.record(event("dev-stream", 9, 0)).await.unwrap();
-    let all = inserts(&s, 6).await;
+    let all: Vec<EventRecord> = inserts(&s, 7)
+        .await
+        .into_iter()
+        .filter(|r| pisync_shared::adapters::item::event_from_image(r.change.new_image.clone()).is_some())
+        .collect();
+    assert_eq!(all.len(), 6);
     let response = detect_failures::handle(&s.detect, batch(all)).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(

@@ -99,7 +99,8 @@ pub struct FailingPage {
 /// The result of applying one event to its device's failure state.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Applied {
-    /// False when the event had been applied before (a redelivered stream record).
+    /// False when the state already reflected the event (a redelivered record, or an
+    /// event older than the newest success): nothing was written.
     pub newly_applied: bool,
     /// The state afterwards, with any notices still to publish.
     pub state: FailureState,
@@ -142,8 +143,9 @@ pub trait FailureStates: Send + Sync {
     /// The rule this store applies; its threshold also decides list membership.
     fn rule(&self) -> StreakRule;
 
-    /// Applies a stored event to its device's state exactly once, atomically with
-    /// marking the event applied. Applying it again returns `newly_applied: false`.
+    /// Applies a stored event to its device's state (see [`crate::streak`]). The new
+    /// state is written only if it changed, with a version check; applying the same
+    /// event again changes nothing and returns `newly_applied: false`.
     async fn apply(&self, event: &StoredEvent, now: EventTime) -> Result<Applied, StoreError>;
 
     /// Removes published notices (by [`crate::notice::Notice::notice_id`]) from the outbox.

@@ -2,7 +2,11 @@
 //!
 //! A device's current streak is the run of failed syncs after its newest successful
 //! sync, in device-timestamp order. [`FailureState`] keeps just enough to update that
-//! run one event at a time, in any arrival order, and to decide when to alert.
+//! run one stream record at a time and to decide when to alert: an event newer than
+//! everything counted is applied from the state alone; a late event inside the current
+//! run makes the adapter re-read the run from the stored timeline. Either way the state
+//! equals a recomputation over all stored events, and a redelivered record changes
+//! nothing, so no per-event "applied" marker is needed.
 
 use crate::event::{DeviceId, Outcome, StoredEvent};
 use crate::notice::{FailureAlert, Notice, RecoveryNotice};
@@ -49,12 +53,57 @@ pub struct FailureState {
     pub pending_notices: Vec<Notice>,
 }
 
-/// The applied failures strictly after a given time: what remains of a streak when a
-/// late success lands inside it.
+/// How to apply one stored event to a device's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Tail {
-    pub count: u32,
-    pub first_at: Option<EventTime>,
+pub enum Step {
+    /// Newer than everything counted so far: the state alone decides.
+    InOrder,
+    /// Already reflected in the state: a redelivered record, or an event older than
+    /// the newest success (which cannot change the current run).
+    NoChange,
+    /// A late event inside the current run, or a redelivery of one: re-read the run
+    /// from the stored timeline (events newer than `after`, newest first, up to the
+    /// first success) and pass it to [`FailureState::apply_recount`].
+    Recount { after: Option<EventTime> },
+}
+
+/// The current run as read back from the stored timeline.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Recount {
+    /// The newest stored event's timestamp.
+    pub newest_at: Option<EventTime>,
+    /// The newest success the scan met (it stops there).
+    pub newest_success: Option<EventTime>,
+    /// The failures newer than that success.
+    pub run: Option<Streak>,
+}
+
+impl Recount {
+    /// Builds a recount from events newer than the scan's start, newest first; stops
+    /// at the first success. Returns `true` while it wants more events.
+    pub fn push(&mut self, timestamp: EventTime, outcome: Outcome, total_errors: u32) -> bool {
+        if self.newest_success.is_some() {
+            return false;
+        }
+        self.newest_at = self.newest_at.max(Some(timestamp));
+        match outcome {
+            Outcome::Success => {
+                self.newest_success = Some(timestamp);
+                false
+            }
+            Outcome::Failure => {
+                let run = self.run.get_or_insert(Streak {
+                    count: 0,
+                    started_at: timestamp,
+                    last_failure_at: timestamp,
+                    last_total_errors: total_errors,
+                });
+                run.count += 1;
+                run.started_at = run.started_at.min(timestamp);
+                true
+            }
+        }
+    }
 }
 
 impl FailureState {
@@ -82,100 +131,93 @@ impl FailureState {
         }
     }
 
-    /// When `event` is a success landing inside the current streak, the storage
-    /// adapter must count the applied failures after this time and pass them to
-    /// [`FailureState::apply`]. Every other event is decided from the state alone.
-    pub fn tail_needed(&self, event: &StoredEvent) -> Option<EventTime> {
-        let streak = self.streak.as_ref()?;
+    /// Decides how `event` is applied. Stream records of one device arrive in commit
+    /// order, so an event newer than everything counted is new to this state; anything
+    /// else is either already reflected or is re-read from the timeline.
+    pub fn step(&self, event: &StoredEvent) -> Step {
         let t = event.timestamp;
-        let inside = event.outcome == Outcome::Success
-            && self.last_success_at.is_none_or(|s| t > s)
-            && t > streak.started_at
-            && t < streak.last_failure_at;
-        inside.then_some(t)
-    }
-
-    /// Applies one event that has not been applied before. Any alert or recovery it
-    /// causes is appended to `pending_notices`.
-    pub fn apply(&mut self, event: &StoredEvent, tail: Option<Tail>, rule: StreakRule, now: EventTime) {
-        let t = event.timestamp;
-        self.last_sync_at = self.last_sync_at.max(Some(t));
-        if self.last_success_at.is_some_and(|s| t < s) {
-            return; // lands before the newest success: the current run is unchanged
-        }
-        match event.outcome {
-            Outcome::Failure => self.add_failure(event, rule, now),
-            Outcome::Success => self.add_success(t, tail),
-        }
-    }
-
-    fn add_failure(&mut self, event: &StoredEvent, rule: StreakRule, now: EventTime) {
-        let t = event.timestamp;
-        let streak_id = self.streak_id();
-        let streak = self.streak.get_or_insert(Streak {
-            count: 0,
-            started_at: t,
-            last_failure_at: t,
-            last_total_errors: event.total_errors,
-        });
-        streak.count += 1;
-        streak.started_at = streak.started_at.min(t);
-        if t >= streak.last_failure_at {
-            streak.last_failure_at = t;
-            streak.last_total_errors = event.total_errors;
-        }
-        if streak.count >= rule.threshold && self.alert_id.is_none() {
-            let alert_id = streak_id;
-            self.alert_id = Some(alert_id.clone());
-            let alert = FailureAlert {
-                device_id: self.device_id.clone(),
-                consecutive_failures: streak.count,
-                threshold: rule.threshold,
-                streak_started_at: streak.started_at,
-                last_failure_at: streak.last_failure_at,
-                last_total_errors: streak.last_total_errors,
-                detected_at: now,
-                alert_id,
-            };
-            self.pending_notices.push(Notice::RepeatedFailures(alert));
-        }
-    }
-
-    fn add_success(&mut self, t: EventTime, tail: Option<Tail>) {
-        self.last_success_at = Some(t);
-        let Some(streak) = self.streak.as_mut() else {
-            return;
-        };
-        if t < streak.started_at {
-            return; // the whole run is after this success
-        }
-        let remaining = match tail {
-            Some(tail) if t < streak.last_failure_at => tail,
-            _ => Tail {
-                count: 0,
-                first_at: None,
+        match self.last_sync_at {
+            None => Step::InOrder,
+            Some(last) if t > last => Step::InOrder,
+            Some(last) if t == last => Step::NoChange,
+            _ if self.last_success_at.is_some_and(|s| t <= s) => Step::NoChange,
+            _ => Step::Recount {
+                after: self.last_success_at,
             },
-        };
-        match remaining.first_at {
-            Some(first) if remaining.count > 0 => {
-                // A late success split the run: the device's newest sync still failed,
-                // so the failure condition goes on and no recovery is announced.
-                streak.count = remaining.count;
-                streak.started_at = first;
+        }
+    }
+
+    /// Applies an event newer than every event counted so far ([`Step::InOrder`]).
+    /// Any alert or recovery it causes is appended to `pending_notices`.
+    pub fn apply_in_order(&mut self, event: &StoredEvent, rule: StreakRule, now: EventTime) {
+        let t = event.timestamp;
+        self.last_sync_at = Some(t);
+        match event.outcome {
+            Outcome::Failure => {
+                let streak = self.streak.get_or_insert(Streak {
+                    count: 0,
+                    started_at: t,
+                    last_failure_at: t,
+                    last_total_errors: event.total_errors,
+                });
+                streak.count += 1;
+                streak.last_failure_at = t;
+                streak.last_total_errors = event.total_errors;
             }
-            _ => {
-                let failures = streak.count;
+            Outcome::Success => {
+                let failures = self.consecutive_failures();
+                self.last_success_at = Some(t);
                 self.streak = None;
-                if let Some(alert_id) = self.alert_id.take() {
-                    self.pending_notices.push(Notice::Recovered(RecoveryNotice {
-                        device_id: self.device_id.clone(),
-                        failures_before_recovery: failures,
-                        recovered_at: t,
-                        alert_id,
-                    }));
-                }
+                self.recover(failures, t);
             }
         }
+        self.maybe_alert(rule, now);
+    }
+
+    /// Replaces the run with one re-read from the timeline ([`Step::Recount`]). A late
+    /// success that splits the run leaves the remaining failures; since the device's
+    /// newest sync still failed, that is not a recovery.
+    pub fn apply_recount(&mut self, recount: Recount, rule: StreakRule, now: EventTime) {
+        let failures = self.consecutive_failures();
+        self.last_sync_at = self.last_sync_at.max(recount.newest_at);
+        self.last_success_at = self.last_success_at.max(recount.newest_success);
+        self.streak = recount.run;
+        if self.streak.is_none() {
+            if let Some(success) = self.last_success_at {
+                self.recover(failures, success);
+            }
+        }
+        self.maybe_alert(rule, now);
+    }
+
+    fn recover(&mut self, failures: u32, at: EventTime) {
+        if let Some(alert_id) = self.alert_id.take() {
+            self.pending_notices.push(Notice::Recovered(RecoveryNotice {
+                device_id: self.device_id.clone(),
+                failures_before_recovery: failures,
+                recovered_at: at,
+                alert_id,
+            }));
+        }
+    }
+
+    fn maybe_alert(&mut self, rule: StreakRule, now: EventTime) {
+        let Some(streak) = &self.streak else { return };
+        if streak.count < rule.threshold || self.alert_id.is_some() {
+            return;
+        }
+        let alert_id = self.streak_id();
+        self.alert_id = Some(alert_id.clone());
+        self.pending_notices.push(Notice::RepeatedFailures(FailureAlert {
+            device_id: self.device_id.clone(),
+            consecutive_failures: streak.count,
+            threshold: rule.threshold,
+            streak_started_at: streak.started_at,
+            last_failure_at: streak.last_failure_at,
+            last_total_errors: streak.last_total_errors,
+            detected_at: now,
+            alert_id,
+        }));
     }
 }
 

@@ -1,11 +1,12 @@
 //! detect-failures: consumes the table's change stream, keeps each device's failure
 //! streak, and publishes alerts and recovery notices.
 //!
-//! Exactly-once state: each event is applied together with a marker on the event
-//! (see [`FailureStates::apply`]), so redelivered or re-split batches change nothing.
-//! At-least-once notices: a notice is saved in the state's outbox in that same write,
-//! published, then cleared; a crash in between republishes it on the retry, with the
-//! same `alert_id`.
+//! Exactly-once state: a device's records arrive in commit order, so the state tells
+//! which events it already reflects; late events re-read the run from the timeline
+//! (see [`pisync_shared::streak`]). Redelivered or re-split batches change nothing.
+//! At-least-once notices: a notice is saved in the state's outbox in the same write as
+//! the state change, published, then cleared; a crash in between republishes it on the
+//! retry, with the same `alert_id`.
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
@@ -31,7 +32,7 @@ pub async fn handle(deps: &DetectFailures, event: Event) -> DynamoDbEventRespons
     let mut first_failed: Option<usize> = None;
     for (position, record) in event.records.iter().enumerate() {
         if record.event_name != "INSERT" {
-            continue; // MODIFY (the applied marker), REMOVE (TTL expiry): not new events
+            continue; // MODIFY and REMOVE (TTL expiry) are not new events
         }
         match event_from_image(record.change.new_image.clone()) {
             None => {} // a state item

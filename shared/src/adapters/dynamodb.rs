@@ -6,22 +6,21 @@ use super::item::{
     device_pk, event_sk, failing_sk, EventItem, FailingItem, StateItem, EVENT_KEY_MAX, EVENT_PREFIX,
     FAILING_INDEX, FAILING_PK, STATE_SK,
 };
-use crate::event::{DeviceId, StoredEvent};
+use crate::event::{DeviceId, Outcome, StoredEvent};
 use crate::store::{
     Applied, EventLog, FailingDevice, FailingKey, FailingPage, FailureStates, HistoryPage, HistoryQuery,
     Order, Recorded, StoreError,
 };
-use crate::streak::{FailureState, StreakRule, Tail};
+use crate::streak::{FailureState, Recount, Step, StreakRule};
 use crate::time::EventTime;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConsumedCapacity, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ReturnConsumedCapacity,
+    KeySchemaElement, KeyType, Projection, ProjectionType, ReturnConsumedCapacity,
     ReturnValuesOnConditionCheckFailure, ScalarAttributeType, StreamSpecification, StreamViewType,
-    TimeToLiveSpecification, TransactWriteItem, Update,
+    TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
@@ -308,27 +307,25 @@ impl DynamoStore {
         out.item.map(serde_dynamo::from_item).transpose().map_err(corrupt)
     }
 
-    /// Applied failures after `after` for the device: what remains of a streak split
-    /// by a late success. Reads only the events after `after`.
-    async fn tail(&self, device: &DeviceId, after: EventTime) -> Result<Tail, StoreError> {
-        let mut tail = Tail {
-            count: 0,
-            first_at: None,
-        };
+    /// The device's current run, read newest first from the events after `after`,
+    /// up to the first success.
+    async fn recount(&self, device: &DeviceId, after: Option<EventTime>) -> Result<Recount, StoreError> {
+        let mut recount = Recount::default();
         let mut start: Option<Item> = None;
+        let lo = after.map_or(EVENT_PREFIX.to_owned(), |t| event_sk(t.plus_millis(1)));
         loop {
             let out = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-                .filter_expression("attribute_exists(applied_at) AND total_errors > :zero")
-                .projection_expression("#ts")
+                .projection_expression("#ts, total_errors")
                 .expression_attribute_names("#ts", "timestamp")
                 .expression_attribute_values(":pk", s(device_pk(device)))
-                .expression_attribute_values(":lo", s(event_sk(after.plus_millis(1))))
+                .expression_attribute_values(":lo", s(lo.clone()))
                 .expression_attribute_values(":hi", s(EVENT_KEY_MAX))
-                .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+                .scan_index_forward(false)
+                .limit(100)
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .return_consumed_capacity(self.capacity())
@@ -337,31 +334,55 @@ impl DynamoStore {
                 .map_err(unavailable)?;
             self.metered(Units::Read, out.consumed_capacity());
             for item in out.items() {
-                if let Some(AttributeValue::S(ts)) = item.get("timestamp") {
-                    let ts = EventTime::parse_rfc3339(ts).ok_or_else(|| corrupt("event timestamp"))?;
-                    tail.count += 1;
-                    tail.first_at = tail.first_at.min(Some(ts)).or(Some(ts));
+                let ts = match item.get("timestamp") {
+                    Some(AttributeValue::S(ts)) => EventTime::parse_rfc3339(ts),
+                    _ => None,
+                };
+                let errors = match item.get("total_errors") {
+                    Some(AttributeValue::N(n)) => n.parse::<u32>().ok(),
+                    _ => None,
+                };
+                let (Some(ts), Some(errors)) = (ts, errors) else {
+                    return Err(corrupt(format!(
+                        "event of {device} without timestamp or total_errors"
+                    )));
+                };
+                if !recount.push(ts, Outcome::of(errors), errors) {
+                    return Ok(recount);
                 }
             }
             match out.last_evaluated_key {
                 Some(key) => start = Some(key),
-                None => return Ok(tail),
+                None => return Ok(recount),
             }
         }
     }
 
     /// Writes a state item if its version is still `expected` (0: item absent).
-    fn state_put(&self, state: FailureState, expected: u64) -> Result<Put, StoreError> {
-        let item: Item = serde_dynamo::to_item(StateItem::new(state, expected + 1, self.rule.threshold))
-            .map_err(corrupt)?;
-        let put = Put::builder().table_name(&self.table).set_item(Some(item));
+    /// `Ok(false)` when another writer got there first.
+    async fn put_state(&self, state: &FailureState, expected: u64) -> Result<bool, StoreError> {
+        let item: Item =
+            serde_dynamo::to_item(StateItem::new(state.clone(), expected + 1, self.rule.threshold))
+                .map_err(corrupt)?;
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
         let put = if expected == 0 {
             put.condition_expression("attribute_not_exists(pk)")
         } else {
             put.condition_expression("version = :v")
                 .expression_attribute_values(":v", AttributeValue::N(expected.to_string()))
         };
-        put.build().map_err(unavailable)
+        match put.return_consumed_capacity(self.capacity()).send().await {
+            Ok(out) => {
+                self.metered(Units::Write, out.consumed_capacity());
+                Ok(true)
+            }
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
     }
 }
 
@@ -482,77 +503,31 @@ impl FailureStates for DynamoStore {
             if attempt > 0 {
                 contention_pause(attempt).await;
             }
-            let current = self.get_state(device).await?;
-            let (mut state, version) = match current {
+            let (mut state, version) = match self.get_state(device).await? {
                 Some(item) => (item.state, item.version),
                 None => (FailureState::new(device.clone()), 0),
             };
-            let tail = match state.tail_needed(event) {
-                Some(after) => Some(self.tail(device, after).await?),
-                None => None,
-            };
             let before = state.clone();
-            state.apply(event, tail, self.rule, now);
-            // Mark the event applied and write the state in one transaction: the
-            // event's marker makes a redelivered record a no-op, the version makes a
-            // concurrent writer retry instead of overwriting.
-            let mark = Update::builder()
-                .table_name(&self.table)
-                .key("pk", s(device_pk(device)))
-                .key("sk", s(event_sk(event.timestamp)))
-                .update_expression("SET applied_at = :now")
-                .condition_expression("attribute_exists(pk) AND attribute_not_exists(applied_at)")
-                .expression_attribute_values(":now", s(now.to_string()))
-                .build()
-                .map_err(unavailable)?;
-            let result = self
-                .client
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().update(mark).build())
-                .transact_items(
-                    TransactWriteItem::builder()
-                        .put(self.state_put(state.clone(), version)?)
-                        .build(),
-                )
-                .return_consumed_capacity(self.capacity())
-                .send()
-                .await;
-            match result {
-                Ok(out) => {
-                    if let Some(meter) = &self.meter {
-                        meter.add(Units::Write, out.consumed_capacity());
-                    }
-                    return Ok(Applied {
-                        newly_applied: true,
-                        state,
-                    });
+            match state.step(event) {
+                Step::NoChange => {}
+                Step::InOrder => state.apply_in_order(event, self.rule, now),
+                Step::Recount { after } => {
+                    let recount = self.recount(device, after).await?;
+                    state.apply_recount(recount, self.rule, now);
                 }
-                Err(SdkError::ServiceError(e)) => match e.into_err() {
-                    TransactWriteItemsError::TransactionCanceledException(cancelled) => {
-                        let failed = |i: usize| {
-                            cancelled.cancellation_reasons().get(i).and_then(|r| r.code())
-                                == Some("ConditionalCheckFailed")
-                        };
-                        if failed(0) {
-                            return match self.get_event(device, event.timestamp).await? {
-                                Some(_) => Ok(Applied {
-                                    newly_applied: false,
-                                    state: before,
-                                }),
-                                None => Err(corrupt(format!(
-                                    "event {device}/{} is not stored",
-                                    event.timestamp
-                                ))),
-                            };
-                        }
-                        if !failed(1) {
-                            return Err(unavailable(cancelled));
-                        }
-                        // Version moved: read again and recompute.
-                    }
-                    other => return Err(unavailable(other)),
-                },
-                Err(e) => return Err(unavailable(e)),
+            }
+            if state == before {
+                return Ok(Applied {
+                    newly_applied: false,
+                    state,
+                });
+            }
+            // The version check makes a concurrent writer re-read instead of overwriting.
+            if self.put_state(&state, version).await? {
+                return Ok(Applied {
+                    newly_applied: true,
+                    state,
+                });
             }
         }
         Err(StoreError::Unavailable(format!(
@@ -576,24 +551,8 @@ impl FailureStates for DynamoStore {
             if state.pending_notices.len() == before {
                 return Ok(());
             }
-            let put = self.state_put(state, item.version)?;
-            let result = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(put.item.into())
-                .set_condition_expression(Some(put.condition_expression.unwrap_or_default()))
-                .set_expression_attribute_values(put.expression_attribute_values)
-                .return_consumed_capacity(self.capacity())
-                .send()
-                .await;
-            match result {
-                Ok(out) => {
-                    self.metered(Units::Write, out.consumed_capacity());
-                    return Ok(());
-                }
-                Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => continue,
-                Err(e) => return Err(unavailable(e)),
+            if self.put_state(&state, item.version).await? {
+                return Ok(());
             }
         }
         Err(StoreError::Unavailable(format!(

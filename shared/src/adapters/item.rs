@@ -49,9 +49,6 @@ pub struct EventItem {
     /// TTL attribute, epoch seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
-    /// Set by detect-failures, atomically with the state update that counted it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub applied_at: Option<EventTime>,
 }
 
 impl EventItem {
@@ -67,7 +64,6 @@ impl EventItem {
             outcome: event.outcome,
             received_at: event.received_at,
             expires_at,
-            applied_at: None,
         }
     }
 

@@ -10,7 +10,7 @@ use crate::store::{
     Applied, EventLog, FailingDevice, FailingKey, FailingPage, FailureStates, HistoryPage, HistoryQuery,
     Order, Recorded, StoreError,
 };
-use crate::streak::{FailureState, StreakRule, Tail};
+use crate::streak::{FailureState, Recount, Step, StreakRule};
 use crate::time::EventTime;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -32,9 +32,13 @@ CREATE TABLE IF NOT EXISTS events (
     total_errors       INTEGER NOT NULL,
     internet_speed     REAL    NOT NULL,
     received_at        INTEGER NOT NULL,
-    applied            INTEGER NOT NULL DEFAULT 0,        -- detection has counted it
     UNIQUE (device_id, ts)
 );
+-- How far the change feed got (like an event source mapping's checkpoint).
+CREATE TABLE IF NOT EXISTS feed_position (
+    name TEXT PRIMARY KEY,
+    seq  INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS device_state (
     device_id    TEXT PRIMARY KEY,
     streak_count INTEGER NOT NULL,
@@ -53,6 +57,7 @@ enum WriteOp {
         oneshot::Sender<Result<Applied, StoreError>>,
     ),
     Clear(DeviceId, Vec<String>, oneshot::Sender<Result<(), StoreError>>),
+    FeedPosition(i64, oneshot::Sender<Result<(), StoreError>>),
 }
 
 /// The embedded store. Cheap to clone; all clones share one database.
@@ -128,16 +133,21 @@ impl SqliteStore {
         .collect()
     }
 
-    /// The sequence number just before the oldest event detection has not counted.
-    pub async fn feed_start(&self) -> Result<i64, StoreError> {
+    /// Where the change feed stopped: the last sequence number it fully processed.
+    pub async fn feed_position(&self) -> Result<i64, StoreError> {
         self.read(|conn| {
             conn.query_row(
-                "SELECT COALESCE((SELECT MIN(seq) FROM events WHERE applied = 0), (SELECT MAX(seq) + 1 FROM events), 1) - 1",
+                "SELECT COALESCE((SELECT seq FROM feed_position WHERE name = 'detect'), 0)",
                 [],
                 |row| row.get(0),
             )
         })
         .await
+    }
+
+    /// Records that the change feed processed everything up to `seq`.
+    pub async fn save_feed_position(&self, seq: i64) -> Result<(), StoreError> {
+        self.write(|reply| WriteOp::FeedPosition(seq, reply)).await
     }
 
     async fn write<T>(
@@ -245,6 +255,7 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<WriteOp>, rule: StreakRul
                 WriteOp::Record(event, reply) => Reply::Record(reply, record(&sp, event)),
                 WriteOp::Apply(event, now, reply) => Reply::Apply(reply, apply(&sp, &event, rule, now)),
                 WriteOp::Clear(device, ids, reply) => Reply::Clear(reply, clear(&sp, &device, &ids)),
+                WriteOp::FeedPosition(seq, reply) => Reply::Clear(reply, save_position(&sp, seq)),
             };
             let failed = matches!(
                 &reply,
@@ -367,58 +378,60 @@ fn apply(
     now: EventTime,
 ) -> Result<Applied, StoreError> {
     let device = &event.device_id;
-    let applied: Option<bool> = conn
-        .prepare_cached("SELECT applied FROM events WHERE device_id = ?1 AND ts = ?2")
-        .and_then(|mut stmt| {
-            stmt.query_row(params![device.as_str(), event.timestamp.millis()], |row| {
-                row.get(0)
-            })
-            .optional()
-        })
-        .map_err(unavailable)?;
     let mut state = load_state(conn, device)?.unwrap_or_else(|| FailureState::new(device.clone()));
-    match applied {
-        None => {
-            return Err(StoreError::Corrupt(format!(
-                "event {device}/{} is not stored",
-                event.timestamp
-            )))
+    let before = state.clone();
+    match state.step(event) {
+        Step::NoChange => {}
+        Step::InOrder => state.apply_in_order(event, rule, now),
+        Step::Recount { after } => {
+            let recount = recount(conn, device, after)?;
+            state.apply_recount(recount, rule, now);
         }
-        Some(true) => {
-            return Ok(Applied {
-                newly_applied: false,
-                state,
-            })
-        }
-        Some(false) => {}
     }
-    let tail = match state.tail_needed(event) {
-        None => None,
-        Some(after) => Some(
-            conn.prepare_cached(
-                "SELECT COUNT(*), MIN(ts) FROM events
-                 WHERE device_id = ?1 AND ts > ?2 AND applied = 1 AND total_errors > 0",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_row(params![device.as_str(), after.millis()], |row| {
-                    Ok(Tail {
-                        count: row.get(0)?,
-                        first_at: row.get::<_, Option<i64>>(1)?.and_then(EventTime::from_millis),
-                    })
-                })
-            })
-            .map_err(unavailable)?,
-        ),
-    };
-    state.apply(event, tail, rule, now);
-    save_state(conn, &state)?;
-    conn.prepare_cached("UPDATE events SET applied = 1 WHERE device_id = ?1 AND ts = ?2")
-        .and_then(|mut stmt| stmt.execute(params![device.as_str(), event.timestamp.millis()]))
-        .map_err(unavailable)?;
+    let changed = state != before;
+    if changed {
+        save_state(conn, &state)?;
+    }
     Ok(Applied {
-        newly_applied: true,
+        newly_applied: changed,
         state,
     })
+}
+
+/// The device's current run, read newest first from the stored events after `after`.
+fn recount(conn: &Connection, device: &DeviceId, after: Option<EventTime>) -> Result<Recount, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT ts, total_errors FROM events WHERE device_id = ?1 AND ts > ?2 ORDER BY ts DESC",
+        )
+        .map_err(unavailable)?;
+    let mut rows = stmt
+        .query(params![
+            device.as_str(),
+            after.map_or(i64::MIN, EventTime::millis)
+        ])
+        .map_err(unavailable)?;
+    let mut recount = Recount::default();
+    while let Some(row) = rows.next().map_err(unavailable)? {
+        let ts: i64 = row.get(0).map_err(unavailable)?;
+        let errors: u32 = row.get(1).map_err(unavailable)?;
+        let ts = EventTime::from_millis(ts)
+            .ok_or_else(|| StoreError::Corrupt(format!("timestamp of {device}")))?;
+        if !recount.push(ts, Outcome::of(errors), errors) {
+            break;
+        }
+    }
+    Ok(recount)
+}
+
+fn save_position(conn: &Connection, seq: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO feed_position (name, seq) VALUES ('detect', ?1)
+         ON CONFLICT (name) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+    )
+    .and_then(|mut stmt| stmt.execute([seq]))
+    .map_err(unavailable)?;
+    Ok(())
 }
 
 fn clear(conn: &Connection, device: &DeviceId, ids: &[String]) -> Result<(), StoreError> {

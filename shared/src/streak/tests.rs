@@ -29,45 +29,55 @@ type Summary = (
     Option<EventTime>,
 );
 
-/// A store stand-in: the applied events, by timestamp.
+/// A store stand-in: the stored events, by timestamp.
 #[derive(Default)]
 struct Timeline {
-    applied: BTreeMap<EventTime, StoredEvent>,
+    stored: BTreeMap<EventTime, StoredEvent>,
 }
 
 impl Timeline {
-    /// Applies like a storage adapter does: once per event, with the tail it asks for.
-    fn apply(&mut self, state: &mut FailureState, e: &StoredEvent, rule: StreakRule) -> bool {
-        if self.applied.contains_key(&e.timestamp) {
-            return false; // redelivery or replay: already applied
-        }
-        let tail = state.tail_needed(e).map(|after| {
-            let failures: Vec<_> = self
-                .applied
-                .range(after.plus_millis(1)..)
-                .filter(|(_, e)| e.outcome == Outcome::Failure)
-                .map(|(t, _)| *t)
-                .collect();
-            Tail {
-                count: failures.len() as u32,
-                first_at: failures.first().copied(),
+    /// What a storage adapter does for one stream record of `e` (already stored).
+    fn process(&self, state: &mut FailureState, e: &StoredEvent, rule: StreakRule) {
+        match state.step(e) {
+            Step::NoChange => {}
+            Step::InOrder => state.apply_in_order(e, rule, at(10_000)),
+            Step::Recount { after } => {
+                let mut recount = Recount::default();
+                let newer = self
+                    .stored
+                    .iter()
+                    .rev()
+                    .take_while(|(t, _)| after.is_none_or(|a| **t > a));
+                for (t, e) in newer {
+                    if !recount.push(*t, e.outcome, e.total_errors) {
+                        break;
+                    }
+                }
+                state.apply_recount(recount, rule, at(10_000));
             }
-        });
-        state.apply(e, tail, rule, at(10_000));
-        self.applied.insert(e.timestamp, e.clone());
+        }
+    }
+
+    /// A device reports `e`: stored (unless a replay) and, if new, delivered once.
+    fn apply(&mut self, state: &mut FailureState, e: &StoredEvent, rule: StreakRule) -> bool {
+        if self.stored.contains_key(&e.timestamp) {
+            return false; // replay: nothing written, no stream record
+        }
+        self.stored.insert(e.timestamp, e.clone());
+        self.process(state, e, rule);
         true
     }
 
     /// Brute force: the trailing run of failures in timestamp order.
     fn expected(&self) -> Summary {
         let run: Vec<&StoredEvent> = self
-            .applied
+            .stored
             .values()
             .rev()
             .take_while(|e| e.outcome == Outcome::Failure)
             .collect();
         let last_success = self
-            .applied
+            .stored
             .values()
             .rev()
             .find(|e| e.outcome == Outcome::Success)
@@ -78,7 +88,7 @@ impl Timeline {
             run.first().map(|e| e.timestamp),
             run.first().map(|e| e.total_errors),
             last_success,
-            self.applied.keys().next_back().copied(),
+            self.stored.keys().next_back().copied(),
         )
     }
 }
@@ -274,12 +284,21 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn incremental_state_equals_brute_force((events, threshold) in arrivals()) {
+    fn incremental_state_equals_brute_force((events, threshold) in arrivals(), redeliver in proptest::collection::vec(any::<prop::sample::Index>(), 0..20)) {
         let rule = StreakRule { threshold };
         let mut state = FailureState::new(DeviceId::parse("dev").unwrap());
         let mut timeline = Timeline::default();
-        for e in &events {
-            timeline.apply(&mut state, e, rule);
+        let mut delivered: Vec<StoredEvent> = Vec::new();
+        for (i, e) in events.iter().enumerate() {
+            if timeline.apply(&mut state, e, rule) {
+                delivered.push(e.clone());
+            }
+            // Lambda may deliver an earlier record again: nothing may change.
+            if let Some(pick) = redeliver.get(i).filter(|_| !delivered.is_empty()) {
+                let before = state.clone();
+                timeline.process(&mut state, pick.get(&delivered), rule);
+                prop_assert_eq!(&state, &before);
+            }
             prop_assert_eq!(observed(&state), timeline.expected());
             // Over threshold always means alerted; a run always has a start.
             if state.consecutive_failures() >= threshold {
@@ -292,6 +311,29 @@ proptest! {
         for (i, kind) in kinds.iter().enumerate() {
             let want = if i % 2 == 0 { "device.repeated_sync_failures" } else { "device.sync_recovered" };
             prop_assert_eq!(*kind, want);
+        }
+    }
+
+    #[test]
+    fn batches_applied_in_timestamp_order_equal_brute_force((events, threshold) in arrivals(), cut in 1usize..8) {
+        // A backlog: several events are stored before their records are processed,
+        // then each batch is processed in device-timestamp order (as detect-failures does).
+        let rule = StreakRule { threshold };
+        let mut state = FailureState::new(DeviceId::parse("dev").unwrap());
+        let mut timeline = Timeline::default();
+        for chunk in events.chunks(cut) {
+            let mut batch: Vec<StoredEvent> = Vec::new();
+            for e in chunk {
+                if let std::collections::btree_map::Entry::Vacant(slot) = timeline.stored.entry(e.timestamp) {
+                    slot.insert(e.clone());
+                    batch.push(e.clone());
+                }
+            }
+            batch.sort_by_key(|e| e.timestamp);
+            for e in &batch {
+                timeline.process(&mut state, e, rule);
+            }
+            prop_assert_eq!(observed(&state), timeline.expected());
         }
     }
 

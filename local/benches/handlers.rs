@@ -1,0 +1,97 @@
+//! Handler benchmarks on the embedded store: POST /sync-event end to end (validation,
+//! group-committed SQLite write, JSON reply) and detect-failures per stream record.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use detect_failures::DetectFailures;
+use lambda_http::Body;
+use pisync_shared::adapters::sqlite::SqliteStore;
+use pisync_shared::alerts::{AlertPublisher, PublishError};
+use pisync_shared::notice::Notice;
+use pisync_shared::store::EventLog;
+use pisync_shared::streak::StreakRule;
+use pisync_shared::validate::EventRules;
+use pisync_shared::{DeviceId, EventTime, Outcome, StoredEvent};
+use record_sync_event::RecordSyncEvent;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+struct Discard;
+
+#[async_trait::async_trait]
+impl AlertPublisher for Discard {
+    async fn publish(&self, _: &Notice) -> Result<(), PublishError> {
+        Ok(())
+    }
+}
+
+fn handlers(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("bench.db"), StreakRule::default()).unwrap();
+    let record = RecordSyncEvent {
+        log: Arc::new(store.clone()),
+        rules: EventRules::default(),
+    };
+    let n = AtomicU64::new(0);
+    c.bench_function("POST /sync-event handler, new event, embedded store (sequential)", |b| {
+        b.to_async(&rt).iter(|| {
+            let i = n.fetch_add(1, Ordering::Relaxed);
+            let body = format!(
+                r#"{{"device_id":"bench-{}","timestamp":"2025-05-07T10:30:00.{:03}Z","total_files_synced":42,"total_errors":{},"internet_speed":5.3}}"#,
+                i / 1000,
+                i % 1000,
+                u64::from(i % 10 == 0)
+            );
+            let req = lambda_http::http::Request::post("/sync-event")
+                .header("content-type", "application/json")
+                .body(Body::Text(body))
+                .unwrap();
+            let record = &record;
+            async move {
+                let response = record_sync_event::handle(record, req).await;
+                assert_eq!(response.status(), 201);
+            }
+        })
+    });
+
+    let detect = DetectFailures {
+        states: Arc::new(store.clone()),
+        alerts: Arc::new(Discard),
+    };
+    let m = AtomicU64::new(0);
+    c.bench_function("detect-failures per record, embedded store", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            // Store the events first (not timed), then time detection alone.
+            let first = m.fetch_add(iters, Ordering::Relaxed);
+            let (store, detect) = (store.clone(), &detect);
+            async move {
+                let mut records = Vec::new();
+                for i in first..first + iters {
+                    let failed = u32::from(i % 10 != 0);
+                    let event = StoredEvent {
+                        device_id: DeviceId::parse(&format!("detect-{}", i / 100)).unwrap(),
+                        timestamp: EventTime::from_millis(1_746_600_000_000 + i as i64).unwrap(),
+                        total_files_synced: 1,
+                        total_errors: failed,
+                        internet_speed: 1.0,
+                        outcome: Outcome::of(failed),
+                        received_at: EventTime::now(),
+                    };
+                    store.record(event.clone()).await.unwrap();
+                    records.push(pisync_local::feed::insert_record(i as i64, &event).unwrap());
+                }
+                let start = std::time::Instant::now();
+                for record in records {
+                    let mut batch = aws_lambda_events::event::dynamodb::Event::default();
+                    batch.records = vec![record];
+                    let response = detect_failures::handle(detect, batch).await;
+                    assert!(response.batch_item_failures.is_empty());
+                }
+                start.elapsed()
+            }
+        })
+    });
+}
+
+criterion_group!(benches, handlers);
+criterion_main!(benches);

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Load test of pisync-local on loopback: unique POST /sync-event from many simulated
+# devices (about one in ten failed), then a read mix. Installs wrk from Debian if missing.
+#
+#   scripts/load.sh [SECONDS] [CONNECTIONS]      (defaults: 20 s, 64 connections)
+#
+# Prints requests/s, p50 and p99 latency and the non-2xx count for each phase. Not part
+# of the test suite: figures go to docs/performance.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-20}"
+connections="${2:-64}"
+
+if ! command -v wrk >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq wrk
+fi
+cargo build --release -p pisync-local
+data="$(mktemp -d)"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+RUST_LOG=warn target/release/pisync-local --addr "127.0.0.1:$port" --data-dir "$data" >/dev/null &
+runner=$!
+trap 'kill $runner 2>/dev/null; wait $runner 2>/dev/null; rm -rf "$data"' EXIT
+for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$port/devices/repeated-failures" && break; sleep 0.1; done
+
+run_id=$(date +%s)
+echo "== POST /sync-event: $connections connections, ${seconds}s (unique events, ~10% failed)"
+wrk -t2 -c"$connections" -d"${seconds}s" --timeout 5s -s scripts/load/post-events.lua "http://127.0.0.1:$port" -- "$run_id" \
+  | grep -E '^(requests/s|p50|p99|non-2xx|socket errors)'
+
+echo "== read mix: 80% history pages, 20% repeated-failures pages"
+wrk -t2 -c"$connections" -d"${seconds}s" --timeout 5s -s scripts/load/read-mix.lua "http://127.0.0.1:$port" -- "$run_id" \
+  | grep -E '^(requests/s|p50|p99|non-2xx|socket errors)'
+du -sh "$data" | sed 's/^/store size after the run: /'

@@ -1,0 +1,66 @@
+//! Domain micro-benchmarks: parsing + validating one event, and the streak rule.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use pisync_shared::streak::{FailureState, Step, StreakRule};
+use pisync_shared::validate::{parse_sync_event, EventRules};
+use pisync_shared::{DeviceId, EventTime, Outcome, StoredEvent};
+use std::hint::black_box;
+
+const BODY: &[u8] = br#"{"device_id":"device_12345","timestamp":"2025-05-07T10:30:00Z","total_files_synced":42,"total_errors":2,"internet_speed":5.3}"#;
+const BAD: &[u8] = br#"{"device_id":"bad id","timestamp":"soon","total_files_synced":-1,"total_errors":1.5,"internet_speed":-2,"colour":"red"}"#;
+
+fn parse(c: &mut Criterion) {
+    let now = EventTime::parse_rfc3339("2025-05-07T12:00:00Z").unwrap();
+    c.bench_function("parse+validate valid event", |b| {
+        b.iter(|| parse_sync_event(black_box(BODY), now, EventRules::default()).unwrap())
+    });
+    c.bench_function("parse+validate invalid event (6 problems)", |b| {
+        b.iter(|| parse_sync_event(black_box(BAD), now, EventRules::default()).unwrap_err())
+    });
+}
+
+fn streak(c: &mut Criterion) {
+    let device = DeviceId::parse("device_12345").unwrap();
+    let event = |m: i64, errors: u32| StoredEvent {
+        device_id: device.clone(),
+        timestamp: EventTime::from_millis(1_746_600_000_000 + m * 60_000).unwrap(),
+        total_files_synced: 1,
+        total_errors: errors,
+        internet_speed: 1.0,
+        outcome: Outcome::of(errors),
+        received_at: EventTime::from_millis(0).unwrap(),
+    };
+    let failure = event(100, 1);
+    let mut running = FailureState::new(device.clone());
+    for m in 0..50 {
+        running.apply_in_order(&event(m, 1), StreakRule::default(), EventTime::now());
+    }
+    running.pending_notices.clear();
+    c.bench_function("streak rule: step + apply a failure to a long run", |b| {
+        b.iter(|| {
+            let mut s = running.clone();
+            assert_eq!(s.step(black_box(&failure)), Step::InOrder);
+            s.apply_in_order(
+                black_box(&failure),
+                StreakRule::default(),
+                EventTime::from_millis(0).unwrap(),
+            );
+            s
+        })
+    });
+    let success = event(200, 0);
+    c.bench_function("streak rule: recovery (success after an alerted run)", |b| {
+        b.iter(|| {
+            let mut s = running.clone();
+            s.apply_in_order(
+                black_box(&success),
+                StreakRule::default(),
+                EventTime::from_millis(0).unwrap(),
+            );
+            s
+        })
+    });
+}
+
+criterion_group!(benches, parse, streak);
+criterion_main!(benches);
