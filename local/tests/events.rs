@@ -105,14 +105,22 @@ async fn call(h: &Handlers, rel: &str) -> lambda_http::Response<Body> {
     }
 }
 
-/// Stores device_12345's events that the stream events refer to, through the record handler.
+/// device_12345's events that the stream events refer to: three failures, then a success.
+const FAILURES: [(&str, u32); 3] = [
+    ("2025-05-07T10:31:00Z", 2),
+    ("2025-05-07T10:32:00Z", 4),
+    ("2025-05-07T10:33:00Z", 1),
+];
+const SUCCESS: [(&str, u32); 1] = [("2025-05-07T10:40:00Z", 0)];
+
 async fn seed(h: &Handlers) {
-    for (ts, errors) in [
-        ("2025-05-07T10:31:00Z", 2),
-        ("2025-05-07T10:32:00Z", 4),
-        ("2025-05-07T10:33:00Z", 1),
-        ("2025-05-07T10:40:00Z", 0),
-    ] {
+    store(h, &FAILURES).await;
+    store(h, &SUCCESS).await;
+}
+
+/// Stores events through the record handler.
+async fn store(h: &Handlers, events: &[(&str, u32)]) {
+    for &(ts, errors) in events {
         let body = format!(
             r#"{{"device_id":"device_12345","timestamp":"{ts}","total_files_synced":42,"total_errors":{errors},"internet_speed":5.3}}"#
         );
@@ -246,7 +254,7 @@ async fn history_events_page_the_seeded_device() {
 #[tokio::test]
 async fn stream_events_alert_then_recover() {
     let h = handlers();
-    seed(&h).await;
+    store(&h, &FAILURES).await;
     let response =
         detect_failures::handle(&h.detect, stream_event("detect-failures/three-failures.json")).await;
     assert!(response.batch_item_failures.is_empty());
@@ -270,7 +278,8 @@ async fn stream_events_alert_then_recover() {
         detect_failures::handle(&h.detect, stream_event("detect-failures/three-failures.json")).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(h.alerts.kinds().len(), 1);
-    // MODIFY and state records are skipped; the success INSERT recovers the device.
+    // The success is stored; its batch also holds state-item records, which are skipped.
+    store(&h, &SUCCESS).await;
     let response = detect_failures::handle(&h.detect, stream_event("detect-failures/recovery.json")).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(
