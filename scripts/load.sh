@@ -25,8 +25,10 @@ for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$port/devices/re
 run_id=$(date +%s)
 echo "== POST /sync-event: $connections connections, ${seconds}s (unique events, ~10% failed)"
 wrk -t2 -c"$connections" -d"${seconds}s" --timeout 5s -s scripts/load/post-events.lua "http://127.0.0.1:$port" -- "$run_id" \
-  | grep -E '^(requests/s|p50|p99|non-2xx|socket errors)'
+  | grep -E '^(requests/s|p50|p99|201 created|non-2xx|socket errors)'
 
+# Let failure detection drain the write phase's backlog so the read phase measures reads.
+sleep "${PISYNC_LOAD_SETTLE_SECONDS:-20}"
 echo "== read mix: 80% history pages, 20% repeated-failures pages"
 wrk -t2 -c"$connections" -d"${seconds}s" --timeout 5s -s scripts/load/read-mix.lua "http://127.0.0.1:$port" -- "$run_id" \
   | grep -E '^(requests/s|p50|p99|non-2xx|socket errors)'

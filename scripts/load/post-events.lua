@@ -1,12 +1,18 @@
 -- wrk script: every request posts a new, unique sync event; about one in ten failed.
 -- 5,000 simulated devices per wrk thread, each reporting with increasing timestamps.
 local counter = 0
-local thread_id = 0
+-- thread_id is set per thread by setup() (a global in each thread's Lua state).
 local threads = {}
 
 function setup(thread)
   thread:set("thread_id", #threads)
   table.insert(threads, thread)
+end
+
+created = 0
+
+function response(status, headers, body)
+  if status == 201 then created = created + 1 end
 end
 
 function init(args)
@@ -31,6 +37,9 @@ end
 done = function(summary, latency, requests)
   io.write(string.format("requests/s %.0f\n", summary.requests / (summary.duration / 1e6)))
   io.write(string.format("p50 %.2f ms\np99 %.2f ms\n", latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+  local total_created = 0
+  for _, t in ipairs(threads) do total_created = total_created + t:get("created") end
+  io.write(string.format("201 created %d of %d requests\n", total_created, summary.requests))
   io.write(string.format("non-2xx %d\nsocket errors %d\n", summary.errors.status,
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end

@@ -46,15 +46,25 @@ pub async fn handle(deps: &DetectFailures, event: Event) -> DynamoDbEventRespons
             }
         }
     }
-    for events in by_device.values_mut() {
+    // Devices are independent: process them concurrently (their store round trips
+    // overlap, and the embedded store commits them together); each device's events
+    // in order.
+    let devices = by_device.into_values().map(|mut events| async move {
         events.sort_by_key(|(_, e)| e.timestamp);
-        for (position, e) in events.iter() {
+        for (position, e) in &events {
             if let Err(err) = process(deps, e).await {
                 tracing::error!(error = %err, device_id = %e.device_id, timestamp = %e.timestamp, "detection failed; will retry");
-                first_failed = first_failed.min(Some(*position)).or(Some(*position));
-                break;
+                return Some(*position);
             }
         }
+        None
+    });
+    for failed in futures_util::future::join_all(devices)
+        .await
+        .into_iter()
+        .flatten()
+    {
+        first_failed = first_failed.min(Some(failed)).or(Some(failed));
     }
     let mut response = DynamoDbEventResponse::default();
     if let Some(position) = first_failed {

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 /// Most requests committed in one transaction.
 const MAX_BATCH: usize = 512;
 /// Read connections kept open for reuse.
-const MAX_IDLE_READERS: usize = 8;
+const MAX_IDLE_READERS: usize = 64;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -40,13 +40,17 @@ CREATE TABLE IF NOT EXISTS feed_position (
     seq  INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS device_state (
-    device_id    TEXT PRIMARY KEY,
-    streak_count INTEGER NOT NULL,
-    state        TEXT    NOT NULL                          -- FailureState as JSON
+    device_id         TEXT PRIMARY KEY,
+    streak_count      INTEGER NOT NULL,
+    -- The list's columns, so listing never parses the state (ms since epoch).
+    streak_started_at INTEGER,
+    last_failure_at   INTEGER,
+    last_sync_at      INTEGER,
+    state             TEXT    NOT NULL                     -- FailureState as JSON
 ) WITHOUT ROWID;
--- Only failing devices are in this index: listing them never touches the rest.
-CREATE INDEX IF NOT EXISTS device_state_failing
-    ON device_state (streak_count DESC, device_id) WHERE streak_count > 0;
+-- Listing walks this index from the longest streak down and stops at the threshold or
+-- the page size: it reads only failing devices, never the event log.
+CREATE INDEX IF NOT EXISTS device_state_by_streak ON device_state (streak_count DESC, device_id);
 ";
 
 enum WriteOp {
@@ -356,14 +360,21 @@ fn load_state(conn: &Connection, device: &DeviceId) -> Result<Option<FailureStat
 
 fn save_state(conn: &Connection, state: &FailureState) -> Result<(), StoreError> {
     let json = serde_json::to_string(state).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let streak = state.streak.as_ref();
     conn.prepare_cached(
-        "INSERT INTO device_state (device_id, streak_count, state) VALUES (?1, ?2, ?3)
-         ON CONFLICT (device_id) DO UPDATE SET streak_count = excluded.streak_count, state = excluded.state",
+        "INSERT INTO device_state (device_id, streak_count, streak_started_at, last_failure_at, last_sync_at, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (device_id) DO UPDATE SET streak_count = excluded.streak_count,
+             streak_started_at = excluded.streak_started_at, last_failure_at = excluded.last_failure_at,
+             last_sync_at = excluded.last_sync_at, state = excluded.state",
     )
     .and_then(|mut stmt| {
         stmt.execute(params![
             state.device_id.as_str(),
             state.consecutive_failures(),
+            streak.map(|s| s.started_at.millis()),
+            streak.map(|s| s.last_failure_at.millis()),
+            state.last_sync_at.map(EventTime::millis),
             json
         ])
     })
@@ -528,34 +539,49 @@ impl FailureStates for SqliteStore {
         limit: usize,
         after: Option<&FailingKey>,
     ) -> Result<FailingPage, StoreError> {
-        let threshold = self.inner.rule.threshold;
+        let threshold = self.inner.rule.threshold.max(1);
         let (after_count, after_device) = match after {
             Some(k) => (i64::from(k.consecutive_failures), k.device_id.as_str().to_owned()),
             None => (i64::MAX, String::new()),
         };
-        let states = self
+        let rows = self
             .read(move |conn| {
                 let mut stmt = conn.prepare_cached(
-                    "SELECT state FROM device_state
-                     WHERE streak_count > 0 AND streak_count >= ?1
-                       AND (streak_count < ?2 OR (streak_count = ?2 AND device_id > ?3))
+                    "SELECT device_id, streak_count, streak_started_at, last_failure_at, last_sync_at
+                     FROM device_state
+                     WHERE streak_count >= ?1 AND streak_count <= ?2
+                       AND NOT (streak_count = ?2 AND device_id <= ?3)
                      ORDER BY streak_count DESC, device_id LIMIT ?4",
                 )?;
                 let rows = stmt.query_map(
                     params![threshold, after_count, after_device, limit as i64 + 1],
-                    |row| row.get::<_, String>(0),
+                    |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, u32>(1)?,
+                            row.get::<_, Option<i64>>(2)?,
+                            row.get::<_, Option<i64>>(3)?,
+                            row.get::<_, Option<i64>>(4)?,
+                        ))
+                    },
                 )?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()
             })
             .await?;
-        let mut devices = states
-            .iter()
-            .map(|json| {
-                serde_json::from_str::<FailureState>(json)
-                    .ok()
-                    .as_ref()
-                    .and_then(FailingDevice::from_state)
-                    .ok_or_else(|| StoreError::Corrupt("device state".into()))
+        let mut devices = rows
+            .into_iter()
+            .map(|(device, count, started, last_failure, last_sync)| {
+                let time = |t: Option<i64>| t.and_then(EventTime::from_millis);
+                let parsed = (|| {
+                    Some(FailingDevice {
+                        device_id: DeviceId::parse(&device)?,
+                        consecutive_failures: count,
+                        streak_started_at: time(started)?,
+                        last_failure_at: time(last_failure)?,
+                        last_sync_at: time(last_sync)?,
+                    })
+                })();
+                parsed.ok_or_else(|| StoreError::Corrupt(format!("state row of {device}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let more = devices.len() > limit;
