@@ -56,11 +56,19 @@ async fn main() -> Result<(), Failure> {
             for i in (w..stored).step_by(16) {
                 let e = event(&format!("healthy-{}", i % 1000), (i / 1000) as i64, 0);
                 let item = EventItem::new(&e, None).to_item()?;
-                batch.push(WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build()?).build());
+                batch.push(
+                    WriteRequest::builder()
+                        .put_request(PutRequest::builder().set_item(Some(item)).build()?)
+                        .build(),
+                );
                 if batch.len() == 25 || i + 16 >= stored {
                     let mut pending = Some(std::mem::take(&mut batch));
                     while let Some(requests) = pending.take().filter(|r| !r.is_empty()) {
-                        let out = client.batch_write_item().request_items(&table, requests).send().await?;
+                        let out = client
+                            .batch_write_item()
+                            .request_items(&table, requests)
+                            .send()
+                            .await?;
                         pending = out.unprocessed_items.and_then(|mut u| u.remove(&table));
                     }
                 }
@@ -146,7 +154,11 @@ async fn main() -> Result<(), Failure> {
         "state enters the sparse index; + GetItem + PutItem to clear the outbox",
     );
     store.apply(&event(d, 3, 1), EventTime::now()).await?;
-    row("detect: redelivered record", meter.take(), "GetItem only: the state already reflects it");
+    row(
+        "detect: redelivered record",
+        meter.take(),
+        "GetItem only: the state already reflects it",
+    );
     // In order: the success at minute 4 recovers the device, then failures at 5 and 7.
     for m in [4, 5, 7] {
         let e = event(d, m, u32::from(m != 4));
@@ -154,8 +166,15 @@ async fn main() -> Result<(), Failure> {
             store.record(e.clone()).await?;
         }
         let applied = store.apply(&e, EventTime::now()).await?;
-        let ids: Vec<String> = applied.state.pending_notices.iter().map(|n| n.notice_id()).collect();
-        store.clear_notices(&DeviceId::parse(d).expect("valid"), &ids).await?;
+        let ids: Vec<String> = applied
+            .state
+            .pending_notices
+            .iter()
+            .map(|n| n.notice_id())
+            .collect();
+        store
+            .clear_notices(&DeviceId::parse(d).expect("valid"), &ids)
+            .await?;
     }
     let late = event(d, 6, 0); // a success uploaded late, landing inside the run
     store.record(late.clone()).await?;

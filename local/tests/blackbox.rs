@@ -8,7 +8,6 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 use support::runner::http::{self, client, get, post_json, send};
 use support::runner::{dynamodb_endpoint, unique_table, Backend, Runner};
-use support::SECURITY_HEADERS;
 
 fn event(device: &str, ts: &str, errors: u32) -> Value {
     json!({"device_id": device, "timestamp": ts, "total_files_synced": 10, "total_errors": errors, "internet_speed": 2.5})
@@ -24,14 +23,7 @@ fn norm(m: u32) -> String {
 }
 
 fn check_headers(reply: &http::Reply) {
-    for (name, value) in SECURITY_HEADERS {
-        assert_eq!(
-            reply.headers.get(name).map(|v| v.to_str().unwrap()),
-            Some(value),
-            "{name}"
-        );
-    }
-    assert!(reply.headers.contains_key("strict-transport-security"));
+    support::assert_standard_headers(&reply.headers, "reply");
 }
 
 async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {

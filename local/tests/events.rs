@@ -7,7 +7,7 @@ use lambda_http::Body;
 use pisync_shared::store::FailureStates;
 use pisync_shared::DeviceId;
 use std::path::{Path, PathBuf};
-use support::{handlers, Handlers, SECURITY_HEADERS};
+use support::{handlers, Handlers};
 
 fn events_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../events")
@@ -30,17 +30,7 @@ fn json(body: &Body) -> serde_json::Value {
 }
 
 fn check_headers(rel: &str, response: &lambda_http::Response<Body>) {
-    for (name, value) in SECURITY_HEADERS {
-        assert_eq!(
-            response.headers().get(name).map(|v| v.to_str().unwrap()),
-            Some(value),
-            "{rel}: {name}"
-        );
-    }
-    assert!(
-        response.headers().contains_key("strict-transport-security"),
-        "{rel}"
-    );
+    support::assert_standard_headers(response.headers(), rel);
 }
 
 /// (file, expected status, expected error code)

@@ -79,6 +79,18 @@ pub fn handlers() -> Handlers {
     }
 }
 
+/// Asserts the headers every PiSync response carries, errors included.
+pub fn assert_standard_headers(headers: &lambda_http::http::HeaderMap, context: &str) {
+    for (name, value) in SECURITY_HEADERS {
+        assert_eq!(
+            headers.get(name).map(|v| v.to_str().unwrap()),
+            Some(value),
+            "{context}: {name}"
+        );
+    }
+    assert!(headers.contains_key("strict-transport-security"), "{context}");
+}
+
 pub const SECURITY_HEADERS: [(&str, &str); 6] = [
     ("x-content-type-options", "nosniff"),
     ("x-frame-options", "DENY"),

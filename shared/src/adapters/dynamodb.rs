@@ -275,13 +275,18 @@ impl DynamoStore {
             .map(|days| event.timestamp.millis() / 1000 + i64::from(days) * 86_400)
     }
 
-    async fn get_event(&self, device: &DeviceId, ts: EventTime) -> Result<Option<EventItem>, StoreError> {
+    /// One item of the device's partition, read strongly consistently.
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        device: &DeviceId,
+        sk: String,
+    ) -> Result<Option<T>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
             .key("pk", s(device_pk(device)))
-            .key("sk", s(event_sk(ts)))
+            .key("sk", s(sk))
             .consistent_read(true)
             .return_consumed_capacity(self.capacity())
             .send()
@@ -292,19 +297,7 @@ impl DynamoStore {
     }
 
     async fn get_state(&self, device: &DeviceId) -> Result<Option<StateItem>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(device_pk(device)))
-            .key("sk", s(STATE_SK))
-            .consistent_read(true)
-            .return_consumed_capacity(self.capacity())
-            .send()
-            .await
-            .map_err(unavailable)?;
-        self.metered(Units::Read, out.consumed_capacity());
-        out.item.map(serde_dynamo::from_item).transpose().map_err(corrupt)
+        self.get(device, STATE_SK.to_owned()).await
     }
 
     /// The device's current run, read newest first from the events after `after`,
@@ -417,7 +410,7 @@ impl EventLog for DynamoStore {
             Some(item) => serde_dynamo::from_item::<_, EventItem>(item).map_err(corrupt)?,
             // Older DynamoDB versions do not return the item; read it.
             None => self
-                .get_event(&event.device_id, event.timestamp)
+                .get::<EventItem>(&event.device_id, event_sk(event.timestamp))
                 .await?
                 .ok_or_else(|| corrupt("conflicting event vanished"))?,
         }
