@@ -24,7 +24,11 @@ runner=$!
 sleep 3
 kill "$runner"; wait "$runner" 2>/dev/null || true
 
-env=(TABLE_NAME=coldstart "AWS_ENDPOINT_URL_DYNAMODB=$endpoint" "AWS_ENDPOINT_URL=$endpoint"
+# Lambda's provided.al2023 image keeps its CA roots in one bundle file; point the TLS
+# stack at this machine's bundle so it does not scan a directory of ~300 files instead.
+bundle=/etc/ssl/certs/ca-certificates.crt
+[ -f "$bundle" ] || bundle=/etc/pki/tls/certs/ca-bundle.crt
+env=("SSL_CERT_FILE=$bundle" TABLE_NAME=coldstart "AWS_ENDPOINT_URL_DYNAMODB=$endpoint" "AWS_ENDPOINT_URL=$endpoint"
      CURSOR_SIGNING_KEY=coldstart-benchmark-key-at-least-32-chars
      ALERT_TOPIC_ARN=arn:aws:sns:us-east-1:000000000000:pisync-alerts)
 measure() { # name binary event
@@ -34,7 +38,8 @@ measure() { # name binary event
 import json, statistics, sys
 rows = [json.loads(l) for l in sys.stdin]
 med = lambda k: statistics.median(r[k] for r in rows if r[k] is not None)
-print(f"| {sys.argv[1]} | {med(\"init_ms\"):.2f} | {med(\"first_invoke_ms\"):.2f} | {med(\"warm_p50_ms\"):.3f} | {max(r[\"peak_rss_kib\"] for r in rows)/1024:.1f} |")
+rss = max(r["peak_rss_kib"] for r in rows) / 1024
+print("| %s | %.2f | %.2f | %.3f | %.1f |" % (sys.argv[1], med("init_ms"), med("first_invoke_ms"), med("warm_p50_ms"), rss))
 ' "$1"
 }
 echo "| binary | init ms (median) | first invocation ms | warm p50 ms | peak RSS MiB |"
