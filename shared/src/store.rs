@@ -53,6 +53,22 @@ pub struct HistoryPage {
     pub more: bool,
 }
 
+impl HistoryPage {
+    /// A page from up to `limit + 1` events fetched in order: an extra one only tells
+    /// that more follow.
+    pub fn from_overfetch(events: Vec<StoredEvent>, limit: usize) -> Self {
+        let (events, more) = overfetched(events, limit);
+        Self { events, more }
+    }
+}
+
+/// Adapters fetch one item more than a page holds; it is dropped and only says "more".
+fn overfetched<T>(mut items: Vec<T>, limit: usize) -> (Vec<T>, bool) {
+    let more = items.len() > limit;
+    items.truncate(limit);
+    (items, more)
+}
+
 /// A device in the repeated-failures list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FailingDevice {
@@ -94,6 +110,14 @@ pub struct FailingKey {
 pub struct FailingPage {
     pub devices: Vec<FailingDevice>,
     pub more: bool,
+}
+
+impl FailingPage {
+    /// A page from up to `limit + 1` devices fetched in list order.
+    pub fn from_overfetch(devices: Vec<FailingDevice>, limit: usize) -> Self {
+        let (devices, more) = overfetched(devices, limit);
+        Self { devices, more }
+    }
 }
 
 /// The result of applying one event to its device's failure state.

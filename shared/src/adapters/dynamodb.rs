@@ -453,16 +453,14 @@ impl EventLog for DynamoStore {
             .await
             .map_err(unavailable)?;
         self.metered(Units::Read, out.consumed_capacity());
-        let mut events = out
+        let events = out
             .items
             .unwrap_or_default()
             .into_iter()
             .map(|item| serde_dynamo::from_item::<_, EventItem>(item).map(EventItem::into_event))
             .collect::<Result<Vec<_>, _>>()
             .map_err(corrupt)?;
-        let more = events.len() > query.limit;
-        events.truncate(query.limit);
-        Ok(HistoryPage { events, more })
+        Ok(HistoryPage::from_overfetch(events, query.limit))
     }
 
     async fn device_exists(&self, device: &DeviceId) -> Result<bool, StoreError> {
@@ -578,7 +576,7 @@ impl FailureStates for DynamoStore {
         };
         let out = query.send().await.map_err(unavailable)?;
         self.metered(Units::Read, out.consumed_capacity());
-        let mut devices = out
+        let devices = out
             .items
             .unwrap_or_default()
             .into_iter()
@@ -593,8 +591,6 @@ impl FailureStates for DynamoStore {
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(corrupt)?;
-        let more = devices.len() > limit;
-        devices.truncate(limit);
-        Ok(FailingPage { devices, more })
+        Ok(FailingPage::from_overfetch(devices, limit))
     }
 }

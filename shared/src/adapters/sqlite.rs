@@ -496,11 +496,7 @@ impl EventLog for SqliteStore {
         .await?
         .into_iter()
         .collect::<Result<Vec<_>, _>>()
-        .map(|mut events| {
-            let more = events.len() > query.limit;
-            events.truncate(query.limit);
-            HistoryPage { events, more }
-        })
+        .map(|events| HistoryPage::from_overfetch(events, query.limit))
     }
 
     async fn device_exists(&self, device: &DeviceId) -> Result<bool, StoreError> {
@@ -568,7 +564,7 @@ impl FailureStates for SqliteStore {
                 rows.collect::<rusqlite::Result<Vec<_>>>()
             })
             .await?;
-        let mut devices = rows
+        let devices = rows
             .into_iter()
             .map(|(device, count, started, last_failure, last_sync)| {
                 let time = |t: Option<i64>| t.and_then(EventTime::from_millis);
@@ -584,8 +580,6 @@ impl FailureStates for SqliteStore {
                 parsed.ok_or_else(|| StoreError::Corrupt(format!("state row of {device}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let more = devices.len() > limit;
-        devices.truncate(limit);
-        Ok(FailingPage { devices, more })
+        Ok(FailingPage::from_overfetch(devices, limit))
     }
 }
