@@ -126,12 +126,8 @@ async fn bad_input_is_refused_and_nothing_stored(backend: Backend) {
     }
     // Every problem at once, in one reply.
     let reply = send(&c, "POST", &url, Some("application/json"), br#"{"device_id":"dev bad","timestamp":"soon","total_files_synced":-1,"total_errors":"2","internet_speed":-1,"extra":true}"#.to_vec()).await;
-    let fields: HashSet<&str> = reply.body["error"]["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["field"].as_str().unwrap())
-        .collect();
+    let fields = support::error_fields(&reply.body);
+    let fields: HashSet<&str> = fields.iter().map(String::as_str).collect();
     assert_eq!(
         fields,
         HashSet::from([

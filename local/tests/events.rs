@@ -171,12 +171,7 @@ async fn http_events_get_their_documented_answers() {
 async fn event_bodies_say_what_is_wrong() {
     let h = handlers();
     let body = json(call(&h, "record-sync-event/invalid-fields.json").await.body());
-    let fields: Vec<&str> = body["error"]["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["field"].as_str().unwrap())
-        .collect();
+    let fields = support::error_fields(&body);
     assert_eq!(
         fields,
         [

@@ -79,6 +79,16 @@ fn event(device: &str, minute: i64, errors: u32) -> StoredEvent {
     }
 }
 
+/// The device's current run of failures as the store keeps it (the device must have state).
+async fn streak(f: &Fixture, device: &str) -> u32 {
+    f.states
+        .state(&dev(device))
+        .await
+        .unwrap()
+        .expect("device has state")
+        .consecutive_failures()
+}
+
 fn query(order: Order, limit: usize) -> HistoryQuery {
     HistoryQuery {
         from: None,
@@ -187,28 +197,12 @@ async fn apply_is_exactly_once(f: Fixture) {
     assert!(!again.newly_applied);
     assert_eq!(again.state, first.state);
     f.states.apply(&events[1], t(102)).await.unwrap();
-    assert_eq!(
-        f.states
-            .state(&dev("d1"))
-            .await
-            .unwrap()
-            .unwrap()
-            .consecutive_failures(),
-        2
-    );
+    assert_eq!(streak(&f, "d1").await, 2);
     // Redelivering an older record after a newer one was applied changes nothing either.
     let late_redelivery = f.states.apply(&events[0], t(104)).await.unwrap();
     assert!(!late_redelivery.newly_applied);
     assert_eq!(late_redelivery.state.consecutive_failures(), 2);
-    assert_eq!(
-        f.states
-            .state(&dev("d1"))
-            .await
-            .unwrap()
-            .unwrap()
-            .consecutive_failures(),
-        2
-    );
+    assert_eq!(streak(&f, "d1").await, 2);
     assert_eq!(f.states.state(&dev("nobody")).await.unwrap(), None);
 }
 
@@ -339,15 +333,7 @@ async fn concurrent_writers(f: Fixture) {
         "{newly} state changes for 20 events delivered four times"
     );
     f.states.apply(&e, t(500)).await.unwrap();
-    assert_eq!(
-        f.states
-            .state(&dev("race"))
-            .await
-            .unwrap()
-            .unwrap()
-            .consecutive_failures(),
-        21
-    );
+    assert_eq!(streak(&f, "race").await, 21);
 }
 
 macro_rules! contract {

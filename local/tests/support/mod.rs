@@ -79,6 +79,16 @@ pub fn handlers() -> Handlers {
     }
 }
 
+/// The `field` of each detail in an error reply, in order.
+pub fn error_fields(body: &serde_json::Value) -> Vec<String> {
+    body["error"]["details"]
+        .as_array()
+        .expect("an error reply lists details")
+        .iter()
+        .map(|d| d["field"].as_str().expect("each detail names a field").to_owned())
+        .collect()
+}
+
 /// Asserts the headers every PiSync response carries, errors included.
 pub fn assert_standard_headers(headers: &lambda_http::http::HeaderMap, context: &str) {
     for (name, value) in SECURITY_HEADERS {
