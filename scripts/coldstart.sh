@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
 # Cold start, first-invocation latency, warm latency and peak RSS of every function's
-# release bootstrap, next to a hello-world lambda_runtime binary, all measured by the
-# same Runtime API emulator (local/examples/coldstart.rs) in the same run.
-# Functions talk to DynamoDB Local. Prints medians of RUNS runs (default 5).
+# release bootstrap, next to a hello-world lambda_runtime binary, all built the same way
+# (cargo lambda) and measured by the same Runtime API emulator (local/examples/coldstart.rs)
+# in the same run. Functions talk to DynamoDB Local.
 #
-#   scripts/coldstart.sh [RUNS] [INVOCATIONS]
+# Cold starts are measured in ROUNDS rounds (default 21); each round starts every binary
+# once, so a noisy moment hits all of them alike. Reported: median init, median first
+# invocation, and the median over rounds of init / hello-world init from that round.
+# Warm latency and peak RSS come from one run of INVOCATIONS invocations (default 1000).
+#
+#   scripts/coldstart.sh [ROUNDS] [INVOCATIONS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs="${1:-5}"
+rounds="${1:-21}"
 invocations="${2:-1000}"
 tools="$(scripts/python-tools.sh)"
 
 PATH="$tools:$PATH" "$tools/cargo-lambda" lambda build --release --x86-64 \
   -p record-sync-event -p get-sync-history -p list-repeated-failures -p detect-failures >/dev/null
-cargo build --release -p pisync-local --example coldstart --example hello_lambda --bin pisync-local >/dev/null
+PATH="$tools:$PATH" "$tools/cargo-lambda" lambda build --release --x86-64 -p pisync-local --example hello_lambda >/dev/null
+cargo build --release -p pisync-local --example coldstart --bin pisync-local >/dev/null
 
 endpoint="$(scripts/dynamodb-local.sh start)"
 trap 'scripts/dynamodb-local.sh stop' EXIT
@@ -24,32 +30,61 @@ runner=$!
 sleep 3
 kill "$runner"; wait "$runner" 2>/dev/null || true
 
-# Lambda's provided.al2023 image keeps its CA roots in one bundle file; point the TLS
-# stack at this machine's bundle so it does not scan a directory of ~300 files instead.
+# The functions trust the Amazon roots compiled in. With TLS_TRUST_ROOTS=system (pass it
+# to this script to compare) they load the system store: Lambda's provided.al2023 image
+# keeps it in one bundle file, so point the TLS stack at this machine's bundle rather
+# than a directory of ~300 files.
 bundle=/etc/ssl/certs/ca-certificates.crt
 [ -f "$bundle" ] || bundle=/etc/pki/tls/certs/ca-bundle.crt
 env=("SSL_CERT_FILE=$bundle" TABLE_NAME=coldstart "AWS_ENDPOINT_URL_DYNAMODB=$endpoint" "AWS_ENDPOINT_URL=$endpoint"
      CURSOR_SIGNING_KEY=coldstart-benchmark-key-at-least-32-chars
-     ALERT_TOPIC_ARN=arn:aws:sns:us-east-1:000000000000:pisync-alerts)
-measure() { # name binary event
-  for _ in $(seq 1 "$runs"); do
-    target/release/examples/coldstart "$2" "$3" "$invocations" "${env[@]}"
-  done | python3 -c '
-import json, statistics, sys
-rows = [json.loads(l) for l in sys.stdin]
-med = lambda k: statistics.median(r[k] for r in rows if r[k] is not None)
-rss = max(r["peak_rss_kib"] for r in rows) / 1024
-print("| %s | %.2f | %.2f | %.3f | %.1f |" % (sys.argv[1], med("init_ms"), med("first_invoke_ms"), med("warm_p50_ms"), rss))
-' "$1"
+     ALERT_TOPIC_ARN=arn:aws:sns:us-east-1:000000000000:pisync-alerts
+     "TLS_TRUST_ROOTS=${TLS_TRUST_ROOTS:-aws}")
+binaries=(
+  "hello-world target/lambda/hello_lambda/bootstrap events/detect-failures/recovery.json"
+  "record-sync-event target/lambda/record-sync-event/bootstrap events/record-sync-event/new-event.json"
+  "get-sync-history target/lambda/get-sync-history/bootstrap events/get-sync-history/newest-first.json"
+  "list-repeated-failures target/lambda/list-repeated-failures/bootstrap events/list-repeated-failures/first-page.json"
+  "detect-failures target/lambda/detect-failures/bootstrap events/detect-failures/recovery.json"
+)
+run() { # name binary event invocations
+  printf '%s ' "$1"
+  target/release/examples/coldstart "$2" "$3" "$4" "${env[@]}"
 }
-echo "| binary | init ms (median) | first invocation ms | warm p50 ms | peak RSS MiB |"
-echo "| --- | --- | --- | --- | --- |"
-measure hello-world target/release/examples/hello_lambda events/detect-failures/recovery.json
-measure record-sync-event target/lambda/record-sync-event/bootstrap events/record-sync-event/new-event.json
-measure get-sync-history target/lambda/get-sync-history/bootstrap events/get-sync-history/newest-first.json
-measure list-repeated-failures target/lambda/list-repeated-failures/bootstrap events/list-repeated-failures/first-page.json
-measure detect-failures target/lambda/detect-failures/bootstrap events/detect-failures/recovery.json
-
+results="$data/results"
+for round in $(seq 1 "$rounds"); do
+  for b in "${binaries[@]}"; do
+    # shellcheck disable=SC2086
+    set -- $b
+    run "$1" "$2" "$3" 3 | sed "s/^/cold $round /" >>"$results"
+  done
+done
+for b in "${binaries[@]}"; do
+  # shellcheck disable=SC2086
+  set -- $b
+  run "$1" "$2" "$3" "$invocations" | sed "s/^/warm 0 /" >>"$results"
+done
+python3 - "$results" <<'PY'
+import collections, json, statistics, sys
+cold, warm = collections.defaultdict(dict), {}
+for line in open(sys.argv[1]):
+    phase, rnd, name, row = line.split(" ", 3)
+    row = json.loads(row)
+    if phase == "cold":
+        cold[name][rnd] = row
+    else:
+        warm[name] = row
+hello = cold["hello-world"]
+print("| binary | init ms (median) | init / hello-world (median of rounds) | first invocation ms | warm p50 ms | peak RSS MiB |")
+print("| --- | --- | --- | --- | --- | --- |")
+for name, rounds in cold.items():
+    med = lambda k: statistics.median(r[k] for r in rounds.values())
+    ratio = statistics.median(r["init_ms"] / hello[k]["init_ms"] for k, r in rounds.items())
+    print("| %s | %.2f | %.2f | %.2f | %.3f | %.1f |" % (
+        name, med("init_ms"), ratio, med("first_invoke_ms"),
+        warm[name]["warm_p50_ms"], warm[name]["peak_rss_kib"] / 1024))
+print("\n%d rounds; warm figures over %d invocations" % (len(hello), warm["hello-world"]["invocations"]))
+PY
 echo
 echo "| function | bootstrap bytes | zipped bytes |"
 echo "| --- | --- | --- |"

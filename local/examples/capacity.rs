@@ -38,7 +38,7 @@ async fn main() -> Result<(), Failure> {
     let mut args = std::env::args().skip(1);
     let endpoint = args.next().ok_or("usage: capacity ENDPOINT [STORED_EVENTS]")?;
     let stored: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(10_000);
-    let aws = pisync_local::aws_for_endpoint(&endpoint).await;
+    let aws = pisync_local::aws_for_endpoint(&endpoint).await?;
     let client = aws_sdk_dynamodb::Client::new(&aws);
     let table = format!("capacity-{}", std::process::id());
     let meter = Arc::new(CapacityMeter::default());

@@ -73,7 +73,7 @@ pub async fn run(options: cli::Options) -> Result<(), Failure> {
             (Arc::new(store.clone()), Arc::new(store), feed)
         }
         Some(endpoint) => {
-            let aws = aws_for_endpoint(endpoint).await;
+            let aws = aws_for_endpoint(endpoint).await?;
             let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &options.table, rule);
             store.create_table_if_missing().await?;
             let stream_arn = store
@@ -166,16 +166,16 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-/// AWS settings for a given endpoint such as DynamoDB Local: the region defaults to
-/// us-east-1 and, when no credentials are configured, placeholder ones are used
-/// (DynamoDB Local accepts any).
-pub async fn aws_for_endpoint(endpoint: &str) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(endpoint);
+/// AWS settings for a given endpoint such as DynamoDB Local, built like the functions'
+/// own (same HTTPS client): the region defaults to us-east-1 and, when no credentials are
+/// configured, placeholder ones are used (DynamoDB Local accepts any).
+pub async fn aws_for_endpoint(endpoint: &str) -> Result<aws_config::SdkConfig, config::ConfigError> {
+    let mut loader = pisync_shared::adapters::aws::loader()?.endpoint_url(endpoint);
     if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
         loader = loader.region(Region::new("us-east-1"));
     }
     if std::env::var("AWS_ACCESS_KEY_ID").is_err() {
         loader = loader.credentials_provider(Credentials::new("local", "local", None, None, "pisync-local"));
     }
-    loader.load().await
+    Ok(loader.load().await)
 }

@@ -23,7 +23,9 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let aws = pisync_local::aws_for_endpoint(&dynamodb_endpoint()).await;
+    let aws = pisync_local::aws_for_endpoint(&dynamodb_endpoint())
+        .await
+        .expect("AWS settings");
     let store = DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&aws),
         unique_table("stream"),

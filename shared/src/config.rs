@@ -17,6 +17,8 @@ pub const TABLE_NAME: &str = "TABLE_NAME";
 pub const EVENT_RETENTION_DAYS: &str = "EVENT_RETENTION_DAYS";
 /// `ALERT_TOPIC_ARN`: the SNS topic for operator notices.
 pub const ALERT_TOPIC_ARN: &str = "ALERT_TOPIC_ARN";
+/// `TLS_TRUST_ROOTS`: `aws` (default: the Amazon roots compiled in) or `system`.
+pub const TLS_TRUST_ROOTS: &str = "TLS_TRUST_ROOTS";
 
 #[derive(Debug)]
 pub struct ConfigError(pub String);

@@ -69,8 +69,8 @@ async fn fake_sns(status: u16, answer: &'static str) -> (String, Arc<Mutex<Vec<R
 const OK: &str = r#"<PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishResult><MessageId>567910cd-659e-55d4-8ccb-5aaf14679dc0</MessageId></PublishResult><ResponseMetadata><RequestId>d74b8436-ae13-5ab4-a9ff-ce54dfea72a0</RequestId></ResponseMetadata></PublishResponse>"#;
 const NOT_FOUND: &str = r#"<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><Error><Type>Sender</Type><Code>NotFound</Code><Message>Topic does not exist</Message></Error><RequestId>9dd01905-5012-5f99-8663-4b3ecd0dfaef</RequestId></ErrorResponse>"#;
 
-fn client(url: &str) -> aws_sdk_sns::Client {
-    let config = aws_sdk_sns::Config::builder()
+fn client_config(url: &str) -> aws_sdk_sns::Config {
+    aws_sdk_sns::Config::builder()
         .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
         .endpoint_url(url)
         .region(aws_sdk_sns::config::Region::new("eu-west-1"))
@@ -78,8 +78,7 @@ fn client(url: &str) -> aws_sdk_sns::Client {
             "AKID", "SECRET", None, None, "test",
         ))
         .retry_config(aws_sdk_sns::config::retry::RetryConfig::disabled())
-        .build();
-    aws_sdk_sns::Client::from_conf(config)
+        .build()
 }
 
 fn alert() -> Notice {
@@ -109,7 +108,7 @@ fn attributes(params: &HashMap<String, String>) -> HashMap<String, (String, Stri
 async fn publishes_the_contract_message_with_attributes_and_subject() {
     let (url, seen) = fake_sns(200, OK).await;
     let topic = "arn:aws:sns:eu-west-1:123456789012:pisync-alerts";
-    SnsPublisher::new(client(&url), topic)
+    SnsPublisher::new(client_config(&url), topic)
         .publish(&alert())
         .await
         .unwrap();
@@ -159,7 +158,7 @@ async fn fifo_topics_get_group_and_deduplication_ids() {
         alert_id: "device_12345@start".into(),
     });
     let publisher = SnsPublisher::new(
-        client(&url),
+        client_config(&url),
         "arn:aws:sns:eu-west-1:123456789012:pisync-alerts.fifo",
     );
     publisher.publish(&recovery).await.unwrap();
@@ -183,7 +182,7 @@ async fn fifo_topics_get_group_and_deduplication_ids() {
 #[tokio::test]
 async fn sns_errors_are_reported_not_swallowed() {
     let (url, _) = fake_sns(404, NOT_FOUND).await;
-    let err = SnsPublisher::new(client(&url), "arn:aws:sns:eu-west-1:123456789012:gone")
+    let err = SnsPublisher::new(client_config(&url), "arn:aws:sns:eu-west-1:123456789012:gone")
         .publish(&alert())
         .await
         .unwrap_err();

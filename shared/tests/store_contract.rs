@@ -29,14 +29,16 @@ async fn dynamodb() -> Fixture {
     let endpoint = std::env::var("PISYNC_TEST_DYNAMODB_ENDPOINT").unwrap_or_else(|_| {
         panic!("PISYNC_TEST_DYNAMODB_ENDPOINT is not set: run the suite with scripts/test.sh, which starts DynamoDB Local")
     });
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+    // The functions' own SDK settings (HTTPS client, trust store), pointed at DynamoDB Local.
+    let config = pisync_shared::adapters::aws::loader()
+        .expect("AWS settings")
         .endpoint_url(endpoint)
         .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "l", "l", None, None, "test",
         ))
-        .build();
+        .load()
+        .await;
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let table = format!(
         "contract-{}-{}",
@@ -44,7 +46,7 @@ async fn dynamodb() -> Fixture {
         N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     );
     let store = DynamoStore::new(
-        aws_sdk_dynamodb::Client::from_conf(config),
+        aws_sdk_dynamodb::Client::new(&config),
         table,
         StreakRule::default(),
     );

@@ -9,11 +9,11 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let aws = aws_config::load_from_env().await;
+    let aws = pisync_shared::adapters::aws::load().await?;
     let deps = DetectFailures {
         states: Arc::new(DynamoStore::from_env(aws_sdk_dynamodb::Client::new(&aws))?),
         alerts: Arc::new(SnsPublisher::new(
-            aws_sdk_sns::Client::new(&aws),
+            aws_sdk_sns::Config::new(&aws),
             config::required(config::ALERT_TOPIC_ARN)?,
         )),
     };

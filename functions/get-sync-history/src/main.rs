@@ -7,7 +7,7 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    let aws = aws_config::load_from_env().await;
+    let aws = pisync_shared::adapters::aws::load().await?;
     let deps = GetSyncHistory {
         log: Arc::new(DynamoStore::from_env(aws_sdk_dynamodb::Client::new(&aws))?),
         cursor_key: config::cursor_key()?,

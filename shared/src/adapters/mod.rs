@@ -1,5 +1,7 @@
 //! Implementations of the storage and alert ports.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 pub mod item;

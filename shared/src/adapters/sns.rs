@@ -4,26 +4,38 @@
 //! `device_id` let subscribers filter; `alert_id` (also in the body) is the same for
 //! every message about one streak, so a subscriber can drop the rare duplicate. On a
 //! FIFO topic it also becomes the deduplication id, and SNS drops duplicates itself.
+//!
+//! The SDK client is built on the first publish, not at init: most detect-failures
+//! sandboxes never publish, and building an SNS client (its endpoint rules and TLS
+//! setup) is a third of that function's init work (docs/performance.md).
 
 use crate::alerts::{AlertPublisher, PublishError};
 use crate::notice::Notice;
 use async_trait::async_trait;
 use aws_sdk_sns::types::MessageAttributeValue;
-use aws_sdk_sns::Client;
+use aws_sdk_sns::{Client, Config};
 use sha2::{Digest, Sha256};
+use std::sync::{Arc, OnceLock};
 
 #[derive(Clone)]
 pub struct SnsPublisher {
-    client: Client,
+    config: Config,
+    client: Arc<OnceLock<Client>>,
     topic_arn: String,
 }
 
 impl SnsPublisher {
-    pub fn new(client: Client, topic_arn: impl Into<String>) -> Self {
+    pub fn new(config: Config, topic_arn: impl Into<String>) -> Self {
         Self {
-            client,
+            config,
+            client: Arc::default(),
             topic_arn: topic_arn.into(),
         }
+    }
+
+    /// One client per publisher (and so per sandbox), built when first needed.
+    fn client(&self) -> &Client {
+        self.client.get_or_init(|| Client::from_conf(self.config.clone()))
     }
 }
 
@@ -39,7 +51,7 @@ fn string_attribute(value: &str) -> Result<MessageAttributeValue, PublishError> 
 impl AlertPublisher for SnsPublisher {
     async fn publish(&self, notice: &Notice) -> Result<(), PublishError> {
         let mut request = self
-            .client
+            .client()
             .publish()
             .topic_arn(&self.topic_arn)
             .subject(notice.subject())

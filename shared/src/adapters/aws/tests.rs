@@ -1,0 +1,128 @@
+use super::*;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+/// SHA-256 of each root's DER, as published by Amazon Trust Services
+/// (https://www.amazontrust.com/repository/).
+const EXPECTED_ROOTS: [&str; 5] = [
+    "8ecde6884f3d87b1125ba31ac3fcb13d7016de7f57cc904fe1cb97c6ae98196e", // Amazon Root CA 1
+    "1ba5b2aa8c65401a82960118f80bec4f62304d83cec4713a19c39c011ea46db4", // Amazon Root CA 2
+    "18ce6cfe7bf14e60b2e347b8dfe868cb31d02ebb3ada271569f50343b46db3a4", // Amazon Root CA 3
+    "e35d28419ed02025cfa69038cd623962458da5c695fbdea3c22b0bfb25897092", // Amazon Root CA 4
+    "568d6905a2c88708a4b3025190edcfedb1974a606a13c6e5290fcb2ae63edab5", // Starfield Services Root CA G2
+];
+
+fn der_blocks(pem: &str) -> Vec<Vec<u8>> {
+    let mut blocks = Vec::new();
+    let mut body: Option<String> = None;
+    for line in pem.lines() {
+        match (line.trim(), body.as_mut()) {
+            ("-----BEGIN CERTIFICATE-----", None) => body = Some(String::new()),
+            ("-----END CERTIFICATE-----", Some(b64)) => {
+                let der = base64::engine::general_purpose::STANDARD.decode(b64.as_bytes());
+                blocks.push(der.expect("certificate body is base64"));
+                body = None;
+            }
+            (text, Some(b64)) => b64.push_str(text),
+            (text, None) => assert!(text.is_empty(), "text outside a certificate block: {text:?}"),
+        }
+    }
+    assert!(body.is_none(), "unterminated certificate block");
+    blocks
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn the_compiled_in_bundle_is_exactly_the_amazon_trust_services_roots() {
+    let pem = std::str::from_utf8(AWS_ROOTS_PEM).expect("PEM is text");
+    let mut found: Vec<String> = der_blocks(pem)
+        .iter()
+        .map(|der| hex(&Sha256::digest(der)))
+        .collect();
+    found.sort();
+    let mut expected: Vec<String> = EXPECTED_ROOTS.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(found, expected);
+}
+
+#[test]
+fn trust_roots_setting_accepts_aws_or_system_and_names_anything_else() {
+    assert_eq!(TrustRoots::parse(None).unwrap(), TrustRoots::Aws);
+    assert_eq!(TrustRoots::parse(Some("")).unwrap(), TrustRoots::Aws);
+    assert_eq!(TrustRoots::parse(Some("aws")).unwrap(), TrustRoots::Aws);
+    assert_eq!(TrustRoots::parse(Some("system")).unwrap(), TrustRoots::System);
+    let err = TrustRoots::parse(Some("mozilla")).unwrap_err().to_string();
+    assert!(err.contains(TLS_TRUST_ROOTS) && err.contains("mozilla"), "{err}");
+}
+
+fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
+#[test]
+fn lambdas_environment_answers_region_and_credentials_without_the_provider_chains() {
+    let lambda = env(&[
+        ("AWS_REGION", "eu-west-1"),
+        ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ("AWS_SESSION_TOKEN", "token"),
+    ]);
+    assert_eq!(
+        KnownFromEnv::read(lambda),
+        KnownFromEnv {
+            region: Some("eu-west-1".into()),
+            credentials: true
+        }
+    );
+}
+
+#[test]
+fn a_developer_machine_without_them_falls_back_to_the_chains() {
+    assert_eq!(
+        KnownFromEnv::read(env(&[])),
+        KnownFromEnv {
+            region: None,
+            credentials: false
+        }
+    );
+    // A key id alone, or empty values, are not credentials: let the chain decide.
+    let partial = env(&[
+        ("AWS_REGION", ""),
+        ("AWS_ACCESS_KEY_ID", "AKID"),
+        ("AWS_SECRET_ACCESS_KEY", ""),
+    ]);
+    assert_eq!(
+        KnownFromEnv::read(partial),
+        KnownFromEnv {
+            region: None,
+            credentials: false
+        }
+    );
+}
+
+/// Building an SDK client builds its TLS connector, which parses every trusted root:
+/// a root rustls cannot read would panic here rather than at the first request.
+#[cfg(feature = "dynamodb")]
+#[tokio::test]
+async fn sdk_clients_build_with_either_trust_store() {
+    for roots in [TrustRoots::Aws, TrustRoots::System] {
+        let loader = with_https_client(aws_config::defaults(BehaviorVersion::latest()), roots).unwrap();
+        let config = loader
+            .region(Region::new("eu-west-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "a", "b", None, None, "test",
+            ))
+            .load()
+            .await;
+        let client = aws_sdk_dynamodb::Client::new(&config);
+        assert_eq!(client.config().region().map(|r| r.as_ref()), Some("eu-west-1"));
+    }
+}
