@@ -5,7 +5,7 @@
 # in the same run. Functions talk to DynamoDB Local.
 #
 # Cold starts are measured in ROUNDS rounds (default 21); each round starts every binary
-# once, so a noisy moment hits all of them alike. Reported: median init, median first
+# once, in a rotating order, so a noisy moment hits all of them alike. Reported: median init, median first
 # invocation, and the median over rounds of init / hello-world init from that round.
 # Warm latency and peak RSS come from one run of INVOCATIONS invocations (default 1000).
 #
@@ -52,10 +52,14 @@ run() { # name binary event invocations
   target/release/examples/coldstart "$2" "$3" "$4" "${env[@]}"
 }
 results="$data/results"
+count=${#binaries[@]}
 for round in $(seq 1 "$rounds"); do
-  for b in "${binaries[@]}"; do
+  for i in $(seq 0 $((count - 1))); do
+    # Rotate the order each round, and let DynamoDB Local (same two cores) settle after
+    # the previous binary's invocations, so neither position nor its JVM favours anyone.
     # shellcheck disable=SC2086
-    set -- $b
+    set -- ${binaries[$(((i + round) % count))]}
+    sleep 0.3
     run "$1" "$2" "$3" 3 | sed "s/^/cold $round /" >>"$results"
   done
 done
@@ -77,7 +81,8 @@ for line in open(sys.argv[1]):
 hello = cold["hello-world"]
 print("| binary | init ms (median) | init / hello-world (median of rounds) | first invocation ms | warm p50 ms | peak RSS MiB |")
 print("| --- | --- | --- | --- | --- | --- |")
-for name, rounds in cold.items():
+for name in warm:
+    rounds = cold[name]
     med = lambda k: statistics.median(r[k] for r in rounds.values())
     ratio = statistics.median(r["init_ms"] / hello[k]["init_ms"] for k, r in rounds.items())
     print("| %s | %.2f | %.2f | %.2f | %.3f | %.1f |" % (
