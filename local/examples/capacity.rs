@@ -139,14 +139,11 @@ async fn main() -> Result<(), Failure> {
     store.apply(&event(d, 2, 1), EventTime::now()).await?;
     meter.take();
     let alerted = store.apply(&event(d, 3, 1), EventTime::now()).await?;
-    let ids: Vec<String> = alerted
-        .state
-        .pending_notices
-        .iter()
-        .map(|n| n.notice_id())
-        .collect();
     store
-        .clear_notices(&DeviceId::parse(d).expect("valid"), &ids)
+        .clear_notices(
+            &DeviceId::parse(d).expect("valid"),
+            &alerted.state.pending_notice_ids(),
+        )
         .await?;
     row(
         "detect: failure that alerts (+ outbox clear)",
@@ -166,14 +163,8 @@ async fn main() -> Result<(), Failure> {
             store.record(e.clone()).await?;
         }
         let applied = store.apply(&e, EventTime::now()).await?;
-        let ids: Vec<String> = applied
-            .state
-            .pending_notices
-            .iter()
-            .map(|n| n.notice_id())
-            .collect();
         store
-            .clear_notices(&DeviceId::parse(d).expect("valid"), &ids)
+            .clear_notices(&e.device_id, &applied.state.pending_notice_ids())
             .await?;
     }
     let late = event(d, 6, 0); // a success uploaded late, landing inside the run

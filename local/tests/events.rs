@@ -204,17 +204,22 @@ async fn record_events_store_and_replay() {
     assert_eq!(json(again.body()), stored, "the stored event, unchanged");
 }
 
+/// The timestamps of a history page's events, in page order.
+fn timestamps(body: &serde_json::Value) -> Vec<&str> {
+    body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["timestamp"].as_str().unwrap())
+        .collect()
+}
+
 #[tokio::test]
 async fn history_events_page_the_seeded_device() {
     let h = handlers();
     seed(&h).await;
     let body = json(call(&h, "get-sync-history/newest-first.json").await.body());
-    let times: Vec<&str> = body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["timestamp"].as_str().unwrap())
-        .collect();
+    let times = timestamps(&body);
     assert_eq!(
         times,
         [
@@ -226,12 +231,7 @@ async fn history_events_page_the_seeded_device() {
     );
     assert_eq!(body["next_cursor"], serde_json::Value::Null);
     let body = json(call(&h, "get-sync-history/window-oldest-first.json").await.body());
-    let times: Vec<&str> = body["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["timestamp"].as_str().unwrap())
-        .collect();
+    let times = timestamps(&body);
     assert_eq!(times, ["2025-05-07T10:31:00.000Z", "2025-05-07T10:32:00.000Z"]);
     assert!(body["next_cursor"].is_string());
 }

@@ -15,6 +15,15 @@ use std::sync::Arc;
 use support::runner::{dynamodb_endpoint, unique_table};
 use support::RecordingAlerts;
 
+/// The device's failure state, which every caller expects detection to have written.
+async fn stored_state(s: &Setup, device: &DeviceId) -> pisync_shared::streak::FailureState {
+    s.store
+        .state(device)
+        .await
+        .unwrap()
+        .expect("the device has a state")
+}
+
 struct Setup {
     store: DynamoStore,
     streams: aws_sdk_dynamodbstreams::Client,
@@ -124,7 +133,7 @@ async fn redelivered_and_reordered_batches_change_nothing() {
     let response = detect_failures::handle(&s.detect, batch(records.clone())).await;
     assert!(response.batch_item_failures.is_empty());
     let device = DeviceId::parse("dev-stream").unwrap();
-    let state = s.store.state(&device).await.unwrap().unwrap();
+    let state = stored_state(&s, &device).await;
     assert_eq!(state.consecutive_failures(), 4);
     assert!(state.pending_notices.is_empty(), "published and cleared");
     assert_eq!(s.alerts.kinds(), ["device.repeated_sync_failures"]);
@@ -140,11 +149,7 @@ async fn redelivered_and_reordered_batches_change_nothing() {
             .batch_item_failures
             .is_empty());
     }
-    assert_eq!(
-        s.store.state(&device).await.unwrap().unwrap(),
-        state,
-        "state unchanged"
-    );
+    assert_eq!(stored_state(&s, &device).await, state, "state unchanged");
     assert_eq!(s.alerts.kinds().len(), 1, "no second alert");
 
     // Detection writes only state items: event records stay the only INSERTs of events.
@@ -194,37 +199,13 @@ async fn a_failing_record_is_reported_and_retried_without_double_alerts() {
     );
     // The alert waits in the outbox; the retry publishes it once.
     let device = DeviceId::parse("dev-flaky").unwrap();
-    assert_eq!(
-        s.store
-            .state(&device)
-            .await
-            .unwrap()
-            .unwrap()
-            .pending_notices
-            .len(),
-        1
-    );
+    assert_eq!(stored_state(&s, &device).await.pending_notices.len(), 1);
     *s.alerts.fail.lock().unwrap() = false;
     for _ in 0..2 {
         let response = detect_failures::handle(&s.detect, batch(records.clone())).await;
         assert!(response.batch_item_failures.is_empty());
     }
     assert_eq!(s.alerts.kinds(), ["device.repeated_sync_failures"]);
-    assert!(s
-        .store
-        .state(&device)
-        .await
-        .unwrap()
-        .unwrap()
-        .pending_notices
-        .is_empty());
-    assert_eq!(
-        s.store
-            .state(&device)
-            .await
-            .unwrap()
-            .unwrap()
-            .consecutive_failures(),
-        3
-    );
+    assert!(stored_state(&s, &device).await.pending_notices.is_empty());
+    assert_eq!(stored_state(&s, &device).await.consecutive_failures(), 3);
 }

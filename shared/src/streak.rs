@@ -147,6 +147,11 @@ impl FailureState {
         }
     }
 
+    /// The ids of the notices in the outbox: what to clear once they are published.
+    pub fn pending_notice_ids(&self) -> Vec<String> {
+        self.pending_notices.iter().map(|n| n.notice_id()).collect()
+    }
+
     /// Applies an event newer than every event counted so far ([`Step::InOrder`]).
     /// Any alert or recovery it causes is appended to `pending_notices`.
     pub fn apply_in_order(&mut self, event: &StoredEvent, rule: StreakRule, now: EventTime) {

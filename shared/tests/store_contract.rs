@@ -222,12 +222,7 @@ async fn streak_state_with_late_events_and_outbox(f: Fixture) {
     let third = apply(event("d1", 20, 1)).await;
     assert_eq!(third.state.consecutive_failures(), 3);
     assert_eq!(third.state.pending_notices.len(), 1, "alert in the outbox");
-    let ids: Vec<String> = third
-        .state
-        .pending_notices
-        .iter()
-        .map(|n| n.notice_id())
-        .collect();
+    let ids = third.state.pending_notice_ids();
     // A late success lands inside the run: the run is re-read from the stored timeline.
     let split = apply(event("d1", 15, 0)).await;
     assert_eq!(split.state.consecutive_failures(), 2);

@@ -95,7 +95,8 @@ async fn process(
         deps.alerts.publish(notice).await?;
         tracing::info!(event_type = notice.event_type(), device_id = %notice.device_id(), "notice published");
     }
-    let ids: Vec<String> = pending.iter().map(|n| n.notice_id()).collect();
-    deps.states.clear_notices(&event.device_id, &ids).await?;
+    deps.states
+        .clear_notices(&event.device_id, &applied.state.pending_notice_ids())
+        .await?;
     Ok(())
 }
