@@ -5,11 +5,11 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use detect_failures::DetectFailures;
 use lambda_http::Body;
 use pisync_shared::adapters::sqlite::SqliteStore;
-use pisync_shared::alerts::{AlertPublisher, PublishError};
-use pisync_shared::notice::Notice;
-use pisync_shared::store::EventLog;
-use pisync_shared::streak::StreakRule;
-use pisync_shared::validate::EventRules;
+use pisync_shared::domain::notice::Notice;
+use pisync_shared::domain::streak::StreakRule;
+use pisync_shared::domain::validate::EventRules;
+use pisync_shared::ports::alerts::{AlertPublisher, PublishError};
+use pisync_shared::ports::RecordEvents;
 use pisync_shared::{DeviceId, EventTime, Outcome, StoredEvent};
 use record_sync_event::RecordSyncEvent;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,7 +27,7 @@ impl AlertPublisher for Discard {
 fn handlers(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("bench.db"), StreakRule::default()).unwrap();
+    let store = SqliteStore::open(&dir.path().join("bench.db")).unwrap();
     let record = RecordSyncEvent {
         log: Arc::new(store.clone()),
         rules: EventRules::default(),
@@ -56,6 +56,7 @@ fn handlers(c: &mut Criterion) {
 
     let detect = DetectFailures {
         states: Arc::new(store.clone()),
+        rule: StreakRule::default(),
         alerts: Arc::new(Discard),
     };
     let m = AtomicU64::new(0);

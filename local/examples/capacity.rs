@@ -7,10 +7,11 @@
 //! devices, so the repeated-failures figure can be compared across table sizes.
 
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+use pisync_shared::adapters::dynamodb::item::EventItem;
 use pisync_shared::adapters::dynamodb::{CapacityMeter, DynamoStore};
-use pisync_shared::adapters::item::EventItem;
-use pisync_shared::store::{EventLog, FailureStates, HistoryQuery, Order};
-use pisync_shared::streak::StreakRule;
+use pisync_shared::domain::detection::{apply_event, clear_notices};
+use pisync_shared::domain::streak::StreakRule;
+use pisync_shared::ports::{HistoryQuery, ListFailing, Order, ReadHistory, RecordEvents};
 use pisync_shared::{DeviceId, EventTime, Outcome, StoredEvent};
 use std::sync::Arc;
 
@@ -38,12 +39,11 @@ async fn main() -> Result<(), Failure> {
     let mut args = std::env::args().skip(1);
     let endpoint = args.next().ok_or("usage: capacity ENDPOINT [STORED_EVENTS]")?;
     let stored: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(10_000);
-    let aws = pisync_local::aws_for_endpoint(&endpoint).await?;
+    let aws = pisync_shared::adapters::aws::for_endpoint(&endpoint).await?;
     let client = aws_sdk_dynamodb::Client::new(&aws);
     let table = format!("capacity-{}", std::process::id());
     let meter = Arc::new(CapacityMeter::default());
-    let store =
-        DynamoStore::new(client.clone(), &table, StreakRule::default()).with_capacity_meter(meter.clone());
+    let store = DynamoStore::new(client.clone(), &table).with_capacity_meter(meter.clone());
     store.create_table_if_missing().await?;
 
     // Background: healthy devices' events, written directly (not measured), by 16
@@ -123,34 +123,35 @@ async fn main() -> Result<(), Failure> {
         store.record(event(d, m, errors)).await?;
     }
     meter.take();
-    let applied = store.apply(&event(d, 0, 0), EventTime::now()).await?;
+    let applied = apply_event(&store, StreakRule::default(), &event(d, 0, 0), EventTime::now()).await?;
     row(
         "detect: first event of a device",
         meter.take(),
         "GetItem + conditional PutItem of the state",
     );
     assert!(applied.newly_applied);
-    store.apply(&event(d, 1, 1), EventTime::now()).await?;
+    apply_event(&store, StreakRule::default(), &event(d, 1, 1), EventTime::now()).await?;
     row(
         "detect: failure extending a run",
         meter.take(),
         "GetItem + conditional PutItem",
     );
-    store.apply(&event(d, 2, 1), EventTime::now()).await?;
+    apply_event(&store, StreakRule::default(), &event(d, 2, 1), EventTime::now()).await?;
     meter.take();
-    let alerted = store.apply(&event(d, 3, 1), EventTime::now()).await?;
-    store
-        .clear_notices(
-            &DeviceId::parse(d).expect("valid"),
-            &alerted.state.pending_notice_ids(),
-        )
-        .await?;
+    let alerted = apply_event(&store, StreakRule::default(), &event(d, 3, 1), EventTime::now()).await?;
+    clear_notices(
+        &store,
+        StreakRule::default(),
+        &DeviceId::parse(d).expect("valid"),
+        &alerted.state.pending_notice_ids(),
+    )
+    .await?;
     row(
         "detect: failure that alerts (+ outbox clear)",
         meter.take(),
         "state enters the sparse index; + GetItem + PutItem to clear the outbox",
     );
-    store.apply(&event(d, 3, 1), EventTime::now()).await?;
+    apply_event(&store, StreakRule::default(), &event(d, 3, 1), EventTime::now()).await?;
     row(
         "detect: redelivered record",
         meter.take(),
@@ -162,15 +163,19 @@ async fn main() -> Result<(), Failure> {
         if m != 4 {
             store.record(e.clone()).await?;
         }
-        let applied = store.apply(&e, EventTime::now()).await?;
-        store
-            .clear_notices(&e.device_id, &applied.state.pending_notice_ids())
-            .await?;
+        let applied = apply_event(&store, StreakRule::default(), &e, EventTime::now()).await?;
+        clear_notices(
+            &store,
+            StreakRule::default(),
+            &e.device_id,
+            &applied.state.pending_notice_ids(),
+        )
+        .await?;
     }
     let late = event(d, 6, 0); // a success uploaded late, landing inside the run
     store.record(late.clone()).await?;
     meter.take();
-    store.apply(&late, EventTime::now()).await?;
+    apply_event(&store, StreakRule::default(), &late, EventTime::now()).await?;
     row(
         "detect: late success inside a run",
         meter.take(),
@@ -182,7 +187,7 @@ async fn main() -> Result<(), Failure> {
         for m in 0..3 {
             let e = event(&device, m, 1);
             store.record(e.clone()).await?;
-            store.apply(&e, EventTime::now()).await?;
+            apply_event(&store, StreakRule::default(), &e, EventTime::now()).await?;
         }
     }
     meter.take();

@@ -2,8 +2,8 @@
 //! with `--alerts-file`, appended to that file.
 
 use async_trait::async_trait;
-use pisync_shared::alerts::{AlertPublisher, PublishError};
-use pisync_shared::notice::Notice;
+use pisync_shared::domain::notice::Notice;
+use pisync_shared::ports::alerts::{AlertPublisher, PublishError};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
@@ -32,11 +32,11 @@ impl AlertPublisher for LocalAlerts {
         if let Some(file) = &self.file {
             let mut file = file
                 .lock()
-                .map_err(|_| PublishError("alerts file lock poisoned".into()))?;
+                .map_err(|_| PublishError::new("alerts file lock poisoned"))?;
             // One write per line, then to disk: a crash never leaves half a line.
             file.write_all(line.as_bytes())
                 .and_then(|()| file.sync_data())
-                .map_err(|e| PublishError(format!("alerts file: {e}")))?;
+                .map_err(|e| PublishError::with_source("alerts file", e))?;
         }
         let mut stdout = std::io::stdout().lock();
         let _ = stdout.write_all(line.as_bytes()).and_then(|()| stdout.flush());

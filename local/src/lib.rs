@@ -7,7 +7,6 @@ pub mod cli;
 pub mod feed;
 pub mod server;
 
-use aws_sdk_dynamodb::config::{Credentials, Region};
 use detect_failures::DetectFailures;
 use get_sync_history::GetSyncHistory;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -15,10 +14,10 @@ use hyper_util::server::graceful::GracefulShutdown;
 use list_repeated_failures::ListRepeatedFailures;
 use pisync_shared::adapters::dynamodb::DynamoStore;
 use pisync_shared::adapters::sqlite::SqliteStore;
-use pisync_shared::cursor::CursorKey;
-use pisync_shared::store::{EventLog, FailureStates};
-use pisync_shared::streak::StreakRule;
-use pisync_shared::{config, validate::EventRules};
+use pisync_shared::config::{Config, MIN_CURSOR_KEY_LEN};
+use pisync_shared::domain::streak::StreakRule;
+use pisync_shared::http::cursor::CursorKey;
+use pisync_shared::ports::{ListFailing, ReadHistory, RecordEvents};
 use record_sync_event::RecordSyncEvent;
 use std::io::Read;
 use std::path::Path;
@@ -31,13 +30,13 @@ pub type Failure = Box<dyn std::error::Error + Send + Sync>;
 
 /// The cursor key: `CURSOR_SIGNING_KEY` if set, else a random key kept in the data
 /// directory so cursors stay valid across restarts.
-fn cursor_key(data_dir: &Path) -> Result<CursorKey, Failure> {
-    if std::env::var(config::CURSOR_SIGNING_KEY).is_ok() {
-        return Ok(config::cursor_key()?);
+fn cursor_key(config: &Config, data_dir: &Path) -> Result<CursorKey, Failure> {
+    if let Some(key) = config.cursor_key_if_set() {
+        return Ok(key);
     }
     let path = data_dir.join("cursor.key");
     if let Ok(secret) = std::fs::read(&path) {
-        if secret.len() >= 32 {
+        if secret.len() >= MIN_CURSOR_KEY_LEN {
             return Ok(CursorKey::from_secret(&secret));
         }
     }
@@ -47,34 +46,54 @@ fn cursor_key(data_dir: &Path) -> Result<CursorKey, Failure> {
     Ok(CursorKey::from_secret(&secret))
 }
 
+/// One store behind the ports the HTTP handlers use.
+struct Store {
+    events: Arc<dyn RecordEvents>,
+    history: Arc<dyn ReadHistory>,
+    failing: Arc<dyn ListFailing>,
+}
+
+impl Store {
+    fn of<S: RecordEvents + ReadHistory + ListFailing + Clone + 'static>(store: S) -> Self {
+        Self {
+            events: Arc::new(store.clone()),
+            history: Arc::new(store.clone()),
+            failing: Arc::new(store),
+        }
+    }
+}
+
 /// Runs PiSync until SIGINT or SIGTERM.
 pub async fn run(options: cli::Options) -> Result<(), Failure> {
     std::fs::create_dir_all(&options.data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", options.data_dir.display()))?;
-    let rule = StreakRule {
+    // One typed configuration: the environment's settings, the flags' overrides.
+    let mut config = Config::from_env()?;
+    config.rule = StreakRule {
         threshold: options.failure_threshold,
     };
-    let rules: EventRules = config::event_rules()?;
-    let cursor_key = cursor_key(&options.data_dir)?;
+    let rule = config.rule;
+    let cursor_key = cursor_key(&config, &options.data_dir)?;
     let alerts = Arc::new(alerts::LocalAlerts::new(options.alerts_file.as_deref())?);
     let (stop_tx, stop) = watch::channel(false);
 
-    let (log, states, feed): (Arc<dyn EventLog>, Arc<dyn FailureStates>, _) = match &options.dynamodb_endpoint
-    {
+    let (store, feed) = match &options.dynamodb_endpoint {
         None => {
             let path = options.data_dir.join("pisync.db");
-            let store = SqliteStore::open(&path, rule)?;
+            let store = SqliteStore::open(&path)?;
             tracing::info!(path = %path.display(), "embedded store");
             let detector = DetectFailures {
                 states: Arc::new(store.clone()),
                 alerts: alerts.clone(),
+                rule,
             };
             let feed = tokio::spawn(feed::run_sqlite(store.clone(), detector, stop.clone()));
-            (Arc::new(store.clone()), Arc::new(store), feed)
+            (Store::of(store), feed)
         }
         Some(endpoint) => {
-            let aws = aws_for_endpoint(endpoint).await?;
-            let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &options.table, rule);
+            let aws = pisync_shared::adapters::aws::for_endpoint(endpoint).await?;
+            let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &options.table)
+                .with_retention_days(config.retention_days);
             store.create_table_if_missing().await?;
             let stream_arn = store
                 .stream_arn()
@@ -84,6 +103,7 @@ pub async fn run(options: cli::Options) -> Result<(), Failure> {
             let detector = DetectFailures {
                 states: Arc::new(store.clone()),
                 alerts: alerts.clone(),
+                rule,
             };
             let streams = aws_sdk_dynamodbstreams::Client::new(&aws);
             let feed = tokio::spawn(feed::run_dynamodb_streams(
@@ -92,20 +112,24 @@ pub async fn run(options: cli::Options) -> Result<(), Failure> {
                 detector,
                 stop.clone(),
             ));
-            (Arc::new(store.clone()), Arc::new(store), feed)
+            (Store::of(store), feed)
         }
     };
 
     let routes = server::Routes {
         record: RecordSyncEvent {
-            log: log.clone(),
-            rules,
+            log: store.events,
+            rules: config.event_rules,
         },
         history: GetSyncHistory {
-            log,
+            log: store.history,
             cursor_key: cursor_key.clone(),
         },
-        failures: ListRepeatedFailures { states, cursor_key },
+        failures: ListRepeatedFailures {
+            failing: store.failing,
+            rule,
+            cursor_key,
+        },
     };
     let listener = TcpListener::bind(options.addr)
         .await
@@ -164,18 +188,4 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-}
-
-/// AWS settings for a given endpoint such as DynamoDB Local, built like the functions'
-/// own (same HTTPS client): the region defaults to us-east-1 and, when no credentials are
-/// configured, placeholder ones are used (DynamoDB Local accepts any).
-pub async fn aws_for_endpoint(endpoint: &str) -> Result<aws_config::SdkConfig, config::ConfigError> {
-    let mut loader = pisync_shared::adapters::aws::loader()?.endpoint_url(endpoint);
-    if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
-        loader = loader.region(Region::new("us-east-1"));
-    }
-    if std::env::var("AWS_ACCESS_KEY_ID").is_err() {
-        loader = loader.credentials_provider(Credentials::new("local", "local", None, None, "pisync-local"));
-    }
-    Ok(loader.load().await)
 }

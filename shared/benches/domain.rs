@@ -1,8 +1,8 @@
 //! Domain micro-benchmarks: parsing + validating one event, and the streak rule.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use pisync_shared::streak::{FailureState, Step, StreakRule};
-use pisync_shared::validate::{parse_sync_event, EventRules};
+use pisync_shared::domain::streak::{FailureState, Step, StreakRule};
+use pisync_shared::domain::validate::{parse_sync_event, EventRules};
 use pisync_shared::{DeviceId, EventTime, Outcome, StoredEvent};
 use std::hint::black_box;
 

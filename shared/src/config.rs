@@ -1,11 +1,11 @@
-//! Settings read from the environment, shared by the Lambdas and the local runner.
+//! One typed configuration per process, read from the environment once, in `main`.
+//! Handlers receive the values they need; nothing else reads the environment.
 
-use crate::cursor::CursorKey;
-use crate::streak::StreakRule;
-use crate::validate::EventRules;
-use std::fmt;
+use crate::domain::streak::StreakRule;
+use crate::domain::validate::EventRules;
+use crate::http::cursor::CursorKey;
 
-/// `FAILURE_THRESHOLD`: failures in a row before an alert (default 3).
+/// `FAILURE_THRESHOLD`: failures in a row before an alert (default: [`StreakRule::default`]).
 pub const FAILURE_THRESHOLD: &str = "FAILURE_THRESHOLD";
 /// `MAX_CLOCK_SKEW_SECONDS`: how far in the future a device timestamp may be (default 900).
 pub const MAX_CLOCK_SKEW_SECONDS: &str = "MAX_CLOCK_SKEW_SECONDS";
@@ -13,63 +13,209 @@ pub const MAX_CLOCK_SKEW_SECONDS: &str = "MAX_CLOCK_SKEW_SECONDS";
 pub const CURSOR_SIGNING_KEY: &str = "CURSOR_SIGNING_KEY";
 /// `TABLE_NAME`: the DynamoDB table.
 pub const TABLE_NAME: &str = "TABLE_NAME";
-/// `EVENT_RETENTION_DAYS`: days after its device timestamp an event expires (TTL); unset or 0 keeps events.
+/// `EVENT_RETENTION_DAYS`: days an event is kept (TTL); unset or 0 keeps events.
 pub const EVENT_RETENTION_DAYS: &str = "EVENT_RETENTION_DAYS";
 /// `ALERT_TOPIC_ARN`: the SNS topic for operator notices.
 pub const ALERT_TOPIC_ARN: &str = "ALERT_TOPIC_ARN";
 /// `TLS_TRUST_ROOTS`: `aws` (default: the Amazon roots compiled in) or `system`.
 pub const TLS_TRUST_ROOTS: &str = "TLS_TRUST_ROOTS";
 
-#[derive(Debug)]
-pub struct ConfigError(pub String);
+/// Shortest accepted `CURSOR_SIGNING_KEY`.
+pub const MIN_CURSOR_KEY_LEN: usize = 32;
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} must be set")]
+    Missing(&'static str),
+    #[error("{name} {expected}, got {value:?}")]
+    Invalid {
+        name: &'static str,
+        expected: &'static str,
+        value: String,
+    },
+    #[error("TLS settings")]
+    Tls(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Which certificate authorities the AWS SDK's TLS client trusts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TrustRoots {
+    /// The Amazon Trust Services roots compiled in (default).
+    #[default]
+    Aws,
+    /// The operating system's store, loaded at start.
+    System,
+}
+
+/// Everything a PiSync process reads from its environment. Values a process may not
+/// need are optional here and required by the accessor that process calls.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub rule: StreakRule,
+    pub event_rules: EventRules,
+    /// Days an event is kept after its device timestamp (TTL); `None` keeps events.
+    pub retention_days: Option<u32>,
+    pub trust_roots: TrustRoots,
+    table: Option<String>,
+    cursor_key: Option<CursorKey>,
+    alert_topic_arn: Option<String>,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `var` (the environment, or a test's map).
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let default_skew_secs = (EventRules::default().max_clock_skew_millis / 1000) as u32;
+        let positive = |name: &'static str, default: u32| match set(name) {
+            None => Ok(default),
+            Some(v) => parse_positive(&v).ok_or(ConfigError::Invalid {
+                name,
+                expected: "must be a positive integer",
+                value: v,
+            }),
+        };
+        let retention_days = match set(EVENT_RETENTION_DAYS) {
+            None => None,
+            Some(v) if v.trim() == "0" => None,
+            Some(v) => Some(parse_positive(&v).ok_or(ConfigError::Invalid {
+                name: EVENT_RETENTION_DAYS,
+                expected: "must be a whole number of days",
+                value: v,
+            })?),
+        };
+        let trust_roots = match set(TLS_TRUST_ROOTS).as_deref() {
+            None | Some("aws") => TrustRoots::Aws,
+            Some("system") => TrustRoots::System,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: TLS_TRUST_ROOTS,
+                    expected: "must be \"aws\" or \"system\"",
+                    value: other.to_owned(),
+                })
+            }
+        };
+        let cursor_key = match set(CURSOR_SIGNING_KEY) {
+            None => None,
+            Some(secret) if secret.len() < MIN_CURSOR_KEY_LEN => {
+                return Err(ConfigError::Invalid {
+                    name: CURSOR_SIGNING_KEY,
+                    expected: "must be at least 32 characters",
+                    // Never echo a secret, not even a short one.
+                    value: format!("{} characters", secret.len()),
+                });
+            }
+            Some(secret) => Some(CursorKey::from_secret(secret.as_bytes())),
+        };
+        Ok(Self {
+            rule: StreakRule {
+                threshold: positive(FAILURE_THRESHOLD, StreakRule::default().threshold)?,
+            },
+            event_rules: EventRules {
+                max_clock_skew_millis: i64::from(positive(MAX_CLOCK_SKEW_SECONDS, default_skew_secs)?) * 1000,
+            },
+            retention_days,
+            trust_roots,
+            table: set(TABLE_NAME),
+            cursor_key,
+            alert_topic_arn: set(ALERT_TOPIC_ARN),
+        })
+    }
+
+    /// `TABLE_NAME`, required by every function.
+    pub fn table(&self) -> Result<&str, ConfigError> {
+        self.table.as_deref().ok_or(ConfigError::Missing(TABLE_NAME))
+    }
+
+    /// `CURSOR_SIGNING_KEY`, required by the paged read functions.
+    pub fn cursor_key(&self) -> Result<CursorKey, ConfigError> {
+        self.cursor_key
+            .clone()
+            .ok_or(ConfigError::Missing(CURSOR_SIGNING_KEY))
+    }
+
+    /// `CURSOR_SIGNING_KEY` if it is set (the local runner falls back to its own key).
+    pub fn cursor_key_if_set(&self) -> Option<CursorKey> {
+        self.cursor_key.clone()
+    }
+
+    /// `ALERT_TOPIC_ARN`, required by detect-failures.
+    pub fn alert_topic_arn(&self) -> Result<&str, ConfigError> {
+        self.alert_topic_arn
+            .as_deref()
+            .ok_or(ConfigError::Missing(ALERT_TOPIC_ARN))
     }
 }
 
-impl std::error::Error for ConfigError {}
-
-pub fn required(name: &str) -> Result<String, ConfigError> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| ConfigError(format!("environment variable {name} must be set")))
-}
-
-/// A positive integer setting, `default` when unset.
-pub fn positive_int(name: &str, default: u32) -> Result<u32, ConfigError> {
-    match std::env::var(name) {
-        Err(_) => Ok(default),
-        Ok(v) => parse_positive(&v)
-            .ok_or_else(|| ConfigError(format!("{name} must be a positive integer, got {v:?}"))),
-    }
-}
-
+/// A whole number above zero.
 pub fn parse_positive(v: &str) -> Option<u32> {
     v.trim().parse::<u32>().ok().filter(|n| *n > 0)
 }
 
-pub fn streak_rule() -> Result<StreakRule, ConfigError> {
-    Ok(StreakRule {
-        threshold: positive_int(FAILURE_THRESHOLD, StreakRule::default().threshold)?,
-    })
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-pub fn event_rules() -> Result<EventRules, ConfigError> {
-    let default_secs = (EventRules::default().max_clock_skew_millis / 1000) as u32;
-    Ok(EventRules {
-        max_clock_skew_millis: i64::from(positive_int(MAX_CLOCK_SKEW_SECONDS, default_secs)?) * 1000,
-    })
-}
-
-pub fn cursor_key() -> Result<CursorKey, ConfigError> {
-    let secret = required(CURSOR_SIGNING_KEY)?;
-    if secret.len() < 32 {
-        return Err(ConfigError(format!(
-            "{CURSOR_SIGNING_KEY} must be at least 32 characters"
-        )));
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))
     }
-    Ok(CursorKey::from_secret(secret.as_bytes()))
+
+    #[test]
+    fn defaults_when_unset() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.rule, StreakRule::default());
+        assert_eq!(c.event_rules, EventRules::default());
+        assert_eq!((c.retention_days, c.trust_roots), (None, TrustRoots::Aws));
+        assert!(matches!(c.table(), Err(ConfigError::Missing(TABLE_NAME))));
+        assert!(matches!(
+            c.cursor_key(),
+            Err(ConfigError::Missing(CURSOR_SIGNING_KEY))
+        ));
+    }
+
+    #[test]
+    fn values_are_read_and_checked() {
+        let c = config(&[
+            (FAILURE_THRESHOLD, "5"),
+            (MAX_CLOCK_SKEW_SECONDS, "60"),
+            (EVENT_RETENTION_DAYS, "30"),
+            (TABLE_NAME, "t"),
+            (TLS_TRUST_ROOTS, "system"),
+        ])
+        .unwrap();
+        assert_eq!(c.rule.threshold, 5);
+        assert_eq!(c.event_rules.max_clock_skew_millis, 60_000);
+        assert_eq!(c.retention_days, Some(30));
+        assert_eq!(c.table().unwrap(), "t");
+        assert_eq!(c.trust_roots, TrustRoots::System);
+        assert_eq!(
+            config(&[(EVENT_RETENTION_DAYS, "0")]).unwrap().retention_days,
+            None
+        );
+    }
+
+    #[test]
+    fn bad_values_are_errors_that_name_the_variable() {
+        for (name, value) in [
+            (FAILURE_THRESHOLD, "0"),
+            (MAX_CLOCK_SKEW_SECONDS, "-1"),
+            (EVENT_RETENTION_DAYS, "a week"),
+            (TLS_TRUST_ROOTS, "mozilla"),
+            (CURSOR_SIGNING_KEY, "short"),
+        ] {
+            let err = config(&[(name, value)]).unwrap_err().to_string();
+            assert!(err.contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_short_cursor_key_is_not_echoed() {
+        let err = config(&[(CURSOR_SIGNING_KEY, "hunter2")])
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+    }
 }

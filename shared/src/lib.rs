@@ -1,19 +1,23 @@
-//! PiSync's shared library: the domain (sync events, validation, the streak rule),
-//! the ports (storage, alerts), the HTTP plumbing every endpoint uses, and the
-//! adapters, each behind a feature so a Lambda links only what it calls.
-
-pub mod alerts;
-pub mod config;
-pub mod cursor;
-pub mod event;
-pub mod http;
-pub mod notice;
-pub mod store;
-pub mod streak;
-pub mod time;
-pub mod validate;
+//! PiSync's shared library, in layers a reader can see:
+//!
+//! - [`domain`]: the sync event, its validation, the streak rule and the notices it
+//!   decides, and the detection sequence (load state, apply, save). No AWS, no HTTP.
+//! - [`ports`]: one small trait per use (record events, read history, keep device
+//!   state, list failing devices, publish notices), and the store's typed errors.
+//! - [`http`]: the one HTTP seam (route table, request → caller + route + body limit),
+//!   replies in the one error shape, query parsing and signed cursors.
+//! - [`adapters`]: the ports' implementations, each behind a feature so a Lambda links
+//!   only what it calls (SQLite for the local runner, DynamoDB and SNS in AWS).
+//! - [`config`]: one typed configuration per process, read once at start.
 
 pub mod adapters;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod ports;
 
-pub use event::{DeviceId, Outcome, StoredEvent, SyncEvent};
-pub use time::EventTime;
+#[cfg(feature = "test-util")]
+pub mod test_util;
+
+pub use domain::event::{DeviceId, Outcome, StoredEvent, SyncEvent};
+pub use domain::time::EventTime;

@@ -4,8 +4,8 @@
 #![cfg(feature = "sns")]
 
 use pisync_shared::adapters::sns::SnsPublisher;
-use pisync_shared::alerts::AlertPublisher;
-use pisync_shared::notice::{FailureAlert, Notice, RecoveryNotice};
+use pisync_shared::domain::notice::{FailureAlert, Notice, RecoveryNotice};
+use pisync_shared::ports::alerts::AlertPublisher;
 use pisync_shared::{DeviceId, EventTime};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

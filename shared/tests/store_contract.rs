@@ -1,92 +1,69 @@
-//! The storage contract: every port method, run against the embedded SQLite adapter
-//! and the DynamoDB adapter on DynamoDB Local (PISYNC_TEST_DYNAMODB_ENDPOINT).
-#![cfg(all(feature = "sqlite", feature = "dynamodb"))]
+//! The storage contract: every port, run against the embedded SQLite adapter and the
+//! DynamoDB adapter on DynamoDB Local (PISYNC_TEST_DYNAMODB_ENDPOINT).
 
-use pisync_shared::adapters::dynamodb::DynamoStore;
 use pisync_shared::adapters::sqlite::SqliteStore;
-use pisync_shared::store::{EventLog, FailingKey, FailureStates, HistoryQuery, Order, Recorded};
-use pisync_shared::streak::StreakRule;
-use pisync_shared::{DeviceId, EventTime, Outcome, StoredEvent};
+use pisync_shared::domain::detection::{self, Applied};
+use pisync_shared::domain::streak::{FailureState, StreakRule};
+use pisync_shared::ports::{
+    DeviceStates, FailingKey, HistoryQuery, ListFailing, Order, ReadHistory, RecordEvents, Recorded,
+};
+use pisync_shared::test_util::{device as dev, dynamodb_local_store, minute as t, stored_event as event};
+use pisync_shared::{EventTime, StoredEvent};
 use std::sync::Arc;
 
+/// One store behind each of its ports.
 struct Fixture {
-    log: Arc<dyn EventLog>,
-    states: Arc<dyn FailureStates>,
+    events: Arc<dyn RecordEvents>,
+    history: Arc<dyn ReadHistory>,
+    states: Arc<dyn DeviceStates>,
+    failing: Arc<dyn ListFailing>,
     _dir: Option<tempfile::TempDir>,
+}
+
+impl Fixture {
+    fn of<S: RecordEvents + ReadHistory + DeviceStates + ListFailing + Clone + 'static>(
+        store: S,
+        dir: Option<tempfile::TempDir>,
+    ) -> Self {
+        Fixture {
+            events: Arc::new(store.clone()),
+            history: Arc::new(store.clone()),
+            states: Arc::new(store.clone()),
+            failing: Arc::new(store),
+            _dir: dir,
+        }
+    }
+
+    /// Detection's sequence for one event, through this store.
+    async fn apply(&self, e: &StoredEvent, now: EventTime) -> Applied {
+        apply(&self.states, e, now).await
+    }
+
+    async fn state(&self, device: &str) -> Option<FailureState> {
+        self.states.load(&dev(device)).await.unwrap().map(|v| v.state)
+    }
+}
+
+async fn apply(states: &Arc<dyn DeviceStates>, e: &StoredEvent, now: EventTime) -> Applied {
+    detection::apply_event(states.as_ref(), StreakRule::default(), e, now)
+        .await
+        .unwrap()
 }
 
 fn sqlite() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("c.db"), StreakRule::default()).unwrap();
-    Fixture {
-        log: Arc::new(store.clone()),
-        states: Arc::new(store),
-        _dir: Some(dir),
-    }
+    let store = SqliteStore::open(&dir.path().join("c.db")).unwrap();
+    Fixture::of(store, Some(dir))
 }
 
 async fn dynamodb() -> Fixture {
-    let endpoint = std::env::var("PISYNC_TEST_DYNAMODB_ENDPOINT").unwrap_or_else(|_| {
-        panic!("PISYNC_TEST_DYNAMODB_ENDPOINT is not set: run the suite with scripts/test.sh, which starts DynamoDB Local")
-    });
-    // The functions' own SDK settings (HTTPS client, trust store), pointed at DynamoDB Local.
-    let config = pisync_shared::adapters::aws::loader()
-        .expect("AWS settings")
-        .endpoint_url(endpoint)
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "l", "l", None, None, "test",
-        ))
-        .load()
-        .await;
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let table = format!(
-        "contract-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    );
-    let store = DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&config),
-        table,
-        StreakRule::default(),
-    );
-    store
-        .create_table_if_missing()
-        .await
-        .expect("table created on DynamoDB Local");
-    Fixture {
-        log: Arc::new(store.clone()),
-        states: Arc::new(store),
-        _dir: None,
-    }
-}
-
-fn dev(id: &str) -> DeviceId {
-    DeviceId::parse(id).unwrap()
-}
-
-fn t(minute: i64) -> EventTime {
-    EventTime::from_millis(1_746_600_000_000 + minute * 60_000).unwrap()
-}
-
-fn event(device: &str, minute: i64, errors: u32) -> StoredEvent {
-    StoredEvent {
-        device_id: dev(device),
-        timestamp: t(minute),
-        total_files_synced: 3,
-        total_errors: errors,
-        internet_speed: 1.5,
-        outcome: Outcome::of(errors),
-        received_at: t(1000),
-    }
+    Fixture::of(dynamodb_local_store("contract").await, None)
 }
 
 /// The device's current run of failures as the store keeps it (the device must have state).
 async fn streak(f: &Fixture, device: &str) -> u32 {
-    f.states
-        .state(&dev(device))
+    f.state(device)
         .await
-        .unwrap()
         .expect("device has state")
         .consecutive_failures()
 }
@@ -104,29 +81,29 @@ fn query(order: Order, limit: usize) -> HistoryQuery {
 async fn record_replay_conflict(f: Fixture) {
     let e = event("d1", 1, 0);
     assert_eq!(
-        f.log.record(e.clone()).await.unwrap(),
+        f.events.record(e.clone()).await.unwrap(),
         Recorded::Created(e.clone())
     );
     let mut replay = e.clone();
     replay.received_at = t(2000);
     assert_eq!(
-        f.log.record(replay).await.unwrap(),
+        f.events.record(replay).await.unwrap(),
         Recorded::Replayed(e.clone()),
         "stored copy, original received_at"
     );
     let mut conflict = e.clone();
     conflict.internet_speed = 9.0;
     assert_eq!(
-        f.log.record(conflict).await.unwrap(),
+        f.events.record(conflict).await.unwrap(),
         Recorded::Conflict(e.clone())
     );
     // Speeds at the edges of f64 are stored exactly.
     for (i, speed) in [1e300, 5e-324, 0.1 + 0.2, f64::MAX].into_iter().enumerate() {
         let mut e = event("d-speed", i as i64, 0);
         e.internet_speed = speed;
-        f.log.record(e.clone()).await.unwrap();
+        f.events.record(e.clone()).await.unwrap();
         assert_eq!(
-            f.log.record(e.clone()).await.unwrap(),
+            f.events.record(e.clone()).await.unwrap(),
             Recorded::Replayed(e),
             "{speed}"
         );
@@ -135,11 +112,11 @@ async fn record_replay_conflict(f: Fixture) {
 
 async fn history_pages_with_bounds_in_both_orders(f: Fixture) {
     for m in [5, 1, 9, 3, 7, 2, 8, 4, 6, 0] {
-        f.log.record(event("d1", m, 0)).await.unwrap();
-        f.log.record(event("d2", m, 1)).await.unwrap();
+        f.events.record(event("d1", m, 0)).await.unwrap();
+        f.events.record(event("d2", m, 1)).await.unwrap();
     }
-    assert!(f.log.device_exists(&dev("d1")).await.unwrap());
-    assert!(!f.log.device_exists(&dev("nobody")).await.unwrap());
+    assert!(f.history.device_exists(&dev("d1")).await.unwrap());
+    assert!(!f.history.device_exists(&dev("nobody")).await.unwrap());
     for order in [Order::Asc, Order::Desc] {
         for (from, to) in [
             (None, None),
@@ -165,7 +142,7 @@ async fn history_pages_with_bounds_in_both_orders(f: Fixture) {
                     after: None,
                 };
                 loop {
-                    let page = f.log.history(&dev("d1"), &q).await.unwrap();
+                    let page = f.history.history(&dev("d1"), &q).await.unwrap();
                     assert!(page.events.len() <= limit);
                     assert!(page.events.iter().all(|e| e.device_id == dev("d1")));
                     got.extend(page.events.iter().map(|e| e.timestamp));
@@ -180,7 +157,7 @@ async fn history_pages_with_bounds_in_both_orders(f: Fixture) {
         }
     }
     let empty = f
-        .log
+        .history
         .history(&dev("nobody"), &query(Order::Desc, 5))
         .await
         .unwrap();
@@ -190,30 +167,30 @@ async fn history_pages_with_bounds_in_both_orders(f: Fixture) {
 async fn apply_is_exactly_once(f: Fixture) {
     let events = [event("d1", 1, 1), event("d1", 2, 1)];
     for e in &events {
-        f.log.record(e.clone()).await.unwrap();
+        f.events.record(e.clone()).await.unwrap();
     }
-    let first = f.states.apply(&events[0], t(100)).await.unwrap();
+    let first = f.apply(&events[0], t(100)).await;
     assert!(first.newly_applied);
     assert_eq!(first.state.consecutive_failures(), 1);
-    let again = f.states.apply(&events[0], t(101)).await.unwrap();
+    let again = f.apply(&events[0], t(101)).await;
     assert!(!again.newly_applied);
     assert_eq!(again.state, first.state);
-    f.states.apply(&events[1], t(102)).await.unwrap();
+    f.apply(&events[1], t(102)).await;
     assert_eq!(streak(&f, "d1").await, 2);
     // Redelivering an older record after a newer one was applied changes nothing either.
-    let late_redelivery = f.states.apply(&events[0], t(104)).await.unwrap();
+    let late_redelivery = f.apply(&events[0], t(104)).await;
     assert!(!late_redelivery.newly_applied);
     assert_eq!(late_redelivery.state.consecutive_failures(), 2);
     assert_eq!(streak(&f, "d1").await, 2);
-    assert_eq!(f.states.state(&dev("nobody")).await.unwrap(), None);
+    assert_eq!(f.state("nobody").await, None);
 }
 
 async fn streak_state_with_late_events_and_outbox(f: Fixture) {
     let apply = |e: StoredEvent| {
-        let f = (f.log.clone(), f.states.clone());
+        let f = &f;
         async move {
-            f.0.record(e.clone()).await.unwrap();
-            f.1.apply(&e, t(500)).await.unwrap()
+            f.events.record(e.clone()).await.unwrap();
+            f.apply(&e, t(500)).await
         }
     };
     apply(event("d1", 0, 0)).await;
@@ -227,8 +204,10 @@ async fn streak_state_with_late_events_and_outbox(f: Fixture) {
     let split = apply(event("d1", 15, 0)).await;
     assert_eq!(split.state.consecutive_failures(), 2);
     assert_eq!(split.state.streak.as_ref().unwrap().started_at, t(20));
-    f.states.clear_notices(&dev("d1"), &ids).await.unwrap();
-    let state = f.states.state(&dev("d1")).await.unwrap().unwrap();
+    detection::clear_notices(f.states.as_ref(), StreakRule::default(), &dev("d1"), &ids)
+        .await
+        .unwrap();
+    let state = f.state("d1").await.unwrap();
     assert!(state.pending_notices.is_empty());
     assert_eq!(state.consecutive_failures(), 2);
     let recovered = apply(event("d1", 40, 0)).await;
@@ -244,15 +223,15 @@ async fn repeated_failures_are_ordered_and_paged(f: Fixture) {
     for (device, failures) in [("a", 4u32), ("b", 3), ("c", 2), ("d", 6), ("e", 3), ("f", 3)] {
         for m in 0..failures {
             let e = event(device, i64::from(m), 1);
-            f.log.record(e.clone()).await.unwrap();
-            f.states.apply(&e, t(500)).await.unwrap();
+            f.events.record(e.clone()).await.unwrap();
+            f.apply(&e, t(500)).await;
         }
     }
     let want = [("d", 6), ("a", 4), ("b", 3), ("e", 3), ("f", 3)];
     let mut got = Vec::new();
     let mut after: Option<FailingKey> = None;
     loop {
-        let page = f.states.repeated_failures(2, after.as_ref()).await.unwrap();
+        let page = f.failing.repeated_failures(2, after.as_ref()).await.unwrap();
         got.extend(
             page.devices
                 .iter()
@@ -267,9 +246,9 @@ async fn repeated_failures_are_ordered_and_paged(f: Fixture) {
     assert_eq!(got, want);
     // A success removes the device from the list.
     let e = event("d", 100, 0);
-    f.log.record(e.clone()).await.unwrap();
-    f.states.apply(&e, t(500)).await.unwrap();
-    let page = f.states.repeated_failures(10, None).await.unwrap();
+    f.events.record(e.clone()).await.unwrap();
+    f.apply(&e, t(500)).await;
+    let page = f.failing.repeated_failures(10, None).await.unwrap();
     assert_eq!(
         page.devices.first().map(|d| d.device_id.to_string()),
         Some("a".into())
@@ -285,7 +264,7 @@ async fn concurrent_writers(f: Fixture) {
     let e = event("race", 1, 1);
     let tasks: Vec<_> = (0..16)
         .map(|_| {
-            let (log, e) = (f.log.clone(), e.clone());
+            let (log, e) = (f.events.clone(), e.clone());
             tokio::spawn(async move { log.record(e).await.unwrap() })
         })
         .collect();
@@ -302,7 +281,7 @@ async fn concurrent_writers(f: Fixture) {
     // would cause: four workers apply all twenty, in different orders.
     let events: Vec<StoredEvent> = (10..30).map(|m| event("race", m, 1)).collect();
     for e in &events {
-        f.log.record(e.clone()).await.unwrap();
+        f.events.record(e.clone()).await.unwrap();
     }
     let tasks: Vec<_> = (0..4)
         .map(|w| {
@@ -315,7 +294,7 @@ async fn concurrent_writers(f: Fixture) {
             tokio::spawn(async move {
                 let mut newly = 0u32;
                 for e in mine {
-                    newly += u32::from(states.apply(&e, t(500)).await.unwrap().newly_applied);
+                    newly += u32::from(apply(&states, &e, t(500)).await.newly_applied);
                 }
                 newly
             })
@@ -329,7 +308,7 @@ async fn concurrent_writers(f: Fixture) {
         (1..=20).contains(&newly),
         "{newly} state changes for 20 events delivered four times"
     );
-    f.states.apply(&e, t(500)).await.unwrap();
+    f.apply(&e, t(500)).await;
     assert_eq!(streak(&f, "race").await, 21);
 }
 

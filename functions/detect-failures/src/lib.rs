@@ -3,24 +3,27 @@
 //!
 //! Exactly-once state: a device's records arrive in commit order, so the state tells
 //! which events it already reflects; late events re-read the run from the timeline
-//! (see [`pisync_shared::streak`]). Redelivered or re-split batches change nothing.
+//! (see [`pisync_shared::domain::streak`] and [`pisync_shared::domain::detection`]).
+//! Redelivered or re-split batches change nothing.
 //! At-least-once notices: a notice is saved in the state's outbox in the same write as
 //! the state change, published, then cleared; a crash in between republishes it on the
 //! retry, with the same `alert_id`.
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use pisync_shared::adapters::item::event_from_image;
-use pisync_shared::alerts::AlertPublisher;
-use pisync_shared::store::FailureStates;
+use pisync_shared::adapters::dynamodb::item::event_from_image;
+use pisync_shared::domain::detection;
+use pisync_shared::domain::streak::StreakRule;
+use pisync_shared::ports::{AlertPublisher, DeviceStates};
 use pisync_shared::{EventTime, StoredEvent};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct DetectFailures {
-    pub states: Arc<dyn FailureStates>,
+    pub states: Arc<dyn DeviceStates>,
     pub alerts: Arc<dyn AlertPublisher>,
+    pub rule: StreakRule,
 }
 
 /// Processes one batch. Records are grouped by device and applied in device-timestamp
@@ -86,7 +89,7 @@ async fn process(
     deps: &DetectFailures,
     event: &StoredEvent,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let applied = deps.states.apply(event, EventTime::now()).await?;
+    let applied = detection::apply_event(deps.states.as_ref(), deps.rule, event, EventTime::now()).await?;
     let pending = &applied.state.pending_notices;
     if pending.is_empty() {
         return Ok(());
@@ -95,8 +98,12 @@ async fn process(
         deps.alerts.publish(notice).await?;
         tracing::info!(event_type = notice.event_type(), device_id = %notice.device_id(), "notice published");
     }
-    deps.states
-        .clear_notices(&event.device_id, &applied.state.pending_notice_ids())
-        .await?;
+    detection::clear_notices(
+        deps.states.as_ref(),
+        deps.rule,
+        &event.device_id,
+        &applied.state.pending_notice_ids(),
+    )
+    .await?;
     Ok(())
 }

@@ -1,18 +1,19 @@
 //! `GET /device/{id}/sync-history`: one device's events, paged, newest first by default.
 
-use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Request, RequestExt, Response};
-use pisync_shared::cursor::CursorKey;
-use pisync_shared::http::{self, ApiError, QueryParams};
-use pisync_shared::store::{EventLog, HistoryQuery, Order};
-use pisync_shared::validate::FieldError;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use pisync_shared::domain::validate::FieldError;
+use pisync_shared::http::cursor::CursorKey;
+use pisync_shared::http::routes::GET_SYNC_HISTORY;
+use pisync_shared::http::{self, ApiError, Call};
+use pisync_shared::ports::{HistoryQuery, Order, ReadHistory};
 use pisync_shared::{DeviceId, EventTime, StoredEvent};
 use serde::Serialize;
 use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct GetSyncHistory {
-    pub log: Arc<dyn EventLog>,
+    pub log: Arc<dyn ReadHistory>,
     pub cursor_key: CursorKey,
 }
 
@@ -26,25 +27,20 @@ struct HistoryBody {
 const PARAMS: [&str; 5] = ["limit", "cursor", "from", "to", "order"];
 
 pub async fn handle(deps: &GetSyncHistory, req: Request) -> Response<Body> {
-    let request_id = http::request_id(&req);
-    match history(deps, &req, &request_id).await {
-        Ok(body) => http::json(StatusCode::OK, &body, &request_id),
-        Err(err) => http::error(&err, &request_id),
+    match Call::admit(&GET_SYNC_HISTORY, &req) {
+        Ok(call) => call.reply(history(deps, &call).await.map(|body| (StatusCode::OK, body))),
+        Err(refused) => *refused,
     }
 }
 
-async fn history(deps: &GetSyncHistory, req: &Request, request_id: &str) -> Result<HistoryBody, ApiError> {
-    http::require_method(req, Method::GET, "GET")?;
+async fn history(deps: &GetSyncHistory, call: &Call<'_>) -> Result<HistoryBody, ApiError> {
+    let request_id = call.request_id.as_str();
     let mut problems = Vec::new();
-    let raw_id = req
-        .path_parameters_ref()
-        .and_then(|p| p.first("id"))
-        .unwrap_or("");
-    let device = DeviceId::parse(raw_id);
+    let device = DeviceId::parse(call.path_param("id"));
     if device.is_none() {
         problems.push(FieldError::new("id", DeviceId::RULE));
     }
-    let params = QueryParams::parse(req, &PARAMS, &mut problems);
+    let params = call.query(&PARAMS, &mut problems);
     let limit = http::parse_limit(&params, &mut problems);
     let mut bound = |name: &str| {
         params.get(name).and_then(|v| {

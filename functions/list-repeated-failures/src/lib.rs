@@ -1,19 +1,23 @@
 //! `GET /devices/repeated-failures`: devices whose current failure streak is at least
 //! the threshold, longest first. Reads per-device state, never the event log.
 
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use pisync_shared::cursor::CursorKey;
-use pisync_shared::http::{self, ApiError, QueryParams};
-use pisync_shared::store::{FailingDevice, FailingKey, FailureStates};
-use pisync_shared::validate::FieldError;
+use pisync_shared::domain::streak::StreakRule;
+use pisync_shared::domain::validate::FieldError;
+use pisync_shared::http::cursor::CursorKey;
+use pisync_shared::http::routes::LIST_REPEATED_FAILURES;
+use pisync_shared::http::{self, ApiError, Call};
+use pisync_shared::ports::{FailingDevice, FailingKey, ListFailing};
 use pisync_shared::DeviceId;
 use serde::Serialize;
 use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct ListRepeatedFailures {
-    pub states: Arc<dyn FailureStates>,
+    pub failing: Arc<dyn ListFailing>,
+    /// The rule detection saves devices as failing with; its threshold is reported.
+    pub rule: StreakRule,
     pub cursor_key: CursorKey,
 }
 
@@ -27,22 +31,16 @@ struct FailuresBody {
 const PARAMS: [&str; 2] = ["limit", "cursor"];
 
 pub async fn handle(deps: &ListRepeatedFailures, req: Request) -> Response<Body> {
-    let request_id = http::request_id(&req);
-    match list(deps, &req, &request_id).await {
-        Ok(body) => http::json(StatusCode::OK, &body, &request_id),
-        Err(err) => http::error(&err, &request_id),
+    match Call::admit(&LIST_REPEATED_FAILURES, &req) {
+        Ok(call) => call.reply(list(deps, &call).await.map(|body| (StatusCode::OK, body))),
+        Err(refused) => *refused,
     }
 }
 
-async fn list(
-    deps: &ListRepeatedFailures,
-    req: &Request,
-    request_id: &str,
-) -> Result<FailuresBody, ApiError> {
-    http::require_method(req, Method::GET, "GET")?;
-    let threshold = deps.states.rule().threshold;
+async fn list(deps: &ListRepeatedFailures, call: &Call<'_>) -> Result<FailuresBody, ApiError> {
+    let threshold = deps.rule.threshold;
     let mut problems = Vec::new();
-    let params = QueryParams::parse(req, &PARAMS, &mut problems);
+    let params = call.query(&PARAMS, &mut problems);
     let limit = http::parse_limit(&params, &mut problems);
     let context = format!("repeated-failures\n{threshold}");
     let after = params.get("cursor").and_then(|cursor| {
@@ -59,10 +57,10 @@ async fn list(
         return Err(ApiError::invalid_request(problems));
     }
     let page = deps
-        .states
+        .failing
         .repeated_failures(limit, after.as_ref())
         .await
-        .map_err(|e| http::store_failure(&e, request_id))?;
+        .map_err(|e| http::store_failure(&e, &call.request_id))?;
     let next_cursor = match (page.more, page.devices.last()) {
         (true, Some(last)) => Some(deps.cursor_key.seal(&context, &position(&last.key()))),
         _ => None,

@@ -1,7 +1,7 @@
 use lambda_http::{run, service_fn, Error};
 use list_repeated_failures::{handle, ListRepeatedFailures};
-use pisync_shared::adapters::dynamodb::DynamoStore;
-use pisync_shared::config;
+use pisync_shared::adapters::{aws, dynamodb::DynamoStore};
+use pisync_shared::config::Config;
 use std::sync::Arc;
 
 // A sandbox handles one event at a time on a fraction of a vCPU: a single-threaded
@@ -9,10 +9,12 @@ use std::sync::Arc;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    let aws = pisync_shared::adapters::aws::load().await?;
+    let config = Config::from_env()?;
+    let sdk = aws::load(config.trust_roots).await?;
     let deps = ListRepeatedFailures {
-        states: Arc::new(DynamoStore::from_env(aws_sdk_dynamodb::Client::new(&aws))?),
-        cursor_key: config::cursor_key()?,
+        failing: Arc::new(DynamoStore::from_config(&sdk, &config)?),
+        rule: config.rule,
+        cursor_key: config.cursor_key()?,
     };
     run(service_fn(|req| async {
         Ok::<_, Error>(handle(&deps, req).await)

@@ -1,37 +1,31 @@
 //! `POST /sync-event`: validates a device's sync report and stores it exactly once.
 
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use pisync_shared::http::{self, ApiError};
-use pisync_shared::store::{EventLog, Recorded};
-use pisync_shared::validate::{parse_sync_event, EventRules, FieldError};
+use pisync_shared::domain::validate::{parse_sync_event, EventRules, FieldError};
+use pisync_shared::http::routes::RECORD_SYNC_EVENT;
+use pisync_shared::http::{self, ApiError, Call};
+use pisync_shared::ports::{RecordEvents, Recorded};
 use pisync_shared::{EventTime, StoredEvent};
 use std::sync::Arc;
 
 /// What the handler needs, built once per Lambda instance.
 #[derive(Clone)]
 pub struct RecordSyncEvent {
-    pub log: Arc<dyn EventLog>,
+    pub log: Arc<dyn RecordEvents>,
     pub rules: EventRules,
 }
 
 pub async fn handle(deps: &RecordSyncEvent, req: Request) -> Response<Body> {
-    let request_id = http::request_id(&req);
-    match record(deps, &req, &request_id).await {
-        Ok((status, event)) => http::json(status, &event, &request_id),
-        Err(err) => http::error(&err, &request_id),
+    match Call::admit(&RECORD_SYNC_EVENT, &req) {
+        Ok(call) => call.reply(record(deps, &call).await),
+        Err(refused) => *refused,
     }
 }
 
-async fn record(
-    deps: &RecordSyncEvent,
-    req: &Request,
-    request_id: &str,
-) -> Result<(StatusCode, StoredEvent), ApiError> {
-    http::require_method(req, Method::POST, "POST")?;
-    let body = http::json_body(req)?;
+async fn record(deps: &RecordSyncEvent, call: &Call<'_>) -> Result<(StatusCode, StoredEvent), ApiError> {
     let now = EventTime::now();
-    let event = parse_sync_event(body, now, deps.rules).map_err(ApiError::invalid_event)?;
+    let event = parse_sync_event(call.body(), now, deps.rules).map_err(ApiError::invalid_event)?;
     let stored = event.into_stored(now);
     match deps.log.record(stored.clone()).await {
         Ok(Recorded::Created(event)) => Ok((StatusCode::CREATED, event)),
@@ -43,7 +37,7 @@ async fn record(
                 existing.device_id, existing.timestamp
             ))
         }),
-        Err(err) => Err(http::store_failure(&err, request_id)),
+        Err(err) => Err(http::store_failure(&err, &call.request_id)),
     }
 }
 

@@ -1,6 +1,6 @@
 use lambda_http::{run, service_fn, Error};
-use pisync_shared::adapters::dynamodb::DynamoStore;
-use pisync_shared::config;
+use pisync_shared::adapters::{aws, dynamodb::DynamoStore};
+use pisync_shared::config::Config;
 use record_sync_event::{handle, RecordSyncEvent};
 use std::sync::Arc;
 
@@ -9,10 +9,11 @@ use std::sync::Arc;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    let aws = pisync_shared::adapters::aws::load().await?;
+    let config = Config::from_env()?;
+    let sdk = aws::load(config.trust_roots).await?;
     let deps = RecordSyncEvent {
-        log: Arc::new(DynamoStore::from_env(aws_sdk_dynamodb::Client::new(&aws))?),
-        rules: config::event_rules()?,
+        log: Arc::new(DynamoStore::from_config(&sdk, &config)?),
+        rules: config.event_rules,
     };
     run(service_fn(|req| async {
         Ok::<_, Error>(handle(&deps, req).await)

@@ -1,10 +1,10 @@
-//! Implementations of the storage and alert ports.
+//! Implementations of the ports, each behind a feature so a Lambda links only what it
+//! calls.
 
 #[cfg(feature = "aws")]
 pub mod aws;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
-pub mod item;
 #[cfg(feature = "sns")]
 pub mod sns;
 #[cfg(feature = "sqlite")]

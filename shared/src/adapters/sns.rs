@@ -9,8 +9,9 @@
 //! sandboxes never publish, and building an SNS client (its endpoint rules and TLS
 //! setup) is a third of that function's init work (docs/performance.md).
 
-use crate::alerts::{AlertPublisher, PublishError};
-use crate::notice::Notice;
+use super::aws::describe_sdk_error;
+use crate::domain::notice::Notice;
+use crate::ports::alerts::{AlertPublisher, PublishError};
 use async_trait::async_trait;
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_sns::{Client, Config};
@@ -33,6 +34,11 @@ impl SnsPublisher {
         }
     }
 
+    /// The publisher detect-failures uses, from the SDK configuration it loaded once.
+    pub fn from_config(sdk: &aws_config::SdkConfig, topic_arn: impl Into<String>) -> Self {
+        Self::new(Config::new(sdk), topic_arn)
+    }
+
     /// One client per publisher (and so per sandbox), built when first needed.
     fn client(&self) -> &Client {
         self.client.get_or_init(|| Client::from_conf(self.config.clone()))
@@ -44,7 +50,7 @@ fn string_attribute(value: &str) -> Result<MessageAttributeValue, PublishError> 
         .data_type("String")
         .string_value(value)
         .build()
-        .map_err(|e| PublishError(e.to_string()))
+        .map_err(|e| PublishError::with_source("message attribute", e))
 }
 
 #[async_trait]
@@ -70,6 +76,6 @@ impl AlertPublisher for SnsPublisher {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| PublishError(format!("{:?}", aws_sdk_sns::error::DisplayErrorContext(e))))
+            .map_err(|e| PublishError::with_source(describe_sdk_error("Publish", &e), e))
     }
 }

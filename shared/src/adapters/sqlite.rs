@@ -5,13 +5,13 @@
 //! the fsync cost is shared by concurrent writers. Reads use a small pool of
 //! connections, which WAL lets run beside the writer.
 
-use crate::event::{DeviceId, Outcome, StoredEvent};
-use crate::store::{
-    Applied, EventLog, FailingDevice, FailingKey, FailingPage, FailureStates, HistoryPage, HistoryQuery,
-    Order, Recorded, StoreError,
+use crate::domain::event::{DeviceId, Outcome, StoredEvent};
+use crate::domain::streak::{FailureState, Recount, StreakRule};
+use crate::domain::time::EventTime;
+use crate::ports::{
+    DeviceStates, FailingDevice, FailingKey, FailingPage, HistoryPage, HistoryQuery, ListFailing, Order,
+    ReadHistory, RecordEvents, Recorded, Saved, StoreError, Versioned,
 };
-use crate::streak::{FailureState, Recount, Step, StreakRule};
-use crate::time::EventTime;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
@@ -41,6 +41,8 @@ CREATE TABLE IF NOT EXISTS feed_position (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS device_state (
     device_id         TEXT PRIMARY KEY,
+    version           INTEGER NOT NULL,                    -- optimistic concurrency, +1 per save
+    failing           INTEGER NOT NULL,                    -- 1: in the repeated-failures list
     streak_count      INTEGER NOT NULL,
     -- The list's columns, so listing never parses the state (ms since epoch).
     streak_started_at INTEGER,
@@ -48,20 +50,43 @@ CREATE TABLE IF NOT EXISTS device_state (
     last_sync_at      INTEGER,
     state             TEXT    NOT NULL                     -- FailureState as JSON
 ) WITHOUT ROWID;
--- Listing walks this index from the longest streak down and stops at the threshold or
--- the page size: it reads only failing devices, never the event log.
-CREATE INDEX IF NOT EXISTS device_state_by_streak ON device_state (streak_count DESC, device_id);
 ";
+
+/// Databases written before states were versioned gain the two columns; their
+/// `failing` flag is set with the default threshold, and each device's next save
+/// sets it with the configured one.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let versioned = conn
+        .prepare("SELECT 1 FROM pragma_table_info('device_state') WHERE name = 'version'")?
+        .exists([])?;
+    if !versioned {
+        conn.execute_batch(&format!(
+            "ALTER TABLE device_state ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+             ALTER TABLE device_state ADD COLUMN failing INTEGER NOT NULL DEFAULT 0;
+             UPDATE device_state SET failing = (streak_count >= {});
+             DROP INDEX IF EXISTS device_state_by_streak;",
+            StreakRule::default().threshold
+        ))?;
+    }
+    // Listing walks this index from the longest streak down and stops at the page
+    // size: it reads only failing devices, never the event log.
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS device_state_failing
+         ON device_state (streak_count DESC, device_id) WHERE failing = 1;",
+    )
+}
 
 enum WriteOp {
     Record(StoredEvent, oneshot::Sender<Result<Recorded, StoreError>>),
-    Apply(
-        StoredEvent,
-        EventTime,
-        oneshot::Sender<Result<Applied, StoreError>>,
-    ),
-    Clear(DeviceId, Vec<String>, oneshot::Sender<Result<(), StoreError>>),
+    SaveState(StateWrite, oneshot::Sender<Result<Saved, StoreError>>),
     FeedPosition(i64, oneshot::Sender<Result<(), StoreError>>),
+}
+
+/// A conditional state save (see [`DeviceStates::save`]).
+struct StateWrite {
+    state: FailureState,
+    expected: u64,
+    failing: bool,
 }
 
 /// The embedded store. Cheap to clone; all clones share one database.
@@ -72,15 +97,18 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
-    rule: StreakRule,
     writes: mpsc::Sender<WriteOp>,
     readers: Mutex<Vec<Connection>>,
     /// Signalled after a commit that stored new events.
     changed: Arc<Notify>,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+fn unavailable(e: rusqlite::Error) -> StoreError {
+    StoreError::unavailable("SQLite", e)
+}
+
+fn writer_stopped() -> StoreError {
+    StoreError::unavailable_because("the SQLite writer stopped")
 }
 
 fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
@@ -93,20 +121,20 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and starts its writer thread.
-    pub fn open(path: &Path, rule: StreakRule) -> Result<Self, StoreError> {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = open_connection(path).map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        migrate(&conn).map_err(unavailable)?;
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let changed = Arc::new(Notify::new());
         let writer_changed = changed.clone();
         std::thread::Builder::new()
             .name("pisync-sqlite-writer".into())
-            .spawn(move || run_writer(conn, rx, rule, writer_changed))
-            .map_err(unavailable)?;
+            .spawn(move || run_writer(conn, rx, writer_changed))
+            .map_err(|e| StoreError::unavailable("starting the SQLite writer", e))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
-                rule,
                 writes: tx,
                 readers: Mutex::new(Vec::new()),
                 changed,
@@ -163,9 +191,8 @@ impl SqliteStore {
             .writes
             .send(op(tx))
             .await
-            .map_err(|_| StoreError::Unavailable("writer stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
+            .map_err(|_| writer_stopped())?;
+        rx.await.map_err(|_| writer_stopped())?
     }
 
     async fn read<T: Send + 'static>(
@@ -188,7 +215,7 @@ impl SqliteStore {
             result
         })
         .await
-        .map_err(unavailable)?
+        .map_err(|e| StoreError::unavailable("SQLite reader task", e))?
     }
 }
 
@@ -217,7 +244,7 @@ fn row_event(row: &rusqlite::Row, first: usize) -> rusqlite::Result<Result<Store
 
 // ---- the writer thread ----
 
-fn run_writer(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>, rule: StreakRule, changed: Arc<Notify>) {
+fn run_writer(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>, changed: Arc<Notify>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -227,7 +254,7 @@ fn run_writer(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>, rule: Strea
                 Err(_) => break,
             }
         }
-        let created = commit_batch(&mut conn, &mut batch, rule);
+        let created = commit_batch(&mut conn, &mut batch);
         if created {
             changed.notify_waiters();
             changed.notify_one();
@@ -238,17 +265,17 @@ fn run_writer(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>, rule: Strea
 /// Runs every op in one transaction, each inside its own savepoint so one failing op
 /// leaves the others intact; replies only after the commit. Returns whether any
 /// event was created.
-fn commit_batch(conn: &mut Connection, batch: &mut Vec<WriteOp>, rule: StreakRule) -> bool {
+fn commit_batch(conn: &mut Connection, batch: &mut Vec<WriteOp>) -> bool {
     enum Reply {
         Record(
             oneshot::Sender<Result<Recorded, StoreError>>,
             Result<Recorded, StoreError>,
         ),
-        Apply(
-            oneshot::Sender<Result<Applied, StoreError>>,
-            Result<Applied, StoreError>,
+        SaveState(
+            oneshot::Sender<Result<Saved, StoreError>>,
+            Result<Saved, StoreError>,
         ),
-        Clear(oneshot::Sender<Result<(), StoreError>>, Result<(), StoreError>),
+        Position(oneshot::Sender<Result<(), StoreError>>, Result<(), StoreError>),
     }
     let mut replies = Vec::with_capacity(batch.len());
     let outcome = (|| -> rusqlite::Result<()> {
@@ -257,13 +284,12 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<WriteOp>, rule: StreakRul
             let mut sp = tx.savepoint_with_name("op")?;
             let reply = match op {
                 WriteOp::Record(event, reply) => Reply::Record(reply, record(&sp, event)),
-                WriteOp::Apply(event, now, reply) => Reply::Apply(reply, apply(&sp, &event, rule, now)),
-                WriteOp::Clear(device, ids, reply) => Reply::Clear(reply, clear(&sp, &device, &ids)),
-                WriteOp::FeedPosition(seq, reply) => Reply::Clear(reply, save_position(&sp, seq)),
+                WriteOp::SaveState(write, reply) => Reply::SaveState(reply, save_state(&sp, &write)),
+                WriteOp::FeedPosition(seq, reply) => Reply::Position(reply, save_position(&sp, seq)),
             };
             let failed = matches!(
                 &reply,
-                Reply::Record(_, Err(_)) | Reply::Apply(_, Err(_)) | Reply::Clear(_, Err(_))
+                Reply::Record(_, Err(_)) | Reply::SaveState(_, Err(_)) | Reply::Position(_, Err(_))
             );
             if failed {
                 sp.rollback()?;
@@ -278,7 +304,7 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<WriteOp>, rule: StreakRul
     // Nothing is acknowledged unless the whole transaction committed.
     fn settle<T>(result: Result<T, StoreError>, commit_error: &Option<String>) -> Result<T, StoreError> {
         match commit_error {
-            Some(e) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
+            Some(e) => Err(StoreError::unavailable_because(format!("commit failed: {e}"))),
             None => result,
         }
     }
@@ -289,10 +315,10 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<WriteOp>, rule: StreakRul
                 created |= matches!(result, Ok(Recorded::Created(_)));
                 let _ = tx.send(result);
             }
-            Reply::Apply(tx, result) => {
+            Reply::SaveState(tx, result) => {
                 let _ = tx.send(settle(result, &commit_error));
             }
-            Reply::Clear(tx, result) => {
+            Reply::Position(tx, result) => {
                 let _ = tx.send(settle(result, &commit_error));
             }
         }
@@ -349,63 +375,81 @@ fn stored_event(
     .transpose()
 }
 
-fn load_state(conn: &Connection, device: &DeviceId) -> Result<Option<FailureState>, StoreError> {
-    let json: Option<String> = conn
-        .prepare_cached("SELECT state FROM device_state WHERE device_id = ?1")
-        .and_then(|mut stmt| stmt.query_row([device.as_str()], |row| row.get(0)).optional())
+fn load_state(conn: &Connection, device: &DeviceId) -> Result<Option<Versioned>, StoreError> {
+    let row: Option<(i64, String)> = conn
+        .prepare_cached("SELECT version, state FROM device_state WHERE device_id = ?1")
+        .and_then(|mut stmt| {
+            stmt.query_row([device.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+        })
         .map_err(unavailable)?;
-    json.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(format!("state of {device}: {e}"))))
-        .transpose()
+    row.map(|(version, json)| {
+        let corrupt = |e: String| StoreError::Corrupt(format!("state of {device}: {e}"));
+        Ok(Versioned {
+            state: serde_json::from_str(&json).map_err(|e| corrupt(e.to_string()))?,
+            version: u64::try_from(version).map_err(|e| corrupt(e.to_string()))?,
+        })
+    })
+    .transpose()
 }
 
-fn save_state(conn: &Connection, state: &FailureState) -> Result<(), StoreError> {
+/// Inserts the first version, or updates the row still at the expected version.
+fn save_state(conn: &Connection, write: &StateWrite) -> Result<Saved, StoreError> {
+    let state = &write.state;
     let json = serde_json::to_string(state).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let streak = state.streak.as_ref();
-    conn.prepare_cached(
-        "INSERT INTO device_state (device_id, streak_count, streak_started_at, last_failure_at, last_sync_at, state)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (device_id) DO UPDATE SET streak_count = excluded.streak_count,
-             streak_started_at = excluded.streak_started_at, last_failure_at = excluded.last_failure_at,
-             last_sync_at = excluded.last_sync_at, state = excluded.state",
-    )
-    .and_then(|mut stmt| {
+    let sql = if write.expected == 0 {
+        "INSERT INTO device_state (device_id, version, failing, streak_count, streak_started_at,
+             last_failure_at, last_sync_at, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (device_id) DO NOTHING"
+    } else {
+        "UPDATE device_state SET version = ?2, failing = ?3, streak_count = ?4,
+             streak_started_at = ?5, last_failure_at = ?6, last_sync_at = ?7, state = ?8
+         WHERE device_id = ?1 AND version = ?9"
+    };
+    let expected = i64::try_from(write.expected).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
+    let (device, version, failing, count) = (
+        state.device_id.as_str(),
+        expected + 1,
+        write.failing,
+        state.consecutive_failures(),
+    );
+    let (started, last_failure, last_sync) = (
+        streak.map(|s| s.started_at.millis()),
+        streak.map(|s| s.last_failure_at.millis()),
+        state.last_sync_at.map(EventTime::millis),
+    );
+    let written = if write.expected == 0 {
         stmt.execute(params![
-            state.device_id.as_str(),
-            state.consecutive_failures(),
-            streak.map(|s| s.started_at.millis()),
-            streak.map(|s| s.last_failure_at.millis()),
-            state.last_sync_at.map(EventTime::millis),
+            device,
+            version,
+            failing,
+            count,
+            started,
+            last_failure,
+            last_sync,
             json
         ])
-    })
+    } else {
+        stmt.execute(params![
+            device,
+            version,
+            failing,
+            count,
+            started,
+            last_failure,
+            last_sync,
+            json,
+            expected
+        ])
+    }
     .map_err(unavailable)?;
-    Ok(())
-}
-
-fn apply(
-    conn: &Connection,
-    event: &StoredEvent,
-    rule: StreakRule,
-    now: EventTime,
-) -> Result<Applied, StoreError> {
-    let device = &event.device_id;
-    let mut state = load_state(conn, device)?.unwrap_or_else(|| FailureState::new(device.clone()));
-    let before = state.clone();
-    match state.step(event) {
-        Step::NoChange => {}
-        Step::InOrder => state.apply_in_order(event, rule, now),
-        Step::Recount { after } => {
-            let recount = recount(conn, device, after)?;
-            state.apply_recount(recount, rule, now);
-        }
-    }
-    let changed = state != before;
-    if changed {
-        save_state(conn, &state)?;
-    }
-    Ok(Applied {
-        newly_applied: changed,
-        state,
+    Ok(if written == 1 {
+        Saved::Written
+    } else {
+        Saved::Stale
     })
 }
 
@@ -445,24 +489,15 @@ fn save_position(conn: &Connection, seq: i64) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn clear(conn: &Connection, device: &DeviceId, ids: &[String]) -> Result<(), StoreError> {
-    let Some(mut state) = load_state(conn, device)? else {
-        return Ok(());
-    };
-    let before = state.pending_notices.len();
-    state.pending_notices.retain(|n| !ids.contains(&n.notice_id()));
-    if state.pending_notices.len() != before {
-        save_state(conn, &state)?;
-    }
-    Ok(())
-}
-
 #[async_trait]
-impl EventLog for SqliteStore {
+impl RecordEvents for SqliteStore {
     async fn record(&self, event: StoredEvent) -> Result<Recorded, StoreError> {
         self.write(|reply| WriteOp::Record(event, reply)).await
     }
+}
 
+#[async_trait]
+impl ReadHistory for SqliteStore {
     async fn history(&self, device: &DeviceId, query: &HistoryQuery) -> Result<HistoryPage, StoreError> {
         let device = device.clone();
         let query = query.clone();
@@ -509,33 +544,37 @@ impl EventLog for SqliteStore {
     }
 }
 
+/// Loads and re-reads on the reader pool (WAL lets them run beside the writer), so
+/// a late event's recount never holds the single writer; saves go through it.
 #[async_trait]
-impl FailureStates for SqliteStore {
-    fn rule(&self) -> StreakRule {
-        self.inner.rule
-    }
-
-    async fn apply(&self, event: &StoredEvent, now: EventTime) -> Result<Applied, StoreError> {
-        let event = event.clone();
-        self.write(|reply| WriteOp::Apply(event, now, reply)).await
-    }
-
-    async fn clear_notices(&self, device: &DeviceId, notice_ids: &[String]) -> Result<(), StoreError> {
-        let (device, ids) = (device.clone(), notice_ids.to_vec());
-        self.write(|reply| WriteOp::Clear(device, ids, reply)).await
-    }
-
-    async fn state(&self, device: &DeviceId) -> Result<Option<FailureState>, StoreError> {
+impl DeviceStates for SqliteStore {
+    async fn load(&self, device: &DeviceId) -> Result<Option<Versioned>, StoreError> {
         let device = device.clone();
         self.read(move |conn| Ok(load_state(conn, &device))).await?
     }
 
+    async fn save(&self, state: &FailureState, expected: u64, failing: bool) -> Result<Saved, StoreError> {
+        let write = StateWrite {
+            state: state.clone(),
+            expected,
+            failing,
+        };
+        self.write(|reply| WriteOp::SaveState(write, reply)).await
+    }
+
+    async fn recount(&self, device: &DeviceId, after: Option<EventTime>) -> Result<Recount, StoreError> {
+        let device = device.clone();
+        self.read(move |conn| Ok(recount(conn, &device, after))).await?
+    }
+}
+
+#[async_trait]
+impl ListFailing for SqliteStore {
     async fn repeated_failures(
         &self,
         limit: usize,
         after: Option<&FailingKey>,
     ) -> Result<FailingPage, StoreError> {
-        let threshold = self.inner.rule.threshold.max(1);
         let (after_count, after_device) = match after {
             Some(k) => (i64::from(k.consecutive_failures), k.device_id.as_str().to_owned()),
             None => (i64::MAX, String::new()),
@@ -545,22 +584,19 @@ impl FailureStates for SqliteStore {
                 let mut stmt = conn.prepare_cached(
                     "SELECT device_id, streak_count, streak_started_at, last_failure_at, last_sync_at
                      FROM device_state
-                     WHERE streak_count >= ?1 AND streak_count <= ?2
-                       AND NOT (streak_count = ?2 AND device_id <= ?3)
-                     ORDER BY streak_count DESC, device_id LIMIT ?4",
+                     WHERE failing = 1 AND streak_count <= ?1
+                       AND NOT (streak_count = ?1 AND device_id <= ?2)
+                     ORDER BY streak_count DESC, device_id LIMIT ?3",
                 )?;
-                let rows = stmt.query_map(
-                    params![threshold, after_count, after_device, limit as i64 + 1],
-                    |row| {
-                        Ok((
-                            row.get::<_, String>(0)?,
-                            row.get::<_, u32>(1)?,
-                            row.get::<_, Option<i64>>(2)?,
-                            row.get::<_, Option<i64>>(3)?,
-                            row.get::<_, Option<i64>>(4)?,
-                        ))
-                    },
-                )?;
+                let rows = stmt.query_map(params![after_count, after_device, limit as i64 + 1], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, u32>(1)?,
+                        row.get::<_, Option<i64>>(2)?,
+                        row.get::<_, Option<i64>>(3)?,
+                        row.get::<_, Option<i64>>(4)?,
+                    ))
+                })?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()
             })
             .await?;

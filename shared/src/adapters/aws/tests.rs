@@ -50,13 +50,24 @@ fn the_compiled_in_bundle_is_exactly_the_amazon_trust_services_roots() {
 }
 
 #[test]
-fn trust_roots_setting_accepts_aws_or_system_and_names_anything_else() {
-    assert_eq!(TrustRoots::parse(None).unwrap(), TrustRoots::Aws);
-    assert_eq!(TrustRoots::parse(Some("")).unwrap(), TrustRoots::Aws);
-    assert_eq!(TrustRoots::parse(Some("aws")).unwrap(), TrustRoots::Aws);
-    assert_eq!(TrustRoots::parse(Some("system")).unwrap(), TrustRoots::System);
-    let err = TrustRoots::parse(Some("mozilla")).unwrap_err().to_string();
-    assert!(err.contains(TLS_TRUST_ROOTS) && err.contains("mozilla"), "{err}");
+fn sdk_errors_are_rendered_with_their_causes() {
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("service error")
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+    let err = Outer(std::io::Error::other("throttled"));
+    assert_eq!(
+        describe_sdk_error("PutItem", &err),
+        "PutItem: service error: throttled"
+    );
 }
 
 fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {

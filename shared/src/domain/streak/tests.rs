@@ -1,5 +1,5 @@
 use super::*;
-use crate::event::{DeviceId, Outcome, StoredEvent};
+use crate::domain::event::{DeviceId, Outcome, StoredEvent};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 

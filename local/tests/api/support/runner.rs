@@ -9,7 +9,6 @@ pub struct Runner {
     pub child: Child,
     pub base: String,
     pub addr: String,
-    pub data_dir: PathBuf,
     pub alerts_file: PathBuf,
 }
 
@@ -22,25 +21,6 @@ pub enum Backend {
         endpoint: String,
         table: String,
     },
-}
-
-/// The DynamoDB Local endpoint the test command started. Missing means the suite was
-/// run without it: that is an error, never a skip.
-pub fn dynamodb_endpoint() -> String {
-    std::env::var("PISYNC_TEST_DYNAMODB_ENDPOINT").unwrap_or_else(|_| {
-        panic!("PISYNC_TEST_DYNAMODB_ENDPOINT is not set: run the suite with scripts/test.sh, which starts DynamoDB Local")
-    })
-}
-
-pub fn unique_table(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed),
-        chrono::Utc::now().timestamp_micros()
-    )
 }
 
 impl Runner {
@@ -83,7 +63,6 @@ impl Runner {
             child,
             base,
             addr,
-            data_dir: data_dir.to_owned(),
             alerts_file,
         }
     }

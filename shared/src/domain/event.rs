@@ -1,6 +1,6 @@
 //! The sync event: what a device reports, and what PiSync stores.
 
-use crate::time::EventTime;
+use crate::domain::time::EventTime;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 

@@ -1,13 +1,11 @@
 //! Black-box tests: the real `pisync-local` binary on a random port, over HTTP.
 //! Every scenario runs on the embedded store and on DynamoDB Local.
 
-mod support;
-
+use crate::support::runner::http::{self, client, get, post_json, send};
+use crate::support::runner::{Backend, Runner};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
-use support::runner::http::{self, client, get, post_json, send};
-use support::runner::{dynamodb_endpoint, unique_table, Backend, Runner};
 
 fn event(device: &str, ts: &str, errors: u32) -> Value {
     json!({"device_id": device, "timestamp": ts, "total_files_synced": 10, "total_errors": errors, "internet_speed": 2.5})
@@ -23,7 +21,7 @@ fn norm(m: u32) -> String {
 }
 
 fn check_headers(reply: &http::Reply) {
-    support::assert_standard_headers(&reply.headers, "reply");
+    crate::support::assert_standard_headers(&reply.headers, "reply");
 }
 
 async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
@@ -126,7 +124,7 @@ async fn bad_input_is_refused_and_nothing_stored(backend: Backend) {
     }
     // Every problem at once, in one reply.
     let reply = send(&c, "POST", &url, Some("application/json"), br#"{"device_id":"dev bad","timestamp":"soon","total_files_synced":-1,"total_errors":"2","internet_speed":-1,"extra":true}"#.to_vec()).await;
-    let fields = support::error_fields(&reply.body);
+    let fields = crate::support::error_fields(&reply.body);
     let fields: HashSet<&str> = fields.iter().map(String::as_str).collect();
     assert_eq!(
         fields,
@@ -567,7 +565,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(super::Backend::Embedded).await
+                    super::$name(crate::support::runner::Backend::Embedded).await
                 }
             )*
         }
@@ -575,9 +573,9 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let backend = super::Backend::Dynamo {
-                        endpoint: super::dynamodb_endpoint(),
-                        table: super::unique_table("bb"),
+                    let backend = crate::support::runner::Backend::Dynamo {
+                        endpoint: pisync_shared::test_util::dynamodb_endpoint(),
+                        table: pisync_shared::test_util::unique_table("bb"),
                     };
                     super::$name(backend).await
                 }

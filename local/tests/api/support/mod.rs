@@ -1,44 +1,18 @@
-//! Helpers shared by the local crate's integration tests.
-#![allow(dead_code)]
+//! Helpers shared by the integration tests (fixtures every crate uses live in
+//! `pisync_shared::test_util`).
 
 pub mod runner;
 
-use async_trait::async_trait;
 use detect_failures::DetectFailures;
 use get_sync_history::GetSyncHistory;
 use list_repeated_failures::ListRepeatedFailures;
 use pisync_shared::adapters::sqlite::SqliteStore;
-use pisync_shared::alerts::{AlertPublisher, PublishError};
-use pisync_shared::cursor::CursorKey;
-use pisync_shared::notice::Notice;
-use pisync_shared::streak::StreakRule;
-use pisync_shared::validate::EventRules;
+use pisync_shared::domain::streak::StreakRule;
+use pisync_shared::domain::validate::EventRules;
+use pisync_shared::http::cursor::CursorKey;
+use pisync_shared::test_util::RecordingAlerts;
 use record_sync_event::RecordSyncEvent;
-use std::sync::{Arc, Mutex};
-
-/// Captures published notices; can be told to fail.
-#[derive(Default)]
-pub struct RecordingAlerts {
-    pub sent: Mutex<Vec<Notice>>,
-    pub fail: Mutex<bool>,
-}
-
-impl RecordingAlerts {
-    pub fn kinds(&self) -> Vec<&'static str> {
-        self.sent.lock().unwrap().iter().map(|n| n.event_type()).collect()
-    }
-}
-
-#[async_trait]
-impl AlertPublisher for RecordingAlerts {
-    async fn publish(&self, notice: &Notice) -> Result<(), PublishError> {
-        if *self.fail.lock().unwrap() {
-            return Err(PublishError("told to fail".into()));
-        }
-        self.sent.lock().unwrap().push(notice.clone());
-        Ok(())
-    }
-}
+use std::sync::Arc;
 
 /// Every handler over one embedded store in a temporary directory.
 pub struct Handlers {
@@ -53,7 +27,7 @@ pub struct Handlers {
 
 pub fn handlers() -> Handlers {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("t.db"), StreakRule::default()).unwrap();
+    let store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
     let alerts = Arc::new(RecordingAlerts::default());
     let key = CursorKey::from_secret(b"test key");
     Handlers {
@@ -66,12 +40,14 @@ pub fn handlers() -> Handlers {
             cursor_key: key.clone(),
         },
         failures: ListRepeatedFailures {
-            states: Arc::new(store.clone()),
+            failing: Arc::new(store.clone()),
+            rule: StreakRule::default(),
             cursor_key: key,
         },
         detect: DetectFailures {
             states: Arc::new(store.clone()),
             alerts: alerts.clone(),
+            rule: StreakRule::default(),
         },
         store,
         alerts,

@@ -2,26 +2,24 @@
 //! adapter on DynamoDB Local, records read back through the DynamoDB Streams API,
 //! batches redelivered and reordered as Lambda may.
 
-mod support;
-
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use detect_failures::DetectFailures;
 use pisync_shared::adapters::dynamodb::DynamoStore;
-use pisync_shared::store::{EventLog, FailureStates};
-use pisync_shared::streak::StreakRule;
-use pisync_shared::{DeviceId, EventTime, Outcome, StoredEvent};
+use pisync_shared::domain::streak::{FailureState, StreakRule};
+use pisync_shared::ports::{DeviceStates, RecordEvents};
+use pisync_shared::test_util::{dynamodb_local_store, stored_event as event, RecordingAlerts};
+use pisync_shared::DeviceId;
 use std::sync::Arc;
-use support::runner::{dynamodb_endpoint, unique_table};
-use support::RecordingAlerts;
 
 /// The device's failure state, which every caller expects detection to have written.
-async fn stored_state(s: &Setup, device: &DeviceId) -> pisync_shared::streak::FailureState {
+async fn stored_state(s: &Setup, device: &DeviceId) -> FailureState {
     s.store
-        .state(device)
+        .load(device)
         .await
         .unwrap()
         .expect("the device has a state")
+        .state
 }
 
 struct Setup {
@@ -32,37 +30,20 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let aws = pisync_local::aws_for_endpoint(&dynamodb_endpoint())
+    let store = dynamodb_local_store("stream").await;
+    let alerts = Arc::new(RecordingAlerts::default());
+    let sdk = pisync_shared::adapters::aws::for_endpoint(&pisync_shared::test_util::dynamodb_endpoint())
         .await
         .expect("AWS settings");
-    let store = DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&aws),
-        unique_table("stream"),
-        StreakRule::default(),
-    );
-    store.create_table_if_missing().await.unwrap();
-    let alerts = Arc::new(RecordingAlerts::default());
     Setup {
         detect: DetectFailures {
             states: Arc::new(store.clone()),
             alerts: alerts.clone(),
+            rule: StreakRule::default(),
         },
-        streams: aws_sdk_dynamodbstreams::Client::new(&aws),
+        streams: aws_sdk_dynamodbstreams::Client::new(&sdk),
         store,
         alerts,
-    }
-}
-
-fn event(device: &str, minute: i64, errors: u32) -> StoredEvent {
-    let t = |m: i64| EventTime::from_millis(1_746_600_000_000 + m * 60_000).unwrap();
-    StoredEvent {
-        device_id: DeviceId::parse(device).unwrap(),
-        timestamp: t(minute),
-        total_files_synced: 1,
-        total_errors: errors,
-        internet_speed: 3.0,
-        outcome: Outcome::of(errors),
-        received_at: t(999),
     }
 }
 
@@ -157,7 +138,9 @@ async fn redelivered_and_reordered_batches_change_nothing() {
     let all: Vec<EventRecord> = inserts(&s, 7)
         .await
         .into_iter()
-        .filter(|r| pisync_shared::adapters::item::event_from_image(r.change.new_image.clone()).is_some())
+        .filter(|r| {
+            pisync_shared::adapters::dynamodb::item::event_from_image(r.change.new_image.clone()).is_some()
+        })
         .collect();
     assert_eq!(all.len(), 6);
     let response = detect_failures::handle(&s.detect, batch(all)).await;
@@ -176,7 +159,7 @@ async fn a_failing_record_is_reported_and_retried_without_double_alerts() {
     }
     s.store.record(event("dev-calm", 0, 0)).await.unwrap();
     let records = inserts(&s, 4).await;
-    *s.alerts.fail.lock().unwrap() = true;
+    s.alerts.set_failing(true);
     let response = detect_failures::handle(&s.detect, batch(records.clone())).await;
     let failed: Vec<_> = response
         .batch_item_failures
@@ -187,7 +170,7 @@ async fn a_failing_record_is_reported_and_retried_without_double_alerts() {
     let third = records
         .iter()
         .find(|r| {
-            pisync_shared::adapters::item::event_from_image(r.change.new_image.clone())
+            pisync_shared::adapters::dynamodb::item::event_from_image(r.change.new_image.clone())
                 .and_then(Result::ok)
                 .is_some_and(|e| e == third_failure)
         })
@@ -200,7 +183,7 @@ async fn a_failing_record_is_reported_and_retried_without_double_alerts() {
     // The alert waits in the outbox; the retry publishes it once.
     let device = DeviceId::parse("dev-flaky").unwrap();
     assert_eq!(stored_state(&s, &device).await.pending_notices.len(), 1);
-    *s.alerts.fail.lock().unwrap() = false;
+    s.alerts.set_failing(false);
     for _ in 0..2 {
         let response = detect_failures::handle(&s.detect, batch(records.clone())).await;
         assert!(response.batch_item_failures.is_empty());

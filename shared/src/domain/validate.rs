@@ -1,7 +1,7 @@
 //! Turns a request body into a [`SyncEvent`], reporting every problem at once.
 
-use crate::event::{DeviceId, SyncEvent, MAX_COUNT};
-use crate::time::EventTime;
+use crate::domain::event::{DeviceId, SyncEvent, MAX_COUNT};
+use crate::domain::time::EventTime;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Serialize;
 use serde_json::Value;
@@ -24,7 +24,7 @@ impl FieldError {
 }
 
 /// Bounds that depend on the server rather than the contract's fixed rules.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EventRules {
     /// How far ahead of server time a device clock may be.
     pub max_clock_skew_millis: i64,

@@ -9,11 +9,31 @@
 //! Failing devices' state items also carry `failing_pk`/`failing_sk`, the keys of the
 //! sparse `failing` index (see docs/dynamodb.md).
 
-use crate::event::{DeviceId, Outcome, StoredEvent};
-use crate::store::FailingKey;
-use crate::streak::FailureState;
-use crate::time::EventTime;
+use crate::domain::event::{DeviceId, Outcome, StoredEvent};
+use crate::domain::streak::FailureState;
+use crate::domain::time::EventTime;
+use crate::ports::FailingKey;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+// The table's schema, written once: the DynamoDB adapter's table creation and the
+// schema-agreement test against template.yaml both read these.
+
+/// The table's string hash and range keys.
+pub const TABLE_KEYS: [&str; 2] = ["pk", "sk"];
+/// The sparse failing index's string hash and range keys.
+pub const FAILING_KEYS: [&str; 2] = ["failing_pk", "failing_sk"];
+/// The attributes the failing index projects: [`FailingItem`]'s fields.
+pub const FAILING_PROJECTION: [&str; 5] = [
+    "device_id",
+    "consecutive_failures",
+    "streak_started_at",
+    "last_failure_at",
+    "last_sync_at",
+];
+/// The TTL attribute of event items (epoch seconds).
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+/// What the table's stream carries: detect-failures decodes new images.
+pub const STREAM_VIEW: &str = "NEW_IMAGE";
 
 pub const EVENT_PREFIX: &str = "EVENT#";
 pub const STATE_SK: &str = "STATE";
@@ -118,9 +138,10 @@ pub struct StateItem {
 }
 
 impl StateItem {
-    pub fn new(state: FailureState, version: u64, threshold: u32) -> Self {
-        let failing =
-            crate::store::FailingDevice::from_state(&state).filter(|d| d.consecutive_failures >= threshold);
+    /// `failing` is the domain's decision ([`FailureState::is_failing`]): only then
+    /// does the item carry the sparse index's keys.
+    pub fn new(state: FailureState, version: u64, failing: bool) -> Self {
+        let failing = crate::ports::FailingDevice::from_state(&state).filter(|_| failing);
         Self {
             pk: device_pk(&state.device_id),
             sk: STATE_SK.to_owned(),
@@ -237,14 +258,14 @@ mod tests {
 
     #[test]
     fn non_event_images_are_not_events() {
-        let state = StateItem::new(FailureState::new(DeviceId::parse("d").unwrap()), 1, 3);
+        let state = StateItem::new(FailureState::new(DeviceId::parse("d").unwrap()), 1, false);
         let item: serde_dynamo::Item = serde_dynamo::to_item(&state).unwrap();
         assert!(event_from_image(item).is_none());
     }
 
     #[test]
-    fn only_failing_states_enter_the_index() {
-        use crate::streak::Streak;
+    fn only_states_saved_as_failing_enter_the_index() {
+        use crate::domain::streak::Streak;
         let mut state = FailureState::new(DeviceId::parse("d").unwrap());
         let t = EventTime::from_millis(0).unwrap();
         state.streak = Some(Streak {
@@ -253,8 +274,8 @@ mod tests {
             last_failure_at: t,
             last_total_errors: 1,
         });
-        assert!(StateItem::new(state.clone(), 1, 3).failing_pk.is_none());
-        let failing = StateItem::new(state, 1, 2);
+        assert!(StateItem::new(state.clone(), 1, false).failing_pk.is_none());
+        let failing = StateItem::new(state, 1, true);
         assert_eq!(failing.failing_pk.as_deref(), Some(FAILING_PK));
         assert_eq!(failing.consecutive_failures, Some(2));
     }

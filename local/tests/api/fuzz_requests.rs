@@ -1,14 +1,12 @@
 //! Property tests that throw arbitrary requests at every handler: never a panic,
 //! never a 5xx, always the JSON error shape; and whatever is acknowledged is stored.
 
-mod support;
-
+use crate::support::{handlers, Handlers};
 use lambda_http::http::Request;
 use lambda_http::{Body, RequestExt};
 use proptest::prelude::*;
 use serde_json::Value;
 use std::collections::HashMap;
-use support::{handlers, Handlers};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

@@ -1,7 +1,7 @@
 //! Messages for operators: a repeated-failure alert and a recovery notice.
 
-use crate::event::DeviceId;
-use crate::time::EventTime;
+use crate::domain::event::DeviceId;
+use crate::domain::time::EventTime;
 use serde::{Deserialize, Serialize};
 
 /// A message to publish. Serialises to exactly the JSON body of PRODUCT.md.

@@ -18,6 +18,13 @@ const MAX_CURSOR_LEN: usize = 1024;
 #[derive(Clone)]
 pub struct CursorKey([u8; 32]);
 
+/// Never prints the key.
+impl std::fmt::Debug for CursorKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CursorKey(…)")
+    }
+}
+
 impl CursorKey {
     /// Derives a key from secret material of any length.
     pub fn from_secret(secret: &[u8]) -> Self {

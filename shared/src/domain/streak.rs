@@ -4,13 +4,13 @@
 //! sync, in device-timestamp order. [`FailureState`] keeps just enough to update that
 //! run one stream record at a time and to decide when to alert: an event newer than
 //! everything counted is applied from the state alone; a late event inside the current
-//! run makes the adapter re-read the run from the stored timeline. Either way the state
+//! run re-reads the run from the stored timeline ([`super::detection`]). Either way the state
 //! equals a recomputation over all stored events, and a redelivered record changes
 //! nothing, so no per-event "applied" marker is needed.
 
-use crate::event::{DeviceId, Outcome, StoredEvent};
-use crate::notice::{FailureAlert, Notice, RecoveryNotice};
-use crate::time::EventTime;
+use crate::domain::event::{DeviceId, Outcome, StoredEvent};
+use crate::domain::notice::{FailureAlert, Notice, RecoveryNotice};
+use crate::domain::time::EventTime;
 use serde::{Deserialize, Serialize};
 
 /// Failures in a row that make a device "repeatedly failing".
@@ -150,6 +150,19 @@ impl FailureState {
     /// The ids of the notices in the outbox: what to clear once they are published.
     pub fn pending_notice_ids(&self) -> Vec<String> {
         self.pending_notices.iter().map(|n| n.notice_id()).collect()
+    }
+
+    /// Removes the notices with these ids from the outbox; true if any was there.
+    pub fn clear_notices(&mut self, notice_ids: &[String]) -> bool {
+        let before = self.pending_notices.len();
+        self.pending_notices
+            .retain(|n| !notice_ids.contains(&n.notice_id()));
+        self.pending_notices.len() != before
+    }
+
+    /// Whether the device belongs in the repeated-failures list.
+    pub fn is_failing(&self, rule: StreakRule) -> bool {
+        self.consecutive_failures() >= rule.threshold
     }
 
     /// Applies an event newer than every event counted so far ([`Step::InOrder`]).

@@ -1,13 +1,11 @@
 //! Feeds every file in events/ to its handler, as API Gateway and the DynamoDB event
 //! source mapping would deliver it, and checks the answer.
 
-mod support;
-
+use crate::support::{handlers, Handlers};
 use lambda_http::Body;
-use pisync_shared::store::FailureStates;
+use pisync_shared::ports::DeviceStates;
 use pisync_shared::DeviceId;
 use std::path::{Path, PathBuf};
-use support::{handlers, Handlers};
 
 fn events_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../events")
@@ -30,7 +28,7 @@ fn json(body: &Body) -> serde_json::Value {
 }
 
 fn check_headers(rel: &str, response: &lambda_http::Response<Body>) {
-    support::assert_standard_headers(response.headers(), rel);
+    crate::support::assert_standard_headers(response.headers(), rel);
 }
 
 /// (file, expected status, expected error code)
@@ -171,7 +169,7 @@ async fn http_events_get_their_documented_answers() {
 async fn event_bodies_say_what_is_wrong() {
     let h = handlers();
     let body = json(call(&h, "record-sync-event/invalid-fields.json").await.body());
-    let fields = support::error_fields(&body);
+    let fields = crate::support::error_fields(&body);
     assert_eq!(
         fields,
         [
@@ -247,10 +245,11 @@ async fn stream_events_alert_then_recover() {
     let device = DeviceId::parse("device_12345").unwrap();
     assert_eq!(
         h.store
-            .state(&device)
+            .load(&device)
             .await
             .unwrap()
             .unwrap()
+            .state
             .consecutive_failures(),
         3
     );

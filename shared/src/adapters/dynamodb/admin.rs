@@ -1,0 +1,152 @@
+//! What only the local runner, the tests and the benchmarks need of DynamoDB: creating
+//! the table as `template.yaml` declares it, finding its stream, and metering consumed
+//! capacity. Behind the `dynamodb-admin` feature, so it never ships in a Lambda.
+
+use super::item::{FAILING_INDEX, FAILING_KEYS, FAILING_PROJECTION, STREAM_VIEW, TABLE_KEYS, TTL_ATTRIBUTE};
+use super::{unavailable, DynamoStore, Units};
+use crate::ports::StoreError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, ConsumedCapacity, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
+};
+use std::sync::{Arc, Mutex};
+
+/// Sums the capacity units DynamoDB reports consuming (for docs and benchmarks).
+#[derive(Default, Debug)]
+pub struct CapacityMeter {
+    totals: Mutex<(f64, f64)>,
+}
+
+impl CapacityMeter {
+    /// (read units, write units) since the last call, resetting the totals.
+    pub fn take(&self) -> (f64, f64) {
+        self.totals
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default()
+    }
+
+    pub(super) fn add(&self, kind: Units, consumed: &ConsumedCapacity) {
+        if let Ok(mut totals) = self.totals.lock() {
+            let units = consumed.capacity_units().unwrap_or(0.0);
+            match kind {
+                Units::Read => totals.0 += units,
+                Units::Write => totals.1 += units,
+            }
+        }
+    }
+}
+
+/// A request builder that failed to build: a bug in the code, never the service's.
+fn built(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::unavailable("building a table-admin request", e)
+}
+
+impl DynamoStore {
+    pub fn with_capacity_meter(mut self, meter: Arc<CapacityMeter>) -> Self {
+        self.meter = Some(meter);
+        self
+    }
+
+    /// Creates the table exactly as template.yaml declares it (streams on, sparse
+    /// index, TTL), unless it exists. For local runs and tests.
+    pub async fn create_table_if_missing(&self) -> Result<(), StoreError> {
+        let exists = self.client.describe_table().table_name(&self.table).send().await;
+        if exists.is_ok() {
+            return Ok(());
+        }
+        let key = |name: &str, kind| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .map_err(built)
+        };
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(built)
+        };
+        let index = GlobalSecondaryIndex::builder()
+            .index_name(FAILING_INDEX)
+            .key_schema(key(FAILING_KEYS[0], KeyType::Hash)?)
+            .key_schema(key(FAILING_KEYS[1], KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::Include)
+                    .set_non_key_attributes(Some(FAILING_PROJECTION.map(String::from).to_vec()))
+                    .build(),
+            )
+            .build()
+            .map_err(built)?;
+        let created = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr(TABLE_KEYS[0])?)
+            .attribute_definitions(attr(TABLE_KEYS[1])?)
+            .attribute_definitions(attr(FAILING_KEYS[0])?)
+            .attribute_definitions(attr(FAILING_KEYS[1])?)
+            .key_schema(key(TABLE_KEYS[0], KeyType::Hash)?)
+            .key_schema(key(TABLE_KEYS[1], KeyType::Range)?)
+            .global_secondary_indexes(index)
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::from(STREAM_VIEW))
+                    .build()
+                    .map_err(built)?,
+            )
+            .send()
+            .await;
+        if let Err(e) = created {
+            // Another process may have created it meanwhile.
+            if self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .is_err()
+            {
+                return Err(unavailable("CreateTable")(e));
+            }
+        }
+        let ttl = TimeToLiveSpecification::builder()
+            .enabled(true)
+            .attribute_name(TTL_ATTRIBUTE)
+            .build()
+            .map_err(built)?;
+        // TTL is an optimisation for retention; a store without it still works.
+        if let Err(e) = self
+            .client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(ttl)
+            .send()
+            .await
+        {
+            tracing::warn!(error = ?e, "could not enable TTL");
+        }
+        Ok(())
+    }
+
+    /// The table's stream ARN (for the local runner's stream reader).
+    pub async fn stream_arn(&self) -> Result<Option<String>, StoreError> {
+        let table = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(unavailable("DescribeTable"))?;
+        Ok(table
+            .table()
+            .and_then(|t| t.latest_stream_arn())
+            .map(String::from))
+    }
+}

@@ -1,0 +1,112 @@
+//! The one error a handler returns, rendered by [`super::reply::error`].
+
+use crate::domain::validate::FieldError;
+use lambda_http::http::StatusCode;
+
+/// An error reply: status, machine-readable code, human message, per-field details.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Vec<FieldError>,
+    /// Methods to list in `Allow` on a 405.
+    pub allow: Option<&'static str>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: Vec::new(),
+            allow: None,
+        }
+    }
+
+    pub fn invalid_event(details: Vec<FieldError>) -> Self {
+        Self {
+            details,
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_event",
+                "the sync event is invalid",
+            )
+        }
+    }
+
+    pub fn invalid_request(details: Vec<FieldError>) -> Self {
+        Self {
+            details,
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the request is invalid",
+            )
+        }
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    pub fn device_not_found(device: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "device_not_found",
+            format!("device {device} has never reported a sync"),
+        )
+    }
+
+    pub fn route_not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+    }
+
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("this route accepts {allow}"),
+            )
+        }
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body must be at most {limit} bytes"),
+        )
+    }
+
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Content-Type must be application/json",
+        )
+    }
+
+    /// A bug on PiSync's side; the reply still has the error shape and request id.
+    pub fn internal() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+    }
+
+    /// The store failed: not the client's fault, and worth retrying.
+    pub fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "storage is temporarily unavailable; retry later",
+        )
+    }
+}
+
+/// Logs a store failure with the request id and maps it to a retryable 503.
+pub fn store_failure(err: &crate::ports::StoreError, request_id: &str) -> ApiError {
+    tracing::error!(error = %err, source = ?std::error::Error::source(err), request_id, "store operation failed");
+    ApiError::unavailable()
+}

@@ -1,0 +1,19 @@
+//! The HTTP layer every endpoint shares: the route table, the seam a request passes
+//! before its handler ([`Call::admit`]), replies in the one error shape with the
+//! security headers, query parsing and signed page cursors.
+
+pub mod cursor;
+pub mod error;
+pub mod reply;
+pub mod request;
+pub mod routes;
+
+pub use error::{store_failure, ApiError};
+pub use reply::{error, json, SECURITY_HEADERS};
+pub use request::{
+    generate_request_id, parse_limit, request_id, Call, Caller, QueryParams, DEFAULT_LIMIT, MAX_LIMIT,
+};
+pub use routes::{route_for, Route, ROUTES};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,183 @@
+//! The one HTTP seam: a request becomes a [`Call`] (request id, caller, route, body
+//! within the route's limit) here, before any handler logic runs. The Lambda
+//! functions, the local runner and the tests all go through it, because every
+//! handler starts with [`Call::admit`].
+
+use super::error::ApiError;
+use super::reply;
+use super::routes::Route;
+use crate::domain::validate::FieldError;
+use lambda_http::http::header::CONTENT_TYPE;
+use lambda_http::http::StatusCode;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Who is calling. Every caller is anonymous until authentication is configured;
+/// when it is, this is where a credential becomes an identity, so handlers and
+/// runners do not change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Caller {
+    Anonymous,
+}
+
+/// A request admitted to its route.
+pub struct Call<'r> {
+    pub request_id: String,
+    pub caller: Caller,
+    pub route: &'static Route,
+    req: &'r Request,
+}
+
+impl<'r> Call<'r> {
+    /// Admits `req` to `route`: the method must be the route's (405), and a route that
+    /// takes a body gets only JSON (415) within its limit (413). A refusal is already
+    /// the reply to send (boxed: a reply is large and refusals are rare).
+    pub fn admit(route: &'static Route, req: &'r Request) -> Result<Self, Box<Response<Body>>> {
+        let request_id = request_id(req);
+        match check(route, req) {
+            Ok(()) => Ok(Self {
+                request_id,
+                caller: Caller::Anonymous,
+                route,
+                req,
+            }),
+            Err(err) => Err(Box::new(reply::error(&err, &request_id))),
+        }
+    }
+
+    /// The body, within the route's limit (empty for routes that take none).
+    pub fn body(&self) -> &'r [u8] {
+        if self.route.body_limit == 0 {
+            return &[];
+        }
+        self.req.body().as_ref()
+    }
+
+    /// A path parameter of the route, as API Gateway (or the local runner) matched it.
+    pub fn path_param(&self, name: &str) -> &'r str {
+        self.req
+            .path_parameters_ref()
+            .and_then(|p| p.first(name))
+            .unwrap_or("")
+    }
+
+    /// The query string, checked against the parameters the route knows.
+    pub fn query(&self, known: &[&str], problems: &mut Vec<FieldError>) -> QueryParams<'r> {
+        QueryParams::parse(self.req, known, problems)
+    }
+
+    /// The handler's outcome as the reply: the value as JSON with `status`, or the
+    /// error in the one shape.
+    pub fn reply<T: Serialize>(&self, outcome: Result<(StatusCode, T), ApiError>) -> Response<Body> {
+        match outcome {
+            Ok((status, body)) => reply::json(status, &body, &self.request_id),
+            Err(err) => reply::error(&err, &self.request_id),
+        }
+    }
+}
+
+fn check(route: &'static Route, req: &Request) -> Result<(), ApiError> {
+    if req.method() != route.method {
+        return Err(ApiError::method_not_allowed(route.method.as_str()));
+    }
+    if route.body_limit == 0 {
+        return Ok(());
+    }
+    if let Some(content_type) = req.headers().get(CONTENT_TYPE) {
+        if !is_json_media_type(content_type.as_bytes()) {
+            return Err(ApiError::unsupported_media_type());
+        }
+    }
+    if req.body().len() > route.body_limit {
+        return Err(ApiError::payload_too_large(route.body_limit));
+    }
+    Ok(())
+}
+
+/// The API Gateway request id, else the Lambda one, else a process-unique one.
+pub fn request_id(req: &Request) -> String {
+    let from_gateway = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+        _ => None,
+    };
+    from_gateway
+        .or_else(|| req.lambda_context_ref().map(|c| c.request_id.clone()))
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(generate_request_id)
+}
+
+/// A request id unique within this process: start time plus a counter.
+pub fn generate_request_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static EPOCH: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let epoch = EPOCH.get_or_init(|| chrono::Utc::now().timestamp_micros());
+    format!("{epoch:x}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// `application/json` or any `application/*+json`, parameters (charset) allowed.
+pub(crate) fn is_json_media_type(value: &[u8]) -> bool {
+    let Ok(value) = std::str::from_utf8(value) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|sub| sub.ends_with("+json") && sub.len() > 5)
+}
+
+/// The query string, checked against the parameters a route knows: unknown or
+/// repeated parameters are reported, never ignored.
+pub struct QueryParams<'a> {
+    values: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> QueryParams<'a> {
+    fn parse(req: &'a Request, known: &[&str], problems: &mut Vec<FieldError>) -> Self {
+        let mut values: Vec<(&'a str, &'a str)> = Vec::new();
+        if let Some(map) = req.query_string_parameters_ref() {
+            for (name, value) in map.iter() {
+                if !known.contains(&name) {
+                    problems.push(FieldError::new(truncate(name), "unknown query parameter"));
+                } else if values.iter().any(|(n, _)| *n == name) {
+                    problems.push(FieldError::new(name, "given more than once"));
+                } else {
+                    values.push((name, value));
+                }
+            }
+        }
+        problems.dedup();
+        Self { values }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.values.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+}
+
+/// Page size bounds shared by every listing route.
+pub const DEFAULT_LIMIT: usize = 50;
+pub const MAX_LIMIT: usize = 100;
+
+/// `limit`: an integer 1–100, 50 when absent.
+pub fn parse_limit(params: &QueryParams, problems: &mut Vec<FieldError>) -> usize {
+    match params.get("limit") {
+        None => DEFAULT_LIMIT,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            _ => {
+                problems.push(FieldError::new(
+                    "limit",
+                    format!("must be an integer from 1 to {MAX_LIMIT}"),
+                ));
+                DEFAULT_LIMIT
+            }
+        },
+    }
+}
+
+fn truncate(name: &str) -> String {
+    name.chars().take(64).collect()
+}

@@ -1,0 +1,151 @@
+//! The one route table. The local server routes with it, the seam enforces each
+//! route's method and body limit, and the tests check `openapi.yaml` and
+//! `template.yaml` against it: adding an endpoint starts here
+//! (docs/adding-an-endpoint.md).
+
+use super::error::ApiError;
+use lambda_http::http::Method;
+
+/// One API route, served by one Lambda function.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Route {
+    pub method: Method,
+    /// The path as `openapi.yaml` and `template.yaml` write it; `{name}` is a parameter.
+    pub path: &'static str,
+    /// The function crate and binary serving it (its template resource is the
+    /// UpperCamelCase name plus `Function`).
+    pub function: &'static str,
+    /// Largest accepted request body, in bytes (0: the route takes no body).
+    pub body_limit: usize,
+}
+
+/// Largest sync-event body.
+pub const EVENT_BODY_LIMIT: usize = 16 * 1024;
+
+pub const RECORD_SYNC_EVENT: Route = Route {
+    method: Method::POST,
+    path: "/sync-event",
+    function: "record-sync-event",
+    body_limit: EVENT_BODY_LIMIT,
+};
+
+pub const GET_SYNC_HISTORY: Route = Route {
+    method: Method::GET,
+    path: "/device/{id}/sync-history",
+    function: "get-sync-history",
+    body_limit: 0,
+};
+
+pub const LIST_REPEATED_FAILURES: Route = Route {
+    method: Method::GET,
+    path: "/devices/repeated-failures",
+    function: "list-repeated-failures",
+    body_limit: 0,
+};
+
+/// Every API route.
+pub const ROUTES: [&Route; 3] = [&RECORD_SYNC_EVENT, &GET_SYNC_HISTORY, &LIST_REPEATED_FAILURES];
+
+/// A path parameter's name and its (percent-decoded) value.
+pub type PathParams = Vec<(&'static str, String)>;
+
+impl Route {
+    /// The path parameters if `path` matches this route's template. A parameter is
+    /// one non-empty segment, percent-decoded as API Gateway does.
+    pub fn match_path(&self, path: &str) -> Option<PathParams> {
+        let mut params = Vec::new();
+        let mut template = self.path.split('/');
+        let mut actual = path.split('/');
+        loop {
+            match (template.next(), actual.next()) {
+                (None, None) => return Some(params),
+                (Some(t), Some(a)) => match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+                    Some(name) if !a.is_empty() => {
+                        let value = percent_encoding::percent_decode_str(a).decode_utf8_lossy();
+                        params.push((name, value.into_owned()));
+                    }
+                    Some(_) => return None,
+                    None if t == a => {}
+                    None => return None,
+                },
+                _ => return None,
+            }
+        }
+    }
+
+    /// The function's resource name in `template.yaml`.
+    pub fn template_resource(&self) -> String {
+        let mut name: String = self
+            .function
+            .split('-')
+            .map(|word| {
+                let mut chars = word.chars();
+                chars
+                    .next()
+                    .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                    .unwrap_or_default()
+            })
+            .collect();
+        name.push_str("Function");
+        name
+    }
+}
+
+/// The route for a request: 404 when no route has the path, 405 (listing the allowed
+/// methods) when the path exists with other methods.
+pub fn route_for(method: &Method, path: &str) -> Result<(&'static Route, PathParams), ApiError> {
+    let mut allowed: Option<&'static Route> = None;
+    for route in ROUTES {
+        if let Some(params) = route.match_path(path) {
+            if route.method == *method {
+                return Ok((route, params));
+            }
+            allowed = Some(route);
+        }
+    }
+    Err(match allowed {
+        Some(route) => ApiError::method_not_allowed(route.method.as_str()),
+        None => ApiError::route_not_found(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_match_their_templates_only() {
+        let params = GET_SYNC_HISTORY
+            .match_path("/device/dev%3A1/sync-history")
+            .unwrap();
+        assert_eq!(params, vec![("id", "dev:1".to_owned())]);
+        for miss in [
+            "/device//sync-history",
+            "/device/a/b/sync-history",
+            "/device/a",
+            "/devices/a/sync-history",
+        ] {
+            assert_eq!(GET_SYNC_HISTORY.match_path(miss), None, "{miss}");
+        }
+        assert_eq!(RECORD_SYNC_EVENT.match_path("/sync-event"), Some(vec![]));
+        assert_eq!(RECORD_SYNC_EVENT.match_path("/sync-event/"), None);
+    }
+
+    #[test]
+    fn unknown_paths_are_404_and_wrong_methods_405() {
+        let (route, _) = route_for(&Method::POST, "/sync-event").unwrap();
+        assert_eq!(route, &RECORD_SYNC_EVENT);
+        let err = route_for(&Method::GET, "/sync-event").unwrap_err();
+        assert_eq!((err.status.as_u16(), err.allow), (405, Some("POST")));
+        assert_eq!(route_for(&Method::GET, "/nope").unwrap_err().status.as_u16(), 404);
+    }
+
+    #[test]
+    fn template_resources_are_named_after_the_function() {
+        assert_eq!(RECORD_SYNC_EVENT.template_resource(), "RecordSyncEventFunction");
+        assert_eq!(
+            LIST_REPEATED_FAILURES.template_resource(),
+            "ListRepeatedFailuresFunction"
+        );
+    }
+}
