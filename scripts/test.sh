@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # PiSync's full test suite — the one command in the README:
-#   formatting, lints, every test (unit, property, handler, storage contract on SQLite
-#   and DynamoDB Local, stream, SNS wire, black box on both stores), the SAM template
-#   checks and a cargo-lambda build of every function.
+#   formatting, unused dependencies, lints, every test (unit, property, each function's
+#   handler tests, storage contract on SQLite and DynamoDB Local, stream, SNS wire, the
+#   route table against openapi.yaml and template.yaml, the table schema against the
+#   template, black box on both stores), the SAM template checks and a cargo-lambda
+#   build of every function.
 # DynamoDB Local is started here and stopped at exit; if it cannot start, this fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +19,9 @@ echo "running at $endpoint"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+
+step "cargo machete (no unused dependencies)"
+cargo machete
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --all-features -- -D warnings

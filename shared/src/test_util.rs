@@ -101,3 +101,86 @@ pub async fn dynamodb_local_store(prefix: &str) -> crate::adapters::dynamodb::Dy
         .expect("table created on DynamoDB Local");
     store
 }
+
+/// The example Lambda events in the repository's `events/` folder, as each function's
+/// handler tests read them.
+pub mod lambda_events {
+    use lambda_http::{Body, Response};
+    use std::path::PathBuf;
+
+    /// The request id API Gateway put in every HTTP example event.
+    pub const GATEWAY_REQUEST_ID: &str = "Q1w2E3r4T5y6U7i=";
+
+    pub fn events_dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
+    }
+
+    fn read(rel: &str) -> String {
+        std::fs::read_to_string(events_dir().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    /// The files in `events/<function>/`, as `<function>/<file>`, sorted.
+    pub fn files_of(function: &str) -> Vec<String> {
+        let dir = events_dir().join(function);
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|entry| {
+                let name = entry.expect("a directory entry").file_name();
+                format!("{function}/{}", name.to_string_lossy())
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// An API Gateway (HTTP API v2) event, as the Lambda runtime hands it over.
+    pub fn api_request(rel: &str) -> lambda_http::Request {
+        lambda_http::request::from_str(&read(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    /// A DynamoDB stream event.
+    pub fn stream_event(rel: &str) -> aws_lambda_events::event::dynamodb::Event {
+        serde_json::from_str(&read(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    /// A reply's body; every PiSync reply is JSON.
+    pub fn reply_json(response: &Response<Body>) -> serde_json::Value {
+        serde_json::from_slice(response.body().as_ref()).expect("every reply is JSON")
+    }
+
+    /// The `field` of each detail in an error reply, in order.
+    pub fn error_fields(body: &serde_json::Value) -> Vec<String> {
+        body["error"]["details"]
+            .as_array()
+            .expect("an error reply lists details")
+            .iter()
+            .map(|d| d["field"].as_str().expect("each detail names a field").to_owned())
+            .collect()
+    }
+
+    /// Asserts the headers every PiSync reply carries, errors included.
+    pub fn assert_standard_headers(headers: &lambda_http::http::HeaderMap, context: &str) {
+        let expected = crate::http::SECURITY_HEADERS.into_iter().chain([
+            ("cache-control", "no-store"),
+            ("content-type", "application/json"),
+        ]);
+        for (name, value) in expected {
+            assert_eq!(
+                headers.get(name).and_then(|v| v.to_str().ok()),
+                Some(value),
+                "{context}: {name}"
+            );
+        }
+    }
+}
+
+/// Removes its temporary directory when dropped.
+pub use tempfile::TempDir;
+
+/// An embedded store in a temporary directory (kept alive by the returned guard).
+#[cfg(feature = "sqlite")]
+pub fn sqlite_store() -> (tempfile::TempDir, crate::adapters::sqlite::SqliteStore) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = crate::adapters::sqlite::SqliteStore::open(&dir.path().join("test.db")).expect("store opens");
+    (dir, store)
+}

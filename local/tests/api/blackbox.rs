@@ -21,7 +21,7 @@ fn norm(m: u32) -> String {
 }
 
 fn check_headers(reply: &http::Reply) {
-    crate::support::assert_standard_headers(&reply.headers, "reply");
+    pisync_shared::test_util::lambda_events::assert_standard_headers(&reply.headers, "reply");
 }
 
 async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
@@ -124,7 +124,7 @@ async fn bad_input_is_refused_and_nothing_stored(backend: Backend) {
     }
     // Every problem at once, in one reply.
     let reply = send(&c, "POST", &url, Some("application/json"), br#"{"device_id":"dev bad","timestamp":"soon","total_files_synced":-1,"total_errors":"2","internet_speed":-1,"extra":true}"#.to_vec()).await;
-    let fields = crate::support::error_fields(&reply.body);
+    let fields = pisync_shared::test_util::lambda_events::error_fields(&reply.body);
     let fields: HashSet<&str> = fields.iter().map(String::as_str).collect();
     assert_eq!(
         fields,
@@ -595,3 +595,34 @@ on_both_backends!(
     kill_9_under_load_loses_nothing_acknowledged,
     hostile_bytes_never_crash_the_server,
 );
+
+/// The runner serves every route of the shared table, and only with its method.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_in_the_table_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Runner::start(&crate::support::runner::Backend::Embedded, dir.path(), &[]);
+    let c = client();
+    for route in pisync_shared::http::ROUTES {
+        let url = r.url(&route.path.replace("{id}", "dev-route"));
+        let reply = send(
+            &c,
+            route.method.as_str(),
+            &url,
+            Some("application/json"),
+            b"{}".to_vec(),
+        )
+        .await;
+        assert!(
+            !matches!(reply.status, 404 | 405) || reply.body["error"]["code"] == "device_not_found",
+            "{} {}: {} {}",
+            route.method,
+            route.path,
+            reply.status,
+            reply.body
+        );
+        check_headers(&reply);
+        let wrong = send(&c, "PUT", &url, None, Vec::new()).await;
+        assert_eq!(wrong.status, 405, "PUT {}", route.path);
+        assert_eq!(wrong.headers["allow"], route.method.as_str());
+    }
+}

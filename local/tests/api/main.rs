@@ -4,7 +4,6 @@
 //! on a real DynamoDB stream.
 
 mod blackbox;
-mod events;
 mod fuzz_requests;
 mod stream;
 mod support;

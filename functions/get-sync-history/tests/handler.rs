@@ -1,0 +1,130 @@
+//! get-sync-history's handler, called directly with the example events in
+//! `events/get-sync-history/`, over a seeded embedded store.
+
+use get_sync_history::{handle, GetSyncHistory};
+use pisync_shared::http::cursor::CursorKey;
+use pisync_shared::ports::RecordEvents;
+use pisync_shared::test_util::lambda_events::{
+    api_request, assert_standard_headers, error_fields, files_of, reply_json, GATEWAY_REQUEST_ID,
+};
+use pisync_shared::test_util::sqlite_store;
+use pisync_shared::{EventTime, Outcome, StoredEvent};
+use std::sync::Arc;
+
+/// (file, status, error code)
+const CASES: &[(&str, u16, Option<&str>)] = &[
+    (
+        "get-sync-history/bad-parameters.json",
+        400,
+        Some("invalid_request"),
+    ),
+    ("get-sync-history/newest-first.json", 200, None),
+    (
+        "get-sync-history/tampered-cursor.json",
+        400,
+        Some("invalid_request"),
+    ),
+    (
+        "get-sync-history/unknown-device.json",
+        404,
+        Some("device_not_found"),
+    ),
+    ("get-sync-history/window-oldest-first.json", 200, None),
+];
+
+/// device_12345's reports the example events page through.
+const SEEDED: [(&str, u32); 4] = [
+    ("2025-05-07T10:31:00Z", 2),
+    ("2025-05-07T10:32:00Z", 4),
+    ("2025-05-07T10:33:00Z", 1),
+    ("2025-05-07T10:40:00Z", 0),
+];
+
+async fn seeded() -> (pisync_shared::test_util::TempDir, GetSyncHistory) {
+    let (dir, store) = sqlite_store();
+    for (ts, errors) in SEEDED {
+        let t = EventTime::parse_rfc3339(ts).expect("a timestamp");
+        let event = StoredEvent {
+            device_id: pisync_shared::test_util::device("device_12345"),
+            timestamp: t,
+            total_files_synced: 42,
+            total_errors: errors,
+            internet_speed: 5.3,
+            outcome: Outcome::of(errors),
+            received_at: t,
+        };
+        store.record(event).await.expect("stored");
+    }
+    let deps = GetSyncHistory {
+        log: Arc::new(store),
+        cursor_key: CursorKey::from_secret(b"handler tests"),
+    };
+    (dir, deps)
+}
+
+fn timestamps(body: &serde_json::Value) -> Vec<&str> {
+    body["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["timestamp"].as_str().expect("a timestamp"))
+        .collect()
+}
+
+#[test]
+fn every_example_event_has_a_case() {
+    let listed: Vec<String> = CASES.iter().map(|c| c.0.to_owned()).collect();
+    assert_eq!(files_of("get-sync-history"), listed);
+}
+
+#[tokio::test]
+async fn example_events_get_their_documented_answers() {
+    let (_dir, deps) = seeded().await;
+    for (file, status, code) in CASES {
+        let response = handle(&deps, api_request(file)).await;
+        assert_eq!(
+            response.status().as_u16(),
+            *status,
+            "{file}: {:?}",
+            response.body()
+        );
+        assert_standard_headers(response.headers(), file);
+        let body = reply_json(&response);
+        match code {
+            Some(code) => {
+                assert_eq!(body["error"]["code"], *code, "{file}");
+                assert_eq!(body["request_id"], GATEWAY_REQUEST_ID, "{file}");
+            }
+            None => assert!(body.get("error").is_none(), "{file}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn pages_come_newest_first_or_in_the_window_asked() {
+    let (_dir, deps) = seeded().await;
+    let body = reply_json(&handle(&deps, api_request("get-sync-history/newest-first.json")).await);
+    assert_eq!(
+        timestamps(&body),
+        [
+            "2025-05-07T10:40:00.000Z",
+            "2025-05-07T10:33:00.000Z",
+            "2025-05-07T10:32:00.000Z",
+            "2025-05-07T10:31:00.000Z"
+        ]
+    );
+    assert_eq!(body["next_cursor"], serde_json::Value::Null);
+    let body = reply_json(&handle(&deps, api_request("get-sync-history/window-oldest-first.json")).await);
+    assert_eq!(
+        timestamps(&body),
+        ["2025-05-07T10:31:00.000Z", "2025-05-07T10:32:00.000Z"]
+    );
+    assert!(body["next_cursor"].is_string());
+}
+
+#[tokio::test]
+async fn bad_parameters_are_all_reported() {
+    let (_dir, deps) = seeded().await;
+    let body = reply_json(&handle(&deps, api_request("get-sync-history/bad-parameters.json")).await);
+    assert_eq!(error_fields(&body).len(), 3, "{body}");
+}

@@ -1,0 +1,80 @@
+//! list-repeated-failures' handler, called directly with the example events in
+//! `events/list-repeated-failures/`, over a store where one device is failing.
+
+use list_repeated_failures::{handle, ListRepeatedFailures};
+use pisync_shared::domain::detection::apply_event;
+use pisync_shared::domain::streak::StreakRule;
+use pisync_shared::http::cursor::CursorKey;
+use pisync_shared::test_util::lambda_events::{
+    api_request, assert_standard_headers, error_fields, files_of, reply_json, GATEWAY_REQUEST_ID,
+};
+use pisync_shared::test_util::{minute, sqlite_store, stored_event};
+use std::sync::Arc;
+
+fn handler(store: pisync_shared::adapters::sqlite::SqliteStore) -> ListRepeatedFailures {
+    ListRepeatedFailures {
+        failing: Arc::new(store),
+        rule: StreakRule::default(),
+        cursor_key: CursorKey::from_secret(b"handler tests"),
+    }
+}
+
+#[test]
+fn every_example_event_has_a_case() {
+    assert_eq!(
+        files_of("list-repeated-failures"),
+        [
+            "list-repeated-failures/bad-limit.json",
+            "list-repeated-failures/first-page.json"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_first_page_lists_the_failing_device_with_its_streak() {
+    let (_dir, store) = sqlite_store();
+    for m in 1..=4 {
+        apply_event(
+            &store,
+            StreakRule::default(),
+            &stored_event("dev-failing", m, 1),
+            minute(10),
+        )
+        .await
+        .expect("applied");
+    }
+    apply_event(
+        &store,
+        StreakRule::default(),
+        &stored_event("dev-fine", 1, 0),
+        minute(10),
+    )
+    .await
+    .expect("applied");
+    let deps = handler(store);
+    let response = handle(&deps, api_request("list-repeated-failures/first-page.json")).await;
+    assert_eq!(response.status(), 200);
+    assert_standard_headers(response.headers(), "first page");
+    let body = reply_json(&response);
+    assert_eq!(body["threshold"], 3);
+    assert_eq!(body["devices"].as_array().map(Vec::len), Some(1), "{body}");
+    assert_eq!(body["devices"][0]["device_id"], "dev-failing");
+    assert_eq!(body["devices"][0]["consecutive_failures"], 4);
+    assert_eq!(body["devices"][0]["streak_started_at"], minute(1).to_string());
+}
+
+#[tokio::test]
+async fn a_bad_limit_is_a_400_naming_it() {
+    let (_dir, store) = sqlite_store();
+    let response = handle(
+        &handler(store),
+        api_request("list-repeated-failures/bad-limit.json"),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    assert_standard_headers(response.headers(), "bad limit");
+    let body = reply_json(&response);
+    assert_eq!(body["error"]["code"], "invalid_request");
+    assert_eq!(body["request_id"], GATEWAY_REQUEST_ID);
+    assert_eq!(error_fields(&body), ["limit"]);
+}

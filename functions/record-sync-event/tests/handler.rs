@@ -1,0 +1,109 @@
+//! record-sync-event's handler, called directly with the example events in
+//! `events/record-sync-event/`, as API Gateway delivers them.
+
+use pisync_shared::domain::validate::EventRules;
+use pisync_shared::test_util::lambda_events::{
+    api_request, assert_standard_headers, error_fields, files_of, reply_json, GATEWAY_REQUEST_ID,
+};
+use pisync_shared::test_util::sqlite_store;
+use record_sync_event::{handle, RecordSyncEvent};
+use std::sync::Arc;
+
+/// (file, status, error code)
+const CASES: &[(&str, u16, Option<&str>)] = &[
+    ("record-sync-event/base64-body.json", 201, None),
+    ("record-sync-event/failed-sync.json", 201, None),
+    (
+        "record-sync-event/invalid-fields.json",
+        400,
+        Some("invalid_event"),
+    ),
+    (
+        "record-sync-event/malformed-json.json",
+        400,
+        Some("invalid_event"),
+    ),
+    ("record-sync-event/new-event.json", 201, None),
+    ("record-sync-event/too-large.json", 413, Some("payload_too_large")),
+    ("record-sync-event/unknown-field.json", 400, Some("invalid_event")),
+    (
+        "record-sync-event/wrong-content-type.json",
+        415,
+        Some("unsupported_media_type"),
+    ),
+];
+
+fn handler() -> (pisync_shared::test_util::TempDir, RecordSyncEvent) {
+    let (dir, store) = sqlite_store();
+    let deps = RecordSyncEvent {
+        log: Arc::new(store),
+        rules: EventRules::default(),
+    };
+    (dir, deps)
+}
+
+#[test]
+fn every_example_event_has_a_case() {
+    let listed: Vec<String> = CASES.iter().map(|c| c.0.to_owned()).collect();
+    assert_eq!(files_of("record-sync-event"), listed);
+}
+
+#[tokio::test]
+async fn example_events_get_their_documented_answers() {
+    let (_dir, deps) = handler();
+    for (file, status, code) in CASES {
+        let response = handle(&deps, api_request(file)).await;
+        assert_eq!(
+            response.status().as_u16(),
+            *status,
+            "{file}: {:?}",
+            response.body()
+        );
+        assert_standard_headers(response.headers(), file);
+        let body = reply_json(&response);
+        match code {
+            Some(code) => {
+                assert_eq!(body["error"]["code"], *code, "{file}");
+                assert_eq!(
+                    body["request_id"], GATEWAY_REQUEST_ID,
+                    "{file}: API Gateway's request id"
+                );
+            }
+            None => assert!(body.get("error").is_none(), "{file}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn invalid_events_name_every_problem() {
+    let (_dir, deps) = handler();
+    let body = reply_json(&handle(&deps, api_request("record-sync-event/invalid-fields.json")).await);
+    assert_eq!(
+        error_fields(&body),
+        [
+            "device_id",
+            "timestamp",
+            "total_files_synced",
+            "total_errors",
+            "internet_speed"
+        ]
+    );
+    let body = reply_json(&handle(&deps, api_request("record-sync-event/unknown-field.json")).await);
+    assert_eq!(error_fields(&body), ["total_eror"]);
+}
+
+#[tokio::test]
+async fn an_exact_replay_answers_200_with_the_stored_event() {
+    let (_dir, deps) = handler();
+    let first = handle(&deps, api_request("record-sync-event/failed-sync.json")).await;
+    assert_eq!(first.status(), 201);
+    let stored = reply_json(&first);
+    assert_eq!(
+        stored["timestamp"], "2025-05-07T10:35:00.000Z",
+        "+05:30 normalised to UTC"
+    );
+    assert_eq!(stored["outcome"], "failure");
+    let again = handle(&deps, api_request("record-sync-event/failed-sync.json")).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(reply_json(&again), stored, "the stored event, unchanged");
+}

@@ -1,0 +1,182 @@
+//! `openapi.yaml`, `template.yaml` and the workspace must agree with the code: the
+//! route table ([`ROUTES`]) and the table schema written once in
+//! `adapters::dynamodb::item`.
+
+use pisync_shared::adapters::dynamodb::item::{
+    EventItem, StateItem, FAILING_INDEX, FAILING_KEYS, FAILING_PROJECTION, STREAM_VIEW, TABLE_KEYS,
+    TTL_ATTRIBUTE,
+};
+use pisync_shared::domain::streak::{FailureState, Streak};
+use pisync_shared::http::ROUTES;
+use pisync_shared::test_util::{device, minute, stored_event};
+use serde_yaml::Value;
+use std::path::Path;
+
+fn repo_file(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn yaml(name: &str) -> Value {
+    serde_yaml::from_str(&repo_file(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn text(v: &Value) -> &str {
+    v.as_str()
+        .unwrap_or_else(|| panic!("expected a string, got {v:?}"))
+}
+
+/// Every (METHOD, path) pair of an OpenAPI document.
+fn openapi_operations(spec: &Value) -> Vec<(String, String)> {
+    let mut ops = Vec::new();
+    for (path, item) in spec["paths"].as_mapping().expect("paths") {
+        for (method, _) in item.as_mapping().expect("a path item") {
+            let method = text(method);
+            if ["get", "put", "post", "delete", "patch", "head", "options"].contains(&method) {
+                ops.push((method.to_ascii_uppercase(), text(path).to_owned()));
+            }
+        }
+    }
+    ops.sort();
+    ops
+}
+
+fn route_operations() -> Vec<(String, String)> {
+    let mut ops: Vec<_> = ROUTES
+        .iter()
+        .map(|r| (r.method.to_string(), r.path.to_owned()))
+        .collect();
+    ops.sort();
+    ops
+}
+
+#[test]
+fn openapi_documents_exactly_the_route_table() {
+    assert_eq!(openapi_operations(&yaml("openapi.yaml")), route_operations());
+}
+
+#[test]
+fn template_routes_each_route_to_its_function() {
+    let template = yaml("template.yaml");
+    let resources = template["Resources"].as_mapping().expect("Resources");
+    for route in ROUTES {
+        let name = route.template_resource();
+        let function = &template["Resources"][name.as_str()];
+        assert_eq!(function["Type"], "AWS::Serverless::Function", "{name}");
+        assert_eq!(
+            function["Metadata"]["BuildProperties"]["Binary"], route.function,
+            "{name} builds the {} binary",
+            route.function
+        );
+        assert!(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../functions")
+                .join(route.function)
+                .join("Cargo.toml")
+                .exists(),
+            "functions/{} is a crate",
+            route.function
+        );
+    }
+    // Every HttpApi event in the template is a route of the table, on that route's function.
+    let mut declared = Vec::new();
+    for (name, resource) in resources {
+        let Some(events) = resource["Properties"]["Events"].as_mapping() else {
+            continue;
+        };
+        for (_, event) in events {
+            if event["Type"] == "HttpApi" {
+                let (method, path) = (
+                    text(&event["Properties"]["Method"]),
+                    text(&event["Properties"]["Path"]),
+                );
+                let route = ROUTES
+                    .iter()
+                    .find(|r| r.method.as_str() == method && r.path == path)
+                    .unwrap_or_else(|| panic!("{method} {path} in template.yaml is not in the route table"));
+                assert_eq!(text(name), route.template_resource(), "{method} {path}");
+                declared.push((method.to_owned(), path.to_owned()));
+            }
+        }
+    }
+    declared.sort();
+    assert_eq!(declared, route_operations());
+}
+
+/// `[(name, type)]` of a CloudFormation list of `{AttributeName, <field>}`.
+fn pairs(list: &Value, field: &str) -> Vec<(String, String)> {
+    list.as_sequence()
+        .expect("a list")
+        .iter()
+        .map(|v| (text(&v["AttributeName"]).to_owned(), text(&v[field]).to_owned()))
+        .collect()
+}
+
+fn hash_range(keys: [&str; 2]) -> Vec<(String, String)> {
+    vec![
+        (keys[0].to_owned(), "HASH".to_owned()),
+        (keys[1].to_owned(), "RANGE".to_owned()),
+    ]
+}
+
+#[test]
+fn template_table_matches_the_schema_the_code_uses() {
+    let template = yaml("template.yaml");
+    let table = &template["Resources"]["EventsTable"]["Properties"];
+    let mut attributes = pairs(&table["AttributeDefinitions"], "AttributeType");
+    attributes.sort();
+    let mut expected: Vec<_> = TABLE_KEYS
+        .iter()
+        .chain(&FAILING_KEYS)
+        .map(|k| (k.to_string(), "S".to_owned()))
+        .collect();
+    expected.sort();
+    assert_eq!(attributes, expected);
+    assert_eq!(pairs(&table["KeySchema"], "KeyType"), hash_range(TABLE_KEYS));
+    let indexes = table["GlobalSecondaryIndexes"].as_sequence().expect("indexes");
+    assert_eq!(indexes.len(), 1);
+    let index = &indexes[0];
+    assert_eq!(index["IndexName"], FAILING_INDEX);
+    assert_eq!(pairs(&index["KeySchema"], "KeyType"), hash_range(FAILING_KEYS));
+    assert_eq!(index["Projection"]["ProjectionType"], "INCLUDE");
+    let projected: Vec<&str> = index["Projection"]["NonKeyAttributes"]
+        .as_sequence()
+        .expect("projected attributes")
+        .iter()
+        .map(text)
+        .collect();
+    assert_eq!(projected, FAILING_PROJECTION);
+    assert_eq!(table["StreamSpecification"]["StreamViewType"], STREAM_VIEW);
+    assert_eq!(table["TimeToLiveSpecification"]["AttributeName"], TTL_ATTRIBUTE);
+}
+
+#[test]
+fn items_carry_the_attributes_the_schema_names() {
+    let event: serde_dynamo::Item = EventItem::new(&stored_event("d", 1, 0), Some(42))
+        .to_item()
+        .expect("an event item");
+    for key in TABLE_KEYS.iter().chain([&TTL_ATTRIBUTE]) {
+        assert!(event.get(*key).is_some(), "event items carry {key}");
+    }
+    let mut state = FailureState::new(device("d"));
+    state.last_sync_at = Some(minute(3));
+    state.streak = Some(Streak {
+        count: 3,
+        started_at: minute(1),
+        last_failure_at: minute(3),
+        last_total_errors: 1,
+    });
+    let failing: serde_dynamo::Item =
+        serde_dynamo::to_item(StateItem::new(state.clone(), 1, true)).expect("a state item");
+    for key in TABLE_KEYS.iter().chain(&FAILING_KEYS).chain(&FAILING_PROJECTION) {
+        assert!(failing.get(*key).is_some(), "failing state items carry {key}");
+    }
+    let healthy: serde_dynamo::Item =
+        serde_dynamo::to_item(StateItem::new(state, 1, false)).expect("a state item");
+    for key in FAILING_KEYS {
+        assert!(
+            healthy.get(key).is_none(),
+            "only failing states enter the index ({key})"
+        );
+    }
+}
