@@ -21,6 +21,9 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo machete (no unused dependencies)"
+if ! command -v cargo-machete >/dev/null 2>&1; then
+  cargo install cargo-machete --version 0.9.2 --locked --quiet
+fi
 cargo machete
 
 step "cargo clippy -D warnings"

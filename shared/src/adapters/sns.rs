@@ -1,6 +1,6 @@
 //! Operator notices on Amazon SNS.
 //!
-//! The body is the notice JSON of PRODUCT.md. Message attributes `event_type` and
+//! The body is the notice JSON of docs/contract.md. Message attributes `event_type` and
 //! `device_id` let subscribers filter; `alert_id` (also in the body) is the same for
 //! every message about one streak, so a subscriber can drop the rare duplicate. On a
 //! FIFO topic it also becomes the deduplication id, and SNS drops duplicates itself.

@@ -4,7 +4,7 @@ use crate::domain::event::DeviceId;
 use crate::domain::time::EventTime;
 use serde::{Deserialize, Serialize};
 
-/// A message to publish. Serialises to exactly the JSON body of PRODUCT.md.
+/// A message to publish. Serialises to exactly the JSON body of docs/contract.md.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum Notice {
