@@ -31,6 +31,21 @@ pub fn stored_event(device_id: &str, m: i64, errors: u32) -> StoredEvent {
     }
 }
 
+/// A stored event of `device` at an RFC 3339 `timestamp`, received at that time, with
+/// the figures of the example events in `events/` (42 files, 5.3 Mbit/s).
+pub fn stored_event_at(device_id: &str, timestamp: &str, errors: u32) -> StoredEvent {
+    let t = EventTime::parse_rfc3339(timestamp).expect("an RFC 3339 timestamp");
+    StoredEvent {
+        device_id: device(device_id),
+        timestamp: t,
+        total_files_synced: 42,
+        total_errors: errors,
+        internet_speed: 5.3,
+        outcome: Outcome::of(errors),
+        received_at: t,
+    }
+}
+
 /// Captures published notices; can be told to fail.
 #[derive(Default)]
 pub struct RecordingAlerts {
@@ -156,6 +171,29 @@ pub mod lambda_events {
             .iter()
             .map(|d| d["field"].as_str().expect("each detail names a field").to_owned())
             .collect()
+    }
+
+    /// Asserts an example event's reply: its status, the standard headers, and either
+    /// the error `code` with API Gateway's request id or no error at all.
+    pub fn assert_documented_answer(file: &str, response: &Response<Body>, status: u16, code: Option<&str>) {
+        assert_eq!(
+            response.status().as_u16(),
+            status,
+            "{file}: {:?}",
+            response.body()
+        );
+        assert_standard_headers(response.headers(), file);
+        let body = reply_json(response);
+        match code {
+            Some(code) => {
+                assert_eq!(body["error"]["code"], code, "{file}");
+                assert_eq!(
+                    body["request_id"], GATEWAY_REQUEST_ID,
+                    "{file}: API Gateway's request id"
+                );
+            }
+            None => assert!(body.get("error").is_none(), "{file}"),
+        }
     }
 
     /// Asserts the headers every PiSync reply carries, errors included.

@@ -6,8 +6,7 @@ use pisync_shared::adapters::sqlite::SqliteStore;
 use pisync_shared::domain::streak::StreakRule;
 use pisync_shared::ports::{DeviceStates, RecordEvents};
 use pisync_shared::test_util::lambda_events::{files_of, stream_event};
-use pisync_shared::test_util::{device, sqlite_store, RecordingAlerts};
-use pisync_shared::{EventTime, Outcome, StoredEvent};
+use pisync_shared::test_util::{device, sqlite_store, stored_event_at, RecordingAlerts};
 use std::sync::Arc;
 
 /// device_12345's events the stream events refer to: three failures, then a success.
@@ -43,16 +42,7 @@ fn setup() -> Setup {
 
 async fn store(s: &Setup, events: &[(&str, u32)]) {
     for &(ts, errors) in events {
-        let t = EventTime::parse_rfc3339(ts).expect("a timestamp");
-        let event = StoredEvent {
-            device_id: device("device_12345"),
-            timestamp: t,
-            total_files_synced: 42,
-            total_errors: errors,
-            internet_speed: 5.3,
-            outcome: Outcome::of(errors),
-            received_at: t,
-        };
+        let event = stored_event_at("device_12345", ts, errors);
         s.store.record(event).await.expect("stored");
     }
 }

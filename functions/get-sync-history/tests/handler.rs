@@ -5,10 +5,9 @@ use get_sync_history::{handle, GetSyncHistory};
 use pisync_shared::http::cursor::CursorKey;
 use pisync_shared::ports::RecordEvents;
 use pisync_shared::test_util::lambda_events::{
-    api_request, assert_standard_headers, error_fields, files_of, reply_json, GATEWAY_REQUEST_ID,
+    api_request, assert_documented_answer, error_fields, files_of, reply_json,
 };
-use pisync_shared::test_util::sqlite_store;
-use pisync_shared::{EventTime, Outcome, StoredEvent};
+use pisync_shared::test_util::{sqlite_store, stored_event_at};
 use std::sync::Arc;
 
 /// (file, status, error code)
@@ -43,17 +42,10 @@ const SEEDED: [(&str, u32); 4] = [
 async fn seeded() -> (pisync_shared::test_util::TempDir, GetSyncHistory) {
     let (dir, store) = sqlite_store();
     for (ts, errors) in SEEDED {
-        let t = EventTime::parse_rfc3339(ts).expect("a timestamp");
-        let event = StoredEvent {
-            device_id: pisync_shared::test_util::device("device_12345"),
-            timestamp: t,
-            total_files_synced: 42,
-            total_errors: errors,
-            internet_speed: 5.3,
-            outcome: Outcome::of(errors),
-            received_at: t,
-        };
-        store.record(event).await.expect("stored");
+        store
+            .record(stored_event_at("device_12345", ts, errors))
+            .await
+            .expect("stored");
     }
     let deps = GetSyncHistory {
         log: Arc::new(store),
@@ -81,22 +73,7 @@ fn every_example_event_has_a_case() {
 async fn example_events_get_their_documented_answers() {
     let (_dir, deps) = seeded().await;
     for (file, status, code) in CASES {
-        let response = handle(&deps, api_request(file)).await;
-        assert_eq!(
-            response.status().as_u16(),
-            *status,
-            "{file}: {:?}",
-            response.body()
-        );
-        assert_standard_headers(response.headers(), file);
-        let body = reply_json(&response);
-        match code {
-            Some(code) => {
-                assert_eq!(body["error"]["code"], *code, "{file}");
-                assert_eq!(body["request_id"], GATEWAY_REQUEST_ID, "{file}");
-            }
-            None => assert!(body.get("error").is_none(), "{file}"),
-        }
+        assert_documented_answer(file, &handle(&deps, api_request(file)).await, *status, *code);
     }
 }
 

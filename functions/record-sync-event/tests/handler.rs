@@ -3,7 +3,7 @@
 
 use pisync_shared::domain::validate::EventRules;
 use pisync_shared::test_util::lambda_events::{
-    api_request, assert_standard_headers, error_fields, files_of, reply_json, GATEWAY_REQUEST_ID,
+    api_request, assert_documented_answer, error_fields, files_of, reply_json,
 };
 use pisync_shared::test_util::sqlite_store;
 use record_sync_event::{handle, RecordSyncEvent};
@@ -52,25 +52,7 @@ fn every_example_event_has_a_case() {
 async fn example_events_get_their_documented_answers() {
     let (_dir, deps) = handler();
     for (file, status, code) in CASES {
-        let response = handle(&deps, api_request(file)).await;
-        assert_eq!(
-            response.status().as_u16(),
-            *status,
-            "{file}: {:?}",
-            response.body()
-        );
-        assert_standard_headers(response.headers(), file);
-        let body = reply_json(&response);
-        match code {
-            Some(code) => {
-                assert_eq!(body["error"]["code"], *code, "{file}");
-                assert_eq!(
-                    body["request_id"], GATEWAY_REQUEST_ID,
-                    "{file}: API Gateway's request id"
-                );
-            }
-            None => assert!(body.get("error").is_none(), "{file}"),
-        }
+        assert_documented_answer(file, &handle(&deps, api_request(file)).await, *status, *code);
     }
 }
 
