@@ -78,7 +78,7 @@ pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Pa
         .parse()
         .map_err(|_| format!("--addr must be HOST:PORT with an IP host, got {addr:?}"))?;
     let threshold = match get("--failure-threshold", "PISYNC_FAILURE_THRESHOLD") {
-        None => 3,
+        None => pisync_shared::domain::streak::StreakRule::default().threshold,
         Some(v) => pisync_shared::config::parse_positive(&v)
             .ok_or_else(|| format!("--failure-threshold must be a positive integer, got {v:?}"))?,
     };

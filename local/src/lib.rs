@@ -92,8 +92,7 @@ pub async fn run(options: cli::Options) -> Result<(), Failure> {
         }
         Some(endpoint) => {
             let aws = pisync_shared::adapters::aws::for_endpoint(endpoint).await?;
-            let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &options.table)
-                .with_retention_days(config.retention_days);
+            let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &options.table);
             store.create_table_if_missing().await?;
             let stream_arn = store
                 .stream_arn()

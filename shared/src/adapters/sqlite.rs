@@ -410,40 +410,23 @@ fn save_state(conn: &Connection, write: &StateWrite) -> Result<Saved, StoreError
     };
     let expected = i64::try_from(write.expected).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
-    let (device, version, failing, count) = (
-        state.device_id.as_str(),
-        expected + 1,
-        write.failing,
-        state.consecutive_failures(),
-    );
-    let (started, last_failure, last_sync) = (
-        streak.map(|s| s.started_at.millis()),
-        streak.map(|s| s.last_failure_at.millis()),
-        state.last_sync_at.map(EventTime::millis),
-    );
+    let row: [&dyn rusqlite::ToSql; 8] = [
+        &state.device_id.as_str(),
+        &(expected + 1),
+        &write.failing,
+        &state.consecutive_failures(),
+        &streak.map(|s| s.started_at.millis()),
+        &streak.map(|s| s.last_failure_at.millis()),
+        &state.last_sync_at.map(EventTime::millis),
+        &json,
+    ];
     let written = if write.expected == 0 {
-        stmt.execute(params![
-            device,
-            version,
-            failing,
-            count,
-            started,
-            last_failure,
-            last_sync,
-            json
-        ])
+        stmt.execute(&row[..])
     } else {
-        stmt.execute(params![
-            device,
-            version,
-            failing,
-            count,
-            started,
-            last_failure,
-            last_sync,
-            json,
-            expected
-        ])
+        // The UPDATE's ?9: the version the row must still have.
+        let mut conditional = row.to_vec();
+        conditional.push(&expected);
+        stmt.execute(conditional.as_slice())
     }
     .map_err(unavailable)?;
     Ok(if written == 1 {
