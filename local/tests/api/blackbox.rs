@@ -1,8 +1,8 @@
 //! Black-box tests: the real `pisync-local` binary on a random port, over HTTP.
 //! Every scenario runs on the embedded store and on DynamoDB Local.
 
-use crate::support::runner::http::{self, client, get, post_json, send};
-use crate::support::runner::{Backend, Runner};
+use crate::support::runner::http::{self, post_json};
+use crate::support::runner::{Backend, TestApp};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -32,8 +32,8 @@ async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, mut check
     }
 }
 
-async fn failing(c: &http::HttpClient, r: &Runner) -> Vec<(String, u64)> {
-    let reply = get(c, &r.url("/devices/repeated-failures")).await;
+async fn failing(r: &TestApp) -> Vec<(String, u64)> {
+    let reply = r.get_repeated_failures("").await;
     assert_eq!(reply.status, 200);
     reply.body["devices"]
         .as_array()
@@ -50,26 +50,22 @@ async fn failing(c: &http::HttpClient, r: &Runner) -> Vec<(String, u64)> {
 
 async fn replay_and_conflict(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let r = Runner::start(&backend, dir.path(), &[]);
-    let c = client();
+    let r = TestApp::start(&backend, dir.path(), &[]);
     let e = event("dev-replay", "2025-05-07T16:00:00+05:30", 0);
-    let first = post_json(&c, &r.url("/sync-event"), &e).await;
+    let first = r.post_sync_event(&e).await;
     assert_eq!(first.status, 201);
     check_headers(&first);
     assert_eq!(first.body["timestamp"], "2025-05-07T10:30:00.000Z");
     assert_eq!(first.body["outcome"], "success");
     // The same event written with another offset is the same identity: a replay.
-    let replay = post_json(
-        &c,
-        &r.url("/sync-event"),
-        &event("dev-replay", "2025-05-07T10:30:00Z", 0),
-    )
-    .await;
+    let replay = r
+        .post_sync_event(&event("dev-replay", "2025-05-07T10:30:00Z", 0))
+        .await;
     assert_eq!(replay.status, 200);
     assert_eq!(replay.body, first.body, "the stored event, received_at included");
     let mut changed = e.clone();
     changed["total_files_synced"] = json!(11);
-    let conflict = post_json(&c, &r.url("/sync-event"), &changed).await;
+    let conflict = r.post_sync_event(&changed).await;
     assert_eq!(conflict.status, 409);
     check_headers(&conflict);
     assert_eq!(conflict.body["error"]["code"], "conflict");
@@ -77,7 +73,7 @@ async fn replay_and_conflict(backend: Backend) {
         conflict.body["error"]["details"][0]["field"],
         "total_files_synced"
     );
-    let history = get(&c, &r.url("/device/dev-replay/sync-history")).await;
+    let history = r.get_sync_history("dev-replay", "").await;
     assert_eq!(history.body["events"].as_array().unwrap().len(), 1);
     assert_eq!(
         history.body["events"][0]["total_files_synced"], 10,
@@ -90,40 +86,39 @@ type Case<'a> = (&'a str, String, Option<&'a str>, Vec<u8>, u16, &'a str);
 
 async fn bad_input_is_refused_and_nothing_stored(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let r = Runner::start(&backend, dir.path(), &[]);
-    let c = client();
-    let url = r.url("/sync-event");
+    let r = TestApp::start(&backend, dir.path(), &[]);
+    let path = "/sync-event";
     let good = event("dev-bad", &at(1), 0);
     let mut big = good.clone();
     big["device_id"] = json!("x".repeat(17 * 1024));
     let cases: Vec<Case> = vec![
-        ("POST", url.clone(), Some("application/json"), br#"{"device_id":"dev bad","timestamp":"soon","total_files_synced":-1,"total_errors":"2","internet_speed":-1,"extra":true}"#.to_vec(), 400, "invalid_event"),
-        ("POST", url.clone(), Some("application/json"), b"{".to_vec(), 400, "invalid_event"),
-        ("POST", url.clone(), Some("application/json"), b"".to_vec(), 400, "invalid_event"),
-        ("POST", url.clone(), Some("application/json"), b"[1,2]".to_vec(), 400, "invalid_event"),
-        ("POST", url.clone(), Some("application/json"), b"\xff\xfe\x00garbage".to_vec(), 400, "invalid_event"),
-        ("POST", url.clone(), None, serde_json::to_vec(&event("dev-bad", "2999-01-01T00:00:00Z", 0)).unwrap(), 400, "invalid_event"),
-        ("POST", url.clone(), Some("application/json"), serde_json::to_vec(&big).unwrap(), 413, "payload_too_large"),
-        ("POST", url.clone(), Some("text/plain"), serde_json::to_vec(&good).unwrap(), 415, "unsupported_media_type"),
-        ("GET", url.clone(), None, vec![], 405, "method_not_allowed"),
-        ("DELETE", r.url("/device/dev-bad/sync-history"), None, vec![], 405, "method_not_allowed"),
-        ("GET", r.url("/nowhere"), None, vec![], 404, "not_found"),
-        ("GET", r.url("/device/bad%20id/sync-history"), None, vec![], 400, "invalid_request"),
-        ("GET", r.url("/device/dev-bad/sync-history?limit=0&order=up&from=x&to=y&colour=red"), None, vec![], 400, "invalid_request"),
-        ("GET", r.url("/device/dev-bad/sync-history?from=2025-05-07T10:00:00Z&to=2025-05-07T09:00:00Z"), None, vec![], 400, "invalid_request"),
-        ("GET", r.url("/device/dev-bad/sync-history?cursor=abc"), None, vec![], 400, "invalid_request"),
-        ("GET", r.url("/devices/repeated-failures?limit=101"), None, vec![], 400, "invalid_request"),
-        ("GET", r.url("/devices/repeated-failures?cursor=..."), None, vec![], 400, "invalid_request"),
+        ("POST", path.to_owned(), Some("application/json"), br#"{"device_id":"dev bad","timestamp":"soon","total_files_synced":-1,"total_errors":"2","internet_speed":-1,"extra":true}"#.to_vec(), 400, "invalid_event"),
+        ("POST", path.to_owned(), Some("application/json"), b"{".to_vec(), 400, "invalid_event"),
+        ("POST", path.to_owned(), Some("application/json"), b"".to_vec(), 400, "invalid_event"),
+        ("POST", path.to_owned(), Some("application/json"), b"[1,2]".to_vec(), 400, "invalid_event"),
+        ("POST", path.to_owned(), Some("application/json"), b"\xff\xfe\x00garbage".to_vec(), 400, "invalid_event"),
+        ("POST", path.to_owned(), None, serde_json::to_vec(&event("dev-bad", "2999-01-01T00:00:00Z", 0)).unwrap(), 400, "invalid_event"),
+        ("POST", path.to_owned(), Some("application/json"), serde_json::to_vec(&big).unwrap(), 413, "payload_too_large"),
+        ("POST", path.to_owned(), Some("text/plain"), serde_json::to_vec(&good).unwrap(), 415, "unsupported_media_type"),
+        ("GET", path.to_owned(), None, vec![], 405, "method_not_allowed"),
+        ("DELETE", "/device/dev-bad/sync-history".to_owned(), None, vec![], 405, "method_not_allowed"),
+        ("GET", "/nowhere".to_owned(), None, vec![], 404, "not_found"),
+        ("GET", "/device/bad%20id/sync-history".to_owned(), None, vec![], 400, "invalid_request"),
+        ("GET", "/device/dev-bad/sync-history?limit=0&order=up&from=x&to=y&colour=red".to_owned(), None, vec![], 400, "invalid_request"),
+        ("GET", "/device/dev-bad/sync-history?from=2025-05-07T10:00:00Z&to=2025-05-07T09:00:00Z".to_owned(), None, vec![], 400, "invalid_request"),
+        ("GET", "/device/dev-bad/sync-history?cursor=abc".to_owned(), None, vec![], 400, "invalid_request"),
+        ("GET", "/devices/repeated-failures?limit=101".to_owned(), None, vec![], 400, "invalid_request"),
+        ("GET", "/devices/repeated-failures?cursor=...".to_owned(), None, vec![], 400, "invalid_request"),
     ];
-    for (method, url, ct, body, status, code) in cases {
-        let reply = send(&c, method, &url, ct, body).await;
-        assert_eq!(reply.status, status, "{method} {url}: {}", reply.body);
+    for (method, path, ct, body, status, code) in cases {
+        let reply = r.send(method, &path, ct, body).await;
+        assert_eq!(reply.status, status, "{method} {path}: {}", reply.body);
         check_headers(&reply);
-        assert_eq!(reply.body["error"]["code"], code, "{method} {url}");
+        assert_eq!(reply.body["error"]["code"], code, "{method} {path}");
         assert!(reply.body["request_id"].is_string());
     }
     // Every problem at once, in one reply.
-    let reply = send(&c, "POST", &url, Some("application/json"), br#"{"device_id":"dev bad","timestamp":"soon","total_files_synced":-1,"total_errors":"2","internet_speed":-1,"extra":true}"#.to_vec()).await;
+    let reply = r.send("POST", path, Some("application/json"), br#"{"device_id":"dev bad","timestamp":"soon","total_files_synced":-1,"total_errors":"2","internet_speed":-1,"extra":true}"#.to_vec()).await;
     let fields = pisync_shared::test_util::lambda_events::error_fields(&reply.body);
     let fields: HashSet<&str> = fields.iter().map(String::as_str).collect();
     assert_eq!(
@@ -137,28 +132,26 @@ async fn bad_input_is_refused_and_nothing_stored(backend: Backend) {
             "extra"
         ])
     );
-    let reply = get(
-        &c,
-        &r.url("/device/dev-bad/sync-history?limit=0&order=up&from=x&to=y&colour=red"),
-    )
-    .await;
+    let reply = r
+        .get_sync_history("dev-bad", "limit=0&order=up&from=x&to=y&colour=red")
+        .await;
     assert_eq!(reply.body["error"]["details"].as_array().unwrap().len(), 5);
     // Nothing was stored for the device.
-    assert_eq!(get(&c, &r.url("/device/dev-bad/sync-history")).await.status, 404);
+    assert_eq!(r.get_sync_history("dev-bad", "").await.status, 404);
     // The server is still healthy.
-    assert_eq!(post_json(&c, &url, &good).await.status, 201);
+    assert_eq!(r.post_sync_event(&good).await.status, 201);
 }
 
-async fn collect_pages(c: &http::HttpClient, r: &Runner, device: &str, query: &str) -> Vec<String> {
+async fn collect_pages(r: &TestApp, device: &str, query: &str) -> Vec<String> {
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..100 {
-        let mut url = r.url(&format!("/device/{device}/sync-history?{query}"));
+        let mut page_query = query.to_owned();
         if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
+            page_query.push_str(&format!("&cursor={c}"));
         }
-        let reply = get(c, &url).await;
-        assert_eq!(reply.status, 200, "{url}: {}", reply.body);
+        let reply = r.get_sync_history(device, &page_query).await;
+        assert_eq!(reply.status, 200, "{device} {page_query}: {}", reply.body);
         assert_eq!(reply.body["device_id"], device);
         seen.extend(
             reply.body["events"]
@@ -177,62 +170,50 @@ async fn collect_pages(c: &http::HttpClient, r: &Runner, device: &str, query: &s
 
 async fn paging_returns_each_event_once(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let r = Runner::start(&backend, dir.path(), &[]);
-    let c = client();
+    let r = TestApp::start(&backend, dir.path(), &[]);
     // Stored out of order, with another device interleaved.
     let mut minutes: Vec<u32> = (0..23).map(|i| (i * 7) % 23).collect();
     minutes.rotate_left(5);
     for m in &minutes {
         assert_eq!(
-            post_json(&c, &r.url("/sync-event"), &event("dev-page", &at(*m), m % 2))
-                .await
-                .status,
+            r.post_sync_event(&event("dev-page", &at(*m), m % 2)).await.status,
             201
         );
         assert_eq!(
-            post_json(&c, &r.url("/sync-event"), &event("dev-other", &at(*m), 0))
-                .await
-                .status,
+            r.post_sync_event(&event("dev-other", &at(*m), 0)).await.status,
             201
         );
     }
     let all_asc: Vec<String> = (0..23).map(norm).collect();
     let all_desc: Vec<String> = all_asc.iter().rev().cloned().collect();
-    assert_eq!(collect_pages(&c, &r, "dev-page", "limit=5").await, all_desc);
+    assert_eq!(collect_pages(&r, "dev-page", "limit=5").await, all_desc);
+    assert_eq!(collect_pages(&r, "dev-page", "limit=5&order=asc").await, all_asc);
     assert_eq!(
-        collect_pages(&c, &r, "dev-page", "limit=5&order=asc").await,
-        all_asc
-    );
-    assert_eq!(
-        collect_pages(&c, &r, "dev-page", "limit=1&order=desc").await,
+        collect_pages(&r, "dev-page", "limit=1&order=desc").await,
         all_desc
     );
-    assert_eq!(collect_pages(&c, &r, "dev-page", "limit=100").await, all_desc);
+    assert_eq!(collect_pages(&r, "dev-page", "limit=100").await, all_desc);
     assert_eq!(
-        collect_pages(&c, &r, "dev-page", "limit=23").await,
+        collect_pages(&r, "dev-page", "limit=23").await,
         all_desc,
         "exact fit: no empty last page"
     );
     let window = format!("limit=4&order=asc&from={}&to={}", at(5), at(14));
     assert_eq!(
-        collect_pages(&c, &r, "dev-page", &window).await,
+        collect_pages(&r, "dev-page", &window).await,
         (5..=14).map(norm).collect::<Vec<_>>()
     );
     let window = format!("limit=3&from={}&to={}", at(5), at(14));
     assert_eq!(
-        collect_pages(&c, &r, "dev-page", &window).await,
+        collect_pages(&r, "dev-page", &window).await,
         (5..=14).rev().map(norm).collect::<Vec<_>>()
     );
     // A window with no events for a device that exists: 200, empty.
-    let empty = get(
-        &c,
-        &r.url("/device/dev-page/sync-history?from=2030-01-01T00:00:00Z"),
-    )
-    .await;
+    let empty = r.get_sync_history("dev-page", "from=2030-01-01T00:00:00Z").await;
     assert_eq!(empty.status, 200);
     assert_eq!(empty.body["events"], json!([]));
     // Cursors are bound to their query and cannot be edited.
-    let first = get(&c, &r.url("/device/dev-page/sync-history?limit=5")).await;
+    let first = r.get_sync_history("dev-page", "limit=5").await;
     let cursor = first.body["next_cursor"].as_str().unwrap().to_owned();
     for url in [
         format!("/device/dev-other/sync-history?limit=5&cursor={cursor}"),
@@ -243,15 +224,13 @@ async fn paging_returns_each_event_once(backend: Backend) {
         ),
         format!("/device/dev-page/sync-history?limit=5&cursor={}", tamper(&cursor)),
     ] {
-        let reply = get(&c, &r.url(&url)).await;
+        let reply = r.send("GET", &url, None, Vec::new()).await;
         assert_eq!(reply.status, 400, "{url}");
         assert_eq!(reply.body["error"]["details"][0]["field"], "cursor");
     }
-    let second = get(
-        &c,
-        &r.url(&format!("/device/dev-page/sync-history?limit=5&cursor={cursor}")),
-    )
-    .await;
+    let second = r
+        .get_sync_history("dev-page", &format!("limit=5&cursor={cursor}"))
+        .await;
     assert_eq!(
         second.status, 200,
         "a different limit with the same cursor is fine"
@@ -271,12 +250,10 @@ fn tamper(cursor: &str) -> String {
 
 async fn streaks_alerts_and_recovery(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let r = Runner::start(&backend, dir.path(), &[]);
-    let c = client();
+    let r = TestApp::start(&backend, dir.path(), &[]);
     let post = |device: &'static str, m: u32, errors: u32| {
-        let c = c.clone();
-        let url = r.url("/sync-event");
-        async move { post_json(&c, &url, &event(device, &at(m), errors)).await.status }
+        let r = &r;
+        async move { r.post_sync_event(&event(device, &at(m), errors)).await.status }
     };
     // Out of order: an old success, then failures arriving 30, 10, 20.
     assert_eq!(post("dev-s", 5, 0).await, 201);
@@ -296,22 +273,22 @@ async fn streaks_alerts_and_recovery(backend: Backend) {
     assert_eq!(alert["last_failure_at"], norm(30));
     assert_eq!(alert["last_total_errors"], 3);
     assert!(alert["detected_at"].is_string());
-    assert_eq!(failing(&c, &r).await, [("dev-s".to_owned(), 3)]);
+    assert_eq!(failing(&r).await, [("dev-s".to_owned(), 3)]);
     // Replays never count twice.
     assert_eq!(post("dev-s", 30, 3).await, 200);
     assert_eq!(post("dev-s", 10, 1).await, 200);
     // A fourth failure: no second alert for the same streak.
     assert_eq!(post("dev-s", 40, 1).await, 201);
     wait_until("streak of 4", || async {
-        failing(&c, &r).await == [("dev-s".to_owned(), 4)]
+        failing(&r).await == [("dev-s".to_owned(), 4)]
     })
     .await;
     // A late success inside the run splits it: 2 failures remain after minute 25.
     assert_eq!(post("dev-s", 25, 0).await, 201);
-    wait_until("split streak", || async { failing(&c, &r).await.is_empty() }).await;
+    wait_until("split streak", || async { failing(&r).await.is_empty() }).await;
     assert_eq!(post("dev-s", 50, 1).await, 201);
     wait_until("streak of 3 again", || async {
-        failing(&c, &r).await == [("dev-s".to_owned(), 3)]
+        failing(&r).await == [("dev-s".to_owned(), 3)]
     })
     .await;
     assert_eq!(
@@ -328,16 +305,12 @@ async fn streaks_alerts_and_recovery(backend: Backend) {
     assert_eq!(alerts[1]["failures_before_recovery"], 3);
     assert_eq!(alerts[1]["recovered_at"], norm(60));
     assert_eq!(alerts[1]["alert_id"], alerts[0]["alert_id"]);
-    wait_until("no failing devices", || async {
-        failing(&c, &r).await.is_empty()
-    })
-    .await;
+    wait_until("no failing devices", || async { failing(&r).await.is_empty() }).await;
 }
 
 async fn failures_list_is_longest_first_and_pages(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let r = Runner::start(&backend, dir.path(), &["--failure-threshold", "2"]);
-    let c = client();
+    let r = TestApp::start(&backend, dir.path(), &["--failure-threshold", "2"]);
     let plan: [(&str, u32); 5] = [
         ("dev-a", 3),
         ("dev-b", 5),
@@ -347,12 +320,7 @@ async fn failures_list_is_longest_first_and_pages(backend: Backend) {
     ];
     for (device, failures) in plan {
         for m in 0..failures {
-            assert_eq!(
-                post_json(&c, &r.url("/sync-event"), &event(device, &at(m), 1))
-                    .await
-                    .status,
-                201
-            );
+            assert_eq!(r.post_sync_event(&event(device, &at(m), 1)).await.status, 201);
         }
     }
     let want = vec![
@@ -361,8 +329,8 @@ async fn failures_list_is_longest_first_and_pages(backend: Backend) {
         ("dev-d".to_owned(), 3),
         ("dev-e".to_owned(), 2),
     ];
-    wait_until("all streaks applied", || async { failing(&c, &r).await == want }).await;
-    let first = get(&c, &r.url("/devices/repeated-failures?limit=3")).await;
+    wait_until("all streaks applied", || async { failing(&r).await == want }).await;
+    let first = r.get_repeated_failures("limit=3").await;
     assert_eq!(first.body["threshold"], 2);
     let d = &first.body["devices"][0];
     assert_eq!(
@@ -373,11 +341,7 @@ async fn failures_list_is_longest_first_and_pages(backend: Backend) {
     assert_eq!(d["last_failure_at"], norm(4));
     assert_eq!(d["last_sync_at"], norm(4));
     let cursor = first.body["next_cursor"].as_str().unwrap();
-    let second = get(
-        &c,
-        &r.url(&format!("/devices/repeated-failures?limit=3&cursor={cursor}")),
-    )
-    .await;
+    let second = r.get_repeated_failures(&format!("limit=3&cursor={cursor}")).await;
     assert_eq!(second.body["devices"].as_array().unwrap().len(), 1);
     assert_eq!(second.body["devices"][0]["device_id"], "dev-e");
     assert_eq!(second.body["next_cursor"], Value::Null);
@@ -386,12 +350,11 @@ async fn failures_list_is_longest_first_and_pages(backend: Backend) {
 
 async fn concurrent_identical_replays_store_once(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let r = Runner::start(&backend, dir.path(), &[]);
-    let c = client();
+    let r = TestApp::start(&backend, dir.path(), &[]);
     let e = event("dev-race", &at(7), 1);
     let tasks: Vec<_> = (0..32)
         .map(|_| {
-            let (c, url, e) = (c.clone(), r.url("/sync-event"), e.clone());
+            let (c, url, e) = (r.client.clone(), r.url("/sync-event"), e.clone());
             tokio::spawn(async move { post_json(&c, &url, &e).await.status })
         })
         .collect();
@@ -401,55 +364,45 @@ async fn concurrent_identical_replays_store_once(backend: Backend) {
     }
     assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 31, "{statuses:?}");
-    let history = get(&c, &r.url("/device/dev-race/sync-history")).await;
+    let history = r.get_sync_history("dev-race", "").await;
     assert_eq!(history.body["events"].as_array().unwrap().len(), 1);
 }
 
 async fn restart_keeps_data_and_cursors(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let r = Runner::start(&backend, dir.path(), &[]);
-    let c = client();
+    let r = TestApp::start(&backend, dir.path(), &[]);
     for m in 0..5 {
         assert_eq!(
-            post_json(&c, &r.url("/sync-event"), &event("dev-restart", &at(m), 1))
-                .await
-                .status,
+            r.post_sync_event(&event("dev-restart", &at(m), 1)).await.status,
             201
         );
     }
     r.wait_for_alerts(|a| a.len() == 1);
-    let page = get(&c, &r.url("/device/dev-restart/sync-history?limit=2")).await;
+    let page = r.get_sync_history("dev-restart", "limit=2").await;
     let cursor = page.body["next_cursor"].as_str().unwrap().to_owned();
     r.stop();
-    let r = Runner::start(&backend, dir.path(), &[]);
-    let c = client();
+    let r = TestApp::start(&backend, dir.path(), &[]);
     assert_eq!(
-        collect_pages(&c, &r, "dev-restart", "limit=2").await,
+        collect_pages(&r, "dev-restart", "limit=2").await,
         (0..5).rev().map(norm).collect::<Vec<_>>()
     );
-    let next = get(
-        &c,
-        &r.url(&format!(
-            "/device/dev-restart/sync-history?limit=2&cursor={cursor}"
-        )),
-    )
-    .await;
+    let next = r
+        .get_sync_history("dev-restart", &format!("limit=2&cursor={cursor}"))
+        .await;
     assert_eq!(next.status, 200, "cursors survive a restart");
     assert_eq!(next.body["events"][0]["timestamp"], norm(2));
     // Detection catches up with whatever it had not applied before the stop.
     wait_until("streak of 5", || async {
-        failing(&c, &r).await == [("dev-restart".to_owned(), 5)]
+        failing(&r).await == [("dev-restart".to_owned(), 5)]
     })
     .await;
     // The streak continues across the restart; it was alerted once, and stays so.
     assert_eq!(
-        post_json(&c, &r.url("/sync-event"), &event("dev-restart", &at(9), 1))
-            .await
-            .status,
+        r.post_sync_event(&event("dev-restart", &at(9), 1)).await.status,
         201
     );
     wait_until("streak of 6", || async {
-        failing(&c, &r).await == [("dev-restart".to_owned(), 6)]
+        failing(&r).await == [("dev-restart".to_owned(), 6)]
     })
     .await;
     assert_eq!(r.alerts().len(), 1);
@@ -457,14 +410,13 @@ async fn restart_keeps_data_and_cursors(backend: Backend) {
 
 async fn kill_9_under_load_loses_nothing_acknowledged(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let r = Runner::start(&backend, dir.path(), &[]);
-    let c = client();
+    let r = TestApp::start(&backend, dir.path(), &[]);
     let url = r.url("/sync-event");
     let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut workers = Vec::new();
     for w in 0..8 {
-        let (c, url, acked, stop) = (c.clone(), url.clone(), acked.clone(), stop.clone());
+        let (c, url, acked, stop) = (r.client.clone(), url.clone(), acked.clone(), stop.clone());
         workers.push(tokio::spawn(async move {
             let mut i = 0u32;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -506,11 +458,10 @@ async fn kill_9_under_load_loses_nothing_acknowledged(backend: Backend) {
         "the load was real: {} acknowledged",
         acked.len()
     );
-    let r = Runner::start(&backend, dir.path(), &[]);
-    let c = client();
+    let r = TestApp::start(&backend, dir.path(), &[]);
     for w in 0..8 {
         let device = format!("dev-load-{w}");
-        let stored: HashSet<String> = collect_pages(&c, &r, &device, "limit=100")
+        let stored: HashSet<String> = collect_pages(&r, &device, "limit=100")
             .await
             .into_iter()
             .collect();
@@ -524,7 +475,7 @@ async fn kill_9_under_load_loses_nothing_acknowledged(backend: Backend) {
 async fn hostile_bytes_never_crash_the_server(backend: Backend) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().unwrap();
-    let r = Runner::start(&backend, dir.path(), &[]);
+    let r = TestApp::start(&backend, dir.path(), &[]);
     let payloads: Vec<Vec<u8>> = vec![
         b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
         b"\x00\x01\x02\xff\r\n\r\n".to_vec(),
@@ -550,11 +501,8 @@ async fn hostile_bytes_never_crash_the_server(backend: Backend) {
             assert!(!head.starts_with("HTTP/1.1 5"), "{head}");
         }
     }
-    let c = client();
     assert_eq!(
-        post_json(&c, &r.url("/sync-event"), &event("dev-alive", &at(0), 0))
-            .await
-            .status,
+        r.post_sync_event(&event("dev-alive", &at(0), 0)).await.status,
         201
     );
 }
@@ -600,18 +548,17 @@ on_both_backends!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_in_the_table_is_served() {
     let dir = tempfile::tempdir().unwrap();
-    let r = Runner::start(&crate::support::runner::Backend::Embedded, dir.path(), &[]);
-    let c = client();
+    let r = TestApp::start(&crate::support::runner::Backend::Embedded, dir.path(), &[]);
     for route in pisync_shared::http::ROUTES {
-        let url = r.url(&route.path.replace("{id}", "dev-route"));
-        let reply = send(
-            &c,
-            route.method.as_str(),
-            &url,
-            Some("application/json"),
-            b"{}".to_vec(),
-        )
-        .await;
+        let path = route.path.replace("{id}", "dev-route");
+        let reply = r
+            .send(
+                route.method.as_str(),
+                &path,
+                Some("application/json"),
+                b"{}".to_vec(),
+            )
+            .await;
         assert!(
             !matches!(reply.status, 404 | 405) || reply.body["error"]["code"] == "device_not_found",
             "{} {}: {} {}",
@@ -621,7 +568,7 @@ async fn every_route_in_the_table_is_served() {
             reply.body
         );
         check_headers(&reply);
-        let wrong = send(&c, "PUT", &url, None, Vec::new()).await;
+        let wrong = r.send("PUT", &path, None, Vec::new()).await;
         assert_eq!(wrong.status, 405, "PUT {}", route.path);
         assert_eq!(wrong.headers["allow"], route.method.as_str());
     }

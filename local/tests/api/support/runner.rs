@@ -1,12 +1,14 @@
-//! Starts the real `pisync-local` binary on a random port and talks HTTP to it.
+//! `TestApp`: the real `pisync-local` binary started on a random port, with one method
+//! per route of the API (and a raw `send` for requests no client should make).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub struct Runner {
+pub struct TestApp {
     pub child: Child,
+    pub client: http::HttpClient,
     pub base: String,
     pub addr: String,
     pub alerts_file: PathBuf,
@@ -23,12 +25,12 @@ pub enum Backend {
     },
 }
 
-impl Runner {
-    pub fn start(backend: &Backend, data_dir: &Path, extra: &[&str]) -> Runner {
+impl TestApp {
+    pub fn start(backend: &Backend, data_dir: &Path, extra: &[&str]) -> TestApp {
         Self::start_at(backend, data_dir, "127.0.0.1:0", extra)
     }
 
-    pub fn start_at(backend: &Backend, data_dir: &Path, addr: &str, extra: &[&str]) -> Runner {
+    pub fn start_at(backend: &Backend, data_dir: &Path, addr: &str, extra: &[&str]) -> TestApp {
         let alerts_file = data_dir.join("alerts.jsonl");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_pisync-local"));
         cmd.arg("--addr")
@@ -59,8 +61,9 @@ impl Runner {
         // Keep draining stdout (alert lines) so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.by_ref() {});
         let addr = base.trim_start_matches("http://").to_owned();
-        Runner {
+        TestApp {
             child,
+            client: http::client(),
             base,
             addr,
             alerts_file,
@@ -69,6 +72,40 @@ impl Runner {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// `POST /sync-event` with a JSON body.
+    pub async fn post_sync_event(&self, event: &serde_json::Value) -> http::Reply {
+        http::post_json(&self.client, &self.url("/sync-event"), event).await
+    }
+
+    /// `GET /device/{device}/sync-history?{query}` (`query` may be empty).
+    pub async fn get_sync_history(&self, device: &str, query: &str) -> http::Reply {
+        http::get(
+            &self.client,
+            &self.url(&format!("/device/{device}/sync-history?{query}")),
+        )
+        .await
+    }
+
+    /// `GET /devices/repeated-failures?{query}` (`query` may be empty).
+    pub async fn get_repeated_failures(&self, query: &str) -> http::Reply {
+        http::get(
+            &self.client,
+            &self.url(&format!("/devices/repeated-failures?{query}")),
+        )
+        .await
+    }
+
+    /// Any request, as sent: for the cases no well-behaved client makes.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> http::Reply {
+        http::send(&self.client, method, &self.url(path), content_type, body).await
     }
 
     /// Graceful stop (SIGTERM), waiting for the exit.
@@ -109,7 +146,7 @@ impl Runner {
     }
 }
 
-impl Drop for Runner {
+impl Drop for TestApp {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
