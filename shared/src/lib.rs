@@ -4,6 +4,7 @@
 //!   decides, and the detection sequence (load state, apply, save). No AWS, no HTTP.
 //! - [`ports`]: one small trait per use (record events, read history, keep device
 //!   state, list failing devices, publish notices), and the store's typed errors.
+//! - [`auth`]: tokens, signing keys and who may call which route; no AWS, no HTTP.
 //! - [`http`]: the one HTTP seam (route table, request → caller + route + body limit),
 //!   replies in the one error shape, query parsing and signed cursors.
 //! - [`adapters`]: the ports' implementations, each behind a feature so a Lambda links
@@ -11,6 +12,7 @@
 //! - [`config`]: one typed configuration per process, read once at start.
 
 pub mod adapters;
+pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod http;

@@ -100,6 +100,23 @@ pub fn unique_table(prefix: &str) -> String {
     )
 }
 
+/// A fresh credentials table on the suite's DynamoDB Local.
+#[cfg(feature = "dynamodb-admin")]
+pub async fn dynamodb_local_credentials(prefix: &str) -> crate::adapters::dynamodb::DynamoCredentials {
+    let sdk = crate::adapters::aws::for_endpoint(&dynamodb_endpoint())
+        .await
+        .expect("AWS settings");
+    let store = crate::adapters::dynamodb::DynamoCredentials::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        unique_table(prefix),
+    );
+    store
+        .create_table_if_missing()
+        .await
+        .expect("credentials table created on DynamoDB Local");
+    store
+}
+
 /// A fresh table on the suite's DynamoDB Local, created as `template.yaml` declares it.
 #[cfg(feature = "dynamodb-admin")]
 pub async fn dynamodb_local_store(prefix: &str) -> crate::adapters::dynamodb::DynamoStore {

@@ -9,8 +9,9 @@ use crate::domain::event::{DeviceId, Outcome, StoredEvent};
 use crate::domain::streak::{FailureState, Recount, StreakRule};
 use crate::domain::time::EventTime;
 use crate::ports::{
-    DeviceStates, FailingDevice, FailingKey, FailingPage, HistoryPage, HistoryQuery, ListFailing, Order,
-    ReadHistory, RecordEvents, Recorded, Saved, StoreError, Versioned,
+    CheckCredentials, DeviceCredential, DeviceStates, FailingDevice, FailingKey, FailingPage, HistoryPage,
+    HistoryQuery, ListFailing, ManageCredentials, Order, ReadHistory, RecordEvents, Recorded, Saved,
+    StoreError, Versioned,
 };
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -49,6 +50,12 @@ CREATE TABLE IF NOT EXISTS device_state (
     last_failure_at   INTEGER,
     last_sync_at      INTEGER,
     state             TEXT    NOT NULL                     -- FailureState as JSON
+) WITHOUT ROWID;
+-- Each device's current credential, as the SHA-256 of its token (never the token).
+CREATE TABLE IF NOT EXISTS device_credentials (
+    device_id    TEXT PRIMARY KEY,
+    token_sha256 BLOB    NOT NULL,
+    issued_at    INTEGER NOT NULL                           -- ms since epoch
 ) WITHOUT ROWID;
 ";
 
@@ -193,6 +200,16 @@ impl SqliteStore {
             .await
             .map_err(|_| writer_stopped())?;
         rx.await.map_err(|_| writer_stopped())?
+    }
+
+    /// A write outside the writer thread, on a pooled connection: for rare writes
+    /// (credentials) that need no group commit; WAL and the busy timeout serialise
+    /// them with the writer, and other processes (the `token` command) do the same.
+    async fn rare_write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.read(f).await
     }
 
     async fn read<T: Send + 'static>(
@@ -600,5 +617,64 @@ impl ListFailing for SqliteStore {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(FailingPage::from_overfetch(devices, limit))
+    }
+}
+
+#[async_trait]
+impl CheckCredentials for SqliteStore {
+    async fn current(&self, device_id: &str) -> Result<Option<DeviceCredential>, StoreError> {
+        let device = device_id.to_owned();
+        let row = self
+            .read(move |conn| {
+                conn.prepare_cached(
+                    "SELECT token_sha256, issued_at FROM device_credentials WHERE device_id = ?1",
+                )?
+                .query_row(params![device], |row| {
+                    Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?))
+                })
+                .optional()
+            })
+            .await?;
+        row.map(|(digest, issued)| {
+            let token_digest: Option<[u8; 32]> = digest.try_into().ok();
+            token_digest
+                .zip(EventTime::from_millis(issued))
+                .map(|(token_digest, issued_at)| DeviceCredential {
+                    device_id: device_id.to_owned(),
+                    token_digest,
+                    issued_at,
+                })
+                .ok_or_else(|| StoreError::Corrupt(format!("credential row of {device_id}")))
+        })
+        .transpose()
+    }
+}
+
+#[async_trait]
+impl ManageCredentials for SqliteStore {
+    async fn replace(&self, credential: &DeviceCredential) -> Result<(), StoreError> {
+        let c = credential.clone();
+        self.rare_write(move |conn| {
+            conn.execute(
+                "INSERT INTO device_credentials (device_id, token_sha256, issued_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (device_id) DO UPDATE SET token_sha256 = excluded.token_sha256,
+                                                       issued_at = excluded.issued_at",
+                params![c.device_id, &c.token_digest[..], c.issued_at.millis()],
+            )
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn revoke(&self, device_id: &str) -> Result<bool, StoreError> {
+        let device = device_id.to_owned();
+        self.rare_write(move |conn| {
+            conn.execute(
+                "DELETE FROM device_credentials WHERE device_id = ?1",
+                params![device],
+            )
+        })
+        .await
+        .map(|n| n > 0)
     }
 }

@@ -6,18 +6,25 @@
 //! | [`ReadHistory`] | get-sync-history | SQLite, DynamoDB |
 //! | [`DeviceStates`] | detection ([`crate::domain::detection`]) | SQLite, DynamoDB |
 //! | [`ListFailing`] | list-repeated-failures | SQLite, DynamoDB |
+//! | [`CheckCredentials`] | device routes (the authenticator) | SQLite, DynamoDB |
+//! | [`ManageCredentials`] | issue/revoke device credentials | SQLite, DynamoDB |
+//! | [`LoadKeys`] | token signing keys | Secrets Manager; a file locally |
 //! | [`AlertPublisher`] | detect-failures | SNS; the local runner's printer |
 
 pub mod alerts;
+pub mod credentials;
 mod error;
 pub mod events;
 pub mod failing;
+pub mod keys;
 pub mod states;
 
 pub use alerts::{AlertPublisher, PublishError};
+pub use credentials::{CheckCredentials, DeviceCredential, ManageCredentials};
 pub use error::StoreError;
 pub use events::{HistoryPage, HistoryQuery, Order, ReadHistory, RecordEvents, Recorded};
 pub use failing::{FailingDevice, FailingKey, FailingPage, ListFailing};
+pub use keys::LoadKeys;
 pub use states::{DeviceStates, Saved, Versioned};
 
 /// Adapters fetch one item more than a page holds; it is dropped and only says "more".

@@ -3,7 +3,7 @@
 //! capacity. Behind the `dynamodb-admin` feature, so it never ships in a Lambda.
 
 use super::item::{FAILING_INDEX, FAILING_KEYS, FAILING_PROJECTION, STREAM_VIEW, TABLE_KEYS, TTL_ATTRIBUTE};
-use super::{unavailable, DynamoStore, Units};
+use super::{unavailable, DynamoCredentials, DynamoStore, Units, CREDENTIALS_KEY};
 use crate::ports::StoreError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, ConsumedCapacity, GlobalSecondaryIndex, KeySchemaElement, KeyType,
@@ -148,5 +148,58 @@ impl DynamoStore {
             .table()
             .and_then(|t| t.latest_stream_arn())
             .map(String::from))
+    }
+}
+
+impl DynamoCredentials {
+    /// Creates the credentials table as template.yaml declares it, unless it exists.
+    pub async fn create_table_if_missing(&self) -> Result<(), StoreError> {
+        if self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        let created = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(CREDENTIALS_KEY)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(built)?,
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(CREDENTIALS_KEY)
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .map_err(built)?,
+            )
+            .send()
+            .await;
+        match created {
+            Ok(_) => Ok(()),
+            // Another process may have created it meanwhile.
+            Err(_)
+                if self
+                    .client
+                    .describe_table()
+                    .table_name(&self.table)
+                    .send()
+                    .await
+                    .is_ok() =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(unavailable("CreateTable credentials")(e)),
+        }
     }
 }

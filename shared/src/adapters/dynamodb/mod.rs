@@ -4,7 +4,10 @@
 
 #[cfg(feature = "dynamodb-admin")]
 mod admin;
+mod credentials;
 pub mod item;
+
+pub use credentials::{DynamoCredentials, CREDENTIALS_KEY};
 
 #[cfg(feature = "dynamodb-admin")]
 pub use admin::CapacityMeter;

@@ -1,0 +1,307 @@
+//! Turns what a request presented into a [`Caller`]: the order of checks is the
+//! security argument, so it lives here once. A device token's signature is checked
+//! before anything is read (a forged or garbled token costs no I/O); only a token we
+//! signed is compared, in constant time, with its device's current credential.
+
+use super::token::{self, Claims, TokenError};
+use super::{Caller, Scope, SigningKeys};
+use crate::ports::credentials::CheckCredentials;
+use crate::ports::keys::LoadKeys;
+use crate::ports::StoreError;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use subtle::ConstantTimeEq;
+
+/// Cached credentials per process: past this many devices the cache starts over.
+const CACHE_CAPACITY: usize = 10_000;
+/// An unknown key id reloads the key set at most this often.
+const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
+
+/// What a request presented, extracted by the HTTP seam.
+#[derive(Debug, Default)]
+pub struct Presented<'a> {
+    /// The `Authorization` header's raw value, if any.
+    pub authorization: Option<&'a [u8]>,
+    /// The claims API Gateway's JWT authorizer verified, if it ran for this route.
+    pub gateway_claims: Option<&'a HashMap<String, String>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// 401: no credential, or one that is malformed, forged, expired, revoked or unknown.
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
+    /// 503: the credential store could not be read.
+    #[error("credentials unavailable")]
+    Unavailable(#[source] StoreError),
+}
+
+/// The signing keys, reloaded when a token names a key id not yet known here.
+pub struct KeyRing {
+    keys: RwLock<Arc<SigningKeys>>,
+    source: Option<Arc<dyn LoadKeys>>,
+    last_reload: Mutex<Option<Instant>>,
+}
+
+impl KeyRing {
+    /// A fixed key set.
+    pub fn fixed(keys: SigningKeys) -> Self {
+        Self {
+            keys: RwLock::new(Arc::new(keys)),
+            source: None,
+            last_reload: Mutex::new(None),
+        }
+    }
+
+    /// Keys from `source`, loaded now and reloaded on an unknown key id.
+    pub async fn load(source: Arc<dyn LoadKeys>) -> Result<Self, StoreError> {
+        let keys = source.load().await?;
+        Ok(Self {
+            keys: RwLock::new(Arc::new(keys)),
+            source: Some(source),
+            last_reload: Mutex::new(Some(Instant::now())),
+        })
+    }
+
+    pub fn current(&self) -> Arc<SigningKeys> {
+        match self.keys.read() {
+            Ok(keys) => keys.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    async fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
+        match token::verify(&self.current(), token, now) {
+            Err(TokenError::UnknownKey) if self.may_reload() => {
+                if let Some(source) = &self.source {
+                    match source.load().await {
+                        Ok(keys) => {
+                            if let Ok(mut slot) = self.keys.write() {
+                                *slot = Arc::new(keys);
+                            }
+                        }
+                        Err(err) => tracing::warn!(error = %err, "signing keys could not be reloaded"),
+                    }
+                }
+                token::verify(&self.current(), token, now)
+            }
+            other => other,
+        }
+    }
+
+    fn may_reload(&self) -> bool {
+        if self.source.is_none() {
+            return false;
+        }
+        let Ok(mut last) = self.last_reload.lock() else {
+            return false;
+        };
+        let due = last.is_none_or(|at| at.elapsed() >= KEY_RELOAD_INTERVAL);
+        if due {
+            *last = Some(Instant::now());
+        }
+        due
+    }
+}
+
+/// Tokens (by digest) found current at the store, and when. Only acceptances are
+/// kept: a revoked token is accepted for at most the TTL, and a refusal is never
+/// cached, so a newly issued token works at once.
+struct VerdictCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<[u8; 32], Instant>>,
+}
+
+impl VerdictCache {
+    fn accepted(&self, digest: &[u8; 32]) -> bool {
+        let Ok(entries) = self.entries.lock() else {
+            return false;
+        };
+        entries.get(digest).is_some_and(|at| at.elapsed() < self.ttl)
+    }
+
+    fn accept(&self, digest: [u8; 32]) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= CACHE_CAPACITY {
+                entries.clear();
+            }
+            entries.insert(digest, Instant::now());
+        }
+    }
+}
+
+/// Checks device tokens against the device's current credential.
+struct DeviceTokens {
+    credentials: Arc<dyn CheckCredentials>,
+    cache: Option<VerdictCache>,
+}
+
+impl DeviceTokens {
+    async fn check(&self, device_id: &str, token: &str) -> Result<(), AuthError> {
+        let presented = token::digest(token);
+        if self.cache.as_ref().is_some_and(|c| c.accepted(&presented)) {
+            return Ok(());
+        }
+        let stored = self
+            .credentials
+            .current(device_id)
+            .await
+            .map_err(AuthError::Unavailable)?;
+        let ok = stored.is_some_and(|c| bool::from(c.token_digest.ct_eq(&presented)));
+        if ok {
+            if let Some(cache) = &self.cache {
+                cache.accept(presented);
+            }
+            Ok(())
+        } else {
+            Err(AuthError::Unauthorized("the token was replaced or revoked"))
+        }
+    }
+}
+
+/// Authenticates requests; cheap to clone into each handler's dependencies.
+#[derive(Clone)]
+pub struct Authenticator(Arc<Mode>);
+
+enum Mode {
+    Off,
+    On {
+        keys: Option<Arc<KeyRing>>,
+        devices: Option<DeviceTokens>,
+        local_operators: bool,
+        /// The claim holding an operator's groups (`cognito:groups` for Cognito).
+        gateway_groups_claim: Option<String>,
+    },
+}
+
+impl Authenticator {
+    /// Authentication turned off: every caller is [`Caller::Anyone`].
+    pub fn off() -> Self {
+        Self(Arc::new(Mode::Off))
+    }
+
+    /// The local runner: device tokens checked against the store on every request
+    /// (revocation takes effect at once) and PiSync-signed operator tokens.
+    pub fn local(keys: Arc<KeyRing>, credentials: Arc<dyn CheckCredentials>) -> Self {
+        Self(Arc::new(Mode::On {
+            keys: Some(keys),
+            devices: Some(DeviceTokens {
+                credentials,
+                cache: None,
+            }),
+            local_operators: true,
+            gateway_groups_claim: None,
+        }))
+    }
+
+    /// A Lambda device route: device tokens, credentials cached for `cache_ttl`
+    /// (the revocation delay).
+    pub fn devices(keys: Arc<KeyRing>, credentials: Arc<dyn CheckCredentials>, cache_ttl: Duration) -> Self {
+        Self(Arc::new(Mode::On {
+            keys: Some(keys),
+            devices: Some(DeviceTokens {
+                credentials,
+                cache: Some(VerdictCache {
+                    ttl: cache_ttl,
+                    entries: Mutex::new(HashMap::new()),
+                }),
+            }),
+            local_operators: false,
+            gateway_groups_claim: None,
+        }))
+    }
+
+    /// A Lambda operator route: API Gateway's JWT authorizer verified the token; the
+    /// caller is what its groups (in `groups_claim`) say.
+    pub fn gateway_operators(groups_claim: &str) -> Self {
+        Self(Arc::new(Mode::On {
+            keys: None,
+            devices: None,
+            local_operators: false,
+            gateway_groups_claim: Some(groups_claim.to_owned()),
+        }))
+    }
+
+    pub fn is_on(&self) -> bool {
+        matches!(*self.0, Mode::On { .. })
+    }
+
+    /// The caller `presented` proves to be.
+    pub async fn authenticate(&self, presented: Presented<'_>) -> Result<Caller, AuthError> {
+        let Mode::On {
+            keys,
+            devices,
+            local_operators,
+            gateway_groups_claim,
+        } = &*self.0
+        else {
+            return Ok(Caller::Anyone);
+        };
+        if let (Some(claim), Some(claims)) = (gateway_groups_claim, presented.gateway_claims) {
+            return Ok(caller_from_groups(claims.get(claim).map_or("", String::as_str)));
+        }
+        let token = bearer(presented.authorization)?;
+        let Some(keys) = keys else {
+            return Err(AuthError::Unauthorized("not a token this route accepts"));
+        };
+        let now = chrono::Utc::now().timestamp();
+        let claims = keys.verify(token, now).await.map_err(|e| {
+            AuthError::Unauthorized(match e {
+                TokenError::Malformed => "not a PiSync token",
+                TokenError::UnknownKey => "signed with a retired key",
+                TokenError::BadSignature => "bad signature",
+                TokenError::Expired => "expired",
+            })
+        })?;
+        match claims {
+            Claims::Device { device_id } => {
+                let Some(devices) = devices else {
+                    return Err(AuthError::Unauthorized("not a token this route accepts"));
+                };
+                devices.check(&device_id, token).await?;
+                Ok(Caller::Device(device_id))
+            }
+            Claims::Operator { scope, .. } if *local_operators => Ok(Caller::Operator(scope)),
+            Claims::Operator { .. } => Err(AuthError::Unauthorized("not a token this route accepts")),
+        }
+    }
+}
+
+/// The token in `Authorization: Bearer <token>` (scheme case-insensitive, RFC 7235).
+fn bearer(header: Option<&[u8]>) -> Result<&str, AuthError> {
+    let header = header.ok_or(AuthError::Unauthorized("no Authorization header"))?;
+    let header = std::str::from_utf8(header).map_err(|_| AuthError::Unauthorized("not a Bearer token"))?;
+    let (scheme, token) = header
+        .split_once(' ')
+        .ok_or(AuthError::Unauthorized("not a Bearer token"))?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::Unauthorized("not a Bearer token"));
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(AuthError::Unauthorized("empty token"));
+    }
+    Ok(token)
+}
+
+/// Cognito groups (or an OIDC issuer's roles) to a caller: `pisync-admin` is admin,
+/// `pisync-read` is read, anything else has no role. API Gateway hands a list claim
+/// to the function as text (`[pisync-admin pisync-read]`), so it is split on
+/// brackets, quotes, commas and spaces.
+fn caller_from_groups(claim: &str) -> Caller {
+    let groups: Vec<&str> = claim
+        .split(|c: char| c == '[' || c == ']' || c == '"' || c == ',' || c.is_whitespace())
+        .filter(|g| !g.is_empty())
+        .collect();
+    if groups.contains(&"pisync-admin") {
+        Caller::Operator(Scope::Admin)
+    } else if groups.contains(&"pisync-read") {
+        Caller::Operator(Scope::Read)
+    } else {
+        Caller::NoRole
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,133 @@
+//! PiSync's own tokens: `pisync_<kind>.<kid>.<payload>.<mac>`, where `payload` is
+//! base64url text and `mac` the base64url HMAC-SHA256, under key `kid`, of everything
+//! before the last dot.
+//!
+//! - A device token (`pisync_d`) names its device and carries a random nonce. It has no
+//!   expiry (devices stay offline for months and their clocks drift); it stops working
+//!   when the device's credential is replaced or revoked.
+//! - A local operator token (`pisync_o`) names a scope and an expiry; the local runner
+//!   issues them (in AWS operators sign in through Cognito instead).
+//!
+//! Parsing never panics and does bounded work: a token longer than [`MAX_TOKEN_LEN`]
+//! is refused before anything is decoded, and the MAC is checked in constant time
+//! (`hmac`'s `verify_slice`, which compares with `subtle`) before the payload is read.
+
+use super::keys::{hex, valid_kid, SigningKeys};
+use super::Scope;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::Mac;
+use sha2::{Digest, Sha256};
+
+/// Longest token accepted (a device token with a 128-character id is about 260).
+pub const MAX_TOKEN_LEN: usize = 512;
+
+const DEVICE: &str = "pisync_d";
+const OPERATOR: &str = "pisync_o";
+
+/// What a verified token says about its holder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claims {
+    Device { device_id: String },
+    Operator { scope: Scope, expires_at: i64 },
+}
+
+/// Why a token was refused. Every variant is a 401; the variant is for logs and tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("not a PiSync token")]
+    Malformed,
+    #[error("signed with a key that is not in the key set")]
+    UnknownKey,
+    #[error("bad signature")]
+    BadSignature,
+    #[error("expired")]
+    Expired,
+}
+
+/// A new token for `device_id`, signed with the current key.
+pub fn sign_device(keys: &SigningKeys, device_id: &str) -> Result<String, getrandom::Error> {
+    Ok(sign(keys, DEVICE, &format!("{device_id} {}", nonce()?)))
+}
+
+/// A new local operator token with `scope`, valid until `expires_at` (Unix seconds).
+pub fn sign_operator(keys: &SigningKeys, scope: Scope, expires_at: i64) -> Result<String, getrandom::Error> {
+    Ok(sign(
+        keys,
+        OPERATOR,
+        &format!("{} {expires_at} {}", scope.as_str(), nonce()?),
+    ))
+}
+
+/// The SHA-256 of a token: what the credential store keeps instead of the token, so
+/// nothing stored can be replayed.
+pub fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// The claims of `token` if `keys` signed it and, for an operator token, it has not
+/// expired at `now` (Unix seconds).
+pub fn verify(keys: &SigningKeys, token: &str, now: i64) -> Result<Claims, TokenError> {
+    if token.len() > MAX_TOKEN_LEN || !token.is_ascii() {
+        return Err(TokenError::Malformed);
+    }
+    let (signed, mac) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
+    let mut parts = signed.split('.');
+    let (Some(kind), Some(kid), Some(payload), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed);
+    };
+    if (kind != DEVICE && kind != OPERATOR) || !valid_kid(kid) {
+        return Err(TokenError::Malformed);
+    }
+    let mac = URL_SAFE_NO_PAD.decode(mac).map_err(|_| TokenError::Malformed)?;
+    let mut expected = keys.mac(kid).ok_or(TokenError::UnknownKey)?;
+    expected.update(signed.as_bytes());
+    expected
+        .verify_slice(&mac)
+        .map_err(|_| TokenError::BadSignature)?;
+    // Signed by us: the payload is one we wrote, but it is still parsed defensively.
+    let payload = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| TokenError::Malformed)?;
+    let payload = String::from_utf8(payload).map_err(|_| TokenError::Malformed)?;
+    let fields: Vec<&str> = payload.split(' ').collect();
+    match (kind, fields.as_slice()) {
+        (DEVICE, [device_id, _nonce]) if !device_id.is_empty() => Ok(Claims::Device {
+            device_id: (*device_id).to_owned(),
+        }),
+        (OPERATOR, [scope, expires_at, _nonce]) => {
+            let scope = Scope::parse(scope).ok_or(TokenError::Malformed)?;
+            let expires_at: i64 = expires_at.parse().map_err(|_| TokenError::Malformed)?;
+            if now >= expires_at {
+                return Err(TokenError::Expired);
+            }
+            Ok(Claims::Operator { scope, expires_at })
+        }
+        _ => Err(TokenError::Malformed),
+    }
+}
+
+fn sign(keys: &SigningKeys, kind: &str, payload: &str) -> String {
+    let kid = keys.current_kid();
+    let signed = format!("{kind}.{kid}.{}", URL_SAFE_NO_PAD.encode(payload));
+    // The current key is always in the set (SigningKeys::new checks it).
+    let mac = keys
+        .mac(kid)
+        .map(|mut mac| {
+            mac.update(signed.as_bytes());
+            mac.finalize().into_bytes().to_vec()
+        })
+        .unwrap_or_default();
+    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(mac))
+}
+
+fn nonce() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)?;
+    Ok(hex(&bytes))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,79 @@
+//! The credentials ports on both stores: SQLite, and DynamoDB Local
+//! (PISYNC_TEST_DYNAMODB_ENDPOINT).
+
+use pisync_shared::ports::{CheckCredentials, DeviceCredential, ManageCredentials};
+use pisync_shared::test_util::{dynamodb_local_credentials, sqlite_store};
+use pisync_shared::EventTime;
+use std::sync::Arc;
+
+struct Fixture {
+    check: Arc<dyn CheckCredentials>,
+    manage: Arc<dyn ManageCredentials>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Fixture {
+    fn of<S: CheckCredentials + ManageCredentials + Clone + 'static>(
+        store: S,
+        dir: Option<tempfile::TempDir>,
+    ) -> Self {
+        Self {
+            check: Arc::new(store.clone()),
+            manage: Arc::new(store),
+            _dir: dir,
+        }
+    }
+}
+
+fn sqlite() -> Fixture {
+    let (dir, store) = sqlite_store();
+    Fixture::of(store, Some(dir))
+}
+
+async fn dynamodb() -> Fixture {
+    Fixture::of(dynamodb_local_credentials("creds").await, None)
+}
+
+fn credential(device: &str, byte: u8) -> DeviceCredential {
+    DeviceCredential {
+        device_id: device.into(),
+        token_digest: [byte; 32],
+        issued_at: EventTime::from_millis(1_750_000_000_123).unwrap(),
+    }
+}
+
+async fn replacing_keeps_only_the_newest(f: Fixture) {
+    f.manage.replace(&credential("d1", 1)).await.unwrap();
+    f.manage.replace(&credential("d1", 2)).await.unwrap();
+    assert_eq!(f.check.current("d1").await.unwrap(), Some(credential("d1", 2)));
+    assert_eq!(f.check.current("d2").await.unwrap(), None);
+}
+
+async fn revoking_removes_the_credential(f: Fixture) {
+    f.manage.replace(&credential("d1", 1)).await.unwrap();
+    assert!(f.manage.revoke("d1").await.unwrap());
+    assert_eq!(f.check.current("d1").await.unwrap(), None);
+    assert!(!f.manage.revoke("d1").await.unwrap(), "nothing left to revoke");
+    f.manage.replace(&credential("d1", 3)).await.unwrap();
+    assert_eq!(f.check.current("d1").await.unwrap(), Some(credential("d1", 3)));
+}
+
+#[tokio::test]
+async fn sqlite_replacing_keeps_only_the_newest() {
+    replacing_keeps_only_the_newest(sqlite()).await;
+}
+
+#[tokio::test]
+async fn dynamodb_replacing_keeps_only_the_newest() {
+    replacing_keeps_only_the_newest(dynamodb().await).await;
+}
+
+#[tokio::test]
+async fn sqlite_revoking_removes_the_credential() {
+    revoking_removes_the_credential(sqlite()).await;
+}
+
+#[tokio::test]
+async fn dynamodb_revoking_removes_the_credential() {
+    revoking_removes_the_credential(dynamodb().await).await;
+}
