@@ -9,7 +9,9 @@ use pisync_shared::domain::notice::Notice;
 use pisync_shared::domain::streak::StreakRule;
 use pisync_shared::domain::validate::EventRules;
 use pisync_shared::ports::alerts::{AlertPublisher, PublishError};
-use pisync_shared::ports::RecordEvents;
+use pisync_shared::auth::token::{digest, sign_device};
+use pisync_shared::auth::{Authenticator, KeyRing, SigningKeys};
+use pisync_shared::ports::{DeviceCredential, ManageCredentials, RecordEvents};
 use pisync_shared::{DeviceId, EventTime, Outcome, StoredEvent};
 use record_sync_event::RecordSyncEvent;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +33,7 @@ fn handlers(c: &mut Criterion) {
     let record = RecordSyncEvent {
         log: Arc::new(store.clone()),
         rules: EventRules::default(),
+        auth: Authenticator::off(),
     };
     let n = AtomicU64::new(0);
     c.bench_function("POST /sync-event handler, new event, embedded store (sequential)", |b| {
@@ -49,6 +52,41 @@ fn handlers(c: &mut Criterion) {
             let record = &record;
             async move {
                 let response = record_sync_event::handle(record, req).await;
+                assert_eq!(response.status(), 201);
+            }
+        })
+    });
+
+    // The same with authentication on: a device token checked (signature, then the
+    // device's credential read from the store) before the event is validated and stored.
+    let keys = SigningKeys::new("k1", [("k1", &[7u8; 32][..])]).unwrap();
+    let token = sign_device(&keys, "bench-auth").unwrap();
+    rt.block_on(store.replace(&DeviceCredential {
+        device_id: "bench-auth".into(),
+        token_digest: digest(&token),
+        issued_at: EventTime::now(),
+    }))
+    .unwrap();
+    let authed = RecordSyncEvent {
+        auth: Authenticator::local(Arc::new(KeyRing::fixed(keys)), Arc::new(store.clone())),
+        ..record.clone()
+    };
+    let bearer = format!("Bearer {token}");
+    let k = AtomicU64::new(0);
+    c.bench_function("POST /sync-event handler, device token checked, embedded store (sequential)", |b| {
+        b.to_async(&rt).iter(|| {
+            let ts = EventTime::from_millis(1_746_600_000_000 + k.fetch_add(1, Ordering::Relaxed) as i64).unwrap();
+            let body = format!(
+                r#"{{"device_id":"bench-auth","timestamp":"{ts}","total_files_synced":42,"total_errors":0,"internet_speed":5.3}}"#
+            );
+            let req = lambda_http::http::Request::post("/sync-event")
+                .header("content-type", "application/json")
+                .header("authorization", bearer.as_str())
+                .body(Body::Text(body))
+                .unwrap();
+            let authed = &authed;
+            async move {
+                let response = record_sync_event::handle(authed, req).await;
                 assert_eq!(response.status(), 201);
             }
         })

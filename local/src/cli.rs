@@ -6,7 +6,9 @@ use std::path::PathBuf;
 pub const USAGE: &str = "\
 pisync-local: PiSync on one machine, same routes and handlers as production.
 
-USAGE: pisync-local [FLAGS]
+USAGE: pisync-local [FLAGS]                     serve the API
+       pisync-local token device ID [FLAGS]     issue a device token (earlier ones stop working)
+       pisync-local token operator [--admin] [FLAGS]   issue an operator token (read, or admin)
 
   --addr ADDR                 listen address         [PISYNC_ADDR, default 127.0.0.1:3000]
   --data-dir DIR              embedded store folder  [PISYNC_DATA_DIR, default ./.pisync]
@@ -15,7 +17,12 @@ USAGE: pisync-local [FLAGS]
   --dynamodb-endpoint URL     use DynamoDB at URL instead of the embedded store
                                                      [PISYNC_DYNAMODB_ENDPOINT]
   --table NAME                DynamoDB table, created if missing  [PISYNC_TABLE, default pisync-local]
+                              (device credentials go in NAME-credentials)
+  --no-auth                   serve without authentication (development only)  [PISYNC_NO_AUTH=1]
   -h, --help                  this text
+
+Tokens print alone on stdout. The token commands take the same --data-dir,
+--dynamodb-endpoint and --table as the server and work while it runs.
 ";
 
 #[derive(Debug, Clone, PartialEq)]
@@ -26,20 +33,63 @@ pub struct Options {
     pub failure_threshold: u32,
     pub dynamodb_endpoint: Option<String>,
     pub table: String,
+    /// Authentication off (`--no-auth`).
+    pub no_auth: bool,
+}
+
+/// A `token` subcommand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenRequest {
+    Device(String),
+    Operator { admin: bool },
 }
 
 pub enum Parsed {
     Run(Options),
+    Token(TokenRequest, Options),
     Help,
 }
 
-/// Parses `args` (without the program name); `env` looks up fallbacks.
+/// Parses `args` (without the program name): a `token` subcommand, or the server.
 pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Parsed, String> {
+    match args.first().map(String::as_str) {
+        Some("token") => {
+            let (request, rest) = match args.get(1).map(String::as_str) {
+                Some("device") => {
+                    let id = args
+                        .get(2)
+                        .filter(|id| !id.starts_with("--"))
+                        .ok_or("token device needs a device id")?;
+                    (TokenRequest::Device(id.clone()), &args[3..])
+                }
+                Some("operator") => {
+                    let admin = args.get(2).is_some_and(|a| a == "--admin");
+                    let skip = if admin { 3 } else { 2 };
+                    (TokenRequest::Operator { admin }, &args[skip..])
+                }
+                _ => return Err("token needs `device ID` or `operator [--admin]`".into()),
+            };
+            match parse_flags(rest, env)? {
+                Parsed::Run(options) => Ok(Parsed::Token(request, options)),
+                other => Ok(other),
+            }
+        }
+        _ => parse_flags(args, env),
+    }
+}
+
+/// Parses the flags; `env` looks up fallbacks.
+fn parse_flags(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Parsed, String> {
     let mut flags: Vec<(&str, String)> = Vec::new();
+    let mut no_auth = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         if arg == "-h" || arg == "--help" {
             return Ok(Parsed::Help);
+        }
+        if arg == "--no-auth" {
+            no_auth = true;
+            continue;
         }
         let (name, inline) = match arg.split_once('=') {
             Some((n, v)) => (n, Some(v.to_owned())),
@@ -91,6 +141,7 @@ pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Pa
         failure_threshold: threshold,
         dynamodb_endpoint: get("--dynamodb-endpoint", "PISYNC_DYNAMODB_ENDPOINT"),
         table: get("--table", "PISYNC_TABLE").unwrap_or_else(|| "pisync-local".into()),
+        no_auth: no_auth || env("PISYNC_NO_AUTH").is_some_and(|v| v == "1" || v == "true"),
     }))
 }
 
@@ -103,8 +154,39 @@ mod tests {
         let lookup = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
         match parse(&args, lookup)? {
             Parsed::Run(o) => Ok(o),
+            Parsed::Token(..) => Err("token".into()),
             Parsed::Help => Err("help".into()),
         }
+    }
+
+    fn token(args: &[&str]) -> Result<(TokenRequest, Options), String> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        match parse(&args, |_| None)? {
+            Parsed::Token(request, options) => Ok((request, options)),
+            _ => Err("not a token command".into()),
+        }
+    }
+
+    #[test]
+    fn authentication_is_on_unless_turned_off() {
+        assert!(!run(&[], &[]).unwrap().no_auth);
+        assert!(run(&["--no-auth"], &[]).unwrap().no_auth);
+        assert!(run(&[], &[("PISYNC_NO_AUTH", "1")]).unwrap().no_auth);
+    }
+
+    #[test]
+    fn token_commands_take_the_server_flags() {
+        let (request, options) = token(&["token", "device", "device_1", "--data-dir", "/d"]).unwrap();
+        assert_eq!(request, TokenRequest::Device("device_1".into()));
+        assert_eq!(options.data_dir, PathBuf::from("/d"));
+        assert_eq!(token(&["token", "operator"]).unwrap().0, TokenRequest::Operator { admin: false });
+        assert_eq!(
+            token(&["token", "operator", "--admin", "--table", "t"]).unwrap(),
+            (TokenRequest::Operator { admin: true }, run(&["--table", "t"], &[]).unwrap())
+        );
+        assert!(token(&["token"]).is_err());
+        assert!(token(&["token", "device"]).is_err());
+        assert!(token(&["token", "device", "--data-dir"]).is_err());
     }
 
     #[test]

@@ -3,12 +3,15 @@
 //! alerts printed as JSON lines.
 
 pub mod alerts;
+pub mod auth;
 pub mod cli;
 pub mod feed;
 pub mod server;
 
 use detect_failures::DetectFailures;
 use get_sync_history::GetSyncHistory;
+use issue_device_credentials::IssueDeviceCredentials;
+use revoke_device_credentials::RevokeDeviceCredentials;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::graceful::GracefulShutdown;
 use list_repeated_failures::ListRepeatedFailures;
@@ -19,7 +22,7 @@ use pisync_shared::domain::streak::StreakRule;
 use pisync_shared::http::cursor::CursorKey;
 use pisync_shared::ports::{ListFailing, ReadHistory, RecordEvents};
 use record_sync_event::RecordSyncEvent;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +30,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+/// The embedded store's database in the data directory.
+pub const DB_FILE: &str = "pisync.db";
 
 /// The cursor key: `CURSOR_SIGNING_KEY` if set, else a random key kept in the data
 /// directory so cursors stay valid across restarts.
@@ -42,7 +48,12 @@ fn cursor_key(config: &Config, data_dir: &Path) -> Result<CursorKey, Failure> {
     }
     let mut secret = [0u8; 32];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut secret)?;
-    std::fs::write(&path, secret)?;
+    // Owner-only, like the signing keys: a cursor key is a secret too.
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(&path)?.write_all(&secret)?;
     Ok(CursorKey::from_secret(&secret))
 }
 
@@ -51,14 +62,19 @@ struct Store {
     events: Arc<dyn RecordEvents>,
     history: Arc<dyn ReadHistory>,
     failing: Arc<dyn ListFailing>,
+    credentials: auth::Credentials,
 }
 
 impl Store {
-    fn of<S: RecordEvents + ReadHistory + ListFailing + Clone + 'static>(store: S) -> Self {
+    fn of<S: RecordEvents + ReadHistory + ListFailing + Clone + 'static>(
+        store: S,
+        credentials: auth::Credentials,
+    ) -> Self {
         Self {
             events: Arc::new(store.clone()),
             history: Arc::new(store.clone()),
             failing: Arc::new(store),
+            credentials,
         }
     }
 }
@@ -79,7 +95,7 @@ pub async fn run(options: cli::Options) -> Result<(), Failure> {
 
     let (store, feed) = match &options.dynamodb_endpoint {
         None => {
-            let path = options.data_dir.join("pisync.db");
+            let path = options.data_dir.join(DB_FILE);
             let store = SqliteStore::open(&path)?;
             tracing::info!(path = %path.display(), "embedded store");
             let detector = DetectFailures {
@@ -88,7 +104,7 @@ pub async fn run(options: cli::Options) -> Result<(), Failure> {
                 rule,
             };
             let feed = tokio::spawn(feed::run_sqlite(store.clone(), detector, stop.clone()));
-            (Store::of(store), feed)
+            (Store::of(store.clone(), auth::Credentials::of(store)), feed)
         }
         Some(endpoint) => {
             let aws = pisync_shared::adapters::aws::for_endpoint(endpoint).await?;
@@ -111,23 +127,38 @@ pub async fn run(options: cli::Options) -> Result<(), Failure> {
                 detector,
                 stop.clone(),
             ));
-            (Store::of(store), feed)
+            let credentials = auth::Credentials::of(auth::dynamodb(endpoint, &options.table).await?);
+            (Store::of(store, credentials), feed)
         }
     };
+    let keys = auth::key_ring(&options).await?;
+    let auth = auth::authenticator(&options, keys.clone(), &store.credentials);
 
     let routes = server::Routes {
         record: RecordSyncEvent {
             log: store.events,
             rules: config.event_rules,
+            auth: auth.clone(),
         },
         history: GetSyncHistory {
             log: store.history,
             cursor_key: cursor_key.clone(),
+            auth: auth.clone(),
         },
         failures: ListRepeatedFailures {
             failing: store.failing,
             rule,
             cursor_key,
+            auth: auth.clone(),
+        },
+        issue: IssueDeviceCredentials {
+            credentials: store.credentials.manage.clone(),
+            keys,
+            auth: auth.clone(),
+        },
+        revoke: RevokeDeviceCredentials {
+            credentials: store.credentials.manage,
+            auth,
         },
     };
     let listener = TcpListener::bind(options.addr)

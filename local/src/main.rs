@@ -6,6 +6,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let options = match cli::parse(&args, |k| std::env::var(k).ok()) {
         Ok(cli::Parsed::Run(o)) => o,
+        Ok(cli::Parsed::Token(request, o)) => return token(&request, &o),
         Ok(cli::Parsed::Help) => {
             print!("{}", cli::USAGE);
             return;
@@ -32,5 +33,21 @@ fn main() {
     if let Err(e) = runtime.block_on(run(options)) {
         eprintln!("pisync-local: {e}");
         std::process::exit(1);
+    }
+}
+
+/// `pisync-local token …`: prints the new token alone on stdout.
+fn token(request: &cli::TokenRequest, options: &cli::Options) {
+    let issued = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.into())
+        .and_then(|rt| rt.block_on(pisync_local::auth::issue(request, options)));
+    match issued {
+        Ok(token) => println!("{token}"),
+        Err(e) => {
+            eprintln!("pisync-local: {e}");
+            std::process::exit(1);
+        }
     }
 }

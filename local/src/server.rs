@@ -3,6 +3,8 @@
 //! `lambda_http::Request` the production handlers take, and sends their reply back.
 
 use get_sync_history::GetSyncHistory;
+use issue_device_credentials::IssueDeviceCredentials;
+use revoke_device_credentials::RevokeDeviceCredentials;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
@@ -22,6 +24,8 @@ pub struct Routes {
     pub record: RecordSyncEvent,
     pub history: GetSyncHistory,
     pub failures: ListRepeatedFailures,
+    pub issue: IssueDeviceCredentials,
+    pub revoke: RevokeDeviceCredentials,
 }
 
 impl Routes {
@@ -53,6 +57,10 @@ impl Routes {
             get_sync_history::handle(&self.history, req).await
         } else if route == &routes::LIST_REPEATED_FAILURES {
             list_repeated_failures::handle(&self.failures, req).await
+        } else if route == &routes::ISSUE_DEVICE_CREDENTIALS {
+            issue_device_credentials::handle(&self.issue, req).await
+        } else if route == &routes::REVOKE_DEVICE_CREDENTIALS {
+            revoke_device_credentials::handle(&self.revoke, req).await
         } else {
             // Every route in the table has a handler above (a test walks the table).
             http::error(&ApiError::route_not_found(), &http::request_id(&req))

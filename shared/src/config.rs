@@ -20,6 +20,34 @@ pub const ALERT_TOPIC_ARN: &str = "ALERT_TOPIC_ARN";
 /// `TLS_TRUST_ROOTS`: `aws` (default: the Amazon roots compiled in) or `system`.
 pub const TLS_TRUST_ROOTS: &str = "TLS_TRUST_ROOTS";
 
+/// `CURSOR_SIGNING_KEY_SECRET_ARN`: the Secrets Manager secret holding the cursor key
+/// (AWS; `CURSOR_SIGNING_KEY` gives the value directly for local development).
+pub const CURSOR_SIGNING_KEY_SECRET_ARN: &str = "CURSOR_SIGNING_KEY_SECRET_ARN";
+/// `CREDENTIALS_TABLE_NAME`: the DynamoDB table of device credentials.
+pub const CREDENTIALS_TABLE_NAME: &str = "CREDENTIALS_TABLE_NAME";
+/// `TOKEN_SIGNING_KEYS_SECRET_ARN`: the secret with the token signing keys (AWS).
+pub const TOKEN_SIGNING_KEYS_SECRET_ARN: &str = "TOKEN_SIGNING_KEYS_SECRET_ARN";
+/// `TOKEN_SIGNING_KEYS_FILE`: a file with the token signing keys (local development).
+pub const TOKEN_SIGNING_KEYS_FILE: &str = "TOKEN_SIGNING_KEYS_FILE";
+/// `CREDENTIAL_CACHE_SECONDS`: how long a device route trusts a credential it read
+/// (the revocation delay; default 60, at most 300).
+pub const CREDENTIAL_CACHE_SECONDS: &str = "CREDENTIAL_CACHE_SECONDS";
+/// `OPERATOR_GROUPS_CLAIM`: the JWT claim listing an operator's groups
+/// (default `cognito:groups`).
+pub const OPERATOR_GROUPS_CLAIM: &str = "OPERATOR_GROUPS_CLAIM";
+
+/// Longest credential cache: the contract's revocation delay in AWS.
+pub const MAX_CREDENTIAL_CACHE_SECONDS: u32 = 300;
+
+/// Where a secret comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretSource {
+    /// A Secrets Manager secret (AWS).
+    SecretsManager(String),
+    /// A file readable by its owner only (local development).
+    File(std::path::PathBuf),
+}
+
 /// Shortest accepted `CURSOR_SIGNING_KEY`.
 pub const MIN_CURSOR_KEY_LEN: usize = 32;
 
@@ -56,8 +84,15 @@ pub struct Config {
     /// Days an event is kept after its device timestamp (TTL); `None` keeps events.
     pub retention_days: Option<u32>,
     pub trust_roots: TrustRoots,
+    /// How long a device route trusts a credential it read.
+    pub credential_cache: std::time::Duration,
+    /// The JWT claim with an operator's groups.
+    pub operator_groups_claim: String,
     table: Option<String>,
+    credentials_table: Option<String>,
     cursor_key: Option<CursorKey>,
+    cursor_key_secret: Option<String>,
+    signing_keys: Option<SecretSource>,
     alert_topic_arn: Option<String>,
 }
 
@@ -110,7 +145,27 @@ impl Config {
             }
             Some(secret) => Some(CursorKey::from_secret(secret.as_bytes())),
         };
+        let credential_cache = match positive(CREDENTIAL_CACHE_SECONDS, 60)? {
+            secs if secs <= MAX_CREDENTIAL_CACHE_SECONDS => std::time::Duration::from_secs(secs.into()),
+            secs => {
+                return Err(ConfigError::Invalid {
+                    name: CREDENTIAL_CACHE_SECONDS,
+                    expected: "must be at most 300 (the revocation delay)",
+                    value: secs.to_string(),
+                })
+            }
+        };
+        let signing_keys = match (set(TOKEN_SIGNING_KEYS_SECRET_ARN), set(TOKEN_SIGNING_KEYS_FILE)) {
+            (Some(arn), _) => Some(SecretSource::SecretsManager(arn)),
+            (None, Some(path)) => Some(SecretSource::File(path.into())),
+            (None, None) => None,
+        };
         Ok(Self {
+            credential_cache,
+            operator_groups_claim: set(OPERATOR_GROUPS_CLAIM).unwrap_or_else(|| "cognito:groups".into()),
+            credentials_table: set(CREDENTIALS_TABLE_NAME),
+            cursor_key_secret: set(CURSOR_SIGNING_KEY_SECRET_ARN),
+            signing_keys,
             rule: StreakRule {
                 threshold: positive(FAILURE_THRESHOLD, StreakRule::default().threshold)?,
             },
@@ -130,11 +185,31 @@ impl Config {
         self.table.as_deref().ok_or(ConfigError::Missing(TABLE_NAME))
     }
 
-    /// `CURSOR_SIGNING_KEY`, required by the paged read functions.
+    /// `CURSOR_SIGNING_KEY` given directly (local development).
     pub fn cursor_key(&self) -> Result<CursorKey, ConfigError> {
         self.cursor_key
             .clone()
             .ok_or(ConfigError::Missing(CURSOR_SIGNING_KEY))
+    }
+
+    /// `CURSOR_SIGNING_KEY_SECRET_ARN`, where the paged read functions find their key in AWS.
+    pub fn cursor_key_secret(&self) -> Option<&str> {
+        self.cursor_key_secret.as_deref()
+    }
+
+    /// `CREDENTIALS_TABLE_NAME`, required by device routes and credential management.
+    pub fn credentials_table(&self) -> Result<&str, ConfigError> {
+        self.credentials_table
+            .as_deref()
+            .ok_or(ConfigError::Missing(CREDENTIALS_TABLE_NAME))
+    }
+
+    /// Where the token signing keys are: `TOKEN_SIGNING_KEYS_SECRET_ARN`, else
+    /// `TOKEN_SIGNING_KEYS_FILE`.
+    pub fn signing_keys(&self) -> Result<&SecretSource, ConfigError> {
+        self.signing_keys
+            .as_ref()
+            .ok_or(ConfigError::Missing(TOKEN_SIGNING_KEYS_SECRET_ARN))
     }
 
     /// `CURSOR_SIGNING_KEY` if it is set (the local runner falls back to its own key).
@@ -169,6 +244,9 @@ mod tests {
         assert_eq!(c.rule, StreakRule::default());
         assert_eq!(c.event_rules, EventRules::default());
         assert_eq!((c.retention_days, c.trust_roots), (None, TrustRoots::Aws));
+        assert_eq!(c.credential_cache, std::time::Duration::from_secs(60));
+        assert_eq!(c.operator_groups_claim, "cognito:groups");
+        assert!(matches!(c.signing_keys(), Err(ConfigError::Missing(_))));
         assert!(matches!(c.table(), Err(ConfigError::Missing(TABLE_NAME))));
         assert!(matches!(
             c.cursor_key(),
@@ -195,6 +273,14 @@ mod tests {
             config(&[(EVENT_RETENTION_DAYS, "0")]).unwrap().retention_days,
             None
         );
+        let c = config(&[
+            (TOKEN_SIGNING_KEYS_FILE, "/k.json"),
+            (TOKEN_SIGNING_KEYS_SECRET_ARN, "arn:s"),
+            (CREDENTIALS_TABLE_NAME, "c"),
+        ])
+        .unwrap();
+        assert_eq!(c.signing_keys().unwrap(), &SecretSource::SecretsManager("arn:s".into()));
+        assert_eq!(c.credentials_table().unwrap(), "c");
     }
 
     #[test]
@@ -205,6 +291,8 @@ mod tests {
             (EVENT_RETENTION_DAYS, "a week"),
             (TLS_TRUST_ROOTS, "mozilla"),
             (CURSOR_SIGNING_KEY, "short"),
+            (CREDENTIAL_CACHE_SECONDS, "301"),
+            (CREDENTIAL_CACHE_SECONDS, "0"),
         ] {
             let err = config(&[(name, value)]).unwrap_err().to_string();
             assert!(err.contains(name), "{err}");

@@ -16,6 +16,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod logging;
 pub mod ports;
 
 #[cfg(feature = "test-util")]

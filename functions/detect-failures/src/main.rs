@@ -9,7 +9,7 @@ use std::sync::Arc;
 // runtime starts faster and uses less memory than one worker per core.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    pisync_shared::logging::init_lambda();
     let config = Config::from_env()?;
     let sdk = aws::load(config.trust_roots).await?;
     let deps = DetectFailures {

@@ -3,6 +3,7 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use pisync_shared::domain::validate::FieldError;
+use pisync_shared::auth::Authenticator;
 use pisync_shared::http::cursor::CursorKey;
 use pisync_shared::http::routes::GET_SYNC_HISTORY;
 use pisync_shared::http::{self, ApiError, Call};
@@ -15,6 +16,7 @@ use std::sync::Arc;
 pub struct GetSyncHistory {
     pub log: Arc<dyn ReadHistory>,
     pub cursor_key: CursorKey,
+    pub auth: Authenticator,
 }
 
 #[derive(Serialize)]
@@ -27,7 +29,7 @@ struct HistoryBody {
 const PARAMS: [&str; 5] = ["limit", "cursor", "from", "to", "order"];
 
 pub async fn handle(deps: &GetSyncHistory, req: Request) -> Response<Body> {
-    match Call::admit(&GET_SYNC_HISTORY, &req) {
+    match Call::admit(&GET_SYNC_HISTORY, &req, &deps.auth).await {
         Ok(call) => call.reply(history(deps, &call).await.map(|body| (StatusCode::OK, body))),
         Err(refused) => *refused,
     }

@@ -1,6 +1,7 @@
 use get_sync_history::{handle, GetSyncHistory};
 use lambda_http::{run, service_fn, Error};
-use pisync_shared::adapters::{aws, dynamodb::DynamoStore};
+use pisync_shared::adapters::{aws, dynamodb::DynamoStore, secrets};
+use pisync_shared::auth::Authenticator;
 use pisync_shared::config::Config;
 use std::sync::Arc;
 
@@ -8,12 +9,14 @@ use std::sync::Arc;
 // runtime starts faster and uses less memory than one worker per core.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    pisync_shared::logging::init_lambda();
     let config = Config::from_env()?;
     let sdk = aws::load(config.trust_roots).await?;
     let deps = GetSyncHistory {
         log: Arc::new(DynamoStore::from_config(&sdk, &config)?),
-        cursor_key: config.cursor_key()?,
+        cursor_key: secrets::cursor_key(&sdk, &config).await?,
+        // API Gateway's JWT authorizer verified the operator; their groups are the scope.
+        auth: Authenticator::gateway_operators(&config.operator_groups_claim),
     };
     run(service_fn(|req| async {
         Ok::<_, Error>(handle(&deps, req).await)

@@ -5,6 +5,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use pisync_shared::domain::streak::StreakRule;
 use pisync_shared::domain::validate::FieldError;
+use pisync_shared::auth::Authenticator;
 use pisync_shared::http::cursor::CursorKey;
 use pisync_shared::http::routes::LIST_REPEATED_FAILURES;
 use pisync_shared::http::{self, ApiError, Call};
@@ -19,6 +20,7 @@ pub struct ListRepeatedFailures {
     /// The rule detection saves devices as failing with; its threshold is reported.
     pub rule: StreakRule,
     pub cursor_key: CursorKey,
+    pub auth: Authenticator,
 }
 
 #[derive(Serialize)]
@@ -31,7 +33,7 @@ struct FailuresBody {
 const PARAMS: [&str; 2] = ["limit", "cursor"];
 
 pub async fn handle(deps: &ListRepeatedFailures, req: Request) -> Response<Body> {
-    match Call::admit(&LIST_REPEATED_FAILURES, &req) {
+    match Call::admit(&LIST_REPEATED_FAILURES, &req, &deps.auth).await {
         Ok(call) => call.reply(list(deps, &call).await.map(|body| (StatusCode::OK, body))),
         Err(refused) => *refused,
     }

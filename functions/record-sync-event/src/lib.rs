@@ -2,6 +2,7 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
+use pisync_shared::auth::Authenticator;
 use pisync_shared::domain::validate::{parse_sync_event, EventRules, FieldError};
 use pisync_shared::http::routes::RECORD_SYNC_EVENT;
 use pisync_shared::http::{self, ApiError, Call};
@@ -14,10 +15,11 @@ use std::sync::Arc;
 pub struct RecordSyncEvent {
     pub log: Arc<dyn RecordEvents>,
     pub rules: EventRules,
+    pub auth: Authenticator,
 }
 
 pub async fn handle(deps: &RecordSyncEvent, req: Request) -> Response<Body> {
-    match Call::admit(&RECORD_SYNC_EVENT, &req) {
+    match Call::admit(&RECORD_SYNC_EVENT, &req, &deps.auth).await {
         Ok(call) => call.reply(record(deps, &call).await),
         Err(refused) => *refused,
     }
@@ -26,6 +28,11 @@ pub async fn handle(deps: &RecordSyncEvent, req: Request) -> Response<Body> {
 async fn record(deps: &RecordSyncEvent, call: &Call<'_>) -> Result<(StatusCode, StoredEvent), ApiError> {
     let now = EventTime::now();
     let event = parse_sync_event(call.body(), now, deps.rules).map_err(ApiError::invalid_event)?;
+    if !call.caller.may_record(event.device_id.as_str()) {
+        return Err(ApiError::forbidden(
+            "a device token may record only its own device's events",
+        ));
+    }
     let stored = event.into_stored(now);
     match deps.log.record(stored.clone()).await {
         Ok(Recorded::Created(event)) => Ok((StatusCode::CREATED, event)),

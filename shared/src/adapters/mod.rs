@@ -5,6 +5,9 @@
 pub mod aws;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
+pub mod key_file;
+#[cfg(feature = "secrets")]
+pub mod secrets;
 #[cfg(feature = "sns")]
 pub mod sns;
 #[cfg(feature = "sqlite")]

@@ -11,7 +11,9 @@ pub struct ApiError {
     pub message: String,
     pub details: Vec<FieldError>,
     /// Methods to list in `Allow` on a 405.
-    pub allow: Option<&'static str>,
+    pub allow: Option<String>,
+    /// A 401 carries `WWW-Authenticate: Bearer`.
+    pub challenge: bool,
 }
 
 impl ApiError {
@@ -22,6 +24,7 @@ impl ApiError {
             message: message.into(),
             details: Vec::new(),
             allow: None,
+            challenge: false,
         }
     }
 
@@ -63,15 +66,32 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", "no such route")
     }
 
-    pub fn method_not_allowed(allow: &'static str) -> Self {
+    pub fn method_not_allowed(allow: &str) -> Self {
         Self {
-            allow: Some(allow),
+            allow: Some(allow.to_owned()),
             ..Self::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 format!("this route accepts {allow}"),
             )
         }
+    }
+
+    /// No valid credential. `reason` is one of PiSync's own fixed phrases, never
+    /// anything the client sent.
+    pub fn unauthorized(reason: &str) -> Self {
+        Self {
+            challenge: true,
+            ..Self::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                format!("a valid Bearer token is required ({reason})"),
+            )
+        }
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
 
     pub fn payload_too_large(limit: usize) -> Self {

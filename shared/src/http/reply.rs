@@ -2,7 +2,7 @@
 
 use super::error::ApiError;
 use crate::domain::validate::FieldError;
-use lambda_http::http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
+use lambda_http::http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use serde::Serialize;
@@ -53,11 +53,22 @@ pub fn error(err: &ApiError, request_id: &str) -> Response<Body> {
         request_id,
     };
     let mut response = json(err.status, &body, request_id);
-    if let Some(allow) = err.allow {
+    if let Some(allow) = err.allow.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
+        response.headers_mut().insert(ALLOW, allow);
+    }
+    if err.challenge {
         response
             .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static(allow));
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
+    response
+}
+
+/// `204 No Content` with the standard headers.
+pub fn no_content(request_id: &str) -> Response<Body> {
+    let mut response = with_headers(StatusCode::NO_CONTENT, Vec::new(), request_id);
+    *response.body_mut() = Body::Empty;
+    response.headers_mut().remove(CONTENT_TYPE);
     response
 }
 

@@ -3,24 +3,18 @@
 //! functions, the local runner and the tests all go through it, because every
 //! handler starts with [`Call::admit`].
 
-use super::error::ApiError;
+use super::error::{store_failure, ApiError};
 use super::reply;
 use super::routes::Route;
+pub use crate::auth::Caller;
+use crate::auth::{AuthError, Authenticator, Presented};
 use crate::domain::validate::FieldError;
-use lambda_http::http::header::CONTENT_TYPE;
+use lambda_http::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use lambda_http::http::StatusCode;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// Who is calling. Every caller is anonymous until authentication is configured;
-/// when it is, this is where a credential becomes an identity, so handlers and
-/// runners do not change.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Caller {
-    Anonymous,
-}
 
 /// A request admitted to its route.
 pub struct Call<'r> {
@@ -31,19 +25,37 @@ pub struct Call<'r> {
 }
 
 impl<'r> Call<'r> {
-    /// Admits `req` to `route`: the method must be the route's (405), and a route that
-    /// takes a body gets only JSON (415) within its limit (413). A refusal is already
-    /// the reply to send (boxed: a reply is large and refusals are rare).
-    pub fn admit(route: &'static Route, req: &'r Request) -> Result<Self, Box<Response<Body>>> {
+    /// Admits `req` to `route`, in this order: the method must be the route's (405);
+    /// the caller must prove who they are (401, or 503 if credentials cannot be read)
+    /// and be one the route is for (403); a route that takes a body gets only JSON
+    /// (415) within its limit (413). A refusal is already the reply to send (boxed: a
+    /// reply is large and refusals are rare).
+    pub async fn admit(
+        route: &'static Route,
+        req: &'r Request,
+        auth: &Authenticator,
+    ) -> Result<Self, Box<Response<Body>>> {
         let request_id = request_id(req);
-        match check(route, req) {
+        let refuse = |err: ApiError| Box::new(reply::error(&err, &request_id));
+        if req.method() != route.method {
+            return Err(refuse(ApiError::method_not_allowed(route.method.as_str())));
+        }
+        let caller = match auth.authenticate(presented(req)).await {
+            Ok(caller) => caller,
+            Err(AuthError::Unauthorized(reason)) => return Err(refuse(ApiError::unauthorized(reason))),
+            Err(AuthError::Unavailable(err)) => return Err(refuse(store_failure(&err, &request_id))),
+        };
+        if !route.access.allows(&caller) {
+            return Err(refuse(ApiError::forbidden(forbidden_message(route))));
+        }
+        match check_body(route, req) {
             Ok(()) => Ok(Self {
                 request_id,
-                caller: Caller::Anonymous,
+                caller,
                 route,
                 req,
             }),
-            Err(err) => Err(Box::new(reply::error(&err, &request_id))),
+            Err(err) => Err(refuse(err)),
         }
     }
 
@@ -63,6 +75,11 @@ impl<'r> Call<'r> {
             .unwrap_or("")
     }
 
+    /// The `{id}` path parameter as a device id (the sync event's rule).
+    pub fn device_id(&self) -> Result<crate::DeviceId, FieldError> {
+        crate::DeviceId::parse(self.path_param("id")).ok_or_else(|| FieldError::new("id", crate::DeviceId::RULE))
+    }
+
     /// The query string, checked against the parameters the route knows.
     pub fn query(&self, known: &[&str], problems: &mut Vec<FieldError>) -> QueryParams<'r> {
         QueryParams::parse(self.req, known, problems)
@@ -78,10 +95,33 @@ impl<'r> Call<'r> {
     }
 }
 
-fn check(route: &'static Route, req: &Request) -> Result<(), ApiError> {
-    if req.method() != route.method {
-        return Err(ApiError::method_not_allowed(route.method.as_str()));
+/// What the request presents as credentials: its `Authorization` header, and the
+/// claims API Gateway's JWT authorizer verified (present only when the gateway ran
+/// one; the local runner never sets them).
+fn presented(req: &Request) -> Presented<'_> {
+    let gateway_claims = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.jwt.as_ref())
+            .map(|jwt| &jwt.claims),
+        _ => None,
+    };
+    Presented {
+        authorization: req.headers().get(AUTHORIZATION).map(|v| v.as_bytes()),
+        gateway_claims,
     }
+}
+
+fn forbidden_message(route: &Route) -> &'static str {
+    match route.access {
+        crate::auth::Access::Device => "only a device token may record events",
+        crate::auth::Access::Read => "only an operator token may read",
+        crate::auth::Access::Admin => "only an operator with the admin scope may manage credentials",
+    }
+}
+
+fn check_body(route: &'static Route, req: &Request) -> Result<(), ApiError> {
     if route.body_limit == 0 {
         return Ok(());
     }

@@ -4,6 +4,7 @@
 //! (docs/adding-an-endpoint.md).
 
 use super::error::ApiError;
+use crate::auth::Access;
 use lambda_http::http::Method;
 
 /// One API route, served by one Lambda function.
@@ -17,6 +18,9 @@ pub struct Route {
     pub function: &'static str,
     /// Largest accepted request body, in bytes (0: the route takes no body).
     pub body_limit: usize,
+    /// Who may call it. In AWS, device routes have no gateway authorizer (the function
+    /// checks device tokens itself) and operator routes have the JWT authorizer.
+    pub access: Access,
 }
 
 /// Largest sync-event body.
@@ -27,6 +31,7 @@ pub const RECORD_SYNC_EVENT: Route = Route {
     path: "/sync-event",
     function: "record-sync-event",
     body_limit: EVENT_BODY_LIMIT,
+    access: Access::Device,
 };
 
 pub const GET_SYNC_HISTORY: Route = Route {
@@ -34,6 +39,7 @@ pub const GET_SYNC_HISTORY: Route = Route {
     path: "/device/{id}/sync-history",
     function: "get-sync-history",
     body_limit: 0,
+    access: Access::Read,
 };
 
 pub const LIST_REPEATED_FAILURES: Route = Route {
@@ -41,10 +47,33 @@ pub const LIST_REPEATED_FAILURES: Route = Route {
     path: "/devices/repeated-failures",
     function: "list-repeated-failures",
     body_limit: 0,
+    access: Access::Read,
+};
+
+pub const ISSUE_DEVICE_CREDENTIALS: Route = Route {
+    method: Method::POST,
+    path: "/device/{id}/credentials",
+    function: "issue-device-credentials",
+    body_limit: 0,
+    access: Access::Admin,
+};
+
+pub const REVOKE_DEVICE_CREDENTIALS: Route = Route {
+    method: Method::DELETE,
+    path: "/device/{id}/credentials",
+    function: "revoke-device-credentials",
+    body_limit: 0,
+    access: Access::Admin,
 };
 
 /// Every API route.
-pub const ROUTES: [&Route; 3] = [&RECORD_SYNC_EVENT, &GET_SYNC_HISTORY, &LIST_REPEATED_FAILURES];
+pub const ROUTES: [&Route; 5] = [
+    &RECORD_SYNC_EVENT,
+    &GET_SYNC_HISTORY,
+    &LIST_REPEATED_FAILURES,
+    &ISSUE_DEVICE_CREDENTIALS,
+    &REVOKE_DEVICE_CREDENTIALS,
+];
 
 /// A path parameter's name and its (percent-decoded) value.
 pub type PathParams = Vec<(&'static str, String)>;
@@ -94,18 +123,18 @@ impl Route {
 /// The route for a request: 404 when no route has the path, 405 (listing the allowed
 /// methods) when the path exists with other methods.
 pub fn route_for(method: &Method, path: &str) -> Result<(&'static Route, PathParams), ApiError> {
-    let mut allowed: Option<&'static Route> = None;
+    let mut allowed: Vec<&'static str> = Vec::new();
     for route in ROUTES {
         if let Some(params) = route.match_path(path) {
             if route.method == *method {
                 return Ok((route, params));
             }
-            allowed = Some(route);
+            allowed.push(route.method.as_str());
         }
     }
-    Err(match allowed {
-        Some(route) => ApiError::method_not_allowed(route.method.as_str()),
-        None => ApiError::route_not_found(),
+    Err(match allowed.is_empty() {
+        false => ApiError::method_not_allowed(&allowed.join(", ")),
+        true => ApiError::route_not_found(),
     })
 }
 
@@ -136,7 +165,9 @@ mod tests {
         let (route, _) = route_for(&Method::POST, "/sync-event").unwrap();
         assert_eq!(route, &RECORD_SYNC_EVENT);
         let err = route_for(&Method::GET, "/sync-event").unwrap_err();
-        assert_eq!((err.status.as_u16(), err.allow), (405, Some("POST")));
+        assert_eq!((err.status.as_u16(), err.allow.as_deref()), (405, Some("POST")));
+        let err = route_for(&Method::GET, "/device/d/credentials").unwrap_err();
+        assert_eq!(err.allow.as_deref(), Some("POST, DELETE"));
         assert_eq!(route_for(&Method::GET, "/nope").unwrap_err().status.as_u16(), 404);
     }
 

@@ -4,6 +4,7 @@
 pub mod runner;
 
 use get_sync_history::GetSyncHistory;
+use pisync_shared::auth::Authenticator;
 use list_repeated_failures::ListRepeatedFailures;
 use pisync_shared::domain::streak::StreakRule;
 use pisync_shared::domain::validate::EventRules;
@@ -12,7 +13,9 @@ use pisync_shared::test_util::{sqlite_store, TempDir};
 use record_sync_event::RecordSyncEvent;
 use std::sync::Arc;
 
-/// The HTTP handlers over one embedded store in a temporary directory.
+/// The HTTP handlers over one embedded store in a temporary directory, with
+/// authentication off: these tests are about bodies and queries (the hostile
+/// credential matrix runs against the real runner).
 pub struct Handlers {
     pub _dir: TempDir,
     pub record: RecordSyncEvent,
@@ -27,15 +30,18 @@ pub fn handlers() -> Handlers {
         record: RecordSyncEvent {
             log: Arc::new(store.clone()),
             rules: EventRules::default(),
+            auth: Authenticator::off(),
         },
         history: GetSyncHistory {
             log: Arc::new(store.clone()),
             cursor_key: key.clone(),
+            auth: Authenticator::off(),
         },
         failures: ListRepeatedFailures {
             failing: Arc::new(store),
             rule: StreakRule::default(),
             cursor_key: key,
+            auth: Authenticator::off(),
         },
         _dir: dir,
     }

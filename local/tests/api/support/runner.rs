@@ -1,9 +1,14 @@
 //! `TestApp`: the real `pisync-local` binary started on a random port, with one method
-//! per route of the API (and a raw `send` for requests no client should make).
+//! per route of the API (and a raw `send` for requests no client should make). Each
+//! route method carries the credential its route is for: device routes the event's
+//! own device token (issued through the API on first use), read routes a `read`
+//! operator token, admin routes an `admin` one (both from `pisync-local token`).
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub struct TestApp {
@@ -12,10 +17,19 @@ pub struct TestApp {
     pub base: String,
     pub addr: String,
     pub alerts_file: PathBuf,
+    pub backend: Backend,
+    pub data_dir: PathBuf,
+    /// `Authorization` values; `None` when the runner was started with `--no-auth`.
+    pub read: Option<String>,
+    pub admin: Option<String>,
+    device_tokens: Mutex<HashMap<String, String>>,
 }
 
+/// The device whose token [`TestApp::send`] uses on device routes.
+pub const SENDER: &str = "test-sender";
+
 /// Which store the runner uses.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Backend {
     Embedded,
     /// DynamoDB Local at this endpoint, this table.
@@ -23,6 +37,21 @@ pub enum Backend {
         endpoint: String,
         table: String,
     },
+}
+
+impl Backend {
+    /// The runner's (and the token command's) flags for this store.
+    pub fn flags(&self) -> Vec<String> {
+        match self {
+            Backend::Embedded => Vec::new(),
+            Backend::Dynamo { endpoint, table } => vec![
+                "--dynamodb-endpoint".into(),
+                endpoint.clone(),
+                "--table".into(),
+                table.clone(),
+            ],
+        }
+    }
 }
 
 impl TestApp {
@@ -33,7 +62,7 @@ impl TestApp {
     pub fn start_at(backend: &Backend, data_dir: &Path, addr: &str, extra: &[&str]) -> TestApp {
         let alerts_file = data_dir.join("alerts.jsonl");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_pisync-local"));
-        cmd.arg("--addr")
+        cmd.env_remove("PISYNC_NO_AUTH").arg("--addr")
             .arg(addr)
             .arg("--data-dir")
             .arg(data_dir)
@@ -44,12 +73,7 @@ impl TestApp {
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        if let Backend::Dynamo { endpoint, table } = backend {
-            cmd.arg("--dynamodb-endpoint")
-                .arg(endpoint)
-                .arg("--table")
-                .arg(table);
-        }
+        cmd.args(backend.flags());
         let mut child = cmd.spawn().expect("pisync-local starts");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
@@ -61,43 +85,103 @@ impl TestApp {
         // Keep draining stdout (alert lines) so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.by_ref() {});
         let addr = base.trim_start_matches("http://").to_owned();
-        TestApp {
+        let auth = !extra.contains(&"--no-auth");
+        let mut app = TestApp {
             child,
             client: http::client(),
             base,
             addr,
             alerts_file,
+            backend: backend.clone(),
+            data_dir: data_dir.to_owned(),
+            read: None,
+            admin: None,
+            device_tokens: Mutex::new(HashMap::new()),
+        };
+        if auth {
+            app.read = Some(format!("Bearer {}", app.cli_token(&["operator"])));
+            app.admin = Some(format!("Bearer {}", app.cli_token(&["operator", "--admin"])));
         }
+        app
+    }
+
+    /// `pisync-local token ARGS…` on this runner's store and keys: the printed token.
+    pub fn cli_token(&self, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_pisync-local"))
+            .arg("token")
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(self.backend.flags())
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("pisync-local token runs");
+        assert!(out.status.success(), "pisync-local token {args:?} failed");
+        let stdout = String::from_utf8(out.stdout).expect("UTF-8 token");
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 1, "the token alone on stdout: {stdout:?}");
+        lines[0].to_owned()
+    }
+
+    /// `Authorization` for `device`: its current token, issued through the API on first use.
+    pub async fn device_auth(&self, device: &str) -> Option<String> {
+        self.admin.as_ref()?;
+        if let Some(token) = self.device_tokens.lock().unwrap().get(device) {
+            return Some(format!("Bearer {token}"));
+        }
+        let issued = self.issue_device_credentials(device, self.admin.as_deref()).await;
+        assert_eq!(issued.status, 201, "credentials for {device}: {}", issued.body);
+        let token = issued.body["token"].as_str().expect("a token").to_owned();
+        self.device_tokens
+            .lock()
+            .unwrap()
+            .insert(device.to_owned(), token.clone());
+        Some(format!("Bearer {token}"))
+    }
+
+    /// Forgets the cached token of `device` (after it was replaced or revoked elsewhere).
+    pub fn forget_device_token(&self, device: &str) {
+        self.device_tokens.lock().unwrap().remove(device);
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
 
-    /// `POST /sync-event` with a JSON body.
+    /// `POST /sync-event` with a JSON body, as the event's own device.
     pub async fn post_sync_event(&self, event: &serde_json::Value) -> http::Reply {
-        http::post_json(&self.client, &self.url("/sync-event"), event).await
+        let device = event["device_id"].as_str().unwrap_or(SENDER);
+        let auth = self.device_auth(device).await;
+        http::post_json(&self.client, &self.url("/sync-event"), event, auth.as_deref()).await
     }
 
-    /// `GET /device/{device}/sync-history?{query}` (`query` may be empty).
+    /// `GET /device/{device}/sync-history?{query}` (`query` may be empty), as a reader.
     pub async fn get_sync_history(&self, device: &str, query: &str) -> http::Reply {
-        http::get(
-            &self.client,
-            &self.url(&format!("/device/{device}/sync-history?{query}")),
-        )
-        .await
+        let url = self.url(&format!("/device/{device}/sync-history?{query}"));
+        http::get(&self.client, &url, self.read.as_deref()).await
     }
 
-    /// `GET /devices/repeated-failures?{query}` (`query` may be empty).
+    /// `GET /devices/repeated-failures?{query}` (`query` may be empty), as a reader.
     pub async fn get_repeated_failures(&self, query: &str) -> http::Reply {
-        http::get(
-            &self.client,
-            &self.url(&format!("/devices/repeated-failures?{query}")),
-        )
-        .await
+        let url = self.url(&format!("/devices/repeated-failures?{query}"));
+        http::get(&self.client, &url, self.read.as_deref()).await
     }
 
-    /// Any request, as sent: for the cases no well-behaved client makes.
+    /// `POST /device/{device}/credentials` with `authorization`.
+    pub async fn issue_device_credentials(&self, device: &str, authorization: Option<&str>) -> http::Reply {
+        let url = self.url(&format!("/device/{device}/credentials"));
+        http::send(&self.client, "POST", &url, None, Vec::new(), authorization).await
+    }
+
+    /// `DELETE /device/{device}/credentials` with `authorization`.
+    pub async fn revoke_device_credentials(&self, device: &str, authorization: Option<&str>) -> http::Reply {
+        let url = self.url(&format!("/device/{device}/credentials"));
+        http::send(&self.client, "DELETE", &url, None, Vec::new(), authorization).await
+    }
+
+    /// Any request, as sent, with the credential its route is for: for the cases no
+    /// well-behaved client makes.
     pub async fn send(
         &self,
         method: &str,
@@ -105,7 +189,24 @@ impl TestApp {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> http::Reply {
-        http::send(&self.client, method, &self.url(path), content_type, body).await
+        let auth = if path.starts_with("/sync-event") {
+            self.device_auth(SENDER).await
+        } else {
+            self.admin.clone()
+        };
+        self.send_as(method, path, content_type, body, auth.as_deref()).await
+    }
+
+    /// Any request with exactly this `Authorization` (or none).
+    pub async fn send_as(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+        authorization: Option<&str>,
+    ) -> http::Reply {
+        http::send(&self.client, method, &self.url(path), content_type, body, authorization).await
     }
 
     /// Graceful stop (SIGTERM), waiting for the exit.
@@ -185,10 +286,14 @@ pub mod http {
         url: &str,
         content_type: Option<&str>,
         body: Vec<u8>,
+        authorization: Option<&str>,
     ) -> Reply {
         let mut req = hyper::Request::builder().method(method).uri(url);
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
+        }
+        if let Some(auth) = authorization {
+            req = req.header("authorization", auth);
         }
         let response = client
             .request(req.body(Full::new(Bytes::from(body))).unwrap())
@@ -197,8 +302,12 @@ pub mod http {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.expect("body").to_bytes();
-        let body =
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("non-JSON reply {status}: {bytes:?}"));
+        // A 204 has no body; every other reply is JSON.
+        let body = if status == 204 && bytes.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("non-JSON reply {status}: {bytes:?}"))
+        };
         Reply {
             status,
             headers,
@@ -206,18 +315,17 @@ pub mod http {
         }
     }
 
-    pub async fn post_json(client: &HttpClient, url: &str, body: &serde_json::Value) -> Reply {
-        send(
-            client,
-            "POST",
-            url,
-            Some("application/json"),
-            serde_json::to_vec(body).unwrap(),
-        )
-        .await
+    pub async fn post_json(
+        client: &HttpClient,
+        url: &str,
+        body: &serde_json::Value,
+        authorization: Option<&str>,
+    ) -> Reply {
+        let body = serde_json::to_vec(body).unwrap();
+        send(client, "POST", url, Some("application/json"), body, authorization).await
     }
 
-    pub async fn get(client: &HttpClient, url: &str) -> Reply {
-        send(client, "GET", url, None, Vec::new()).await
+    pub async fn get(client: &HttpClient, url: &str, authorization: Option<&str>) -> Reply {
+        send(client, "GET", url, None, Vec::new(), authorization).await
     }
 }
