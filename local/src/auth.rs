@@ -49,7 +49,9 @@ impl Credentials {
     /// The credentials of the store `options` name (for the `token` command).
     pub async fn open(options: &Options) -> Result<Self, Failure> {
         match &options.dynamodb_endpoint {
-            None => Ok(Self::of(SqliteStore::open(&options.data_dir.join(crate::DB_FILE))?)),
+            None => Ok(Self::of(SqliteStore::open(
+                &options.data_dir.join(crate::DB_FILE),
+            )?)),
             Some(endpoint) => Ok(Self::of(dynamodb(endpoint, &options.table).await?)),
         }
     }

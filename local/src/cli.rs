@@ -179,10 +179,16 @@ mod tests {
         let (request, options) = token(&["token", "device", "device_1", "--data-dir", "/d"]).unwrap();
         assert_eq!(request, TokenRequest::Device("device_1".into()));
         assert_eq!(options.data_dir, PathBuf::from("/d"));
-        assert_eq!(token(&["token", "operator"]).unwrap().0, TokenRequest::Operator { admin: false });
+        assert_eq!(
+            token(&["token", "operator"]).unwrap().0,
+            TokenRequest::Operator { admin: false }
+        );
         assert_eq!(
             token(&["token", "operator", "--admin", "--table", "t"]).unwrap(),
-            (TokenRequest::Operator { admin: true }, run(&["--table", "t"], &[]).unwrap())
+            (
+                TokenRequest::Operator { admin: true },
+                run(&["--table", "t"], &[]).unwrap()
+            )
         );
         assert!(token(&["token"]).is_err());
         assert!(token(&["token", "device"]).is_err());

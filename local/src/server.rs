@@ -3,10 +3,9 @@
 //! `lambda_http::Request` the production handlers take, and sends their reply back.
 
 use get_sync_history::GetSyncHistory;
-use issue_device_credentials::IssueDeviceCredentials;
-use revoke_device_credentials::RevokeDeviceCredentials;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
+use issue_device_credentials::IssueDeviceCredentials;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 use lambda_http::aws_lambda_events::query_map::QueryMap;
 use lambda_http::request::RequestContext;
@@ -16,6 +15,7 @@ use pisync_shared::domain::validate::FieldError;
 use pisync_shared::http::routes::{self, Route};
 use pisync_shared::http::{self, ApiError};
 use record_sync_event::RecordSyncEvent;
+use revoke_device_credentials::RevokeDeviceCredentials;
 use std::collections::HashMap;
 
 /// The API routes' handlers.

@@ -279,7 +279,10 @@ mod tests {
             (CREDENTIALS_TABLE_NAME, "c"),
         ])
         .unwrap();
-        assert_eq!(c.signing_keys().unwrap(), &SecretSource::SecretsManager("arn:s".into()));
+        assert_eq!(
+            c.signing_keys().unwrap(),
+            &SecretSource::SecretsManager("arn:s".into())
+        );
         assert_eq!(c.credentials_table().unwrap(), "c");
     }
 

@@ -165,6 +165,39 @@ pub mod lambda_events {
         files
     }
 
+    /// The keys the example events' device token is signed with
+    /// (`events/dev-signing-keys.json`: for the examples only, never deployed).
+    pub fn dev_keys() -> crate::auth::KeyRing {
+        let keys =
+            crate::auth::SigningKeys::from_json(&read("dev-signing-keys.json")).expect("the example keys");
+        crate::auth::KeyRing::fixed(keys)
+    }
+
+    /// Makes the device token an example event carries its device's current credential,
+    /// as provisioning would have.
+    pub async fn provision_token_of(rel: &str, store: &dyn crate::ports::ManageCredentials) {
+        let req = api_request(rel);
+        let header = req.headers().get("authorization").expect("the event has a token");
+        let token = header
+            .to_str()
+            .expect("ASCII")
+            .trim_start_matches("Bearer ")
+            .to_owned();
+        let claims = crate::auth::token::verify(&dev_keys().current(), &token, 0)
+            .expect("a token the example keys signed");
+        let crate::auth::token::Claims::Device { device_id } = claims else {
+            panic!("{rel}: not a device token");
+        };
+        store
+            .replace(&crate::ports::DeviceCredential {
+                device_id,
+                token_digest: crate::auth::token::digest(&token),
+                issued_at: crate::EventTime::now(),
+            })
+            .await
+            .expect("credential stored");
+    }
+
     /// An API Gateway (HTTP API v2) event, as the Lambda runtime hands it over.
     pub fn api_request(rel: &str) -> lambda_http::Request {
         lambda_http::request::from_str(&read(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))

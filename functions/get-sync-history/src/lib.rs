@@ -2,8 +2,8 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use pisync_shared::domain::validate::FieldError;
 use pisync_shared::auth::Authenticator;
+use pisync_shared::domain::validate::FieldError;
 use pisync_shared::http::cursor::CursorKey;
 use pisync_shared::http::routes::GET_SYNC_HISTORY;
 use pisync_shared::http::{self, ApiError, Call};

@@ -2,6 +2,7 @@
 //! `events/get-sync-history/`, over a seeded embedded store.
 
 use get_sync_history::{handle, GetSyncHistory};
+use pisync_shared::auth::Authenticator;
 use pisync_shared::http::cursor::CursorKey;
 use pisync_shared::ports::RecordEvents;
 use pisync_shared::test_util::lambda_events::{
@@ -18,6 +19,8 @@ const CASES: &[(&str, u16, Option<&str>)] = &[
         Some("invalid_request"),
     ),
     ("get-sync-history/newest-first.json", 200, None),
+    ("get-sync-history/no-authorizer.json", 401, Some("unauthorized")),
+    ("get-sync-history/no-pisync-group.json", 403, Some("forbidden")),
     (
         "get-sync-history/tampered-cursor.json",
         400,
@@ -50,6 +53,7 @@ async fn seeded() -> (pisync_shared::test_util::TempDir, GetSyncHistory) {
     let deps = GetSyncHistory {
         log: Arc::new(store),
         cursor_key: CursorKey::from_secret(b"handler tests"),
+        auth: Authenticator::gateway_operators("cognito:groups"),
     };
     (dir, deps)
 }

@@ -44,9 +44,13 @@ pub async fn handle(deps: &IssueDeviceCredentials, req: Request) -> Response<Bod
 
 /// Issues a token for `device_id` and makes it the device's only credential (also the
 /// local runner's `token device` command).
-pub async fn issue(deps: &IssueDeviceCredentials, device_id: DeviceId) -> Result<Issued, pisync_shared::ports::StoreError> {
-    let token = token::sign_device(&deps.keys.current(), device_id.as_str())
-        .map_err(|e| pisync_shared::ports::StoreError::unavailable("OS randomness", std::io::Error::other(e)))?;
+pub async fn issue(
+    deps: &IssueDeviceCredentials,
+    device_id: DeviceId,
+) -> Result<Issued, pisync_shared::ports::StoreError> {
+    let token = token::sign_device(&deps.keys.current(), device_id.as_str()).map_err(|e| {
+        pisync_shared::ports::StoreError::unavailable("OS randomness", std::io::Error::other(e))
+    })?;
     let issued_at = EventTime::now();
     deps.credentials
         .replace(&DeviceCredential {

@@ -3,9 +3,9 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
+use pisync_shared::auth::Authenticator;
 use pisync_shared::domain::streak::StreakRule;
 use pisync_shared::domain::validate::FieldError;
-use pisync_shared::auth::Authenticator;
 use pisync_shared::http::cursor::CursorKey;
 use pisync_shared::http::routes::LIST_REPEATED_FAILURES;
 use pisync_shared::http::{self, ApiError, Call};

@@ -2,11 +2,13 @@
 //! `events/list-repeated-failures/`, over a store where one device is failing.
 
 use list_repeated_failures::{handle, ListRepeatedFailures};
+use pisync_shared::auth::Authenticator;
 use pisync_shared::domain::detection::apply_event;
 use pisync_shared::domain::streak::StreakRule;
 use pisync_shared::http::cursor::CursorKey;
 use pisync_shared::test_util::lambda_events::{
-    api_request, assert_standard_headers, error_fields, files_of, reply_json, GATEWAY_REQUEST_ID,
+    api_request, assert_documented_answer, assert_standard_headers, error_fields, files_of, reply_json,
+    GATEWAY_REQUEST_ID,
 };
 use pisync_shared::test_util::{minute, sqlite_store, stored_event};
 use std::sync::Arc;
@@ -16,6 +18,7 @@ fn handler(store: pisync_shared::adapters::sqlite::SqliteStore) -> ListRepeatedF
         failing: Arc::new(store),
         rule: StreakRule::default(),
         cursor_key: CursorKey::from_secret(b"handler tests"),
+        auth: Authenticator::gateway_operators("cognito:groups"),
     }
 }
 
@@ -25,6 +28,7 @@ fn every_example_event_has_a_case() {
         files_of("list-repeated-failures"),
         [
             "list-repeated-failures/bad-limit.json",
+            "list-repeated-failures/device-token.json",
             "list-repeated-failures/first-page.json"
         ]
     );
@@ -77,4 +81,18 @@ async fn a_bad_limit_is_a_400_naming_it() {
     assert_eq!(body["error"]["code"], "invalid_request");
     assert_eq!(body["request_id"], GATEWAY_REQUEST_ID);
     assert_eq!(error_fields(&body), ["limit"]);
+}
+
+/// In AWS the JWT authorizer turns a device token away before the function; if one
+/// ever arrived without the authorizer's claims, the function still refuses it.
+#[tokio::test]
+async fn a_request_without_the_authorizers_claims_is_401() {
+    let (_dir, store) = sqlite_store();
+    let response = handle(
+        &handler(store),
+        api_request("list-repeated-failures/device-token.json"),
+    )
+    .await;
+    assert_documented_answer("device-token.json", &response, 401, Some("unauthorized"));
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
 }

@@ -25,7 +25,11 @@ pub async fn handle(deps: &RevokeDeviceCredentials, req: Request) -> Response<Bo
     };
     match deps.credentials.revoke(device.as_str()).await {
         Ok(had) => {
-            tracing::info!(device = device.as_str(), had_credential = had, "device credentials revoked");
+            tracing::info!(
+                device = device.as_str(),
+                had_credential = had,
+                "device credentials revoked"
+            );
             http::no_content(&call.request_id)
         }
         Err(e) => http::error(&http::store_failure(&e, &call.request_id), &call.request_id),

@@ -45,7 +45,8 @@ impl LoadKeys for KeyFile {
         let text = tokio::fs::read_to_string(&self.path)
             .await
             .map_err(|e| StoreError::unavailable(format!("reading {}", self.path.display()), e))?;
-        SigningKeys::from_json(&text).map_err(|e| StoreError::Corrupt(format!("{}: {e}", self.path.display())))
+        SigningKeys::from_json(&text)
+            .map_err(|e| StoreError::Corrupt(format!("{}: {e}", self.path.display())))
     }
 }
 

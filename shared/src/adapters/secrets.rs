@@ -13,7 +13,10 @@ use aws_sdk_secretsmanager::Client;
 use std::sync::Arc;
 
 /// The signing keys where the configuration says (a secret in AWS, a file locally).
-pub async fn signing_keys(sdk: &aws_config::SdkConfig, config: &Config) -> Result<KeyRing, Box<dyn std::error::Error + Send + Sync>> {
+pub async fn signing_keys(
+    sdk: &aws_config::SdkConfig,
+    config: &Config,
+) -> Result<KeyRing, Box<dyn std::error::Error + Send + Sync>> {
     let source: Arc<dyn LoadKeys> = match config.signing_keys()? {
         SecretSource::SecretsManager(arn) => Arc::new(SecretKeys::new(Client::new(sdk), arn)),
         SecretSource::File(path) => Arc::new(KeyFile::new(path)),
@@ -22,7 +25,10 @@ pub async fn signing_keys(sdk: &aws_config::SdkConfig, config: &Config) -> Resul
 }
 
 /// The cursor key: `CURSOR_SIGNING_KEY_SECRET_ARN`'s value in AWS, else `CURSOR_SIGNING_KEY`.
-pub async fn cursor_key(sdk: &aws_config::SdkConfig, config: &Config) -> Result<CursorKey, Box<dyn std::error::Error + Send + Sync>> {
+pub async fn cursor_key(
+    sdk: &aws_config::SdkConfig,
+    config: &Config,
+) -> Result<CursorKey, Box<dyn std::error::Error + Send + Sync>> {
     match config.cursor_key_secret() {
         Some(arn) => {
             let secret = secret_string(&Client::new(sdk), arn).await?;

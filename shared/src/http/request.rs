@@ -77,7 +77,8 @@ impl<'r> Call<'r> {
 
     /// The `{id}` path parameter as a device id (the sync event's rule).
     pub fn device_id(&self) -> Result<crate::DeviceId, FieldError> {
-        crate::DeviceId::parse(self.path_param("id")).ok_or_else(|| FieldError::new("id", crate::DeviceId::RULE))
+        crate::DeviceId::parse(self.path_param("id"))
+            .ok_or_else(|| FieldError::new("id", crate::DeviceId::RULE))
     }
 
     /// The query string, checked against the parameters the route knows.

@@ -4,8 +4,8 @@
 pub mod runner;
 
 use get_sync_history::GetSyncHistory;
-use pisync_shared::auth::Authenticator;
 use list_repeated_failures::ListRepeatedFailures;
+use pisync_shared::auth::Authenticator;
 use pisync_shared::domain::streak::StreakRule;
 use pisync_shared::domain::validate::EventRules;
 use pisync_shared::http::cursor::CursorKey;

@@ -62,7 +62,8 @@ impl TestApp {
     pub fn start_at(backend: &Backend, data_dir: &Path, addr: &str, extra: &[&str]) -> TestApp {
         let alerts_file = data_dir.join("alerts.jsonl");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_pisync-local"));
-        cmd.env_remove("PISYNC_NO_AUTH").arg("--addr")
+        cmd.env_remove("PISYNC_NO_AUTH")
+            .arg("--addr")
             .arg(addr)
             .arg("--data-dir")
             .arg(data_dir)
@@ -194,7 +195,8 @@ impl TestApp {
         } else {
             self.admin.clone()
         };
-        self.send_as(method, path, content_type, body, auth.as_deref()).await
+        self.send_as(method, path, content_type, body, auth.as_deref())
+            .await
     }
 
     /// Any request with exactly this `Authorization` (or none).
@@ -206,7 +208,15 @@ impl TestApp {
         body: Vec<u8>,
         authorization: Option<&str>,
     ) -> http::Reply {
-        http::send(&self.client, method, &self.url(path), content_type, body, authorization).await
+        http::send(
+            &self.client,
+            method,
+            &self.url(path),
+            content_type,
+            body,
+            authorization,
+        )
+        .await
     }
 
     /// Graceful stop (SIGTERM), waiting for the exit.

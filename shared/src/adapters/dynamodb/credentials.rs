@@ -30,7 +30,10 @@ impl DynamoCredentials {
     }
 
     /// The store a Lambda function uses: `CREDENTIALS_TABLE_NAME`.
-    pub fn from_config(sdk: &aws_config::SdkConfig, config: &crate::config::Config) -> Result<Self, crate::config::ConfigError> {
+    pub fn from_config(
+        sdk: &aws_config::SdkConfig,
+        config: &crate::config::Config,
+    ) -> Result<Self, crate::config::ConfigError> {
         Ok(Self::new(Client::new(sdk), config.credentials_table()?))
     }
 }

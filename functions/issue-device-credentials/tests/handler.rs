@@ -1,0 +1,86 @@
+//! issue-device-credentials' handler, called directly with the example events in
+//! `events/issue-device-credentials/`, as API Gateway delivers them after its JWT
+//! authorizer.
+
+use issue_device_credentials::{handle, IssueDeviceCredentials};
+use pisync_shared::auth::{token, Authenticator, Caller};
+use pisync_shared::ports::CheckCredentials;
+use pisync_shared::test_util::lambda_events::{
+    api_request, assert_documented_answer, dev_keys, files_of, reply_json,
+};
+use pisync_shared::test_util::{sqlite_store, TempDir};
+use std::sync::Arc;
+
+/// (file, status, error code)
+const CASES: &[(&str, u16, Option<&str>)] = &[
+    ("issue-device-credentials/admin.json", 201, None),
+    (
+        "issue-device-credentials/bad-device-id.json",
+        400,
+        Some("invalid_request"),
+    ),
+    (
+        "issue-device-credentials/read-only-operator.json",
+        403,
+        Some("forbidden"),
+    ),
+];
+
+fn handler() -> (
+    TempDir,
+    IssueDeviceCredentials,
+    pisync_shared::adapters::sqlite::SqliteStore,
+) {
+    let (dir, store) = sqlite_store();
+    let deps = IssueDeviceCredentials {
+        credentials: Arc::new(store.clone()),
+        keys: Arc::new(dev_keys()),
+        auth: Authenticator::gateway_operators("cognito:groups"),
+    };
+    (dir, deps, store)
+}
+
+#[test]
+fn every_example_event_has_a_case() {
+    let listed: Vec<String> = CASES.iter().map(|c| c.0.to_owned()).collect();
+    assert_eq!(files_of("issue-device-credentials"), listed);
+}
+
+#[tokio::test]
+async fn example_events_get_their_documented_answers() {
+    let (_dir, deps, _) = handler();
+    for (file, status, code) in CASES {
+        assert_documented_answer(file, &handle(&deps, api_request(file)).await, *status, *code);
+    }
+}
+
+#[tokio::test]
+async fn the_issued_token_is_the_devices_only_credential() {
+    let (_dir, deps, store) = handler();
+    let first = reply_json(&handle(&deps, api_request("issue-device-credentials/admin.json")).await);
+    let second = reply_json(&handle(&deps, api_request("issue-device-credentials/admin.json")).await);
+    assert_eq!(second["device_id"], "device_12345");
+    assert!(second["issued_at"].is_string());
+    let (first, second) = (
+        first["token"].as_str().unwrap(),
+        second["token"].as_str().unwrap(),
+    );
+    assert_ne!(first, second);
+    // Only the newest token's digest is stored; the token itself is nowhere.
+    let stored = store.current("device_12345").await.unwrap().unwrap();
+    assert_eq!(stored.token_digest, token::digest(second));
+    let device_auth = Authenticator::local(Arc::new(dev_keys()), Arc::new(store));
+    let presented = |t: &str| format!("Bearer {t}");
+    let (first, second) = (presented(first), presented(second));
+    fn as_header(h: &str) -> pisync_shared::auth::Presented<'_> {
+        pisync_shared::auth::Presented {
+            authorization: Some(h.as_bytes()),
+            gateway_claims: None,
+        }
+    }
+    assert!(device_auth.authenticate(as_header(&first)).await.is_err());
+    assert_eq!(
+        device_auth.authenticate(as_header(&second)).await.unwrap(),
+        Caller::Device("device_12345".into())
+    );
+}
