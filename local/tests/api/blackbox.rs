@@ -1,6 +1,7 @@
 //! Black-box tests: the real `pisync-local` binary on a random port, over HTTP.
 //! Every scenario runs on the embedded store and on DynamoDB Local.
 
+use crate::support::on_both_backends;
 use crate::support::runner::http::{self, post_json};
 use crate::support::runner::{Backend, TestApp};
 use serde_json::{json, Value};
@@ -514,31 +515,6 @@ async fn hostile_bytes_never_crash_the_server(backend: Backend) {
         r.post_sync_event(&event("dev-alive", &at(0), 0)).await.status,
         201
     );
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(crate::support::runner::Backend::Embedded).await
-                }
-            )*
-        }
-        mod dynamodb_local {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let backend = crate::support::runner::Backend::Dynamo {
-                        endpoint: pisync_shared::test_util::dynamodb_endpoint(),
-                        table: pisync_shared::test_util::unique_table("bb"),
-                    };
-                    super::$name(backend).await
-                }
-            )*
-        }
-    };
 }
 
 on_both_backends!(

@@ -164,3 +164,50 @@ proptest! {
         })?;
     }
 }
+
+/// `Authorization` values: arbitrary text, and near-misses of a real device token.
+fn authorization() -> impl Strategy<Value = Vec<u8>> {
+    let token_like = (
+        "[a-z_]{0,10}",
+        "[A-Za-z0-9_-]{0,12}",
+        "[A-Za-z0-9_-]{0,90}",
+        "[A-Za-z0-9_-]{0,50}",
+    )
+        .prop_map(|(kind, kid, payload, mac)| format!("Bearer {kind}.{kid}.{payload}.{mac}").into_bytes());
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..200),
+        "[ -~]{0,300}".prop_map(String::into_bytes),
+        token_like,
+        "(Bearer|bearer|Basic|Token) [ -~]{0,100}".prop_map(String::into_bytes),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Whatever unsigned text arrives as a credential, the device route answers 401
+    /// in the error shape with the challenge: never a panic, a 5xx or a stored event.
+    #[test]
+    fn any_unsigned_credential_is_401(header in authorization(), body in body_bytes()) {
+        use pisync_shared::auth::{Authenticator, KeyRing, SigningKeys};
+        let rt = runtime();
+        let (_dir, store) = pisync_shared::test_util::sqlite_store();
+        let keys = SigningKeys::new("k1", [("k1", &[3u8; 32][..])]).unwrap();
+        let record = record_sync_event::RecordSyncEvent {
+            log: std::sync::Arc::new(store.clone()),
+            rules: Default::default(),
+            auth: Authenticator::local(std::sync::Arc::new(KeyRing::fixed(keys)), std::sync::Arc::new(store)),
+        };
+        rt.block_on(async {
+            let mut req = Request::post("/sync-event").header("content-type", "application/json");
+            if let Ok(v) = lambda_http::http::HeaderValue::from_bytes(&header) {
+                req = req.header("authorization", v);
+            }
+            let response = record_sync_event::handle(&record, req.body(Body::Binary(body)).unwrap()).await;
+            prop_assert_eq!(response.status().as_u16(), 401);
+            check_shape(401, response.body().as_ref())?;
+            prop_assert_eq!(response.headers()["www-authenticate"].to_str().unwrap(), "Bearer");
+            Ok::<(), TestCaseError>(())
+        })?;
+    }
+}

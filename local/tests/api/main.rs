@@ -3,6 +3,7 @@
 //! `events/` through its handler, property tests on arbitrary requests, and detection
 //! on a real DynamoDB stream.
 
+mod auth;
 mod blackbox;
 mod fuzz_requests;
 mod stream;

@@ -3,6 +3,34 @@
 
 pub mod runner;
 
+/// Runs each named `async fn(Backend)` scenario as two tests: on the embedded store and
+/// on DynamoDB Local (a fresh table each).
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::support::runner::Backend::Embedded).await
+                }
+            )*
+        }
+        mod dynamodb_local {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let backend = crate::support::runner::Backend::Dynamo {
+                        endpoint: pisync_shared::test_util::dynamodb_endpoint(),
+                        table: pisync_shared::test_util::unique_table("bb"),
+                    };
+                    super::$name(backend).await
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both_backends;
+
 use get_sync_history::GetSyncHistory;
 use list_repeated_failures::ListRepeatedFailures;
 use pisync_shared::auth::Authenticator;

@@ -141,11 +141,6 @@ impl TestApp {
         Some(format!("Bearer {token}"))
     }
 
-    /// Forgets the cached token of `device` (after it was replaced or revoked elsewhere).
-    pub fn forget_device_token(&self, device: &str) {
-        self.device_tokens.lock().unwrap().remove(device);
-    }
-
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -1,0 +1,291 @@
+//! Authentication and authorization through the real runner, on both stores: the
+//! hostile matrix (every route × every wrong credential: exact status, error shape,
+//! nothing stored or read), the credential life cycle, and `--no-auth`.
+
+use crate::support::on_both_backends;
+use crate::support::runner::{http, Backend, TestApp};
+use pisync_shared::auth::token::{sign_device, sign_operator};
+use pisync_shared::auth::{Scope, SigningKeys};
+use pisync_shared::http::routes::{Route, ROUTES};
+use serde_json::{json, Value};
+
+const TARGET: &str = "dev-target";
+const OTHER: &str = "dev-other";
+
+fn event(device: &str, second: u32, errors: u32) -> Value {
+    json!({"device_id": device, "timestamp": format!("2025-05-07T10:00:{second:02}Z"),
+           "total_files_synced": 1, "total_errors": errors, "internet_speed": 1.5})
+}
+
+/// The runner's own signing keys, read from its data directory.
+fn runner_keys(app: &TestApp) -> SigningKeys {
+    let text =
+        std::fs::read_to_string(app.data_dir.join("signing-keys.json")).expect("the runner wrote its keys");
+    SigningKeys::from_json(&text).expect("valid keys")
+}
+
+/// Sends `route` (for `TARGET`) with `authorization`; `second` makes each recorded
+/// event distinct so that anything stored can be counted.
+async fn call(app: &TestApp, route: &Route, authorization: Option<&str>, second: u32) -> http::Reply {
+    let path = route.path.replace("{id}", TARGET);
+    let body = if route.body_limit > 0 {
+        serde_json::to_vec(&event(TARGET, second, 1)).unwrap()
+    } else {
+        Vec::new()
+    };
+    let content_type = (route.body_limit > 0).then_some("application/json");
+    app.send_as(route.method.as_str(), &path, content_type, body, authorization)
+        .await
+}
+
+fn assert_refused(reply: &http::Reply, status: u16, what: &str) {
+    assert_eq!(reply.status, status, "{what}: {}", reply.body);
+    let code = if status == 401 {
+        "unauthorized"
+    } else {
+        "forbidden"
+    };
+    assert_eq!(reply.body["error"]["code"], code, "{what}");
+    assert!(reply.body["error"]["message"].is_string(), "{what}");
+    assert!(reply.body["request_id"].is_string(), "{what}");
+    let keys: Vec<&String> = reply.body.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        ["error", "request_id"],
+        "{what}: nothing but the error is read"
+    );
+    pisync_shared::test_util::lambda_events::assert_standard_headers(&reply.headers, what);
+    assert_eq!(
+        reply.headers.get("www-authenticate").map(|v| v.to_str().unwrap()),
+        (status == 401).then_some("Bearer"),
+        "{what}"
+    );
+}
+
+async fn hostile_matrix(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(&backend, dir.path(), &[]);
+    let keys = runner_keys(&app);
+    let target = app.device_auth(TARGET).await.unwrap();
+    let other = app.device_auth(OTHER).await.unwrap();
+    // A device token whose credential was revoked.
+    let revoked_device = "dev-revoked";
+    let revoked = app.device_auth(revoked_device).await.unwrap();
+    assert_eq!(
+        app.revoke_device_credentials(revoked_device, app.admin.as_deref())
+            .await
+            .status,
+        204
+    );
+    // A token the runner's keys would accept but for its retired key id.
+    let retired = SigningKeys::new("k0", [("k0", &[9u8; 32][..])]).unwrap();
+    let rotated_out = format!("Bearer {}", sign_device(&retired, TARGET).unwrap());
+    let expired = format!("Bearer {}", sign_operator(&keys, Scope::Admin, 1).unwrap());
+    let target_token = target.trim_start_matches("Bearer ");
+    let (read, admin) = (app.read.clone().unwrap(), app.admin.clone().unwrap());
+
+    // Every credential that proves nothing: 401 on every route.
+    let unauthenticated: Vec<(&str, Option<String>)> = vec![
+        ("no token", None),
+        ("garbage", Some("Bearer garbage".into())),
+        ("empty bearer", Some("Bearer ".into())),
+        ("wrong scheme", Some(format!("Basic {target_token}"))),
+        ("no scheme", Some(target_token.to_owned())),
+        ("truncated", Some(target[..target.len() - 4].to_owned())),
+        ("revoked", Some(revoked.clone())),
+        ("rotated out", Some(rotated_out)),
+        ("expired operator", Some(expired)),
+        ("oversized", Some(format!("Bearer {}", "A".repeat(8000)))),
+    ];
+    let mut second = 0;
+    for route in ROUTES {
+        for (name, auth) in &unauthenticated {
+            second += 1;
+            let reply = call(&app, route, auth.as_deref(), second).await;
+            assert_refused(
+                &reply,
+                401,
+                &format!("{} {} with {name}", route.method, route.path),
+            );
+        }
+    }
+    // Valid credentials on routes they are not for: 403.
+    let forbidden: Vec<(&str, &str, &Route)> = ROUTES
+        .iter()
+        .flat_map(|route| {
+            let mut cases = Vec::new();
+            match route.access {
+                pisync_shared::auth::Access::Device => {
+                    cases.push(("another device's token", other.as_str(), *route));
+                    cases.push(("a read operator", read.as_str(), *route));
+                    cases.push(("an admin operator", admin.as_str(), *route));
+                }
+                pisync_shared::auth::Access::Read => {
+                    cases.push(("a device token", target.as_str(), *route));
+                }
+                pisync_shared::auth::Access::Admin => {
+                    cases.push(("a device token", target.as_str(), *route));
+                    cases.push(("a read operator", read.as_str(), *route));
+                }
+            }
+            cases
+        })
+        .collect();
+    for (name, auth, route) in forbidden {
+        second += 1;
+        let reply = call(&app, route, Some(auth), second).await;
+        assert_refused(
+            &reply,
+            403,
+            &format!("{} {} with {name}", route.method, route.path),
+        );
+    }
+
+    // Nothing was stored, and no refused credential call changed anything: the
+    // target's token still works, and its own event is the only one stored.
+    let own = app.post_sync_event(&event(TARGET, 59, 0)).await;
+    assert_eq!(own.status, 201, "{}", own.body);
+    let history = app.get_sync_history(TARGET, "").await;
+    assert_eq!(history.status, 200);
+    let stored: Vec<&str> = history.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["timestamp"].as_str().unwrap())
+        .collect();
+    assert_eq!(stored, ["2025-05-07T10:00:59.000Z"]);
+    assert_eq!(app.get_sync_history(OTHER, "").await.status, 404);
+    assert_eq!(app.get_repeated_failures("").await.body["devices"], json!([]));
+}
+
+/// An attacker without the device's token cannot forge its success (to silence its
+/// alerts) or squat its next timestamps (to make its genuine reports 409).
+async fn forged_success_and_timestamp_squatting_are_closed(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(&backend, dir.path(), &[]);
+    let attacker = app.device_auth("dev-attacker").await.unwrap();
+    let ahead = (chrono::Utc::now() + chrono::Duration::minutes(14)).to_rfc3339();
+    let forged = json!({"device_id": TARGET, "timestamp": ahead, "total_files_synced": 1,
+                        "total_errors": 0, "internet_speed": 1.0});
+    let body = serde_json::to_vec(&forged).unwrap();
+    let reply = app
+        .send_as(
+            "POST",
+            "/sync-event",
+            Some("application/json"),
+            body.clone(),
+            Some(&attacker),
+        )
+        .await;
+    assert_refused(&reply, 403, "another device's token");
+    let reply = app
+        .send_as("POST", "/sync-event", Some("application/json"), body, None)
+        .await;
+    assert_refused(&reply, 401, "no token");
+    // The genuine device reports that very timestamp: created, not a conflict.
+    let mut genuine = forged.clone();
+    genuine["total_errors"] = json!(2);
+    assert_eq!(app.post_sync_event(&genuine).await.status, 201);
+}
+
+async fn credentials_are_issued_replaced_and_revoked(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(&backend, dir.path(), &[]);
+    let admin = app.admin.clone();
+    let first = app.issue_device_credentials(TARGET, admin.as_deref()).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    assert_eq!(first.body["device_id"], TARGET);
+    assert!(first.body["issued_at"].is_string());
+    let first = format!("Bearer {}", first.body["token"].as_str().unwrap());
+    // Having credentials does not make a device seen.
+    assert_eq!(app.get_sync_history(TARGET, "").await.status, 404);
+    let post = |auth: String, second: u32| {
+        let body = serde_json::to_vec(&event(TARGET, second, 0)).unwrap();
+        let app = &app;
+        async move {
+            app.send_as("POST", "/sync-event", Some("application/json"), body, Some(&auth))
+                .await
+                .status
+        }
+    };
+    assert_eq!(post(first.clone(), 1).await, 201);
+    // Re-issuing through the API: the earlier token stops working at once.
+    let second = app.issue_device_credentials(TARGET, admin.as_deref()).await;
+    let second = format!("Bearer {}", second.body["token"].as_str().unwrap());
+    assert_eq!(post(first.clone(), 2).await, 401);
+    assert_eq!(post(second.clone(), 3).await, 201);
+    // The command line does the same, while the server runs.
+    let third = format!("Bearer {}", app.cli_token(&["device", TARGET]));
+    assert_eq!(post(second, 4).await, 401);
+    assert_eq!(post(third.clone(), 5).await, 201);
+    // Revoked: at once; and a revoked device can be issued new credentials.
+    assert_eq!(
+        app.revoke_device_credentials(TARGET, admin.as_deref())
+            .await
+            .status,
+        204
+    );
+    assert_eq!(post(third, 6).await, 401);
+    let fourth = app.issue_device_credentials(TARGET, admin.as_deref()).await;
+    assert_eq!(fourth.status, 201);
+    let fourth = format!("Bearer {}", fourth.body["token"].as_str().unwrap());
+    assert_eq!(post(fourth, 7).await, 201);
+    // Bad device ids are 400, as everywhere.
+    let bad = app.issue_device_credentials("bad%20id", admin.as_deref()).await;
+    assert_eq!(bad.status, 400);
+}
+
+async fn tokens_survive_a_restart(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(&backend, dir.path(), &[]);
+    let device = app.device_auth(TARGET).await.unwrap();
+    let read = app.read.clone();
+    app.stop();
+    let app = TestApp::start(&backend, dir.path(), &[]);
+    let body = serde_json::to_vec(&event(TARGET, 1, 0)).unwrap();
+    let reply = app
+        .send_as(
+            "POST",
+            "/sync-event",
+            Some("application/json"),
+            body,
+            Some(&device),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let url = app.url(&format!("/device/{TARGET}/sync-history"));
+    assert_eq!(http::get(&app.client, &url, read.as_deref()).await.status, 200);
+}
+
+on_both_backends!(
+    hostile_matrix,
+    forged_success_and_timestamp_squatting_are_closed,
+    credentials_are_issued_replaced_and_revoked,
+    tokens_survive_a_restart,
+);
+
+/// `--no-auth` serves every route without a token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_auth_opens_every_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(&Backend::Embedded, dir.path(), &["--no-auth"]);
+    assert_eq!(app.read, None);
+    assert_eq!(app.post_sync_event(&event(TARGET, 1, 0)).await.status, 201);
+    assert_eq!(app.get_sync_history(TARGET, "").await.status, 200);
+    assert_eq!(app.get_repeated_failures("").await.status, 200);
+}
+
+/// The key files the runner writes are readable by their owner only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_on_disk_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let _app = TestApp::start(&Backend::Embedded, dir.path(), &[]);
+    for file in ["signing-keys.json", "cursor.key"] {
+        let mode = std::fs::metadata(dir.path().join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{file}: mode {mode:o}");
+    }
+}
