@@ -180,3 +180,87 @@ fn items_carry_the_attributes_the_schema_names() {
         );
     }
 }
+
+/// Every route is guarded: operator routes by the API's JWT authorizer (the default),
+/// the device route explicitly public at the gateway because its function verifies
+/// device tokens itself (it is given the keys and the credentials table to do so).
+#[test]
+fn template_guards_every_route() {
+    use pisync_shared::auth::Access;
+    let template = yaml("template.yaml");
+    let api = &template["Resources"]["HttpApi"]["Properties"]["Auth"];
+    let default = text(&api["DefaultAuthorizer"]);
+    let authorizer = &api["Authorizers"][default];
+    assert_eq!(authorizer["IdentitySource"], "$request.header.Authorization");
+    assert!(
+        !authorizer["JwtConfiguration"]["issuer"].is_null(),
+        "issuer: Cognito or OIDC"
+    );
+    for route in ROUTES {
+        let function = &template["Resources"][route.template_resource().as_str()];
+        let events = function["Properties"]["Events"].as_mapping().expect("events");
+        let (_, event) = events
+            .iter()
+            .find(|(_, e)| {
+                e["Properties"]["Path"] == route.path && e["Properties"]["Method"] == route.method.as_str()
+            })
+            .expect("the route's event");
+        let gateway_authorizer = event["Properties"]["Auth"]["Authorizer"]
+            .as_str()
+            .unwrap_or(default);
+        let env = &function["Properties"]["Environment"]["Variables"];
+        match route.access {
+            Access::Device => {
+                assert_eq!(
+                    gateway_authorizer, "NONE",
+                    "{}: verified in the function",
+                    route.path
+                );
+                for var in [
+                    "TOKEN_SIGNING_KEYS_SECRET_ARN",
+                    "CREDENTIALS_TABLE_NAME",
+                    "CREDENTIAL_CACHE_SECONDS",
+                ] {
+                    assert!(
+                        !env[var].is_null(),
+                        "{} verifies device tokens: needs {var}",
+                        route.path
+                    );
+                }
+            }
+            Access::Read | Access::Admin => {
+                assert_eq!(gateway_authorizer, default, "{} {}", route.method, route.path);
+                assert!(
+                    !env["OPERATOR_GROUPS_CLAIM"].is_null(),
+                    "{}: maps groups to scopes",
+                    route.path
+                );
+            }
+        }
+    }
+}
+
+/// No secret is placed in a function's environment: functions get secrets' ARNs and
+/// read them through Secrets Manager at start.
+#[test]
+fn no_secret_value_in_any_environment() {
+    let raw = repo_file("template.yaml");
+    assert!(
+        !raw.contains("{{resolve:"),
+        "dynamic references put secret values in the environment"
+    );
+    let template = yaml("template.yaml");
+    for (name, resource) in template["Resources"].as_mapping().expect("Resources") {
+        let Some(vars) = resource["Properties"]["Environment"]["Variables"].as_mapping() else {
+            continue;
+        };
+        for (var, _) in vars {
+            let var = text(var);
+            assert!(
+                !(var.contains("KEY") || var.contains("SECRET")) || var.ends_with("_SECRET_ARN"),
+                "{}: {var} looks like a secret value",
+                text(name)
+            );
+        }
+    }
+}

@@ -54,6 +54,8 @@ fn openapi_lists_every_error_code() {
         ApiError::invalid_event(vec![]),
         ApiError::invalid_request(vec![]),
         ApiError::conflict(""),
+        ApiError::unauthorized("no token"),
+        ApiError::forbidden(""),
         ApiError::device_not_found("d"),
         ApiError::route_not_found(),
         ApiError::method_not_allowed("GET"),
@@ -78,4 +80,13 @@ fn openapi_lists_every_error_code() {
 #[test]
 fn generated_ids_are_unique() {
     assert_ne!(generate_request_id(), generate_request_id());
+}
+
+#[test]
+fn a_401_challenges_for_a_bearer_token() {
+    let response = error(&ApiError::unauthorized("no Authorization header"), "req-1");
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    let forbidden = error(&ApiError::forbidden("not yours"), "req-1");
+    assert!(forbidden.headers().get("www-authenticate").is_none());
 }
