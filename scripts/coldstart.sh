@@ -17,9 +17,10 @@ invocations="${2:-1000}"
 tools="$(scripts/python-tools.sh)"
 
 PATH="$tools:$PATH" "$tools/cargo-lambda" lambda build --release --x86-64 \
-  -p record-sync-event -p get-sync-history -p list-repeated-failures -p detect-failures >/dev/null
+  -p record-sync-event -p get-sync-history -p list-repeated-failures -p detect-failures \
+  -p issue-device-credentials -p revoke-device-credentials >/dev/null
 PATH="$tools:$PATH" "$tools/cargo-lambda" lambda build --release --x86-64 -p pisync-local --example hello_lambda >/dev/null
-cargo build --release -p pisync-local --example coldstart --bin pisync-local >/dev/null
+cargo build --release -p pisync-local --example coldstart --example provision_example_token --bin pisync-local >/dev/null
 
 endpoint="$(scripts/dynamodb-local.sh start)"
 trap 'scripts/dynamodb-local.sh stop' EXIT
@@ -29,6 +30,9 @@ target/release/pisync-local --addr 127.0.0.1:0 --data-dir "$data" --dynamodb-end
 runner=$!
 sleep 3
 kill "$runner"; wait "$runner" 2>/dev/null || true
+# The example event's device token is current, so record-sync-event takes the
+# authorized path (signature, credential read, then the write).
+target/release/examples/provision_example_token "$endpoint" coldstart-credentials >/dev/null
 
 # The functions trust the Amazon roots compiled in. With TLS_TRUST_ROOTS=system (pass it
 # to this script to compare) they load the system store: Lambda's provided.al2023 image
@@ -38,6 +42,9 @@ bundle=/etc/ssl/certs/ca-certificates.crt
 [ -f "$bundle" ] || bundle=/etc/pki/tls/certs/ca-bundle.crt
 env=("SSL_CERT_FILE=$bundle" TABLE_NAME=coldstart "AWS_ENDPOINT_URL_DYNAMODB=$endpoint" "AWS_ENDPOINT_URL=$endpoint"
      CURSOR_SIGNING_KEY=coldstart-benchmark-key-at-least-32-chars
+     # In AWS both come from Secrets Manager at init (one GetSecretValue round trip,
+     # not measurable here); locally the keys come from a file.
+     TOKEN_SIGNING_KEYS_FILE=events/dev-signing-keys.json CREDENTIALS_TABLE_NAME=coldstart-credentials
      ALERT_TOPIC_ARN=arn:aws:sns:us-east-1:000000000000:pisync-alerts
      "TLS_TRUST_ROOTS=${TLS_TRUST_ROOTS:-aws}")
 binaries=(
@@ -46,6 +53,8 @@ binaries=(
   "get-sync-history target/lambda/get-sync-history/bootstrap events/get-sync-history/newest-first.json"
   "list-repeated-failures target/lambda/list-repeated-failures/bootstrap events/list-repeated-failures/first-page.json"
   "detect-failures target/lambda/detect-failures/bootstrap events/detect-failures/recovery.json"
+  "issue-device-credentials target/lambda/issue-device-credentials/bootstrap events/issue-device-credentials/admin.json"
+  "revoke-device-credentials target/lambda/revoke-device-credentials/bootstrap events/revoke-device-credentials/admin.json"
 )
 run() { # name binary event invocations
   printf '%s ' "$1"
@@ -93,7 +102,7 @@ PY
 echo
 echo "| function | bootstrap bytes | zipped bytes |"
 echo "| --- | --- | --- |"
-for f in record-sync-event get-sync-history list-repeated-failures detect-failures; do
+for f in record-sync-event get-sync-history list-repeated-failures detect-failures issue-device-credentials revoke-device-credentials; do
   zip_file="$data/$f.zip"
   (cd "target/lambda/$f" && zip -q -9 "$zip_file" bootstrap)
   echo "| $f | $(stat -c %s "target/lambda/$f/bootstrap") | $(stat -c %s "$zip_file") |"

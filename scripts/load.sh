@@ -6,6 +6,11 @@
 #
 # Prints requests/s, p50 and p99 latency and the non-2xx count for each phase. Not part
 # of the test suite: figures go to docs/performance.md.
+#
+# Authentication is on, as by default: each simulated device gets its own token
+# (issued through the API before the timed phases) and posts with it; reads use a
+# read operator token. PISYNC_LOAD_NO_AUTH=1 runs the runner with --no-auth instead,
+# to measure what authentication costs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-20}"
@@ -17,19 +22,33 @@ fi
 cargo build --release -p pisync-local
 data="$(mktemp -d)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-RUST_LOG=warn target/release/pisync-local --addr "127.0.0.1:$port" --data-dir "$data" >/dev/null &
+auth_flag=()
+[ "${PISYNC_LOAD_NO_AUTH:-}" = "1" ] && auth_flag=(--no-auth)
+RUST_LOG=warn target/release/pisync-local --addr "127.0.0.1:$port" --data-dir "$data" "${auth_flag[@]}" >/dev/null &
 runner=$!
 trap 'kill $runner 2>/dev/null; wait $runner 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$port/devices/repeated-failures" && break; sleep 0.1; done
 
 run_id=$(date +%s)
+tokens="$data/tokens.txt"
+if [ "${PISYNC_LOAD_NO_AUTH:-}" = "1" ]; then
+  echo "== authentication off (--no-auth)"
+  : >"$tokens"
+else
+  admin="$(target/release/pisync-local token operator --admin --data-dir "$data")"
+  read_token="$(target/release/pisync-local token operator --data-dir "$data")"
+  echo "read $read_token" >"$tokens"
+  # One token per simulated device (2 wrk threads x 5,000), not timed.
+  python3 scripts/load/issue-tokens.py "127.0.0.1:$port" "$admin" "$run_id" 2 5000 >>"$tokens"
+  echo "== authentication on: $(($(wc -l <"$tokens") - 1)) device tokens issued"
+fi
 echo "== POST /sync-event: $connections connections, ${seconds}s (unique events, ~10% failed)"
-wrk -t2 -c"$connections" -d"${seconds}s" --timeout 5s -s scripts/load/post-events.lua "http://127.0.0.1:$port" -- "$run_id" \
+wrk -t2 -c"$connections" -d"${seconds}s" --timeout 5s -s scripts/load/post-events.lua "http://127.0.0.1:$port" -- "$run_id" "$tokens" \
   | grep -E '^(requests/s|p50|p99|201 created|non-2xx|socket errors)'
 
 # Let failure detection drain the write phase's backlog so the read phase measures reads.
 sleep "${PISYNC_LOAD_SETTLE_SECONDS:-20}"
 echo "== read mix: 80% history pages, 20% repeated-failures pages"
-wrk -t2 -c"$connections" -d"${seconds}s" --timeout 5s -s scripts/load/read-mix.lua "http://127.0.0.1:$port" -- "$run_id" \
+wrk -t2 -c"$connections" -d"${seconds}s" --timeout 5s -s scripts/load/read-mix.lua "http://127.0.0.1:$port" -- "$run_id" "$tokens" \
   | grep -E '^(requests/s|p50|p99|non-2xx|socket errors)'
 du -sh "$data" | sed 's/^/store size after the run: /'

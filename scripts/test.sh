@@ -63,7 +63,8 @@ step "openapi-spec-validator"
 
 step "cargo lambda build --release (x86_64 here; CI deploys arm64)"
 PATH="$tools:$PATH" "$tools/cargo-lambda" lambda build --release --x86-64 \
-  -p record-sync-event -p get-sync-history -p list-repeated-failures -p detect-failures
+  -p record-sync-event -p get-sync-history -p list-repeated-failures -p detect-failures \
+  -p issue-device-credentials -p revoke-device-credentials
 ls -l target/lambda/*/bootstrap
 
 step "summary"

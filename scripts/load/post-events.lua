@@ -15,9 +15,18 @@ function response(status, headers, body)
   if status == 201 then created = created + 1 end
 end
 
+-- "device token" lines (the first, "read …", is the operator's); empty without auth.
+local tokens = {}
+
 function init(args)
   math.randomseed(os.time() + thread_id)
   run_id = args[1] or tostring(os.time())
+  if args[2] then
+    for line in io.lines(args[2]) do
+      local device, token = line:match("^(%S+) (%S+)$")
+      if device then tokens[device] = "Bearer " .. token end
+    end
+  end
 end
 
 request = function()
@@ -31,7 +40,8 @@ request = function()
   local body = string.format(
     '{"device_id":"%s","timestamp":"%s","total_files_synced":%d,"total_errors":%d,"internet_speed":%.1f}',
     device, ts, math.random(100), errors, math.random() * 50)
-  return wrk.format("POST", "/sync-event", {["Content-Type"] = "application/json"}, body)
+  local headers = {["Content-Type"] = "application/json", ["Authorization"] = tokens[device]}
+  return wrk.format("POST", "/sync-event", headers, body)
 end
 
 done = function(summary, latency, requests)
