@@ -1,7 +1,7 @@
 //! The credentials ports on both stores: SQLite, and DynamoDB Local
 //! (PISYNC_TEST_DYNAMODB_ENDPOINT).
 
-use pisync_shared::ports::{CheckCredentials, DeviceCredential, ManageCredentials};
+use pisync_shared::ports::{CheckCredentials, DeviceCredential, Freshness, ManageCredentials};
 use pisync_shared::test_util::{dynamodb_local_credentials, sqlite_store};
 use pisync_shared::EventTime;
 use std::sync::Arc;
@@ -45,17 +45,23 @@ fn credential(device: &str, byte: u8) -> DeviceCredential {
 async fn replacing_keeps_only_the_newest(f: Fixture) {
     f.manage.replace(&credential("d1", 1)).await.unwrap();
     f.manage.replace(&credential("d1", 2)).await.unwrap();
-    assert_eq!(f.check.current("d1").await.unwrap(), Some(credential("d1", 2)));
-    assert_eq!(f.check.current("d2").await.unwrap(), None);
+    assert_eq!(
+        f.check.current("d1", Freshness::Latest).await.unwrap(),
+        Some(credential("d1", 2))
+    );
+    assert_eq!(f.check.current("d2", Freshness::Latest).await.unwrap(), None);
 }
 
 async fn revoking_removes_the_credential(f: Fixture) {
     f.manage.replace(&credential("d1", 1)).await.unwrap();
     assert!(f.manage.revoke("d1").await.unwrap());
-    assert_eq!(f.check.current("d1").await.unwrap(), None);
+    assert_eq!(f.check.current("d1", Freshness::Latest).await.unwrap(), None);
     assert!(!f.manage.revoke("d1").await.unwrap(), "nothing left to revoke");
     f.manage.replace(&credential("d1", 3)).await.unwrap();
-    assert_eq!(f.check.current("d1").await.unwrap(), Some(credential("d1", 3)));
+    assert_eq!(
+        f.check.current("d1", Freshness::Latest).await.unwrap(),
+        Some(credential("d1", 3))
+    );
 }
 
 #[tokio::test]
@@ -76,4 +82,16 @@ async fn sqlite_revoking_removes_the_credential() {
 #[tokio::test]
 async fn dynamodb_revoking_removes_the_credential() {
     revoking_removes_the_credential(dynamodb().await).await;
+}
+
+/// A read that may lag still finds a credential written a while ago (DynamoDB Local
+/// answers eventually consistent reads from the latest data; the lag is AWS's).
+#[tokio::test]
+async fn dynamodb_a_lagging_read_finds_an_older_credential() {
+    let f = dynamodb().await;
+    f.manage.replace(&credential("d1", 4)).await.unwrap();
+    assert_eq!(
+        f.check.current("d1", Freshness::MayLag).await.unwrap(),
+        Some(credential("d1", 4))
+    );
 }

@@ -4,7 +4,7 @@
 
 use issue_device_credentials::{handle, IssueDeviceCredentials};
 use pisync_shared::auth::{token, Authenticator, Caller};
-use pisync_shared::ports::CheckCredentials;
+use pisync_shared::ports::{CheckCredentials, Freshness};
 use pisync_shared::test_util::lambda_events::{
     api_request, assert_documented_answer, dev_keys, files_of, reply_json,
 };
@@ -67,7 +67,11 @@ async fn the_issued_token_is_the_devices_only_credential() {
     );
     assert_ne!(first, second);
     // Only the newest token's digest is stored; the token itself is nowhere.
-    let stored = store.current("device_12345").await.unwrap().unwrap();
+    let stored = store
+        .current("device_12345", Freshness::Latest)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.token_digest, token::digest(second));
     let device_auth = Authenticator::local(Arc::new(dev_keys()), Arc::new(store));
     let presented = |t: &str| format!("Bearer {t}");

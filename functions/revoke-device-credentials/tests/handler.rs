@@ -3,7 +3,7 @@
 //! authorizer.
 
 use pisync_shared::auth::Authenticator;
-use pisync_shared::ports::CheckCredentials;
+use pisync_shared::ports::{CheckCredentials, Freshness};
 use pisync_shared::test_util::lambda_events::{
     api_request, assert_documented_answer, files_of, provision_token_of,
 };
@@ -46,7 +46,10 @@ async fn an_admin_revokes_and_the_credential_is_gone() {
     for (name, value) in pisync_shared::http::SECURITY_HEADERS {
         assert_eq!(response.headers()[name], value);
     }
-    assert_eq!(store.current("device_12345").await.unwrap(), None);
+    assert_eq!(
+        store.current("device_12345", Freshness::Latest).await.unwrap(),
+        None
+    );
     // Revoking again is still 204: the device has no working token either way.
     let again = handle(&deps, api_request("revoke-device-credentials/admin.json")).await;
     assert_eq!(again.status(), 204);
@@ -63,7 +66,11 @@ async fn a_reader_cannot_revoke_and_nothing_changes() {
         403,
         Some("forbidden"),
     );
-    assert!(store.current("device_12345").await.unwrap().is_some());
+    assert!(store
+        .current("device_12345", Freshness::Latest)
+        .await
+        .unwrap()
+        .is_some());
 }
 
 #[tokio::test]

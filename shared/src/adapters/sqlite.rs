@@ -9,9 +9,9 @@ use crate::domain::event::{DeviceId, Outcome, StoredEvent};
 use crate::domain::streak::{FailureState, Recount, StreakRule};
 use crate::domain::time::EventTime;
 use crate::ports::{
-    CheckCredentials, DeviceCredential, DeviceStates, FailingDevice, FailingKey, FailingPage, HistoryPage,
-    HistoryQuery, ListFailing, ManageCredentials, Order, ReadHistory, RecordEvents, Recorded, Saved,
-    StoreError, Versioned,
+    CheckCredentials, DeviceCredential, DeviceStates, FailingDevice, FailingKey, FailingPage, Freshness,
+    HistoryPage, HistoryQuery, ListFailing, ManageCredentials, Order, ReadHistory, RecordEvents, Recorded,
+    Saved, StoreError, Versioned,
 };
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -622,7 +622,8 @@ impl ListFailing for SqliteStore {
 
 #[async_trait]
 impl CheckCredentials for SqliteStore {
-    async fn current(&self, device_id: &str) -> Result<Option<DeviceCredential>, StoreError> {
+    /// Always the latest: SQLite readers see every committed write.
+    async fn current(&self, device_id: &str, _: Freshness) -> Result<Option<DeviceCredential>, StoreError> {
         let device = device_id.to_owned();
         let row = self
             .read(move |conn| {

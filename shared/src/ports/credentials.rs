@@ -12,10 +12,24 @@ pub struct DeviceCredential {
     pub issued_at: EventTime,
 }
 
+/// How fresh a credential read must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Freshness {
+    /// May miss a change made in the last second (DynamoDB: an eventually consistent
+    /// read, half the price).
+    MayLag,
+    /// Sees every change acknowledged before it (DynamoDB: strongly consistent).
+    Latest,
+}
+
 /// Reads the current credential (every device-authenticated request).
 #[async_trait]
 pub trait CheckCredentials: Send + Sync {
-    async fn current(&self, device_id: &str) -> Result<Option<DeviceCredential>, StoreError>;
+    async fn current(
+        &self,
+        device_id: &str,
+        freshness: Freshness,
+    ) -> Result<Option<DeviceCredential>, StoreError>;
 }
 
 /// Issues and revokes credentials (operators with the `admin` scope).

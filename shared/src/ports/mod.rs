@@ -20,7 +20,7 @@ pub mod keys;
 pub mod states;
 
 pub use alerts::{AlertPublisher, PublishError};
-pub use credentials::{CheckCredentials, DeviceCredential, ManageCredentials};
+pub use credentials::{CheckCredentials, DeviceCredential, Freshness, ManageCredentials};
 pub use error::StoreError;
 pub use events::{HistoryPage, HistoryQuery, Order, ReadHistory, RecordEvents, Recorded};
 pub use failing::{FailingDevice, FailingKey, FailingPage, ListFailing};

@@ -4,7 +4,7 @@
 
 use super::{s, unavailable};
 use crate::domain::time::EventTime;
-use crate::ports::{CheckCredentials, DeviceCredential, ManageCredentials, StoreError};
+use crate::ports::{CheckCredentials, DeviceCredential, Freshness, ManageCredentials, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
@@ -40,14 +40,17 @@ impl DynamoCredentials {
 
 #[async_trait]
 impl CheckCredentials for DynamoCredentials {
-    /// Strongly consistent, so a token works as soon as it is issued.
-    async fn current(&self, device_id: &str) -> Result<Option<DeviceCredential>, StoreError> {
+    async fn current(
+        &self,
+        device_id: &str,
+        freshness: Freshness,
+    ) -> Result<Option<DeviceCredential>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
             .key(CREDENTIALS_KEY, s(device_id))
-            .consistent_read(true)
+            .consistent_read(freshness == Freshness::Latest)
             .send()
             .await
             .map_err(unavailable("GetItem credential"))?;

@@ -33,7 +33,7 @@ impl Credentials {
 
 #[async_trait]
 impl CheckCredentials for Credentials {
-    async fn current(&self, device_id: &str) -> Result<Option<DeviceCredential>, StoreError> {
+    async fn current(&self, device_id: &str, _: Freshness) -> Result<Option<DeviceCredential>, StoreError> {
         self.reads.fetch_add(1, Ordering::SeqCst);
         Ok(self
             .current
@@ -117,7 +117,7 @@ async fn the_lambda_cache_holds_a_verdict_for_its_ttl_only() {
     for _ in 0..3 {
         assert!(caller(&auth, Some(&bearer_of(&token))).await.is_ok());
     }
-    assert_eq!(creds.reads(), 1, "verdicts are cached");
+    assert_eq!(creds.reads(), 1, "one read, then the verdict is cached");
     creds.revoke("device_1");
     // Within the TTL the cached verdict stands (the documented revocation delay)...
     assert!(caller(&auth, Some(&bearer_of(&token))).await.is_ok());
