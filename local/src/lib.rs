@@ -21,6 +21,7 @@ use pisync_shared::domain::streak::StreakRule;
 use pisync_shared::http::cursor::CursorKey;
 use pisync_shared::ports::{ListFailing, ReadHistory, RecordEvents};
 use record_sync_event::RecordSyncEvent;
+use record_sync_events::RecordSyncEvents;
 use revoke_device_credentials::RevokeDeviceCredentials;
 use std::io::{Read, Write};
 use std::path::Path;
@@ -135,6 +136,11 @@ pub async fn run(options: cli::Options) -> Result<(), Failure> {
     let auth = auth::authenticator(&options, keys.clone(), &store.credentials);
 
     let routes = server::Routes {
+        record_batch: RecordSyncEvents {
+            log: store.events.clone(),
+            rules: config.event_rules,
+            auth: auth.clone(),
+        },
         record: RecordSyncEvent {
             log: store.events,
             rules: config.event_rules,

@@ -15,6 +15,7 @@ use pisync_shared::domain::validate::FieldError;
 use pisync_shared::http::routes::{self, Route};
 use pisync_shared::http::{self, ApiError};
 use record_sync_event::RecordSyncEvent;
+use record_sync_events::RecordSyncEvents;
 use revoke_device_credentials::RevokeDeviceCredentials;
 use std::collections::HashMap;
 
@@ -22,6 +23,7 @@ use std::collections::HashMap;
 #[derive(Clone)]
 pub struct Routes {
     pub record: RecordSyncEvent,
+    pub record_batch: RecordSyncEvents,
     pub history: GetSyncHistory,
     pub failures: ListRepeatedFailures,
     pub issue: IssueDeviceCredentials,
@@ -53,6 +55,8 @@ impl Routes {
     ) -> lambda_http::Response<Body> {
         if route == &routes::RECORD_SYNC_EVENT {
             record_sync_event::handle(&self.record, req).await
+        } else if route == &routes::RECORD_SYNC_EVENTS {
+            record_sync_events::handle(&self.record_batch, req).await
         } else if route == &routes::GET_SYNC_HISTORY {
             get_sync_history::handle(&self.history, req).await
         } else if route == &routes::LIST_REPEATED_FAILURES {

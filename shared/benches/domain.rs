@@ -1,4 +1,5 @@
-//! Domain micro-benchmarks: parsing + validating one event, and the streak rule.
+//! Domain micro-benchmarks: parsing + validating one event, the streak rule, and
+//! checking a device token.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use pisync_shared::domain::streak::{FailureState, Step, StreakRule};
@@ -62,5 +63,18 @@ fn streak(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, parse, streak);
+fn tokens(c: &mut Criterion) {
+    use pisync_shared::auth::token::{digest, sign_device, verify};
+    use pisync_shared::auth::SigningKeys;
+    let keys = SigningKeys::new("k1", [("k1", &[7u8; 32][..])]).unwrap();
+    let token = sign_device(&keys, "device_12345").unwrap();
+    c.bench_function("device token: verify signature + digest", |b| {
+        b.iter(|| {
+            verify(&keys, black_box(&token), 0).unwrap();
+            digest(black_box(&token))
+        })
+    });
+}
+
+criterion_group!(benches, parse, streak, tokens);
 criterion_main!(benches);

@@ -26,10 +26,11 @@ pub struct DetectFailures {
     pub rule: StreakRule,
 }
 
-/// Processes one batch. Records are grouped by device and applied in device-timestamp
-/// order. If a record cannot be processed, its device's later records are left for the
-/// retry and the earliest such record (by stream position) is reported, so Lambda
-/// retries from there; records after it that did succeed are no-ops on the retry.
+/// Processes one batch. Records are grouped by device; each device's are applied
+/// together in device-timestamp order, with one state read and one state write. If a
+/// device's records cannot be processed, the lowest stream position among them is
+/// reported, so Lambda retries from there and nothing after it is skipped; records
+/// that did succeed are no-ops on the retry.
 pub async fn handle(deps: &DetectFailures, event: Event) -> DynamoDbEventResponse {
     let mut by_device: BTreeMap<String, Vec<(usize, StoredEvent)>> = BTreeMap::new();
     let mut first_failed: Option<usize> = None;
@@ -52,15 +53,19 @@ pub async fn handle(deps: &DetectFailures, event: Event) -> DynamoDbEventRespons
     // Devices are independent: process them concurrently (their store round trips
     // overlap, and the embedded store commits them together); each device's events
     // in order.
-    let devices = by_device.into_values().map(|mut events| async move {
-        events.sort_by_key(|(_, e)| e.timestamp);
-        for (position, e) in &events {
-            if let Err(err) = process(deps, e).await {
-                tracing::error!(error = %err, device_id = %e.device_id, timestamp = %e.timestamp, "detection failed; will retry");
-                return Some(*position);
+    let devices = by_device.into_values().map(|events| async move {
+        // A device's records are applied together (one state read and write), so if
+        // anything fails, none of them is known to be fully processed: the lowest
+        // stream position among them is where the retry must start.
+        let lowest = events.iter().map(|(position, _)| *position).min();
+        let events: Vec<StoredEvent> = events.into_iter().map(|(_, e)| e).collect();
+        match process(deps, &events).await {
+            Ok(()) => None,
+            Err(err) => {
+                tracing::error!(error = %err, device_id = %events[0].device_id, records = events.len(), "detection failed; will retry");
+                lowest
             }
         }
-        None
     });
     for failed in futures_util::future::join_all(devices)
         .await
@@ -84,12 +89,12 @@ fn failure(record: &EventRecord) -> DynamoDbBatchItemFailure {
     failure
 }
 
-/// Applies one event and delivers whatever notices its device has waiting.
+/// Applies one device's events and delivers whatever notices it has waiting.
 async fn process(
     deps: &DetectFailures,
-    event: &StoredEvent,
+    events: &[StoredEvent],
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let applied = detection::apply_event(deps.states.as_ref(), deps.rule, event, EventTime::now()).await?;
+    let applied = detection::apply_events(deps.states.as_ref(), deps.rule, events, EventTime::now()).await?;
     let pending = &applied.state.pending_notices;
     if pending.is_empty() {
         return Ok(());
@@ -101,7 +106,7 @@ async fn process(
     detection::clear_notices(
         deps.states.as_ref(),
         deps.rule,
-        &event.device_id,
+        &applied.state.device_id,
         &applied.state.pending_notice_ids(),
     )
     .await?;

@@ -166,19 +166,21 @@ async fn a_failing_record_is_reported_and_retried_without_double_alerts() {
         .iter()
         .map(|f| f.item_identifier.clone())
         .collect();
-    let third_failure = event("dev-flaky", 2, 1);
-    let third = records
+    // dev-flaky's records are applied together; its alert could not be sent, so the
+    // retry starts from its lowest stream position (nothing after it is skipped).
+    let first_failure = event("dev-flaky", 0, 1);
+    let first = records
         .iter()
         .find(|r| {
             pisync_shared::adapters::dynamodb::item::event_from_image(r.change.new_image.clone())
                 .and_then(Result::ok)
-                .is_some_and(|e| e == third_failure)
+                .is_some_and(|e| e == first_failure)
         })
-        .expect("the third failure is on the stream");
-    assert_eq!(failed.len(), 1, "only the first failed record is reported");
+        .expect("the first failure is on the stream");
+    assert_eq!(failed.len(), 1, "only the lowest unfinished record is reported");
     assert_eq!(
-        failed[0], third.change.sequence_number,
-        "the record whose alert could not be sent"
+        failed[0], first.change.sequence_number,
+        "the lowest stream position of the device whose alert could not be sent"
     );
     // The alert waits in the outbox; the retry publishes it once.
     let device = DeviceId::parse("dev-flaky").unwrap();
@@ -191,4 +193,55 @@ async fn a_failing_record_is_reported_and_retried_without_double_alerts() {
     assert_eq!(s.alerts.kinds(), ["device.repeated_sync_failures"]);
     assert!(stored_state(&s, &device).await.pending_notices.is_empty());
     assert_eq!(stored_state(&s, &device).await.consecutive_failures(), 3);
+}
+
+/// The checkpoint defect: A (a success, earlier on the stream) and B (a late failure,
+/// later on the stream, older timestamp) in one batch; B completes a streak whose
+/// alert cannot be published. The reported record must be A's (the lowest position
+/// not fully processed), else Lambda checkpoints past A and A is never applied: the
+/// device would stay failing with no recovery notice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_publish_never_checkpoints_past_an_unapplied_record() {
+    let s = setup().await;
+    for m in [1, 2] {
+        s.store.record(event("dev-late", m, 1)).await.unwrap();
+    }
+    let earlier = inserts(&s, 2).await;
+    assert!(detect_failures::handle(&s.detect, batch(earlier))
+        .await
+        .batch_item_failures
+        .is_empty());
+    let success = event("dev-late", 10, 0);
+    let late_failure = event("dev-late", 3, 1);
+    s.store.record(success.clone()).await.unwrap();
+    s.store.record(late_failure.clone()).await.unwrap();
+    // The stream so far (events, and the state item detection wrote) minus the first
+    // two events: A comes before B.
+    let records: Vec<EventRecord> = inserts(&s, 4).await.into_iter().skip(2).collect();
+    let position_of = |wanted: &pisync_shared::StoredEvent| {
+        records.iter().position(|r| {
+            pisync_shared::adapters::dynamodb::item::event_from_image(r.change.new_image.clone())
+                .and_then(Result::ok)
+                .is_some_and(|e| e == *wanted)
+        })
+    };
+    let a = position_of(&success).expect("A is in the batch");
+    assert!(a < position_of(&late_failure).expect("B is in the batch"));
+    s.alerts.set_failing(true);
+    let response = detect_failures::handle(&s.detect, batch(records.clone())).await;
+    assert_eq!(
+        response.batch_item_failures[0].item_identifier, records[a].change.sequence_number,
+        "the retry starts at A, the success"
+    );
+    // Lambda redelivers from A; with the channel back, both notices go out once.
+    s.alerts.set_failing(false);
+    let retry = detect_failures::handle(&s.detect, batch(records)).await;
+    assert!(retry.batch_item_failures.is_empty());
+    assert_eq!(
+        s.alerts.kinds(),
+        ["device.repeated_sync_failures", "device.sync_recovered"]
+    );
+    let state = stored_state(&s, &DeviceId::parse("dev-late").unwrap()).await;
+    assert_eq!(state.consecutive_failures(), 0);
+    assert_eq!(state.last_success_at, Some(success.timestamp));
 }

@@ -212,6 +212,24 @@ impl SqliteStore {
         self.read(f).await
     }
 
+    /// A point read by primary key, run on the calling thread: it takes microseconds
+    /// (WAL readers never wait for the writer), less than handing it to the blocking
+    /// pool and back, and it runs on every device request (the credential check).
+    fn point_read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let pooled = self.inner.readers.lock().ok().and_then(|mut pool| pool.pop());
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => open_connection(&self.inner.path).map_err(unavailable)?,
+        };
+        let result = f(&conn).map_err(unavailable);
+        if let Ok(mut pool) = self.inner.readers.lock() {
+            if pool.len() < MAX_IDLE_READERS {
+                pool.push(conn);
+            }
+        }
+        result
+    }
+
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
@@ -494,6 +512,25 @@ impl RecordEvents for SqliteStore {
     async fn record(&self, event: StoredEvent) -> Result<Recorded, StoreError> {
         self.write(|reply| WriteOp::Record(event, reply)).await
     }
+
+    /// Every event is queued to the writer before any reply is awaited, so a batch
+    /// lands in one group commit (each event in its own savepoint).
+    async fn record_many(&self, events: Vec<StoredEvent>) -> Vec<Result<Recorded, StoreError>> {
+        let mut replies = Vec::with_capacity(events.len());
+        for event in events {
+            let (tx, rx) = oneshot::channel();
+            let queued = self.inner.writes.send(WriteOp::Record(event, tx)).await.is_ok();
+            replies.push(queued.then_some(rx));
+        }
+        let mut outcomes = Vec::with_capacity(replies.len());
+        for reply in replies {
+            outcomes.push(match reply {
+                Some(rx) => rx.await.unwrap_or_else(|_| Err(writer_stopped())),
+                None => Err(writer_stopped()),
+            });
+        }
+        outcomes
+    }
 }
 
 #[async_trait]
@@ -624,18 +661,15 @@ impl ListFailing for SqliteStore {
 impl CheckCredentials for SqliteStore {
     /// Always the latest: SQLite readers see every committed write.
     async fn current(&self, device_id: &str, _: Freshness) -> Result<Option<DeviceCredential>, StoreError> {
-        let device = device_id.to_owned();
-        let row = self
-            .read(move |conn| {
-                conn.prepare_cached(
-                    "SELECT token_sha256, issued_at FROM device_credentials WHERE device_id = ?1",
-                )?
-                .query_row(params![device], |row| {
-                    Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?))
-                })
-                .optional()
+        let row = self.point_read(|conn| {
+            conn.prepare_cached(
+                "SELECT token_sha256, issued_at FROM device_credentials WHERE device_id = ?1",
+            )?
+            .query_row(params![device_id], |row| {
+                Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?))
             })
-            .await?;
+            .optional()
+        })?;
         row.map(|(digest, issued)| {
             let token_digest: Option<[u8; 32]> = digest.try_into().ok();
             token_digest

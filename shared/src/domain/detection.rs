@@ -31,17 +31,38 @@ pub async fn apply_event(
     event: &StoredEvent,
     now: EventTime,
 ) -> Result<Applied, StoreError> {
-    let device = &event.device_id;
+    apply_events(states, rule, std::slice::from_ref(event), now).await
+}
+
+/// Applies one device's stored events (a stream batch's, or a backlog's) with one
+/// state read and one state write, not one per event: the events are applied in
+/// device-timestamp order to the loaded state, which is then saved once (again from
+/// the load if another writer got there first). Same notices and same state as
+/// applying them one by one in that order.
+pub async fn apply_events(
+    states: &dyn DeviceStates,
+    rule: StreakRule,
+    events: &[StoredEvent],
+    now: EventTime,
+) -> Result<Applied, StoreError> {
+    let Some(first) = events.first() else {
+        return Err(StoreError::unavailable_because("no events to apply"));
+    };
+    let device = &first.device_id;
+    let mut ordered: Vec<&StoredEvent> = events.iter().filter(|e| e.device_id == *device).collect();
+    ordered.sort_by_key(|e| e.timestamp);
     for attempt in 0..MAX_STATE_ATTEMPTS {
         contention_pause(attempt).await;
         let (mut state, version) = loaded(states, device).await?;
         let before = state.clone();
-        match state.step(event) {
-            Step::NoChange => {}
-            Step::InOrder => state.apply_in_order(event, rule, now),
-            Step::Recount { after } => {
-                let recount = states.recount(device, after).await?;
-                state.apply_recount(recount, rule, now);
+        for event in &ordered {
+            match state.step(event) {
+                Step::NoChange => {}
+                Step::InOrder => state.apply_in_order(event, rule, now),
+                Step::Recount { after } => {
+                    let recount = states.recount(device, after).await?;
+                    state.apply_recount(recount, rule, now);
+                }
             }
         }
         if state == before {

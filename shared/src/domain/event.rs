@@ -103,6 +103,28 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
+    /// The figures where `sent`, an event with this one's identity, differs from it,
+    /// each with this (the stored) value; empty when `sent` is an exact replay.
+    pub fn differences(&self, sent: &StoredEvent) -> Vec<crate::domain::validate::FieldError> {
+        use crate::domain::validate::FieldError;
+        let stored_value =
+            |name: &str, value: String| FieldError::new(name, format!("stored value is {value}"));
+        let mut details = Vec::new();
+        if self.total_files_synced != sent.total_files_synced {
+            details.push(stored_value(
+                "total_files_synced",
+                self.total_files_synced.to_string(),
+            ));
+        }
+        if self.total_errors != sent.total_errors {
+            details.push(stored_value("total_errors", self.total_errors.to_string()));
+        }
+        if self.internet_speed.to_bits() != sent.internet_speed.to_bits() {
+            details.push(stored_value("internet_speed", self.internet_speed.to_string()));
+        }
+        details
+    }
+
     /// True when `other` reports the same sync with the same figures: a replay.
     /// The receive time is the server's, so it is not compared.
     pub fn same_report(&self, other: &StoredEvent) -> bool {

@@ -4,6 +4,7 @@ use crate::domain::event::{DeviceId, SyncEvent, MAX_COUNT};
 use crate::domain::time::EventTime;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use std::fmt;
 
@@ -154,11 +155,63 @@ fn echo_name(name: &str) -> String {
     }
 }
 
+/// Most events in one `POST /sync-events` request.
+pub const MAX_BATCH_EVENTS: usize = 100;
+
+/// The envelope of a backlog upload, `{"events": [ … ]}`: each event's raw JSON, in
+/// order, for [`parse_sync_event`] to judge one by one. Every problem with the
+/// envelope itself is reported at once; the events' own problems are not looked at.
+pub fn parse_batch(body: &[u8]) -> Result<Vec<&RawValue>, Vec<FieldError>> {
+    let members = parse_members::<&RawValue>(body)?;
+    let mut errors = Vec::new();
+    let mut events: Option<&RawValue> = None;
+    for (name, value) in members {
+        if name != "events" {
+            errors.push(FieldError::new(echo_name(&name), "unknown field"));
+        } else if events.is_some() {
+            errors.push(FieldError::new("events", "appears more than once"));
+        } else {
+            events = Some(value);
+        }
+    }
+    let items = match events {
+        None => {
+            errors.push(FieldError::new("events", "is required"));
+            None
+        }
+        Some(raw) => match serde_json::from_str::<Vec<&RawValue>>(raw.get()) {
+            Err(_) => {
+                errors.push(FieldError::new("events", "must be an array of sync events"));
+                None
+            }
+            Ok(items) if items.is_empty() || items.len() > MAX_BATCH_EVENTS => {
+                errors.push(FieldError::new(
+                    "events",
+                    format!("must hold 1 to {MAX_BATCH_EVENTS} events, got {}", items.len()),
+                ));
+                None
+            }
+            Ok(items) => Some(items),
+        },
+    };
+    match items {
+        Some(items) if errors.is_empty() => Ok(items),
+        _ => Err(errors),
+    }
+}
+
 /// The members of a JSON object in order, duplicates kept so they can be reported.
 fn parse_object(body: &[u8]) -> Result<Vec<(String, Value)>, Vec<FieldError>> {
+    parse_members::<Value>(body)
+}
+
+/// The members of a JSON object, values as `V` (a parsed value, or the raw text).
+fn parse_members<'de, V: serde::Deserialize<'de>>(
+    body: &'de [u8],
+) -> Result<Vec<(String, V)>, Vec<FieldError>> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let members = de
-        .deserialize_map(MembersVisitor)
+        .deserialize_map(MembersVisitor(std::marker::PhantomData))
         .and_then(|members| de.end().map(|()| members));
     members.map_err(|e| {
         let message = if body.iter().all(u8::is_ascii_whitespace) {
@@ -170,10 +223,10 @@ fn parse_object(body: &[u8]) -> Result<Vec<(String, Value)>, Vec<FieldError>> {
     })
 }
 
-struct MembersVisitor;
+struct MembersVisitor<V>(std::marker::PhantomData<V>);
 
-impl<'de> Visitor<'de> for MembersVisitor {
-    type Value = Vec<(String, Value)>;
+impl<'de, V: serde::Deserialize<'de>> Visitor<'de> for MembersVisitor<V> {
+    type Value = Vec<(String, V)>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
@@ -181,7 +234,7 @@ impl<'de> Visitor<'de> for MembersVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut members = Vec::with_capacity(5);
-        while let Some(entry) = map.next_entry::<String, Value>()? {
+        while let Some(entry) = map.next_entry::<String, V>()? {
             members.push(entry);
         }
         Ok(members)
@@ -191,6 +244,39 @@ impl<'de> Visitor<'de> for MembersVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_hands_back_each_event_raw() {
+        let body = br#"{"events":[{"a":1},{"device_id":"d","device_id":"e"}]}"#;
+        let items = parse_batch(body).unwrap();
+        assert_eq!(items.len(), 2);
+        // Raw, so a duplicate key inside an event is still seen by the event's parser.
+        assert_eq!(items[1].get(), r#"{"device_id":"d","device_id":"e"}"#);
+    }
+
+    #[test]
+    fn every_envelope_problem_is_reported() {
+        let fields = |body: &str| -> Vec<String> {
+            parse_batch(body.as_bytes())
+                .unwrap_err()
+                .into_iter()
+                .map(|e| e.field)
+                .collect()
+        };
+        assert_eq!(fields(r#"{"evnts":[]}"#), ["evnts", "events"]);
+        assert_eq!(fields(r#"{"events":{}}"#), ["events"]);
+        assert_eq!(fields(r#"{"events":[]}"#), ["events"]);
+        assert_eq!(fields(r#"{"events":[1],"events":[2]}"#), ["events"]);
+        assert_eq!(fields("[]"), ["body"]);
+        assert_eq!(fields(""), ["body"]);
+        let over: Vec<&str> = vec!["{}"; MAX_BATCH_EVENTS + 1];
+        assert_eq!(
+            fields(&format!(r#"{{"events":[{}]}}"#, over.join(","))),
+            ["events"]
+        );
+        let full: Vec<&str> = vec!["{}"; MAX_BATCH_EVENTS];
+        assert!(parse_batch(format!(r#"{{"events":[{}]}}"#, full.join(",")).as_bytes()).is_ok());
+    }
 
     fn now() -> EventTime {
         EventTime::parse_rfc3339("2025-05-07T12:00:00Z").unwrap()

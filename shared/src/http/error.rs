@@ -54,6 +54,30 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, "conflict", message)
     }
 
+    /// 409: `sent` has the identity of `stored` and different figures; `details` names
+    /// each differing field with its stored value.
+    pub fn conflicting_event(stored: &crate::StoredEvent, sent: &crate::StoredEvent) -> Self {
+        Self {
+            details: stored.differences(sent),
+            ..Self::conflict(format!(
+                "device {} already reported a sync at {} with different figures",
+                stored.device_id, stored.timestamp
+            ))
+        }
+    }
+
+    /// 400: the envelope of a backlog upload is wrong (not its events).
+    pub fn invalid_batch(details: Vec<FieldError>) -> Self {
+        Self {
+            details,
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_batch",
+                "the batch is invalid: expected {\"events\": [1 to 100 sync events]}",
+            )
+        }
+    }
+
     pub fn device_not_found(device: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,

@@ -34,6 +34,17 @@ pub const RECORD_SYNC_EVENT: Route = Route {
     access: Access::Device,
 };
 
+/// Largest backlog upload body.
+pub const BATCH_BODY_LIMIT: usize = 256 * 1024;
+
+pub const RECORD_SYNC_EVENTS: Route = Route {
+    method: Method::POST,
+    path: "/sync-events",
+    function: "record-sync-events",
+    body_limit: BATCH_BODY_LIMIT,
+    access: Access::Device,
+};
+
 pub const GET_SYNC_HISTORY: Route = Route {
     method: Method::GET,
     path: "/device/{id}/sync-history",
@@ -67,8 +78,9 @@ pub const REVOKE_DEVICE_CREDENTIALS: Route = Route {
 };
 
 /// Every API route.
-pub const ROUTES: [&Route; 5] = [
+pub const ROUTES: [&Route; 6] = [
     &RECORD_SYNC_EVENT,
+    &RECORD_SYNC_EVENTS,
     &GET_SYNC_HISTORY,
     &LIST_REPEATED_FAILURES,
     &ISSUE_DEVICE_CREDENTIALS,

@@ -53,6 +53,7 @@ fn openapi_lists_every_error_code() {
     let codes = [
         ApiError::invalid_event(vec![]),
         ApiError::invalid_request(vec![]),
+        ApiError::invalid_batch(vec![]),
         ApiError::conflict(""),
         ApiError::unauthorized("no token"),
         ApiError::forbidden(""),

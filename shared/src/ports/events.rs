@@ -21,6 +21,17 @@ pub enum Recorded {
 pub trait RecordEvents: Send + Sync {
     /// Stores the event unless its identity is taken; durable when this returns `Ok`.
     async fn record(&self, event: StoredEvent) -> Result<Recorded, StoreError>;
+
+    /// Stores each event as [`RecordEvents::record`] would, answering in order. The
+    /// events have distinct identities (the caller settles duplicates); one event's
+    /// failure never affects another's. Stores override this to write concurrently.
+    async fn record_many(&self, events: Vec<StoredEvent>) -> Vec<Result<Recorded, StoreError>> {
+        let mut outcomes = Vec::with_capacity(events.len());
+        for event in events {
+            outcomes.push(self.record(event).await);
+        }
+        outcomes
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
