@@ -64,7 +64,7 @@ step "openapi-spec-validator"
 step "cargo lambda build --release (x86_64 here; CI deploys arm64)"
 PATH="$tools:$PATH" "$tools/cargo-lambda" lambda build --release --x86-64 \
   -p record-sync-event -p get-sync-history -p list-repeated-failures -p detect-failures \
-  -p issue-device-credentials -p revoke-device-credentials
+  -p issue-device-credentials -p revoke-device-credentials -p record-sync-events
 ls -l target/lambda/*/bootstrap
 
 step "summary"

@@ -4,6 +4,7 @@
 //! on a real DynamoDB stream.
 
 mod auth;
+mod batch;
 mod blackbox;
 mod fuzz_requests;
 mod stream;

@@ -56,6 +56,13 @@ pub fn error(err: &ApiError, request_id: &str) -> Response<Body> {
     if let Some(allow) = err.allow.as_deref().and_then(|a| HeaderValue::from_str(a).ok()) {
         response.headers_mut().insert(ALLOW, allow);
     }
+    if err.status == StatusCode::SERVICE_UNAVAILABLE {
+        // Storage hiccups are short; clients (pisync-client) wait this long before retrying.
+        response.headers_mut().insert(
+            lambda_http::http::header::RETRY_AFTER,
+            HeaderValue::from_static("1"),
+        );
+    }
     if err.challenge {
         response
             .headers_mut()

@@ -84,6 +84,12 @@ fn generated_ids_are_unique() {
 }
 
 #[test]
+fn a_503_says_when_to_retry() {
+    let response = error(&ApiError::unavailable(), "req-1");
+    assert_eq!(response.headers()["retry-after"], "1");
+}
+
+#[test]
 fn a_401_challenges_for_a_bearer_token() {
     let response = error(&ApiError::unauthorized("no Authorization header"), "req-1");
     assert_eq!(response.status(), 401);

@@ -152,6 +152,13 @@ impl TestApp {
         http::post_json(&self.client, &self.url("/sync-event"), event, auth.as_deref()).await
     }
 
+    /// `POST /sync-events` with `{"events": events}`, as `device`.
+    pub async fn post_sync_events(&self, device: &str, events: &[serde_json::Value]) -> http::Reply {
+        let auth = self.device_auth(device).await;
+        let body = serde_json::json!({ "events": events });
+        http::post_json(&self.client, &self.url("/sync-events"), &body, auth.as_deref()).await
+    }
+
     /// `GET /device/{device}/sync-history?{query}` (`query` may be empty), as a reader.
     pub async fn get_sync_history(&self, device: &str, query: &str) -> http::Reply {
         let url = self.url(&format!("/device/{device}/sync-history?{query}"));
@@ -328,6 +335,29 @@ pub mod http {
     ) -> Reply {
         let body = serde_json::to_vec(body).unwrap();
         send(client, "POST", url, Some("application/json"), body, authorization).await
+    }
+
+    /// A JSON POST whose reply body is returned, or `None` if the connection failed
+    /// (the server died mid-request: nothing was acknowledged).
+    pub async fn try_post_json(
+        client: &HttpClient,
+        url: &str,
+        body: &serde_json::Value,
+        authorization: Option<&str>,
+    ) -> Option<serde_json::Value> {
+        let mut req = hyper::Request::post(url).header("content-type", "application/json");
+        if let Some(auth) = authorization {
+            req = req.header("authorization", auth);
+        }
+        let req = req
+            .body(Full::new(Bytes::from(serde_json::to_vec(body).ok()?)))
+            .ok()?;
+        let response = client.request(req).await.ok()?;
+        if response.status() != 200 {
+            return None;
+        }
+        let bytes = response.into_body().collect().await.ok()?.to_bytes();
+        serde_json::from_slice(&bytes).ok()
     }
 
     pub async fn get(client: &HttpClient, url: &str, authorization: Option<&str>) -> Reply {
