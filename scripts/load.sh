@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Load test of pisync-local on loopback: unique POST /sync-event from many simulated
-# devices (about one in ten failed), then a read mix. Installs wrk from Debian if missing.
+# devices (about one in ten failed), then a read mix, then backlogs of 100 events
+# through POST /sync-events (every acknowledged event counted in the store afterwards).
+# Installs wrk from Debian if missing.
 #
 #   scripts/load.sh [SECONDS] [CONNECTIONS]      (defaults: 20 s, 64 connections)
 #
@@ -40,6 +42,7 @@ else
   echo "read $read_token" >"$tokens"
   # One token per simulated device (2 wrk threads x 5,000), not timed.
   python3 scripts/load/issue-tokens.py "127.0.0.1:$port" "$admin" "$run_id" 2 5000 >>"$tokens"
+  python3 scripts/load/issue-tokens.py "127.0.0.1:$port" "$admin" "$run_id" 2 500 batch >>"$tokens"
   echo "== authentication on: $(($(wc -l <"$tokens") - 1)) device tokens issued"
 fi
 echo "== POST /sync-event: $connections connections, ${seconds}s (unique events, ~10% failed)"
@@ -52,3 +55,15 @@ echo "== read mix: 80% history pages, 20% repeated-failures pages"
 wrk -t2 -c"$connections" -d"${seconds}s" --timeout 5s -s scripts/load/read-mix.lua "http://127.0.0.1:$port" -- "$run_id" "$tokens" \
   | grep -E '^(requests/s|p50|p99|non-2xx|socket errors)'
 du -sh "$data" | sed 's/^/store size after the run: /'
+
+sleep "${PISYNC_LOAD_SETTLE_SECONDS:-20}"
+echo "== POST /sync-events: batches of 100 events, $connections connections"
+wrk -t2 -c"$connections" -d"${seconds}s" --timeout 10s -s scripts/load/post-batches.lua "http://127.0.0.1:$port" -- "$run_id" "$tokens" \
+  | grep -E '^(requests/s|events/s|p50|p99|created|non-2xx|socket errors)'
+# Every acknowledged event is in the store: count them in the database itself.
+python3 - "$data/pisync.db" "$run_id" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+n = db.execute("SELECT COUNT(*) FROM events WHERE device_id LIKE ?", (f"batch-{sys.argv[2]}-%",)).fetchone()[0]
+print(f"stored backlog events: {n}")
+PY

@@ -9,7 +9,7 @@
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use pisync_shared::adapters::dynamodb::item::EventItem;
 use pisync_shared::adapters::dynamodb::{CapacityMeter, DynamoStore};
-use pisync_shared::domain::detection::{apply_event, clear_notices};
+use pisync_shared::domain::detection::{apply_event, apply_events, clear_notices};
 use pisync_shared::domain::streak::StreakRule;
 use pisync_shared::ports::{HistoryQuery, ListFailing, Order, ReadHistory, RecordEvents};
 use pisync_shared::{DeviceId, EventTime, Outcome, StoredEvent};
@@ -30,8 +30,31 @@ fn event(device: &str, minute: i64, errors: u32) -> StoredEvent {
     }
 }
 
+/// Read units of one eventually consistent credential `GetItem` (the adapter does not
+/// meter; the same request is made here with capacity reporting on).
+async fn credentials_capacity(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<f64, Failure> {
+    use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
+    client
+        .put_item()
+        .table_name(table)
+        .item("device_id", AttributeValue::S("device_12345".into()))
+        .item("token_sha256", AttributeValue::B(vec![7u8; 32].into()))
+        .item("issued_at", AttributeValue::N("1".into()))
+        .send()
+        .await?;
+    let out = client
+        .get_item()
+        .table_name(table)
+        .key("device_id", AttributeValue::S("device_12345".into()))
+        .consistent_read(false)
+        .return_consumed_capacity(ReturnConsumedCapacity::Total)
+        .send()
+        .await?;
+    Ok(out.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0))
+}
+
 fn row(name: &str, (read, write): (f64, f64), note: &str) {
-    println!("| {name} | {read:.1} | {write:.1} | {note} |");
+    println!("| {name} | {read:.2} | {write:.2} | {note} |");
 }
 
 #[tokio::main]
@@ -200,6 +223,44 @@ async fn main() -> Result<(), Failure> {
         meter.take(),
         "one Query on the sparse index",
     );
+
+    // Backlogs: one device's N events through POST /sync-events' store call, then
+    // detection of them as one stream batch (one state read and write per device).
+    for n in [1usize, 10, 100] {
+        let device = format!("backlog-{n}");
+        let events: Vec<StoredEvent> = (0..n)
+            .map(|m| event(&device, m as i64, u32::from(m % 10 == 9)))
+            .collect();
+        meter.take();
+        for outcome in store.record_many(events.clone()).await {
+            outcome?;
+        }
+        let (r, w) = meter.take();
+        row(
+            &format!("backlog of {n}: record, per event"),
+            (r / n as f64, w / n as f64),
+            "conditional PutItem each, 16 in flight",
+        );
+        apply_events(&store, StreakRule::default(), &events, EventTime::now()).await?;
+        let (r, w) = meter.take();
+        row(
+            &format!("backlog of {n}: detection, per event"),
+            (r / n as f64, w / n as f64),
+            "one GetItem + one PutItem of the state for the whole batch",
+        );
+    }
+
+    // Device authentication: the credential read (eventually consistent) per request
+    // whose verdict is not cached.
+    let credentials = pisync_shared::adapters::dynamodb::DynamoCredentials::new(client.clone(), format!("{table}-credentials"));
+    credentials.create_table_if_missing().await?;
+    let credential_meter = credentials_capacity(&client, &format!("{table}-credentials")).await?;
+    row(
+        "device token check: credential read",
+        (credential_meter, 0.0),
+        "GetItem, eventually consistent (strongly consistent only on a mismatch: 1.0)",
+    );
+    client.delete_table().table_name(format!("{table}-credentials")).send().await?;
     client.delete_table().table_name(&table).send().await?;
     Ok(())
 }
