@@ -50,7 +50,10 @@ async fn credentials_capacity(client: &aws_sdk_dynamodb::Client, table: &str) ->
         .return_consumed_capacity(ReturnConsumedCapacity::Total)
         .send()
         .await?;
-    Ok(out.consumed_capacity().and_then(|c| c.capacity_units()).unwrap_or(0.0))
+    Ok(out
+        .consumed_capacity()
+        .and_then(|c| c.capacity_units())
+        .unwrap_or(0.0))
 }
 
 fn row(name: &str, (read, write): (f64, f64), note: &str) {
@@ -252,7 +255,10 @@ async fn main() -> Result<(), Failure> {
 
     // Device authentication: the credential read (eventually consistent) per request
     // whose verdict is not cached.
-    let credentials = pisync_shared::adapters::dynamodb::DynamoCredentials::new(client.clone(), format!("{table}-credentials"));
+    let credentials = pisync_shared::adapters::dynamodb::DynamoCredentials::new(
+        client.clone(),
+        format!("{table}-credentials"),
+    );
     credentials.create_table_if_missing().await?;
     let credential_meter = credentials_capacity(&client, &format!("{table}-credentials")).await?;
     row(
@@ -260,7 +266,11 @@ async fn main() -> Result<(), Failure> {
         (credential_meter, 0.0),
         "GetItem, eventually consistent (strongly consistent only on a mismatch: 1.0)",
     );
-    client.delete_table().table_name(format!("{table}-credentials")).send().await?;
+    client
+        .delete_table()
+        .table_name(format!("{table}-credentials"))
+        .send()
+        .await?;
     client.delete_table().table_name(&table).send().await?;
     Ok(())
 }
