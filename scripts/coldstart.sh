@@ -18,7 +18,7 @@ tools="$(scripts/python-tools.sh)"
 
 PATH="$tools:$PATH" "$tools/cargo-lambda" lambda build --release --x86-64 \
   -p record-sync-event -p get-sync-history -p list-repeated-failures -p detect-failures \
-  -p issue-device-credentials -p revoke-device-credentials >/dev/null
+  -p issue-device-credentials -p revoke-device-credentials -p record-sync-events >/dev/null
 PATH="$tools:$PATH" "$tools/cargo-lambda" lambda build --release --x86-64 -p pisync-local --example hello_lambda >/dev/null
 cargo build --release -p pisync-local --example coldstart --example provision_example_token --bin pisync-local >/dev/null
 
@@ -53,6 +53,7 @@ binaries=(
   "get-sync-history target/lambda/get-sync-history/bootstrap events/get-sync-history/newest-first.json"
   "list-repeated-failures target/lambda/list-repeated-failures/bootstrap events/list-repeated-failures/first-page.json"
   "detect-failures target/lambda/detect-failures/bootstrap events/detect-failures/recovery.json"
+  "record-sync-events target/lambda/record-sync-events/bootstrap events/record-sync-events/backlog.json"
   "issue-device-credentials target/lambda/issue-device-credentials/bootstrap events/issue-device-credentials/admin.json"
   "revoke-device-credentials target/lambda/revoke-device-credentials/bootstrap events/revoke-device-credentials/admin.json"
 )
@@ -102,7 +103,7 @@ PY
 echo
 echo "| function | bootstrap bytes | zipped bytes |"
 echo "| --- | --- | --- |"
-for f in record-sync-event get-sync-history list-repeated-failures detect-failures issue-device-credentials revoke-device-credentials; do
+for f in record-sync-event record-sync-events get-sync-history list-repeated-failures detect-failures issue-device-credentials revoke-device-credentials; do
   zip_file="$data/$f.zip"
   (cd "target/lambda/$f" && zip -q -9 "$zip_file" bootstrap)
   echo "| $f | $(stat -c %s "target/lambda/$f/bootstrap") | $(stat -c %s "$zip_file") |"

@@ -164,3 +164,51 @@ async fn lines_that_are_not_json_are_rejected_without_sending() {
     assert_eq!(outcomes[1], Outcome::Created);
     assert_eq!(received.lock().unwrap()[0]["events"].as_array().unwrap().len(), 1);
 }
+
+/// The command-line tool: one JSON line per report, naming its line in the file;
+/// exit status 1 when a report was not delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pisync_upload_reports_each_line() {
+    let (url, _) = server(vec![(
+        200,
+        None,
+        json!({"results": [item(201), item(200), item(409)]}),
+    )])
+    .await;
+    let dir = std::env::temp_dir().join(format!("pisync-upload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let backlog = dir.join("backlog.jsonl");
+    let lines: Vec<String> = events(3);
+    std::fs::write(&backlog, format!("{}\n\n{}\n{}\n", lines[0], lines[1], lines[2])).unwrap();
+    let run = |with_settings: bool| {
+        let (backlog, url) = (backlog.clone(), url.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pisync-upload"));
+            cmd.arg(&backlog)
+                .env_remove("PISYNC_URL")
+                .env_remove("PISYNC_TOKEN");
+            if with_settings {
+                cmd.env("PISYNC_URL", &url).env("PISYNC_TOKEN", "device-token");
+            }
+            cmd.output().unwrap()
+        })
+    };
+    let output = run(true).await.unwrap();
+    let reports: Vec<Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(reports[0], json!({"line": 1, "outcome": "created"}));
+    assert_eq!(reports[1], json!({"line": 3, "outcome": "already_stored"}));
+    assert_eq!(reports[2]["line"], 4);
+    assert_eq!(reports[2]["outcome"], "rejected");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a rejected report makes the exit status 1"
+    );
+    let missing = run(false).await.unwrap();
+    assert_eq!(missing.status.code(), Some(2), "usage error");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
