@@ -1,7 +1,6 @@
 use lambda_http::{run, service_fn, Error};
-use pisync_shared::adapters::dynamodb::{DynamoCredentials, DynamoStore};
+use pisync_shared::adapters::dynamodb::DynamoStore;
 use pisync_shared::adapters::{aws, secrets};
-use pisync_shared::auth::Authenticator;
 use pisync_shared::config::Config;
 use record_sync_event::{handle, RecordSyncEvent};
 use std::sync::Arc;
@@ -16,13 +15,8 @@ async fn main() -> Result<(), Error> {
     let deps = RecordSyncEvent {
         log: Arc::new(DynamoStore::from_config(&sdk, &config)?),
         rules: config.event_rules,
-        // No gateway authorizer on this route: device tokens are checked here, against
-        // the credentials table, each verdict trusted for `credential_cache`.
-        auth: Authenticator::devices(
-            Arc::new(secrets::signing_keys(&sdk, &config).await?),
-            Arc::new(DynamoCredentials::from_config(&sdk, &config)?),
-            config.credential_cache,
-        ),
+        // No gateway authorizer on this route: device tokens are checked here.
+        auth: secrets::device_authenticator(&sdk, &config).await?,
     };
     run(service_fn(|req| async {
         Ok::<_, Error>(handle(&deps, req).await)

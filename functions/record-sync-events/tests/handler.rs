@@ -103,35 +103,22 @@ async fn a_mixed_backlog_is_answered_item_by_item() {
         limit: 10,
         after: None,
     };
-    assert_eq!(
-        store
-            .history(&device("device_12345"), &query)
-            .await
-            .unwrap()
-            .events
-            .len(),
-        2
-    );
+    let stored = |id: &'static str| {
+        let (store, query) = (store.clone(), query.clone());
+        async move { store.history(&device(id), &query).await.unwrap().events.len() }
+    };
+    assert_eq!(stored("device_12345").await, 2);
     let again = reply_json(&handle(&deps, api_request("record-sync-events/backlog.json")).await);
     assert_eq!(
         (again["created"].as_u64(), again["replayed"].as_u64()),
         (Some(0), Some(3))
     );
+    assert_eq!(stored("device_12345").await, 2, "nothing stored twice");
     assert_eq!(
-        store
-            .history(&device("device_12345"), &query)
-            .await
-            .unwrap()
-            .events
-            .len(),
-        2
+        stored("device_99999").await,
+        0,
+        "nothing stored for another device"
     );
-    assert!(store
-        .history(&device("device_99999"), &query)
-        .await
-        .unwrap()
-        .events
-        .is_empty());
 }
 
 #[tokio::test]

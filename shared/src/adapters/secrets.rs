@@ -24,6 +24,20 @@ pub async fn signing_keys(
     Ok(KeyRing::load(source).await?)
 }
 
+/// The authenticator of a device route in AWS: device tokens checked against the
+/// credentials table, each acceptance trusted for `CREDENTIAL_CACHE_SECONDS`.
+#[cfg(feature = "dynamodb")]
+pub async fn device_authenticator(
+    sdk: &aws_config::SdkConfig,
+    config: &Config,
+) -> Result<crate::auth::Authenticator, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(crate::auth::Authenticator::devices(
+        Arc::new(signing_keys(sdk, config).await?),
+        Arc::new(super::dynamodb::DynamoCredentials::from_config(sdk, config)?),
+        config.credential_cache,
+    ))
+}
+
 /// The cursor key: `CURSOR_SIGNING_KEY_SECRET_ARN`'s value in AWS, else `CURSOR_SIGNING_KEY`.
 pub async fn cursor_key(
     sdk: &aws_config::SdkConfig,
