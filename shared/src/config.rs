@@ -81,7 +81,7 @@ pub enum TrustRoots {
 pub struct Config {
     pub rule: StreakRule,
     pub event_rules: EventRules,
-    /// Days an event is kept after its device timestamp (TTL); `None` keeps events.
+    /// Days an event is kept after it was received (TTL); `None` keeps events.
     pub retention_days: Option<u32>,
     pub trust_roots: TrustRoots,
     /// How long a device route trusts a credential it read.

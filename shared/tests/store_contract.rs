@@ -337,3 +337,35 @@ contract!(
     repeated_failures_are_ordered_and_paged,
     concurrent_writers,
 );
+
+/// Retention counts from when PiSync received an event, never from the device's
+/// clock: a backlog report a year old is kept for the whole retention period.
+#[tokio::test]
+async fn dynamodb_retention_counts_from_receipt() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use pisync_shared::adapters::dynamodb::item::{device_pk, event_sk};
+    let store = dynamodb_local_store("retention")
+        .await
+        .with_retention_days(Some(30));
+    let received = EventTime::now();
+    let mut old = event("dev-backlog", 0, 1);
+    old.timestamp = received.plus_millis(-400 * 86_400_000);
+    old.received_at = received;
+    store.record(old.clone()).await.unwrap();
+    let item = store
+        .client()
+        .get_item()
+        .table_name(store.table())
+        .key("pk", AttributeValue::S(device_pk(&old.device_id)))
+        .key("sk", AttributeValue::S(event_sk(old.timestamp)))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("stored");
+    let Some(AttributeValue::N(expires)) = item.get("expires_at") else {
+        panic!("no TTL attribute: {item:?}");
+    };
+    let expires: i64 = expires.parse().unwrap();
+    assert_eq!(expires, received.millis() / 1000 + 30 * 86_400);
+}

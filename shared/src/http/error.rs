@@ -30,7 +30,7 @@ impl ApiError {
 
     pub fn invalid_event(details: Vec<FieldError>) -> Self {
         Self {
-            details,
+            details: bounded(details),
             ..Self::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_event",
@@ -41,7 +41,7 @@ impl ApiError {
 
     pub fn invalid_request(details: Vec<FieldError>) -> Self {
         Self {
-            details,
+            details: bounded(details),
             ..Self::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
@@ -69,7 +69,7 @@ impl ApiError {
     /// 400: the envelope of a backlog upload is wrong (not its events).
     pub fn invalid_batch(details: Vec<FieldError>) -> Self {
         Self {
-            details,
+            details: bounded(details),
             ..Self::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_batch",
@@ -147,6 +147,24 @@ impl ApiError {
             "storage is temporarily unavailable; retry later",
         )
     }
+}
+
+/// Most problems listed in one error: a 16 KiB body of unknown fields would otherwise
+/// produce an error many times its size.
+pub const MAX_DETAILS: usize = 20;
+
+/// `details` with at most [`MAX_DETAILS`] problems; the last line says how many more
+/// there were.
+fn bounded(mut details: Vec<FieldError>) -> Vec<FieldError> {
+    if details.len() > MAX_DETAILS {
+        let left_out = details.len() - (MAX_DETAILS - 1);
+        details.truncate(MAX_DETAILS - 1);
+        details.push(FieldError::new(
+            "…",
+            format!("and {left_out} more problems not listed"),
+        ));
+    }
+    details
 }
 
 /// Logs a store failure with the request id and maps it to a retryable 503.

@@ -97,3 +97,23 @@ fn a_401_challenges_for_a_bearer_token() {
     let forbidden = error(&ApiError::forbidden("not yours"), "req-1");
     assert!(forbidden.headers().get("www-authenticate").is_none());
 }
+
+#[test]
+fn a_flood_of_problems_gives_a_bounded_error() {
+    let body: String = (0..2000).map(|i| format!(",\"f{i}\":1")).collect();
+    let body = format!("{{\"device_id\":\"d\"{body}}}");
+    assert!(body.len() < 32 * 1024);
+    let problems = crate::domain::validate::parse_sync_event(
+        body.as_bytes(),
+        crate::EventTime::now(),
+        Default::default(),
+    )
+    .unwrap_err();
+    assert!(problems.len() > 2000);
+    let reply = error(&ApiError::invalid_event(problems), "req-1");
+    assert!(reply.body().len() < 4096, "{} bytes", reply.body().len());
+    let json: serde_json::Value = serde_json::from_slice(reply.body().as_ref()).unwrap();
+    let details = json["error"]["details"].as_array().unwrap();
+    assert_eq!(details.len(), error::MAX_DETAILS);
+    assert_eq!(details[19]["message"], "and 1985 more problems not listed");
+}

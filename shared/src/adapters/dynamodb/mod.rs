@@ -44,7 +44,7 @@ pub const BATCH_WRITE_CONCURRENCY: usize = 16;
 pub struct DynamoStore {
     client: Client,
     table: String,
-    /// Events expire this long after their device timestamp; `None` keeps them forever.
+    /// Events expire this long after they were received; `None` keeps them forever.
     retention_days: Option<u32>,
     #[cfg(feature = "dynamodb-admin")]
     meter: Option<std::sync::Arc<CapacityMeter>>,
@@ -119,9 +119,12 @@ impl DynamoStore {
         ReturnConsumedCapacity::None
     }
 
+    /// When an event expires: `retention_days` after PiSync *received* it. Counting from
+    /// the device's timestamp would delete a backlog uploaded late (a report 400 days
+    /// old, acknowledged 201, gone within 48 hours), and a device clock decides nothing.
     fn expires_at(&self, event: &StoredEvent) -> Option<i64> {
         self.retention_days
-            .map(|days| event.timestamp.millis() / 1000 + i64::from(days) * 86_400)
+            .map(|days| event.received_at.millis() / 1000 + i64::from(days) * 86_400)
     }
 
     /// One item of the device's partition, read strongly consistently.
