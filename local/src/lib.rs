@@ -84,6 +84,11 @@ impl Store {
 pub async fn run(options: cli::Options) -> Result<(), Failure> {
     std::fs::create_dir_all(&options.data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", options.data_dir.display()))?;
+    // Fail at start, naming the path, rather than on the first write.
+    let probe = options.data_dir.join(".write-probe");
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| format!("data dir {} is not writable: {e}", options.data_dir.display()))?;
     // One typed configuration: the environment's settings, the flags' overrides.
     let mut config = Config::from_env()?;
     config.rule = StreakRule {
@@ -181,26 +186,51 @@ pub async fn run(options: cli::Options) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Most connections served at once; the next `accept` waits for one to close.
+const MAX_CONNECTIONS: usize = 1024;
+/// A client must send a request's headers within this long (slowloris).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// After `accept` fails (e.g. out of file descriptors), wait before trying again
+/// rather than spinning.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
 /// Serves until SIGINT or SIGTERM, then lets open requests finish (up to 10 s).
 async fn serve(listener: TcpListener, routes: server::Routes) {
     let graceful = GracefulShutdown::new();
     let routes = Arc::new(routes);
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
+        let Ok(permit) = connections.clone().acquire_owned().await else {
+            break;
+        };
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed; backing off");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
                 let routes = routes.clone();
                 let service = hyper::service::service_fn(move |req| {
                     let routes = routes.clone();
                     async move { Ok::<_, std::convert::Infallible>(routes.serve(req).await) }
                 });
-                let conn = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .into_owned();
+                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                 let conn = graceful.watch(conn);
-                tokio::spawn(async move { let _ = conn.await; });
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                    drop(permit);
+                });
             }
             _ = &mut shutdown => break,
         }

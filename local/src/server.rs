@@ -72,6 +72,9 @@ impl Routes {
     }
 }
 
+/// Longest a request body may take to arrive.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Routes the request and reads its body, at most the route's limit: a larger body
 /// is refused without buffering it.
 async fn to_lambda(
@@ -86,9 +89,10 @@ async fn to_lambda(
         0 => routes::EVENT_BODY_LIMIT,
         limit => limit,
     };
-    let body = Limited::new(body, read_limit)
-        .collect()
+    // A body trickled in slower than this is cut off (a 408, not a held connection).
+    let body = tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, read_limit).collect())
         .await
+        .map_err(|_| ApiError::request_timeout())?
         .map_err(|e| {
             if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
                 ApiError::payload_too_large(read_limit)

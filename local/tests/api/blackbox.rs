@@ -570,3 +570,53 @@ async fn every_route_in_the_table_is_served() {
         assert_eq!(wrong.headers["allow"], allowed.join(", ").as_str());
     }
 }
+
+/// A client that trickles its headers or its body does not hold a connection for
+/// ever: headers must arrive within 10 s (the connection is closed) and a body within
+/// 10 s (408 in the error shape).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let r = TestApp::start(&Backend::Embedded, dir.path(), &[]);
+    let auth = r.device_auth("dev-slow").await.unwrap();
+    let slow_headers = async {
+        let mut s = tokio::net::TcpStream::connect(&r.addr).await.unwrap();
+        s.write_all(b"POST /sync-event HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf)).await;
+        assert!(read.is_ok(), "the server closed the connection within 20 s");
+    };
+    let slow_body = async {
+        let mut s = tokio::net::TcpStream::connect(&r.addr).await.unwrap();
+        let head = format!(
+            "POST /sync-event HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"device_id\""
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf)).await;
+        let text = String::from_utf8_lossy(&buf);
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(text.contains(r#""code":"request_timeout""#), "{text}");
+    };
+    tokio::join!(slow_headers, slow_body);
+    assert_eq!(r.post_sync_event(&event("dev-slow", &at(1), 0)).await.status, 201);
+}
+
+/// A data directory the runner cannot write is refused at start, by name.
+#[test]
+fn an_unwritable_data_dir_fails_at_start_naming_it() {
+    // /sys is not writable even by root; an existing directory, so only the probe fails.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pisync-local"))
+        .args(["--addr", "127.0.0.1:0", "--data-dir", "/sys/kernel"])
+        .output()
+        .expect("pisync-local runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("data dir /sys/kernel is not writable"),
+        "{stderr}"
+    );
+}

@@ -126,6 +126,15 @@ impl ApiError {
         )
     }
 
+    /// 408: the body did not arrive in time (the local runner; API Gateway buffers bodies).
+    pub fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request body did not arrive in time",
+        )
+    }
+
     pub fn unsupported_media_type() -> Self {
         Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -63,6 +63,7 @@ fn openapi_lists_every_error_code() {
         ApiError::payload_too_large(1),
         ApiError::internal(),
         ApiError::unsupported_media_type(),
+        ApiError::request_timeout(),
         ApiError::unavailable(),
     ];
     let enum_line = spec
