@@ -242,11 +242,16 @@ async fn paging_returns_each_event_once(backend: Backend) {
 fn tamper(cursor: &str) -> String {
     use base64::Engine;
     let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let (position, tag) = cursor.split_once('.').unwrap();
+    let mut parts = cursor.split('.');
+    let (kid, position, tag) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
     let text = String::from_utf8(engine.decode(position).unwrap()).unwrap();
     let edited = text.replace("08:", "09:").replace(":1", ":2");
     assert_ne!(edited, text);
-    format!("{}.{tag}", engine.encode(edited))
+    format!("{kid}.{}.{tag}", engine.encode(edited))
 }
 
 async fn streaks_alerts_and_recovery(backend: Backend) {

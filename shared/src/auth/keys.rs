@@ -104,7 +104,7 @@ impl SigningKeys {
     }
 }
 
-pub(crate) fn valid_kid(kid: &str) -> bool {
+pub fn valid_kid(kid: &str) -> bool {
     !kid.is_empty()
         && kid.len() <= MAX_KID_LEN
         && kid

@@ -1,8 +1,11 @@
 //! Opaque, tamper-evident page cursors.
 //!
-//! A cursor is `base64url(position) . base64url(tag)`, where the tag is an HMAC-SHA256
-//! (truncated to 128 bits) over the position *and* the query it belongs to. A cursor
-//! edited by hand, or replayed against another device or other bounds, fails the check.
+//! A cursor is `kid . base64url(position) . base64url(tag)`, where the tag is an
+//! HMAC-SHA256 (truncated to 128 bits), under key `kid`, over the position *and* the
+//! query it belongs to. A cursor edited by hand, or replayed against another device or
+//! other bounds, fails the check. Keys have ids so the key can be rotated without
+//! breaking pages in flight: new cursors use the current key, and every key still in
+//! the set opens the cursors it sealed.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -15,8 +18,9 @@ const TAG_LEN: usize = 16;
 /// Cursors longer than this are rejected before any decoding work.
 const MAX_CURSOR_LEN: usize = 1024;
 
+/// The cursor keys by id, the current one first.
 #[derive(Clone)]
-pub struct CursorKey([u8; 32]);
+pub struct CursorKey(Vec<(String, [u8; 32])>);
 
 /// Never prints the key.
 impl std::fmt::Debug for CursorKey {
@@ -26,15 +30,35 @@ impl std::fmt::Debug for CursorKey {
 }
 
 impl CursorKey {
-    /// Derives a key from secret material of any length.
+    /// Keys from secret material: a key set `{"current": "c2", "c1": "…", "c2": "…"}`
+    /// (during a rotation), or any other bytes as the one key `k0`.
     pub fn from_secret(secret: &[u8]) -> Self {
-        Self(Sha256::digest(secret).into())
+        let derive = |material: &[u8]| -> [u8; 32] { Sha256::digest(material).into() };
+        let set = std::str::from_utf8(secret)
+            .ok()
+            .and_then(|text| serde_json::from_str::<std::collections::BTreeMap<String, String>>(text).ok());
+        if let Some(set) = set {
+            let current = set
+                .get("current")
+                .filter(|c| set.contains_key(*c) && valid_kid(c));
+            if let Some(current) = current {
+                let mut keys = vec![(current.clone(), derive(set[current].as_bytes()))];
+                keys.extend(
+                    set.iter()
+                        .filter(|(kid, _)| *kid != "current" && *kid != current && valid_kid(kid))
+                        .map(|(kid, key)| (kid.clone(), derive(key.as_bytes()))),
+                );
+                return Self(keys);
+            }
+        }
+        Self(vec![("k0".to_owned(), derive(secret))])
     }
 
     pub fn seal(&self, context: &str, position: &str) -> String {
-        let tag = self.tag(context, position);
+        let (kid, key) = &self.0[0];
+        let tag = Self::tag(key, context, position);
         format!(
-            "{}.{}",
+            "{kid}.{}.{}",
             URL_SAFE_NO_PAD.encode(position),
             URL_SAFE_NO_PAD.encode(&tag[..TAG_LEN])
         )
@@ -45,34 +69,62 @@ impl CursorKey {
         if cursor.len() > MAX_CURSOR_LEN {
             return None;
         }
-        let (position, tag) = cursor.split_once('.')?;
+        let mut parts = cursor.split('.');
+        let (Some(kid), Some(position), Some(tag), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let (_, key) = self.0.iter().find(|(id, _)| id == kid)?;
         let position = String::from_utf8(URL_SAFE_NO_PAD.decode(position).ok()?).ok()?;
         let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
         if tag.len() != TAG_LEN {
             return None;
         }
         // Constant-time comparison of the tag's first TAG_LEN bytes.
-        self.mac(context, &position).verify_truncated_left(&tag).ok()?;
+        Self::mac(key, context, &position)
+            .verify_truncated_left(&tag)
+            .ok()?;
         Some(position)
     }
 
-    fn mac(&self, context: &str, position: &str) -> HmacSha256 {
+    fn mac(key: &[u8; 32], context: &str, position: &str) -> HmacSha256 {
         // Length-prefix the context so (context, position) pairs cannot collide.
-        let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
         mac.update(&(context.len() as u64).to_be_bytes());
         mac.update(context.as_bytes());
         mac.update(position.as_bytes());
         mac
     }
 
-    fn tag(&self, context: &str, position: &str) -> [u8; 32] {
-        self.mac(context, position).finalize().into_bytes().into()
+    fn tag(key: &[u8; 32], context: &str, position: &str) -> [u8; 32] {
+        Self::mac(key, context, position).finalize().into_bytes().into()
     }
+}
+
+fn valid_kid(kid: &str) -> bool {
+    crate::auth::keys::valid_kid(kid)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rotation_keeps_cursors_in_flight_valid() {
+        let old = CursorKey::from_secret(br#"{"current":"c1","c1":"first secret"}"#);
+        let rotated = CursorKey::from_secret(br#"{"current":"c2","c1":"first secret","c2":"second secret"}"#);
+        let in_flight = old.seal("ctx", "p");
+        assert!(in_flight.starts_with("c1."));
+        assert_eq!(rotated.open("ctx", &in_flight).as_deref(), Some("p"));
+        assert!(rotated.seal("ctx", "p").starts_with("c2."));
+        let retired = CursorKey::from_secret(br#"{"current":"c2","c2":"second secret"}"#);
+        assert_eq!(retired.open("ctx", &in_flight), None);
+        // A plain secret is one key, as before key sets existed.
+        assert!(CursorKey::from_secret(b"plain")
+            .seal("ctx", "p")
+            .starts_with("k0."));
+    }
 
     #[test]
     fn round_trip_and_binding() {
