@@ -224,7 +224,7 @@ async fn main() -> Result<(), Failure> {
             page.devices.len()
         ),
         meter.take(),
-        "one Query on the sparse index",
+        "one Query per shard of the sparse index (4, and the legacy partition)",
     );
 
     // Backlogs: one device's N events through POST /sync-events' store call, then

@@ -369,3 +369,71 @@ async fn dynamodb_retention_counts_from_receipt() {
     let expires: i64 = expires.parse().unwrap();
     assert_eq!(expires, received.millis() / 1000 + 30 * 86_400);
 }
+
+/// The failing index is sharded: a page merges every shard in the list's order, and
+/// paging returns each failing device once. A device saved as failing before the
+/// sharding (legacy partition) is still listed.
+#[tokio::test]
+async fn dynamodb_failing_list_merges_its_shards() {
+    use pisync_shared::adapters::dynamodb::item::{FAILING_SHARDS, LEGACY_FAILING_PK};
+    let store = dynamodb_local_store("shards").await;
+    let states: Arc<dyn DeviceStates> = Arc::new(store.clone());
+    // 40 devices with streaks of 3 to 7 failures.
+    for n in 0..40u32 {
+        let device = format!("shard-{n:02}");
+        for m in 0..(3 + n % 5) {
+            let e = event(&device, i64::from(m), 1);
+            store.record(e.clone()).await.unwrap();
+            apply(&states, &e, t(100)).await;
+        }
+    }
+    // One legacy entry, as an earlier version wrote it.
+    let legacy = event("shard-legacy", 0, 1);
+    let mut state = FailureState::new(legacy.device_id.clone());
+    for m in 0..9 {
+        state.apply_in_order(&event("shard-legacy", m, 1), StreakRule::default(), t(100));
+    }
+    let mut item: serde_dynamo::Item = serde_dynamo::to_item(
+        pisync_shared::adapters::dynamodb::item::StateItem::new(state, 1, true),
+    )
+    .unwrap();
+    item.insert(
+        "failing_pk".into(),
+        serde_dynamo::AttributeValue::S(LEGACY_FAILING_PK.into()),
+    );
+    store
+        .client()
+        .put_item()
+        .table_name(store.table())
+        .set_item(Some(item.into()))
+        .send()
+        .await
+        .unwrap();
+    let mut seen: Vec<(u32, String)> = Vec::new();
+    let mut after: Option<FailingKey> = None;
+    loop {
+        let page = store.repeated_failures(7, after.as_ref()).await.unwrap();
+        seen.extend(
+            page.devices
+                .iter()
+                .map(|d| (d.consecutive_failures, d.device_id.to_string())),
+        );
+        match (page.more, page.devices.last()) {
+            (true, Some(last)) => after = Some(last.key()),
+            _ => break,
+        }
+    }
+    assert_eq!(seen.len(), 41, "each failing device once");
+    assert_eq!(
+        seen[0],
+        (9, "shard-legacy".to_owned()),
+        "the legacy entry, longest streak"
+    );
+    let mut expected = seen.clone();
+    expected.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    assert_eq!(
+        seen, expected,
+        "longest streak first, then device id, across shards"
+    );
+    assert!(FAILING_SHARDS > 1);
+}

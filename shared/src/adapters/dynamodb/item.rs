@@ -38,7 +38,15 @@ pub const STREAM_VIEW: &str = "NEW_IMAGE";
 pub const EVENT_PREFIX: &str = "EVENT#";
 pub const STATE_SK: &str = "STATE";
 pub const FAILING_INDEX: &str = "failing";
-pub const FAILING_PK: &str = "FAILING";
+/// The failing index's partition before it was sharded: still read, so devices saved
+/// as failing by an earlier version stay listed until their next state write moves them.
+pub const LEGACY_FAILING_PK: &str = "FAILING";
+/// Partitions of the failing index. One partition takes about 1,000 write units a
+/// second and each streak change of a failing device rewrites its entry (two index
+/// writes), so one partition would top out near 500 changes a second — what the API
+/// admits by default. Four give 4× headroom; a list page reads every shard
+/// (docs/dynamodb.md).
+pub const FAILING_SHARDS: u8 = 4;
 /// Sorts after every `EVENT#<timestamp>` key.
 pub const EVENT_KEY_MAX: &str = "EVENT#~";
 
@@ -48,6 +56,20 @@ pub fn device_pk(device: &DeviceId) -> String {
 
 pub fn event_sk(ts: EventTime) -> String {
     format!("{EVENT_PREFIX}{ts}")
+}
+
+/// The failing index partition of `device`: a stable hash, so a device stays in its shard.
+pub fn failing_pk(device: &DeviceId) -> String {
+    use sha2::{Digest, Sha256};
+    let shard = Sha256::digest(device.as_str().as_bytes())[0] % FAILING_SHARDS;
+    format!("FAILING#{shard}")
+}
+
+/// Every failing index partition a list page reads.
+pub fn failing_partitions() -> Vec<String> {
+    let mut partitions: Vec<String> = (0..FAILING_SHARDS).map(|s| format!("FAILING#{s}")).collect();
+    partitions.push(LEGACY_FAILING_PK.to_owned());
+    partitions
 }
 
 /// Sort key of the failing index: ascending order is longest streak first, then device.
@@ -147,7 +169,7 @@ impl StateItem {
             sk: STATE_SK.to_owned(),
             device_id: state.device_id.clone(),
             version,
-            failing_pk: failing.as_ref().map(|_| FAILING_PK.to_owned()),
+            failing_pk: failing.as_ref().map(|d| failing_pk(&d.device_id)),
             failing_sk: failing.as_ref().map(|d| failing_sk(&d.key())),
             consecutive_failures: failing.as_ref().map(|d| d.consecutive_failures),
             streak_started_at: failing.as_ref().map(|d| d.streak_started_at),
@@ -276,7 +298,11 @@ mod tests {
         });
         assert!(StateItem::new(state.clone(), 1, false).failing_pk.is_none());
         let failing = StateItem::new(state, 1, true);
-        assert_eq!(failing.failing_pk.as_deref(), Some(FAILING_PK));
+        assert_eq!(failing.failing_pk, Some(failing_pk(&failing.device_id)));
+        assert!(failing
+            .failing_pk
+            .as_deref()
+            .is_some_and(|pk| pk.starts_with("FAILING#")));
         assert_eq!(failing.consecutive_failures, Some(2));
     }
 }

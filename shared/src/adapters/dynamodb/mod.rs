@@ -13,8 +13,8 @@ pub use credentials::{DynamoCredentials, CREDENTIALS_KEY};
 pub use admin::CapacityMeter;
 
 use self::item::{
-    device_pk, event_sk, failing_sk, EventItem, FailingItem, StateItem, EVENT_KEY_MAX, EVENT_PREFIX,
-    FAILING_INDEX, FAILING_PK, STATE_SK,
+    device_pk, event_sk, failing_partitions, failing_sk, EventItem, FailingItem, StateItem, EVENT_KEY_MAX,
+    EVENT_PREFIX, FAILING_INDEX, STATE_SK,
 };
 use super::aws::describe_sdk_error;
 use crate::config::{Config, ConfigError};
@@ -363,37 +363,42 @@ impl ListFailing for DynamoStore {
         limit: usize,
         after: Option<&FailingKey>,
     ) -> Result<FailingPage, StoreError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(FAILING_INDEX)
-            .expression_attribute_values(":pk", s(FAILING_PK))
-            .limit(limit as i32 + 1)
-            .return_consumed_capacity(self.capacity());
-        let query = match after {
-            Some(key) => query
-                .key_condition_expression("failing_pk = :pk AND failing_sk > :after")
-                .expression_attribute_values(":after", s(failing_sk(key))),
-            None => query.key_condition_expression("failing_pk = :pk"),
-        };
-        let out = query.send().await.map_err(unavailable("Query failing index"))?;
-        self.metered(Units::Read, out.consumed_capacity());
-        let devices = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|item| {
-                serde_dynamo::from_item::<_, FailingItem>(item).map(|f| FailingDevice {
+        // One query per shard, each for a page and one more, then a merge by the
+        // index's own order: the first `limit + 1` of the union are the page.
+        let queries = failing_partitions().into_iter().map(|pk| {
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(FAILING_INDEX)
+                .expression_attribute_values(":pk", s(pk))
+                .limit(limit as i32 + 1)
+                .return_consumed_capacity(self.capacity());
+            let query = match after {
+                Some(key) => query
+                    .key_condition_expression("failing_pk = :pk AND failing_sk > :after")
+                    .expression_attribute_values(":after", s(failing_sk(key))),
+                None => query.key_condition_expression("failing_pk = :pk"),
+            };
+            query.send()
+        });
+        let mut devices = Vec::new();
+        for out in futures_util::future::join_all(queries).await {
+            let out = out.map_err(unavailable("Query failing index"))?;
+            self.metered(Units::Read, out.consumed_capacity());
+            for item in out.items.unwrap_or_default() {
+                let f: FailingItem = serde_dynamo::from_item(item).map_err(corrupt)?;
+                devices.push(FailingDevice {
                     device_id: f.device_id,
                     consecutive_failures: f.consecutive_failures,
                     streak_started_at: f.streak_started_at,
                     last_failure_at: f.last_failure_at,
                     last_sync_at: f.last_sync_at,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(corrupt)?;
+                });
+            }
+        }
+        devices.sort_by_key(|d| failing_sk(&d.key()));
+        devices.truncate(limit + 1);
         Ok(FailingPage::from_overfetch(devices, limit))
     }
 }
