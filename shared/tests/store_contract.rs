@@ -375,7 +375,7 @@ async fn dynamodb_retention_counts_from_receipt() {
 /// sharding (legacy partition) is still listed.
 #[tokio::test]
 async fn dynamodb_failing_list_merges_its_shards() {
-    use pisync_shared::adapters::dynamodb::item::{FAILING_SHARDS, LEGACY_FAILING_PK};
+    use pisync_shared::adapters::dynamodb::item::{failing_pk, FAILING_SHARDS, LEGACY_FAILING_PK};
     let store = dynamodb_local_store("shards").await;
     let states: Arc<dyn DeviceStates> = Arc::new(store.clone());
     // 40 devices with streaks of 3 to 7 failures.
@@ -435,5 +435,14 @@ async fn dynamodb_failing_list_merges_its_shards() {
         seen, expected,
         "longest streak first, then device id, across shards"
     );
-    assert!(FAILING_SHARDS > 1);
+    let shards: std::collections::HashSet<String> = seen
+        .iter()
+        .filter(|(_, d)| d != "shard-legacy")
+        .map(|(_, d)| failing_pk(&dev(d)))
+        .collect();
+    assert_eq!(
+        shards.len(),
+        usize::from(FAILING_SHARDS),
+        "the 40 devices span every shard"
+    );
 }
