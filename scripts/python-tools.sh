@@ -7,7 +7,8 @@ venv="$root/.venv"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
-want=(cargo-lambda aws-sam-cli cfn-lint openapi-spec-validator)
+# Pinned, so a release of any of them cannot change what the checks (or a deploy) do.
+want=(cargo-lambda==1.9.2 aws-sam-cli==1.170.0 cfn-lint==1.58.0 openapi-spec-validator==0.9.0)
 missing=()
 for tool in cargo-lambda sam cfn-lint openapi-spec-validator; do
   [ -x "$venv/bin/$tool" ] || missing+=("$tool")
