@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Python-distributed tools PiSync's checks use into .venv/:
-# cargo-lambda (with Zig), aws-sam-cli, cfn-lint and openapi-spec-validator. Idempotent.
+# cargo-lambda (with Zig), aws-sam-cli, cfn-lint, openapi-spec-validator, and checkov (in
+# its own environment inside .venv/, as its dependencies pin versions SAM's do not
+# accept). Idempotent.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="$root/.venv"
@@ -15,5 +17,10 @@ for tool in cargo-lambda sam cfn-lint openapi-spec-validator; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check "${want[@]}"
+fi
+if [ ! -x "$venv/bin/checkov" ]; then
+  python3 -m venv "$venv/checkov"
+  "$venv/checkov/bin/pip" install --quiet --disable-pip-version-check checkov==3.3.30
+  ln -sf "$venv/checkov/bin/checkov" "$venv/bin/checkov"
 fi
 echo "$venv/bin"

@@ -3,8 +3,8 @@
 #   formatting, unused dependencies, lints, every test (unit, property, each function's
 #   handler tests, storage contract on SQLite and DynamoDB Local, stream, SNS wire, the
 #   route table against openapi.yaml and template.yaml, the table schema against the
-#   template, black box on both stores), the SAM template checks and a cargo-lambda
-#   build of every function.
+#   template, black box on both stores), the SAM template checks (sam validate, cfn-lint,
+#   checkov) and a cargo-lambda build of every function.
 # DynamoDB Local is started here and stopped at exit; if it cannot start, this fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +57,9 @@ step "sam validate --lint"
 
 step "cfn-lint"
 "$tools/cfn-lint" template.yaml
+
+step "checkov (every finding fixed or suppressed in template.yaml with its reason)"
+"$tools/checkov" -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
 step "openapi-spec-validator"
 "$tools/openapi-spec-validator" openapi.yaml
