@@ -65,9 +65,10 @@ step "openapi-spec-validator"
 "$tools/openapi-spec-validator" openapi.yaml
 
 step "cargo lambda build --release (x86_64 here; CI deploys arm64)"
-PATH="$tools:$PATH" "$tools/cargo-lambda" lambda build --release --x86-64 \
-  -p record-sync-event -p get-sync-history -p list-repeated-failures -p detect-failures \
-  -p issue-device-credentials -p revoke-device-credentials -p record-sync-events
+# Every crate under functions/ is one Lambda function.
+packages=()
+for dir in functions/*/; do packages+=(-p "$(basename "$dir")"); done
+PATH="$tools:$PATH" "$tools/cargo-lambda" lambda build --release --x86-64 "${packages[@]}"
 ls -l target/lambda/*/bootstrap
 
 step "summary"

@@ -7,8 +7,8 @@ use lambda_http::Body;
 use pisync_shared::adapters::sqlite::SqliteStore;
 use pisync_shared::auth::token::{digest, sign_device};
 use pisync_shared::auth::{Authenticator, KeyRing, SigningKeys};
+use pisync_shared::domain::detection::Rules;
 use pisync_shared::domain::notice::Notice;
-use pisync_shared::domain::streak::StreakRule;
 use pisync_shared::domain::validate::EventRules;
 use pisync_shared::ports::alerts::{AlertPublisher, PublishError};
 use pisync_shared::ports::{DeviceCredential, ManageCredentials, RecordEvents};
@@ -94,7 +94,9 @@ fn handlers(c: &mut Criterion) {
 
     let detect = DetectFailures {
         states: Arc::new(store.clone()),
-        rule: StreakRule::default(),
+        days: Arc::new(store.clone()),
+        outbox: Arc::new(store.clone()),
+        rules: Rules::default(),
         alerts: Arc::new(Discard),
     };
     let m = AtomicU64::new(0);

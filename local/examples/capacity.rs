@@ -1,24 +1,35 @@
 //! Measures the DynamoDB capacity each PiSync operation consumes, on DynamoDB Local
 //! (`ReturnConsumedCapacity=TOTAL`). Prints a Markdown table.
 //!
-//!   cargo run --release -p pisync-local --example capacity -- ENDPOINT [STORED_EVENTS]
+//!   cargo run --release -p pisync-local --example capacity -- ENDPOINT [STORED_EVENTS] [DEVICES]
 //!
 //! STORED_EVENTS (default 10000) healthy events are loaded first, spread over 1000
-//! devices, so the repeated-failures figure can be compared across table sizes.
+//! devices, so the list figures can be compared across table sizes; DEVICES (default
+//! 1000) device states are loaded too (90% healthy, 5% failing, 5% silent), so the
+//! fleet reads can be compared across fleet sizes.
 
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-use pisync_shared::adapters::dynamodb::item::EventItem;
+use pisync_shared::adapters::dynamodb::item::{EventItem, StateItem};
 use pisync_shared::adapters::dynamodb::{CapacityMeter, DynamoStore};
-use pisync_shared::domain::detection::{apply_event, apply_events, clear_notices};
-use pisync_shared::domain::streak::StreakRule;
-use pisync_shared::ports::{HistoryQuery, ListFailing, Order, ReadHistory, RecordEvents};
+use pisync_shared::domain::delivery::deliver_pending;
+use pisync_shared::domain::detection::{apply_event, apply_records, Record, Rules};
+use pisync_shared::domain::device::{DeviceState, Status};
+use pisync_shared::domain::fleet::{day_totals, Day};
+use pisync_shared::domain::sweep::check_silent_devices;
+use pisync_shared::ports::{
+    AlertPublisher, HistoryQuery, ListFailing, Order, PublishError, ReadDevices, ReadFleet, ReadHistory,
+    RecordDays, RecordEvents,
+};
 use pisync_shared::{DeviceId, EventTime, Outcome, StoredEvent};
 use std::sync::Arc;
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
+fn t(minute: i64) -> EventTime {
+    EventTime::from_millis(1_746_600_000_000 + minute * 60_000).unwrap_or_else(EventTime::now)
+}
+
 fn event(device: &str, minute: i64, errors: u32) -> StoredEvent {
-    let t = |m: i64| EventTime::from_millis(1_746_600_000_000 + m * 60_000).unwrap_or_else(EventTime::now);
     StoredEvent {
         device_id: DeviceId::parse(device).expect("valid id"),
         timestamp: t(minute),
@@ -26,7 +37,17 @@ fn event(device: &str, minute: i64, errors: u32) -> StoredEvent {
         total_errors: errors,
         internet_speed: 5.3,
         outcome: Outcome::of(errors),
-        received_at: t(minute),
+        received_at: EventTime::now(),
+    }
+}
+
+/// Publishes nowhere (the capacity of the outbox is what is measured).
+struct Discard;
+
+#[async_trait::async_trait]
+impl AlertPublisher for Discard {
+    async fn publish(&self, _: &pisync_shared::domain::notice::Notice) -> Result<(), PublishError> {
+        Ok(())
     }
 }
 
@@ -60,54 +81,99 @@ fn row(name: &str, (read, write): (f64, f64), note: &str) {
     println!("| {name} | {read:.2} | {write:.2} | {note} |");
 }
 
+/// Writes `items` with `BatchWriteItem` from 16 concurrent writers (not measured).
+async fn load(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    items: Vec<serde_dynamo::Item>,
+) -> Result<(), Failure> {
+    let chunks: Vec<Vec<serde_dynamo::Item>> = items.chunks(25).map(<[_]>::to_vec).collect();
+    let chunks = Arc::new(std::sync::Mutex::new(chunks));
+    let mut writers = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let (client, table, chunks) = (client.clone(), table.to_owned(), chunks.clone());
+        writers.spawn(async move {
+            loop {
+                let Some(chunk) = chunks.lock().ok().and_then(|mut c| c.pop()) else {
+                    return Ok::<(), Failure>(());
+                };
+                let mut pending = Some(
+                    chunk
+                        .into_iter()
+                        .map(|item| {
+                            Ok(WriteRequest::builder()
+                                .put_request(PutRequest::builder().set_item(Some(item.into())).build()?)
+                                .build())
+                        })
+                        .collect::<Result<Vec<_>, Failure>>()?,
+                );
+                while let Some(requests) = pending.take().filter(|r| !r.is_empty()) {
+                    let out = client
+                        .batch_write_item()
+                        .request_items(&table, requests)
+                        .send()
+                        .await?;
+                    pending = out.unprocessed_items.and_then(|mut u| u.remove(&table));
+                }
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done??;
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Failure> {
     let mut args = std::env::args().skip(1);
-    let endpoint = args.next().ok_or("usage: capacity ENDPOINT [STORED_EVENTS]")?;
+    let endpoint = args
+        .next()
+        .ok_or("usage: capacity ENDPOINT [STORED_EVENTS] [DEVICES]")?;
     let stored: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(10_000);
+    let fleet: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(1_000);
     let aws = pisync_shared::adapters::aws::for_endpoint(&endpoint).await?;
     let client = aws_sdk_dynamodb::Client::new(&aws);
     let table = format!("capacity-{}", std::process::id());
     let meter = Arc::new(CapacityMeter::default());
     let store = DynamoStore::new(client.clone(), &table).with_capacity_meter(meter.clone());
     store.create_table_if_missing().await?;
+    let rules = Rules::default();
 
-    // Background: healthy devices' events, written directly (not measured), by 16
-    // concurrent batch writers.
-    let mut writers = tokio::task::JoinSet::new();
-    for w in 0..16usize {
-        let (client, table) = (client.clone(), table.clone());
-        writers.spawn(async move {
-            let mut batch = Vec::new();
-            for i in (w..stored).step_by(16) {
-                let e = event(&format!("healthy-{}", i % 1000), (i / 1000) as i64, 0);
-                let item = EventItem::new(&e, None).to_item()?;
-                batch.push(
-                    WriteRequest::builder()
-                        .put_request(PutRequest::builder().set_item(Some(item)).build()?)
-                        .build(),
-                );
-                if batch.len() == 25 || i + 16 >= stored {
-                    let mut pending = Some(std::mem::take(&mut batch));
-                    while let Some(requests) = pending.take().filter(|r| !r.is_empty()) {
-                        let out = client
-                            .batch_write_item()
-                            .request_items(&table, requests)
-                            .send()
-                            .await?;
-                        pending = out.unprocessed_items.and_then(|mut u| u.remove(&table));
-                    }
-                }
+    // Background, not measured: healthy devices' events, and `fleet` device states.
+    let mut items = Vec::with_capacity(stored + fleet);
+    for i in 0..stored {
+        let e = event(&format!("healthy-{}", i % 1000), (i / 1000) as i64, 0);
+        items.push(EventItem::new(&e, None).to_item()?);
+    }
+    for i in 0..fleet {
+        let mut state = DeviceState::new(DeviceId::parse(&format!("fleet-{i:07}")).ok_or("a valid id")?);
+        let errors = u32::from(i % 20 == 1);
+        for m in 0..3 {
+            state.apply(
+                &event(state.device_id.as_str(), m, errors),
+                rules.streak,
+                t(10),
+                &mut Vec::new(),
+            );
+        }
+        let status = match i % 20 {
+            0 => {
+                state.silent_since = state.last_seen_at;
+                Status::Silent
             }
-            Ok::<(), Failure>(())
-        });
+            1 => Status::Failing,
+            _ => Status::Healthy,
+        };
+        let failing = state.is_failing(rules.streak);
+        items.push(serde_dynamo::to_item(StateItem::new(
+            &state, 1, status, failing,
+        )?)?);
     }
-    while let Some(done) = writers.join_next().await {
-        done??;
-    }
+    load(&client, &table, items).await?;
     meter.take();
 
-    println!("| operation ({stored} stored events) | read units | write units | note |");
+    println!("| operation ({stored} stored events, {fleet} devices) | read units | write units | note |");
     println!("| --- | --- | --- | --- |");
     let e = event("device_12345", 0, 2);
     store.record(e.clone()).await?;
@@ -149,35 +215,34 @@ async fn main() -> Result<(), Failure> {
         store.record(event(d, m, errors)).await?;
     }
     meter.take();
-    let applied = apply_event(&store, StreakRule::default(), &event(d, 0, 0), EventTime::now()).await?;
+    let applied = apply_event(&store, rules, &event(d, 0, 0), EventTime::now()).await?;
     row(
         "detect: first event of a device",
         meter.take(),
-        "GetItem + conditional PutItem of the state",
+        "GetItem + a transaction: the state, +1 device in the counts, its silence check",
     );
-    assert!(applied.newly_applied);
-    apply_event(&store, StreakRule::default(), &event(d, 1, 1), EventTime::now()).await?;
+    assert_eq!(applied.new_events.len(), 1);
+    apply_event(&store, rules, &event(d, 1, 1), EventTime::now()).await?;
     row(
         "detect: failure extending a run",
         meter.take(),
-        "GetItem + conditional PutItem",
+        "GetItem + conditional PutItem (status and totals ride along)",
     );
-    apply_event(&store, StreakRule::default(), &event(d, 2, 1), EventTime::now()).await?;
+    apply_event(&store, rules, &event(d, 2, 1), EventTime::now()).await?;
     meter.take();
-    let alerted = apply_event(&store, StreakRule::default(), &event(d, 3, 1), EventTime::now()).await?;
-    clear_notices(
-        &store,
-        StreakRule::default(),
-        &DeviceId::parse(d).expect("valid"),
-        &alerted.state.pending_notice_ids(),
-    )
-    .await?;
+    apply_event(&store, rules, &event(d, 3, 1), EventTime::now()).await?;
     row(
-        "detect: failure that alerts (+ outbox clear)",
+        "detect: failure that alerts",
         meter.take(),
-        "state enters the sparse index; + GetItem + PutItem to clear the outbox",
+        "GetItem + a transaction: the state (enters the failing index), the outbox entry, the counts",
     );
-    apply_event(&store, StreakRule::default(), &event(d, 3, 1), EventTime::now()).await?;
+    deliver_pending(&store, &Discard).await?;
+    row(
+        "deliver: one notice from the outbox",
+        meter.take(),
+        "Query of the outbox + DeleteItem once published",
+    );
+    apply_event(&store, rules, &event(d, 3, 1), EventTime::now()).await?;
     row(
         "detect: redelivered record",
         meter.take(),
@@ -189,23 +254,38 @@ async fn main() -> Result<(), Failure> {
         if m != 4 {
             store.record(e.clone()).await?;
         }
-        let applied = apply_event(&store, StreakRule::default(), &e, EventTime::now()).await?;
-        clear_notices(
-            &store,
-            StreakRule::default(),
-            &e.device_id,
-            &applied.state.pending_notice_ids(),
-        )
-        .await?;
+        apply_event(&store, rules, &e, EventTime::now()).await?;
     }
-    let late = event(d, 6, 0); // a success uploaded late, landing inside the run
+    deliver_pending(&store, &Discard).await?;
+    let late_failure = event(d, 6, 1);
+    store.record(late_failure.clone()).await?;
+    meter.take();
+    apply_event(&store, rules, &late_failure, EventTime::now()).await?;
+    row(
+        "detect: late failure inside a run",
+        meter.take(),
+        "GetItem + PutItem: the run is not read",
+    );
+    let late = event(d, 6, 0).clone();
+    let late = StoredEvent {
+        timestamp: late.timestamp.plus_millis(1),
+        ..late
+    };
     store.record(late.clone()).await?;
     meter.take();
-    apply_event(&store, StreakRule::default(), &late, EventTime::now()).await?;
+    apply_event(&store, rules, &late, EventTime::now()).await?;
     row(
         "detect: late success inside a run",
         meter.take(),
-        "GetItem + Query re-reading the run (2 events) + PutItem",
+        "GetItem + a Query counting the failures after it (1 here) + PutItem",
+    );
+    store
+        .add_days(&day_totals(&[event(d, 10, 0), event(d, 11, 1)]))
+        .await?;
+    row(
+        "detect: day totals, per stream batch",
+        meter.take(),
+        "UpdateItem ADD per day the batch touched (usually 1)",
     );
 
     for n in 0..60 {
@@ -213,18 +293,65 @@ async fn main() -> Result<(), Failure> {
         for m in 0..3 {
             let e = event(&device, m, 1);
             store.record(e.clone()).await?;
-            apply_event(&store, StreakRule::default(), &e, EventTime::now()).await?;
+            apply_event(&store, rules, &e, EventTime::now()).await?;
         }
     }
     meter.take();
     let page = store.repeated_failures(50, None).await?;
     row(
-        &format!(
-            "GET repeated-failures page ({} of 61 failing devices)",
-            page.devices.len()
-        ),
+        &format!("GET repeated-failures page ({} devices)", page.devices.len()),
         meter.take(),
-        "one Query per shard of the sparse index (4, and the legacy partition)",
+        "one Query per partition of the failing index (4 shards, silent, legacy)",
+    );
+
+    store.device(&DeviceId::parse(d).ok_or("a valid id")?).await?;
+    row("GET device", meter.take(), "GetItem, eventually consistent");
+    for (name, status) in [
+        ("all", None),
+        ("healthy", Some(Status::Healthy)),
+        ("failing", Some(Status::Failing)),
+        ("silent", Some(Status::Silent)),
+    ] {
+        let page = store.devices(status, 50, None).await?;
+        row(
+            &format!("GET devices page, {name} ({} devices)", page.devices.len()),
+            meter.take(),
+            "index Query (3 partitions for all, 5 for failing) + BatchGetItem of the page's states",
+        );
+    }
+    let today = Day::of(t(0));
+    store.counts().await?;
+    store.days(today.plus(-13), today).await?;
+    row(
+        "GET fleet summary (14 days)",
+        meter.take(),
+        "GetItem of the counts + one Query per day shard (4)",
+    );
+
+    // The silence check: `fleet` devices are due now... none here (they were loaded
+    // directly); measure one device due but still reporting, and one gone silent.
+    let quiet = "quiet-1";
+    let mut e = event(quiet, 0, 0);
+    e.received_at = EventTime::now().plus_millis(-49 * 3_600_000);
+    store.record(e.clone()).await?;
+    apply_event(&store, rules, &e, e.received_at).await?;
+    let reporting = "reporting-1";
+    let mut r = event(reporting, 0, 0);
+    r.received_at = EventTime::now().plus_millis(-3_600_000);
+    store.record(r.clone()).await?;
+    apply_records(&store, rules, &[Record::new(None, r.clone())], r.received_at).await?;
+    meter.take();
+    let report = check_silent_devices(
+        &store,
+        &store,
+        rules,
+        EventTime::now().plus_millis(47 * 3_600_000),
+    )
+    .await?;
+    row(
+        &format!("silence check run ({} devices due, {} silent)", report.checked, report.notices.len()),
+        meter.take(),
+        "cursor GetItem, one Query per 5-minute slot since the last run, per device a GetItem + a reschedule PutItem or the silent transaction",
     );
 
     // Backlogs: one device's N events through POST /sync-events' store call, then
@@ -244,7 +371,16 @@ async fn main() -> Result<(), Failure> {
             (r / n as f64, w / n as f64),
             "conditional PutItem each, 16 in flight",
         );
-        apply_events(&store, StreakRule::default(), &events, EventTime::now()).await?;
+        // Its second batch: the device exists, as for most uploads.
+        let later: Vec<StoredEvent> = (n..2 * n)
+            .map(|m| event(&device, m as i64, u32::from(m % 10 == 9)))
+            .collect();
+        for outcome in store.record_many(later.clone()).await {
+            outcome?;
+        }
+        apply_records(&store, rules, &records(&events), EventTime::now()).await?;
+        meter.take();
+        apply_records(&store, rules, &records(&later), EventTime::now()).await?;
         let (r, w) = meter.take();
         row(
             &format!("backlog of {n}: detection, per event"),
@@ -273,4 +409,8 @@ async fn main() -> Result<(), Failure> {
         .await?;
     client.delete_table().table_name(&table).send().await?;
     Ok(())
+}
+
+fn records(events: &[StoredEvent]) -> Vec<Record> {
+    events.iter().map(|e| Record::new(None, e.clone())).collect()
 }

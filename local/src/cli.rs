@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub const USAGE: &str = "\
 pisync-local: PiSync on one machine, same routes and handlers as production.
@@ -14,6 +15,15 @@ USAGE: pisync-local [FLAGS]                     serve the API
   --data-dir DIR              embedded store folder  [PISYNC_DATA_DIR, default ./.pisync]
   --alerts-file PATH          append each alert as one JSON line  [PISYNC_ALERTS_FILE]
   --failure-threshold N       failures in a row that alert        [PISYNC_FAILURE_THRESHOLD, default 3]
+  --silent-after DURATION     no report for this long: silent (48h, 90s, 30m, 2d)
+                                                     [PISYNC_SILENT_AFTER, default 48h]
+  --silent-check-interval DURATION   how often to look for silent devices and retry
+                              waiting notices        [PISYNC_SILENT_CHECK_INTERVAL, default 60s]
+  --webhook-url URL           POST each notice here as signed JSON (Slack-compatible)
+                                                     [PISYNC_WEBHOOK_URL]
+  --webhook-secret SECRET     signs webhook deliveries  [default: a random secret kept,
+                              owner-only, in DIR/webhook-secret; no environment variable,
+                              since environments leak]
   --dynamodb-endpoint URL     use DynamoDB at URL instead of the embedded store
                                                      [PISYNC_DYNAMODB_ENDPOINT]
   --table NAME                DynamoDB table, created if missing  [PISYNC_TABLE, default pisync-local]
@@ -31,6 +41,10 @@ pub struct Options {
     pub data_dir: PathBuf,
     pub alerts_file: Option<PathBuf>,
     pub failure_threshold: u32,
+    pub silent_after: Duration,
+    pub silent_check_interval: Duration,
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<String>,
     pub dynamodb_endpoint: Option<String>,
     pub table: String,
     /// Authentication off (`--no-auth`).
@@ -100,6 +114,10 @@ fn parse_flags(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<
             "--data-dir",
             "--alerts-file",
             "--failure-threshold",
+            "--silent-after",
+            "--silent-check-interval",
+            "--webhook-url",
+            "--webhook-secret",
             "--dynamodb-endpoint",
             "--table",
         ];
@@ -132,7 +150,28 @@ fn parse_flags(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<
         Some(v) => pisync_shared::config::parse_positive(&v)
             .ok_or_else(|| format!("--failure-threshold must be a positive integer, got {v:?}"))?,
     };
+    let duration = |flag: &str, var: &str, default: &str| {
+        let text = get(flag, var).unwrap_or_else(|| default.into());
+        parse_duration(&text)
+            .ok_or_else(|| format!("{flag} must be a duration such as 48h, 30m or 90s, got {text:?}"))
+    };
+    let webhook_url = get("--webhook-url", "PISYNC_WEBHOOK_URL");
+    if let Some(url) = &webhook_url {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(format!(
+                "--webhook-url must be an http:// or https:// URL, got {url:?}"
+            ));
+        }
+    }
     Ok(Parsed::Run(Options {
+        silent_after: duration("--silent-after", "PISYNC_SILENT_AFTER", "48h")?,
+        silent_check_interval: duration("--silent-check-interval", "PISYNC_SILENT_CHECK_INTERVAL", "60s")?,
+        webhook_url,
+        webhook_secret: flags
+            .iter()
+            .rev()
+            .find(|(f, _)| *f == "--webhook-secret")
+            .map(|(_, v)| v.clone()),
         addr,
         data_dir: get("--data-dir", "PISYNC_DATA_DIR")
             .unwrap_or_else(|| "./.pisync".into())
@@ -143,6 +182,22 @@ fn parse_flags(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<
         table: get("--table", "PISYNC_TABLE").unwrap_or_else(|| "pisync-local".into()),
         no_auth: no_auth || env("PISYNC_NO_AUTH").is_some_and(|v| v == "1" || v == "true"),
     }))
+}
+
+/// `90s`, `30m`, `48h`, `2d`: a positive whole number and a unit.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let unit_at = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(unit_at);
+    let n: u64 = number.parse().ok().filter(|n| *n > 0)?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(seconds).map(Duration::from_secs)
 }
 
 #[cfg(test)]
@@ -201,6 +256,8 @@ mod tests {
         assert_eq!(o.addr.to_string(), "127.0.0.1:3000");
         assert_eq!(o.data_dir, PathBuf::from("./.pisync"));
         assert_eq!(o.failure_threshold, 3);
+        assert_eq!(o.silent_after, Duration::from_secs(48 * 3600));
+        assert_eq!(o.silent_check_interval, Duration::from_secs(60));
         assert_eq!((o.alerts_file, o.dynamodb_endpoint), (None, None));
     }
 
@@ -216,6 +273,23 @@ mod tests {
         assert_eq!(o.failure_threshold, 5);
         assert_eq!(o.table, "t");
         assert_eq!(o.alerts_file, Some(PathBuf::from("a.jsonl")));
+    }
+
+    #[test]
+    fn durations_take_a_unit() {
+        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("48h"), Some(Duration::from_secs(48 * 3600)));
+        assert_eq!(parse_duration("2d"), Some(Duration::from_secs(2 * 86_400)));
+        for bad in ["", "90", "0s", "-1h", "1.5h", "h", "10w"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+        let o = run(&["--silent-after", "90s", "--silent-check-interval=1s"], &[]).unwrap();
+        assert_eq!(
+            (o.silent_after, o.silent_check_interval),
+            (Duration::from_secs(90), Duration::from_secs(1))
+        );
+        assert!(run(&["--silent-after", "soon"], &[]).is_err());
+        assert!(run(&["--webhook-url", "ftp://x"], &[]).is_err());
     }
 
     #[test]

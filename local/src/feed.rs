@@ -3,17 +3,23 @@
 //!
 //! - Embedded store: reads events in commit order from SQLite and checkpoints its
 //!   position after each batch; after a restart or crash it resumes there.
-//! - DynamoDB: reads the table's stream through the DynamoDB Streams API.
+//! - DynamoDB: reads the table's stream through the DynamoDB Streams API and keeps
+//!   each shard's checkpoint in the data directory, so a restart resumes there too.
 //!
-//! Either way a batch with a failed record is retried from that record after a pause.
+//! Either way a batch with a failed record is retried from that record after a pause,
+//! and at most one batch is ever delivered twice — the redelivery detection is built
+//! to recognise (docs/design.md).
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord, StreamRecord};
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use detect_failures::DetectFailures;
 use pisync_shared::adapters::dynamodb::item::EventItem;
 use pisync_shared::adapters::sqlite::SqliteStore;
+use pisync_shared::metrics::Registry;
 use pisync_shared::StoredEvent;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use std::time::Duration;
 use tokio::sync::watch;
@@ -100,7 +106,23 @@ fn checkpoint(delivered_up_to: i64, failed: Option<i64>, undelivered: Option<i64
     }
 }
 
-pub async fn run_sqlite(store: SqliteStore, detector: DetectFailures, mut stop: watch::Receiver<bool>) {
+/// Runs the detector on `event` and adds what it did to the runner's counters.
+async fn detect(
+    detector: &DetectFailures,
+    metrics: &Registry,
+    event: Event,
+) -> aws_lambda_events::event::streams::DynamoDbEventResponse {
+    let detected = detect_failures::detect(detector, event).await;
+    metrics.add(&detected.figures);
+    detected.response
+}
+
+pub async fn run_sqlite(
+    store: SqliteStore,
+    detector: DetectFailures,
+    metrics: Arc<Registry>,
+    mut stop: watch::Receiver<bool>,
+) {
     let changed = store.changed();
     let mut cursor = match store.feed_position().await {
         Ok(c) => c,
@@ -136,7 +158,7 @@ pub async fn run_sqlite(store: SqliteStore, detector: DetectFailures, mut stop: 
             .unwrap_or(cursor);
         let mut event = Event::default();
         event.records = records;
-        let response = detect_failures::handle(&detector, event).await;
+        let response = detect(&detector, &metrics, event).await;
         let (next, retry) = checkpoint(delivered_up_to, first_failed_seq(&response), undelivered);
         cursor = next;
         if retry {
@@ -161,12 +183,57 @@ async fn wait(stop: &mut watch::Receiver<bool>, pause: Duration) {
     }
 }
 
-/// Reads every shard of the table's stream from its oldest record (TRIM_HORIZON, as
-/// the template's event source mapping does) and keeps following new shards.
+/// Each shard's last processed sequence number, kept in the data directory
+/// (`stream-<table>.json`), like an event source mapping's checkpoints.
+#[derive(Clone)]
+pub struct Checkpoints {
+    path: PathBuf,
+    positions: Arc<Mutex<BTreeMap<String, String>>>,
+}
+
+impl Checkpoints {
+    pub fn open(data_dir: &Path, table: &str) -> std::io::Result<Self> {
+        let path = data_dir.join(format!("stream-{table}.json"));
+        let positions = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(e),
+        };
+        Ok(Self {
+            path,
+            positions: Arc::new(Mutex::new(positions)),
+        })
+    }
+
+    fn get(&self, shard: &str) -> Option<String> {
+        self.positions.lock().ok()?.get(shard).cloned()
+    }
+
+    /// Records that `shard` was processed up to `sequence`: written to a temporary
+    /// file, then renamed over the old one, so a crash leaves one or the other.
+    fn save(&self, shard: &str, sequence: &str) -> std::io::Result<()> {
+        let json = {
+            let Ok(mut positions) = self.positions.lock() else {
+                return Ok(());
+            };
+            positions.insert(shard.to_owned(), sequence.to_owned());
+            serde_json::to_vec(&*positions).unwrap_or_default()
+        };
+        let tmp = self.path.with_extension("json.tmp");
+        std::fs::write(&tmp, json)?;
+        std::fs::rename(&tmp, &self.path)
+    }
+}
+
+/// Reads every shard of the table's stream — from its checkpoint, or from its oldest
+/// record (TRIM_HORIZON, as the template's event source mapping starts) — and keeps
+/// following new shards.
 pub async fn run_dynamodb_streams(
     client: aws_sdk_dynamodbstreams::Client,
     stream_arn: String,
+    checkpoints: Checkpoints,
     detector: DetectFailures,
+    metrics: Arc<Registry>,
     stop: watch::Receiver<bool>,
 ) {
     let mut started: HashSet<String> = HashSet::new();
@@ -180,7 +247,11 @@ pub async fn run_dynamodb_streams(
                             client.clone(),
                             stream_arn.clone(),
                             shard,
-                            detector.clone(),
+                            checkpoints.clone(),
+                            Feed {
+                                detector: detector.clone(),
+                                metrics: metrics.clone(),
+                            },
                             stop.clone(),
                         ));
                     }
@@ -266,15 +337,25 @@ pub fn to_lambda_record(record: aws_sdk_dynamodbstreams::types::Record) -> Event
     out
 }
 
+/// What a shard reader hands its records to.
+struct Feed {
+    detector: DetectFailures,
+    metrics: Arc<Registry>,
+}
+
 async fn read_shard(
     client: aws_sdk_dynamodbstreams::Client,
     arn: String,
     shard: String,
-    detector: DetectFailures,
+    checkpoints: Checkpoints,
+    feed: Feed,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut iterator = None;
-    let mut position = Position::Oldest;
+    let mut position = match checkpoints.get(&shard) {
+        Some(sequence) => Position::After(sequence),
+        None => Position::Oldest,
+    };
     let mut pause = Duration::ZERO;
     while !*stop.borrow() {
         if iterator.is_none() {
@@ -333,7 +414,7 @@ async fn read_shard(
         }
         let mut event = Event::default();
         event.records = records;
-        let response = detect_failures::handle(&detector, event.clone()).await;
+        let response = detect(&feed.detector, &feed.metrics, event.clone()).await;
         match first_failure(&event, &response) {
             None => {
                 pause = Duration::ZERO;
@@ -342,6 +423,9 @@ async fn read_shard(
                     .last()
                     .and_then(|r| r.change.sequence_number.clone())
                 {
+                    if let Err(e) = checkpoints.save(&shard, &seq) {
+                        tracing::warn!(error = %e, shard, "could not save the stream checkpoint");
+                    }
                     position = Position::After(seq);
                 }
                 match next {

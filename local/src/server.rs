@@ -1,7 +1,11 @@
 //! The HTTP front: routes a local HTTP request with the shared route table, reads its
 //! body within that route's limit, turns it into the API Gateway-shaped
 //! `lambda_http::Request` the production handlers take, and sends their reply back.
+//! One route exists only here: `GET /metrics`, the runner's counters in Prometheus
+//! text (in AWS the same figures go to CloudWatch).
 
+use fleet_summary::FleetSummary;
+use get_device::GetDevice;
 use get_sync_history::GetSyncHistory;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -10,14 +14,27 @@ use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 use lambda_http::aws_lambda_events::query_map::QueryMap;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt};
+use list_devices::ListDevices;
 use list_repeated_failures::ListRepeatedFailures;
+use pisync_shared::auth::{Access, Authenticator};
 use pisync_shared::domain::validate::FieldError;
 use pisync_shared::http::routes::{self, Route};
-use pisync_shared::http::{self, ApiError};
+use pisync_shared::http::{self, ApiError, Call};
+use pisync_shared::metrics::Registry;
 use record_sync_event::RecordSyncEvent;
 use record_sync_events::RecordSyncEvents;
 use revoke_device_credentials::RevokeDeviceCredentials;
 use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The runner's counters: operators only, like every read route.
+pub const METRICS: Route = Route {
+    method: lambda_http::http::Method::GET,
+    path: "/metrics",
+    function: "pisync-local",
+    body_limit: 0,
+    access: Access::Read,
+};
 
 /// The API routes' handlers.
 #[derive(Clone)]
@@ -26,14 +43,21 @@ pub struct Routes {
     pub record_batch: RecordSyncEvents,
     pub history: GetSyncHistory,
     pub failures: ListRepeatedFailures,
+    pub device: GetDevice,
+    pub devices: ListDevices,
+    pub summary: FleetSummary,
     pub issue: IssueDeviceCredentials,
     pub revoke: RevokeDeviceCredentials,
+    pub metrics: Arc<Registry>,
+    /// For `GET /metrics` (the API routes' handlers hold their own).
+    pub auth: Authenticator,
 }
 
 impl Routes {
     pub async fn serve(&self, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
         let request_id = http::generate_request_id();
         let response = match to_lambda(req, &request_id).await {
+            Ok((route, req)) if route == &METRICS => self.metrics(req).await,
             Err(err) => http::error(&err, &request_id),
             Ok((route, req)) => self.dispatch(route, req).await,
         };
@@ -61,6 +85,12 @@ impl Routes {
             get_sync_history::handle(&self.history, req).await
         } else if route == &routes::LIST_REPEATED_FAILURES {
             list_repeated_failures::handle(&self.failures, req).await
+        } else if route == &routes::GET_DEVICE {
+            get_device::handle(&self.device, req).await
+        } else if route == &routes::LIST_DEVICES {
+            list_devices::handle(&self.devices, req).await
+        } else if route == &routes::FLEET_SUMMARY {
+            fleet_summary::handle(&self.summary, req).await
         } else if route == &routes::ISSUE_DEVICE_CREDENTIALS {
             issue_device_credentials::handle(&self.issue, req).await
         } else if route == &routes::REVOKE_DEVICE_CREDENTIALS {
@@ -68,6 +98,24 @@ impl Routes {
         } else {
             // Every route in the table has a handler above (a test walks the table).
             http::error(&ApiError::route_not_found(), &http::request_id(&req))
+        }
+    }
+}
+
+impl Routes {
+    /// `GET /metrics`: Prometheus text, with the API's security headers.
+    async fn metrics(&self, req: lambda_http::Request) -> lambda_http::Response<Body> {
+        match Call::admit(&METRICS, &req, &self.auth).await {
+            Ok(call) => {
+                let mut response = http::json(lambda_http::http::StatusCode::OK, &(), &call.request_id);
+                *response.body_mut() = Body::Text(self.metrics.render());
+                response.headers_mut().insert(
+                    lambda_http::http::header::CONTENT_TYPE,
+                    lambda_http::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                response
+            }
+            Err(refused) => *refused,
         }
     }
 }
@@ -82,7 +130,10 @@ async fn to_lambda(
     request_id: &str,
 ) -> Result<(&'static Route, lambda_http::Request), ApiError> {
     let (parts, body) = req.into_parts();
-    let (route, path_params) = routes::route_for(&parts.method, parts.uri.path())?;
+    let (route, path_params) = match METRICS.match_path(parts.uri.path()) {
+        Some(params) if parts.method == METRICS.method => (&METRICS, params),
+        _ => routes::route_for(&parts.method, parts.uri.path())?,
+    };
     // A route that takes no body still gets its body read (and ignored by the
     // handler) up to the event limit, as API Gateway would pass it on.
     let read_limit = match route.body_limit {

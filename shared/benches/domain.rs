@@ -2,7 +2,8 @@
 //! checking a device token.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use pisync_shared::domain::streak::{FailureState, Step, StreakRule};
+use pisync_shared::domain::device::DeviceState;
+use pisync_shared::domain::streak::StreakRule;
 use pisync_shared::domain::validate::{parse_sync_event, EventRules};
 use pisync_shared::{DeviceId, EventTime, Outcome, StoredEvent};
 use std::hint::black_box;
@@ -32,33 +33,51 @@ fn streak(c: &mut Criterion) {
         received_at: EventTime::from_millis(0).unwrap(),
     };
     let failure = event(100, 1);
-    let mut running = FailureState::new(device.clone());
+    let mut running = DeviceState::new(device.clone());
+    let now = EventTime::from_millis(0).unwrap();
     for m in 0..50 {
-        running.apply_in_order(&event(m, 1), StreakRule::default(), EventTime::now());
+        running.apply(&event(m, 1), StreakRule::default(), now, &mut Vec::new());
     }
-    running.pending_notices.clear();
-    c.bench_function("streak rule: step + apply a failure to a long run", |b| {
-        b.iter(|| {
-            let mut s = running.clone();
-            assert_eq!(s.step(black_box(&failure)), Step::InOrder);
-            s.apply_in_order(
-                black_box(&failure),
-                StreakRule::default(),
-                EventTime::from_millis(0).unwrap(),
-            );
-            s
-        })
-    });
+    c.bench_function(
+        "streak rule: apply a failure to a long run (status, totals)",
+        |b| {
+            b.iter(|| {
+                let mut s = running.clone();
+                let mut notices = Vec::new();
+                assert!(!s.applied.contains(failure.timestamp, s.last_sync_at));
+                assert_eq!(
+                    s.apply(black_box(&failure), StreakRule::default(), now, &mut notices),
+                    None
+                );
+                s
+            })
+        },
+    );
+    let late = event(25, 1);
+    let mut with_gap = DeviceState::new(device.clone());
+    for m in (0..50).filter(|m| *m != 25) {
+        with_gap.apply(&event(m, 1), StreakRule::default(), now, &mut Vec::new());
+    }
+    c.bench_function(
+        "streak rule: a late failure inside a 49-failure run (no read)",
+        |b| {
+            b.iter(|| {
+                let mut s = with_gap.clone();
+                assert_eq!(
+                    s.apply(black_box(&late), StreakRule::default(), now, &mut Vec::new()),
+                    None
+                );
+                s
+            })
+        },
+    );
     let success = event(200, 0);
     c.bench_function("streak rule: recovery (success after an alerted run)", |b| {
         b.iter(|| {
             let mut s = running.clone();
-            s.apply_in_order(
-                black_box(&success),
-                StreakRule::default(),
-                EventTime::from_millis(0).unwrap(),
-            );
-            s
+            let mut notices = Vec::new();
+            s.apply(black_box(&success), StreakRule::default(), now, &mut notices);
+            (s, notices)
         })
     });
 }

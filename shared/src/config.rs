@@ -1,6 +1,8 @@
 //! One typed configuration per process, read from the environment once, in `main`.
 //! Handlers receive the values they need; nothing else reads the environment.
 
+use crate::domain::detection::Rules;
+use crate::domain::silence::SilenceRule;
 use crate::domain::streak::StreakRule;
 use crate::domain::validate::EventRules;
 use crate::http::cursor::CursorKey;
@@ -19,6 +21,18 @@ pub const EVENT_RETENTION_DAYS: &str = "EVENT_RETENTION_DAYS";
 pub const ALERT_TOPIC_ARN: &str = "ALERT_TOPIC_ARN";
 /// `TLS_TRUST_ROOTS`: `aws` (default: the Amazon roots compiled in) or `system`.
 pub const TLS_TRUST_ROOTS: &str = "TLS_TRUST_ROOTS";
+/// `SILENT_AFTER_HOURS`: hours without a report that make a device silent (default 48).
+pub const SILENT_AFTER_HOURS: &str = "SILENT_AFTER_HOURS";
+/// `DASHBOARD_URL`: the dashboard's address, for links in e-mails (optional).
+pub const DASHBOARD_URL: &str = "DASHBOARD_URL";
+/// `WEBHOOK_URL`: where deliver-webhooks POSTs each notice (`https://`).
+pub const WEBHOOK_URL: &str = "WEBHOOK_URL";
+/// `WEBHOOK_SECRET_ARN`: the Secrets Manager secret that signs webhook deliveries.
+pub const WEBHOOK_SECRET_ARN: &str = "WEBHOOK_SECRET_ARN";
+/// `WEBHOOK_QUEUE_URL`: the queue deliver-webhooks reads (to delay a retry).
+pub const WEBHOOK_QUEUE_URL: &str = "WEBHOOK_QUEUE_URL";
+/// `WEBHOOK_DEAD_LETTER_QUEUE_URL`: where a delivery the receiver rejects goes.
+pub const WEBHOOK_DEAD_LETTER_QUEUE_URL: &str = "WEBHOOK_DEAD_LETTER_QUEUE_URL";
 
 /// `CURSOR_SIGNING_KEY_SECRET_ARN`: the Secrets Manager secret holding the cursor key
 /// (AWS; `CURSOR_SIGNING_KEY` gives the value directly for local development).
@@ -80,6 +94,9 @@ pub enum TrustRoots {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub rule: StreakRule,
+    pub silence: SilenceRule,
+    /// For links to a device's page in e-mails.
+    pub dashboard_url: Option<String>,
     pub event_rules: EventRules,
     /// Days an event is kept after it was received (TTL); `None` keeps events.
     pub retention_days: Option<u32>,
@@ -94,6 +111,10 @@ pub struct Config {
     cursor_key_secret: Option<String>,
     signing_keys: Option<SecretSource>,
     alert_topic_arn: Option<String>,
+    webhook_url: Option<String>,
+    webhook_secret_arn: Option<String>,
+    webhook_dead_letter_queue: Option<String>,
+    webhook_queue: Option<String>,
 }
 
 impl Config {
@@ -160,7 +181,26 @@ impl Config {
             (None, Some(path)) => Some(SecretSource::File(path.into())),
             (None, None) => None,
         };
+        let silence = SilenceRule {
+            after: std::time::Duration::from_secs(3600 * u64::from(positive(SILENT_AFTER_HOURS, 48)?)),
+        };
+        let webhook_url = match set(WEBHOOK_URL) {
+            Some(url) if !url.starts_with("https://") => {
+                return Err(ConfigError::Invalid {
+                    name: WEBHOOK_URL,
+                    expected: "must be an https:// URL",
+                    value: url,
+                })
+            }
+            other => other,
+        };
         Ok(Self {
+            silence,
+            dashboard_url: set(DASHBOARD_URL),
+            webhook_url,
+            webhook_secret_arn: set(WEBHOOK_SECRET_ARN),
+            webhook_dead_letter_queue: set(WEBHOOK_DEAD_LETTER_QUEUE_URL),
+            webhook_queue: set(WEBHOOK_QUEUE_URL),
             credential_cache,
             operator_groups_claim: set(OPERATOR_GROUPS_CLAIM).unwrap_or_else(|| "cognito:groups".into()),
             credentials_table: set(CREDENTIALS_TABLE_NAME),
@@ -217,6 +257,42 @@ impl Config {
         self.cursor_key.clone()
     }
 
+    /// The streak and silence rules together, as detection applies them.
+    pub fn rules(&self) -> Rules {
+        Rules {
+            streak: self.rule,
+            silence: self.silence,
+        }
+    }
+
+    /// `WEBHOOK_URL`, required by deliver-webhooks (always `https://`).
+    pub fn webhook_url(&self) -> Result<&str, ConfigError> {
+        self.webhook_url
+            .as_deref()
+            .ok_or(ConfigError::Missing(WEBHOOK_URL))
+    }
+
+    /// `WEBHOOK_SECRET_ARN`, required by deliver-webhooks.
+    pub fn webhook_secret_arn(&self) -> Result<&str, ConfigError> {
+        self.webhook_secret_arn
+            .as_deref()
+            .ok_or(ConfigError::Missing(WEBHOOK_SECRET_ARN))
+    }
+
+    /// `WEBHOOK_DEAD_LETTER_QUEUE_URL`, required by deliver-webhooks.
+    pub fn webhook_dead_letter_queue(&self) -> Result<&str, ConfigError> {
+        self.webhook_dead_letter_queue
+            .as_deref()
+            .ok_or(ConfigError::Missing(WEBHOOK_DEAD_LETTER_QUEUE_URL))
+    }
+
+    /// `WEBHOOK_QUEUE_URL`, required by deliver-webhooks.
+    pub fn webhook_queue(&self) -> Result<&str, ConfigError> {
+        self.webhook_queue
+            .as_deref()
+            .ok_or(ConfigError::Missing(WEBHOOK_QUEUE_URL))
+    }
+
     /// `ALERT_TOPIC_ARN`, required by detect-failures.
     pub fn alert_topic_arn(&self) -> Result<&str, ConfigError> {
         self.alert_topic_arn
@@ -242,6 +318,8 @@ mod tests {
     fn defaults_when_unset() {
         let c = config(&[]).unwrap();
         assert_eq!(c.rule, StreakRule::default());
+        assert_eq!(c.silence, SilenceRule::default());
+        assert_eq!(c.dashboard_url, None);
         assert_eq!(c.event_rules, EventRules::default());
         assert_eq!((c.retention_days, c.trust_roots), (None, TrustRoots::Aws));
         assert_eq!(c.credential_cache, std::time::Duration::from_secs(60));
@@ -296,6 +374,8 @@ mod tests {
             (CURSOR_SIGNING_KEY, "short"),
             (CREDENTIAL_CACHE_SECONDS, "301"),
             (CREDENTIAL_CACHE_SECONDS, "0"),
+            (SILENT_AFTER_HOURS, "0"),
+            (WEBHOOK_URL, "http://hooks.example/x"),
         ] {
             let err = config(&[(name, value)]).unwrap_err().to_string();
             assert!(err.contains(name), "{err}");

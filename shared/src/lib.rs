@@ -1,7 +1,8 @@
 //! PiSync's shared library, in layers a reader can see:
 //!
-//! - [`domain`]: the sync event, its validation, the streak rule and the notices it
-//!   decides, and the detection sequence (load state, apply, save). No AWS, no HTTP.
+//! - [`domain`]: the sync event, its validation, what PiSync keeps of each device
+//!   (streak, status, totals, silence), the notices that decides and how they read,
+//!   and the sequences that apply it (load state, apply, save). No AWS, no HTTP.
 //! - [`ports`]: one small trait per use (record events, read history, keep device
 //!   state, list failing devices, publish notices), and the store's typed errors.
 //! - [`auth`]: tokens, signing keys and who may call which route; no AWS, no HTTP.
@@ -10,6 +11,7 @@
 //! - [`adapters`]: the ports' implementations, each behind a feature so a Lambda links
 //!   only what it calls (SQLite for the local runner, DynamoDB and SNS in AWS).
 //! - [`config`]: one typed configuration per process, read once at start.
+//! - [`metrics`]: what detection and delivery did, as CloudWatch EMF or Prometheus text.
 
 pub mod adapters;
 pub mod auth;
@@ -17,6 +19,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod ports;
 
 #[cfg(feature = "test-util")]

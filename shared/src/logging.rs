@@ -29,6 +29,21 @@ pub fn init_lambda() {
     }
 }
 
+/// Prints an invocation's figures as CloudWatch Embedded Metric Format lines on
+/// stdout: CloudWatch turns them into metrics with no API call from the function.
+pub fn metrics(function: &str, figures: &crate::metrics::Figures, now: crate::EventTime) {
+    use std::io::Write;
+    let lines = figures.to_emf(function, now);
+    if lines.is_empty() {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = out.flush();
+}
+
 /// The filter for `level`, with the raw-event target capped at DEBUG.
 pub fn filter(level: &str) -> EnvFilter {
     let level: LevelFilter = level.parse().unwrap_or(LevelFilter::INFO);

@@ -4,10 +4,12 @@
 
 use crate::domain::event::{DeviceId, Outcome, StoredEvent};
 use crate::domain::notice::Notice;
+use crate::domain::streak::{RunCount, RunWindow};
 use crate::domain::time::EventTime;
-use crate::ports::{AlertPublisher, PublishError};
+use crate::ports::{AlertPublisher, DeviceStates, PublishError, Saved, StateWrite, StoreError, Versioned};
 use async_trait::async_trait;
-use std::sync::Mutex;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 /// The device timestamp `minute` minutes after a fixed start (2025-05-07T06:40Z).
 pub fn minute(minute: i64) -> EventTime {
@@ -77,6 +79,59 @@ impl AlertPublisher for RecordingAlerts {
         }
         self.sent.lock().expect("alerts lock").push(notice.clone());
         Ok(())
+    }
+}
+
+/// A real store's device states that fail, on demand, for chosen devices: a store
+/// outage as detection sees it, to test what it reports and how it recovers.
+pub struct FlakyStates {
+    inner: Arc<dyn DeviceStates>,
+    failing: Mutex<HashSet<String>>,
+}
+
+impl FlakyStates {
+    pub fn new(inner: Arc<dyn DeviceStates>) -> Self {
+        Self {
+            inner,
+            failing: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// From now on, every operation on `device`'s state fails (or works again).
+    pub fn set_failing(&self, device: &str, fail: bool) {
+        let mut failing = self.failing.lock().expect("flaky lock");
+        if fail {
+            failing.insert(device.to_owned());
+        } else {
+            failing.remove(device);
+        }
+    }
+
+    fn check(&self, device: &DeviceId) -> Result<(), StoreError> {
+        if self.failing.lock().expect("flaky lock").contains(device.as_str()) {
+            return Err(StoreError::unavailable_because(format!(
+                "told to fail for {device}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DeviceStates for FlakyStates {
+    async fn load(&self, device: &DeviceId) -> Result<Option<Versioned>, StoreError> {
+        self.check(device)?;
+        self.inner.load(device).await
+    }
+
+    async fn save(&self, write: &StateWrite<'_>) -> Result<Saved, StoreError> {
+        self.check(&write.state.device_id)?;
+        self.inner.save(write).await
+    }
+
+    async fn count_run(&self, device: &DeviceId, window: RunWindow) -> Result<RunCount, StoreError> {
+        self.check(device)?;
+        self.inner.count_run(device, window).await
     }
 }
 
@@ -271,4 +326,124 @@ pub fn sqlite_store() -> (tempfile::TempDir, crate::adapters::sqlite::SqliteStor
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = crate::adapters::sqlite::SqliteStore::open(&dir.path().join("test.db")).expect("store opens");
     (dir, store)
+}
+
+/// A real HTTP server on loopback standing in for an operator's webhook receiver: it
+/// records every request and answers with the statuses it is told, in turn (then
+/// 200). Status 0 means "never answer" (a receiver that hangs).
+pub mod receiver {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// One request as received.
+    #[derive(Clone, Debug)]
+    pub struct Received {
+        /// Header names in lower case.
+        pub headers: Vec<(String, String)>,
+        pub body: String,
+    }
+
+    impl Received {
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        }
+    }
+
+    #[derive(Clone)]
+    pub struct Receiver {
+        pub url: String,
+        received: Arc<Mutex<Vec<Received>>>,
+        script: Arc<Mutex<VecDeque<u16>>>,
+    }
+
+    impl Receiver {
+        pub async fn start() -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+            let url = format!("http://{}/hook", listener.local_addr().expect("an address"));
+            let receiver = Self {
+                url,
+                received: Arc::default(),
+                script: Arc::default(),
+            };
+            let this = receiver.clone();
+            tokio::spawn(async move {
+                while let Ok((socket, _)) = listener.accept().await {
+                    tokio::spawn(this.clone().answer(socket));
+                }
+            });
+            receiver
+        }
+
+        /// The next requests are answered with these statuses, in order.
+        pub fn answer_with(&self, statuses: &[u16]) {
+            self.script.lock().expect("script lock").extend(statuses);
+        }
+
+        pub fn received(&self) -> Vec<Received> {
+            self.received.lock().expect("received lock").clone()
+        }
+
+        async fn answer(self, mut socket: tokio::net::TcpStream) {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            let (head_end, length) = loop {
+                let n = socket.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    return;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().to_owned())
+                        })
+                        .and_then(|v| v.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    break (end, length);
+                }
+            };
+            while buf.len() < head_end + 4 + length {
+                let n = socket.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    return;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+            let headers = head
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_once(':'))
+                .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                .collect();
+            let body = String::from_utf8_lossy(&buf[head_end + 4..head_end + 4 + length]).to_string();
+            self.received
+                .lock()
+                .expect("received lock")
+                .push(Received { headers, body });
+            let status = self
+                .script
+                .lock()
+                .expect("script lock")
+                .pop_front()
+                .unwrap_or(200);
+            if status == 0 {
+                // Hang: hold the connection open without answering.
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                return;
+            }
+            let reply =
+                format!("HTTP/1.1 {status} Scripted\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = socket.write_all(reply.as_bytes()).await;
+        }
+    }
 }

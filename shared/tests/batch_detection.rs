@@ -3,9 +3,9 @@
 //! the same notices, as the same events applied one by one in device-timestamp order,
 //! whatever order the batch holds them in.
 
-use pisync_shared::domain::detection::{apply_event, apply_events};
+use pisync_shared::domain::detection::{apply_event, apply_records, Record, Rules};
 use pisync_shared::domain::streak::StreakRule;
-use pisync_shared::ports::RecordEvents;
+use pisync_shared::ports::{DeviceStates, RecordEvents};
 use pisync_shared::test_util::{minute, sqlite_store, stored_event};
 use pisync_shared::StoredEvent;
 use proptest::prelude::*;
@@ -32,20 +32,33 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+fn rules(threshold: u32) -> Rules {
+    Rules {
+        streak: StreakRule { threshold },
+        ..Rules::default()
+    }
+}
+
+fn records(events: &[StoredEvent]) -> Vec<Record> {
+    events.iter().map(|e| Record::new(None, e.clone())).collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
     fn a_backlog_at_once_equals_one_by_one((in_order, shuffled, threshold) in backlog(), split in 0usize..30) {
-        let rule = StreakRule { threshold };
         let now = minute(1000);
         runtime().block_on(async {
             // One by one, in device-timestamp order, each stored as it arrives.
             let (_one_dir, one) = sqlite_store();
+            let mut one_notices = Vec::new();
             let mut last = None;
             for e in &in_order {
                 one.record(e.clone()).await.unwrap();
-                last = Some(apply_event(&one, rule, e, now).await.unwrap());
+                let applied = apply_event(&one, rules(threshold), e, now).await.unwrap();
+                one_notices.extend(applied.notices.clone());
+                last = Some(applied);
             }
             let one_state = last.unwrap().state;
             // A backlog: everything stored first, then applied in two stream batches,
@@ -56,19 +69,21 @@ proptest! {
             }
             let cut = split.min(shuffled.len());
             let (first, second) = shuffled.split_at(cut);
-            let mut applied = None;
+            let mut batch_notices = Vec::new();
             for part in [first, second] {
                 if !part.is_empty() {
-                    applied = Some(apply_events(&batch, rule, part, now).await.unwrap());
+                    let applied = apply_records(&batch, rules(threshold), &records(part), now).await.unwrap();
+                    batch_notices.extend(applied.notices);
                 }
             }
-            let batch_state = applied.unwrap().state;
+            let batch_state = batch.load(&in_order[0].device_id).await.unwrap().unwrap().state;
             prop_assert_eq!(batch_state.consecutive_failures(), one_state.consecutive_failures());
             prop_assert_eq!(batch_state.last_success_at, one_state.last_success_at);
             prop_assert_eq!(batch_state.last_sync_at, one_state.last_sync_at);
+            prop_assert_eq!(batch_state.totals, one_state.totals);
             if cut == 0 || cut == shuffled.len() {
                 // The whole backlog in one batch: the very same notices.
-                prop_assert_eq!(&batch_state.pending_notices, &one_state.pending_notices);
+                prop_assert_eq!(&batch_notices, &one_notices);
             }
             Ok(())
         })?;
@@ -82,20 +97,12 @@ async fn a_backlog_costs_one_state_write() {
     for e in &events {
         store.record(e.clone()).await.unwrap();
     }
-    let applied = apply_events(&store, StreakRule::default(), &events, minute(100))
+    let applied = apply_records(&store, Rules::default(), &records(&events), minute(100))
         .await
         .unwrap();
-    assert!(applied.newly_applied);
+    assert_eq!(applied.new_events.len(), 50);
     assert_eq!(applied.state.consecutive_failures(), 50);
-    let version = pisync_shared::ports::DeviceStates::load(&store, &events[0].device_id)
-        .await
-        .unwrap()
-        .unwrap()
-        .version;
+    let version = store.load(&events[0].device_id).await.unwrap().unwrap().version;
     assert_eq!(version, 1, "fifty events, one save");
-    assert_eq!(
-        applied.state.pending_notices.len(),
-        1,
-        "one alert for the run, as one by one"
-    );
+    assert_eq!(applied.notices.len(), 1, "one alert for the run, as one by one");
 }

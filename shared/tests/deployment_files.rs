@@ -3,10 +3,11 @@
 //! `adapters::dynamodb::item`.
 
 use pisync_shared::adapters::dynamodb::item::{
-    EventItem, StateItem, FAILING_INDEX, FAILING_KEYS, FAILING_PROJECTION, STREAM_VIEW, TABLE_KEYS,
-    TTL_ATTRIBUTE,
+    EventItem, Projected, StateItem, FAILING, INDEXES, STREAM_VIEW, TABLE_KEYS, TTL_ATTRIBUTE,
 };
-use pisync_shared::domain::streak::{FailureState, Streak};
+use pisync_shared::domain::applied::MAX_RECENT;
+use pisync_shared::domain::device::{DeviceState, Status};
+use pisync_shared::domain::streak::Streak;
 use pisync_shared::http::ROUTES;
 use pisync_shared::test_util::{device, minute, stored_event};
 use serde_yaml::Value;
@@ -127,27 +128,57 @@ fn template_table_matches_the_schema_the_code_uses() {
     attributes.sort();
     let mut expected: Vec<_> = TABLE_KEYS
         .iter()
-        .chain(&FAILING_KEYS)
+        .chain(INDEXES.iter().flat_map(|i| i.keys.iter()))
         .map(|k| (k.to_string(), "S".to_owned()))
         .collect();
     expected.sort();
     assert_eq!(attributes, expected);
     assert_eq!(pairs(&table["KeySchema"], "KeyType"), hash_range(TABLE_KEYS));
     let indexes = table["GlobalSecondaryIndexes"].as_sequence().expect("indexes");
-    assert_eq!(indexes.len(), 1);
-    let index = &indexes[0];
-    assert_eq!(index["IndexName"], FAILING_INDEX);
-    assert_eq!(pairs(&index["KeySchema"], "KeyType"), hash_range(FAILING_KEYS));
-    assert_eq!(index["Projection"]["ProjectionType"], "INCLUDE");
-    let projected: Vec<&str> = index["Projection"]["NonKeyAttributes"]
-        .as_sequence()
-        .expect("projected attributes")
-        .iter()
-        .map(text)
-        .collect();
-    assert_eq!(projected, FAILING_PROJECTION);
+    assert_eq!(indexes.len(), INDEXES.len());
+    for schema in INDEXES {
+        let index = indexes
+            .iter()
+            .find(|i| i["IndexName"] == schema.name)
+            .unwrap_or_else(|| panic!("index {} in template.yaml", schema.name));
+        assert_eq!(
+            pairs(&index["KeySchema"], "KeyType"),
+            hash_range(schema.keys),
+            "{}",
+            schema.name
+        );
+        match schema.projection {
+            Projected::KeysOnly => assert_eq!(index["Projection"]["ProjectionType"], "KEYS_ONLY"),
+            Projected::Include(names) => {
+                assert_eq!(index["Projection"]["ProjectionType"], "INCLUDE");
+                let projected: Vec<&str> = index["Projection"]["NonKeyAttributes"]
+                    .as_sequence()
+                    .expect("projected attributes")
+                    .iter()
+                    .map(text)
+                    .collect();
+                assert_eq!(projected, names, "{}", schema.name);
+            }
+        }
+    }
     assert_eq!(table["StreamSpecification"]["StreamViewType"], STREAM_VIEW);
     assert_eq!(table["TimeToLiveSpecification"]["AttributeName"], TTL_ATTRIBUTE);
+}
+
+/// Detection recognises a redelivered record among the device's events applied since
+/// the stream last moved on: that holds while a batch is no larger than what it keeps,
+/// and while one batch of a shard is processed at a time.
+#[test]
+fn stream_batches_fit_what_detection_remembers() {
+    let template = yaml("template.yaml");
+    let stream =
+        &template["Resources"]["DetectFailuresFunction"]["Properties"]["Events"]["TableStream"]["Properties"];
+    let batch = stream["BatchSize"].as_u64().expect("BatchSize");
+    assert!(batch as usize <= MAX_RECENT, "BatchSize {batch} > {MAX_RECENT}");
+    assert!(
+        stream["ParallelizationFactor"].is_null() || stream["ParallelizationFactor"] == 1,
+        "one batch per shard at a time"
+    );
 }
 
 #[test]
@@ -158,26 +189,38 @@ fn items_carry_the_attributes_the_schema_names() {
     for key in TABLE_KEYS.iter().chain([&TTL_ATTRIBUTE]) {
         assert!(event.get(*key).is_some(), "event items carry {key}");
     }
-    let mut state = FailureState::new(device("d"));
+    let mut state = DeviceState::new(device("d"));
     state.last_sync_at = Some(minute(3));
+    state.last_seen_at = Some(minute(3));
     state.streak = Some(Streak {
         count: 3,
         started_at: minute(1),
         last_failure_at: minute(3),
         last_total_errors: 1,
     });
-    let failing: serde_dynamo::Item =
-        serde_dynamo::to_item(StateItem::new(state.clone(), 1, true)).expect("a state item");
-    for key in TABLE_KEYS.iter().chain(&FAILING_KEYS).chain(&FAILING_PROJECTION) {
+    let Projected::Include(failing_projection) = FAILING.projection else {
+        panic!("the failing index projects the list's fields");
+    };
+    let item = |status, failing| -> serde_dynamo::Item {
+        serde_dynamo::to_item(StateItem::new(&state, 1, status, failing).expect("a state item"))
+            .expect("an item")
+    };
+    let failing = item(Status::Failing, true);
+    for key in TABLE_KEYS.iter().chain(&FAILING.keys).chain(failing_projection) {
         assert!(failing.get(*key).is_some(), "failing state items carry {key}");
     }
-    let healthy: serde_dynamo::Item =
-        serde_dynamo::to_item(StateItem::new(state, 1, false)).expect("a state item");
-    for key in FAILING_KEYS {
+    let healthy = item(Status::Healthy, false);
+    for key in FAILING.keys {
         assert!(
             healthy.get(key).is_none(),
             "only failing states enter the index ({key})"
         );
+    }
+    for schema in INDEXES.iter().filter(|i| i.name != FAILING.name) {
+        let silent = item(Status::Silent, true);
+        for key in schema.keys {
+            assert!(silent.get(key).is_some(), "silent state items carry {key}");
+        }
     }
 }
 
@@ -227,6 +270,13 @@ fn template_guards_every_route() {
                         route.path
                     );
                 }
+            }
+            Access::Public => {
+                assert_eq!(
+                    gateway_authorizer, "NONE",
+                    "{}: public, holds no data",
+                    route.path
+                );
             }
             Access::Read | Access::Admin => {
                 assert_eq!(gateway_authorizer, default, "{} {}", route.method, route.path);

@@ -8,6 +8,7 @@ use pisync_shared::domain::notice::{FailureAlert, Notice, RecoveryNotice};
 use pisync_shared::ports::alerts::AlertPublisher;
 use pisync_shared::{DeviceId, EventTime};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -19,6 +20,18 @@ struct Recorded {
 
 /// Serves `status`/`body` to every request and records what came in.
 async fn fake_sns(status: u16, answer: &'static str) -> (String, Arc<Mutex<Vec<Recorded>>>) {
+    let (url, seen, _) = switchable_sns(status, answer).await;
+    (url, seen)
+}
+
+/// As [`fake_sns`], with the status changeable while it runs (SNS down, then back):
+/// a 2xx answers a successful publish, anything else `answer`.
+async fn switchable_sns(
+    status: u16,
+    answer: &'static str,
+) -> (String, Arc<Mutex<Vec<Recorded>>>, Arc<AtomicU16>) {
+    let status = Arc::new(AtomicU16::new(status));
+    let current = status.clone();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -29,6 +42,8 @@ async fn fake_sns(status: u16, answer: &'static str) -> (String, Arc<Mutex<Vec<R
                 return;
             };
             let log = log.clone();
+            let status = current.load(Ordering::SeqCst);
+            let answer = if status == 200 { OK } else { answer };
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
@@ -63,7 +78,7 @@ async fn fake_sns(status: u16, answer: &'static str) -> (String, Arc<Mutex<Vec<R
             });
         }
     });
-    (url, seen)
+    (url, seen, status)
 }
 
 const OK: &str = r#"<PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishResult><MessageId>567910cd-659e-55d4-8ccb-5aaf14679dc0</MessageId></PublishResult><ResponseMetadata><RequestId>d74b8436-ae13-5ab4-a9ff-ce54dfea72a0</RequestId></ResponseMetadata></PublishResponse>"#;
@@ -125,7 +140,20 @@ async fn publishes_the_contract_message_with_attributes_and_subject() {
         r.params["Subject"],
         "PiSync: device_12345 failed 3 syncs in a row"
     );
-    let message: serde_json::Value = serde_json::from_str(&r.params["Message"]).unwrap();
+    assert_eq!(r.params["MessageStructure"], "json", "one message per protocol");
+    let per_protocol: serde_json::Value = serde_json::from_str(&r.params["Message"]).unwrap();
+    let default = per_protocol["default"].as_str().expect("a default message");
+    let message: serde_json::Value = serde_json::from_str(default).unwrap();
+    assert_eq!(per_protocol["email-json"].as_str(), Some(default));
+    assert_eq!(
+        per_protocol["email"].as_str(),
+        Some(alert().email_text(None).as_str())
+    );
+    let sms = per_protocol["sms"].as_str().unwrap();
+    assert!(
+        sms.chars().count() <= 140 && sms.contains("device_12345"),
+        "{sms}"
+    );
     assert_eq!(
         message,
         serde_json::json!({
@@ -173,7 +201,8 @@ async fn fifo_topics_get_group_and_deduplication_ids() {
         dedup, &seen[1].params["MessageDeduplicationId"],
         "same notice, same id"
     );
-    let message: serde_json::Value = serde_json::from_str(&r.params["Message"]).unwrap();
+    let per_protocol: serde_json::Value = serde_json::from_str(&r.params["Message"]).unwrap();
+    let message: serde_json::Value = serde_json::from_str(per_protocol["default"].as_str().unwrap()).unwrap();
     assert_eq!(message["type"], "device.sync_recovered");
     assert_eq!(message["failures_before_recovery"], 4);
     assert_eq!(message["recovered_at"], "2025-05-07T11:00:00.000Z");
@@ -187,4 +216,63 @@ async fn sns_errors_are_reported_not_swallowed() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("NotFound"), "{err}");
+}
+
+#[tokio::test]
+async fn the_email_links_to_the_device_when_the_dashboard_url_is_known() {
+    let (url, seen) = fake_sns(200, OK).await;
+    SnsPublisher::new(client_config(&url), "arn:aws:sns:eu-west-1:123456789012:a")
+        .with_dashboard_url(Some("https://ops.example/dashboard".into()))
+        .publish(&alert())
+        .await
+        .unwrap();
+    let seen = seen.lock().unwrap();
+    let per_protocol: serde_json::Value = serde_json::from_str(&seen[0].params["Message"]).unwrap();
+    assert!(per_protocol["email"]
+        .as_str()
+        .unwrap()
+        .contains("https://ops.example/dashboard#/device/device_12345"));
+}
+
+/// SNS down, then back: detection applies every event and saves its notices while
+/// publishing fails, nothing is retried from the stream, and the scheduled delivery
+/// publishes everything — in order — once SNS answers again.
+#[tokio::test]
+async fn notices_wait_out_an_sns_outage_and_go_out_when_it_ends() {
+    use pisync_shared::domain::delivery::deliver_pending;
+    use pisync_shared::domain::detection::{apply_event, Rules};
+    use pisync_shared::ports::{Outbox, RecordEvents};
+    use pisync_shared::test_util::{sqlite_store, stored_event};
+    const UNAVAILABLE: &str = r#"<ErrorResponse><Error><Type>Receiver</Type><Code>InternalError</Code><Message>down</Message></Error><RequestId>x</RequestId></ErrorResponse>"#;
+    let (url, seen, status) = switchable_sns(500, UNAVAILABLE).await;
+    let publisher = SnsPublisher::new(client_config(&url), "arn:aws:sns:eu-west-1:123456789012:a");
+    let (_dir, store) = sqlite_store();
+    // Three failures, then a success: an alert and a recovery, both while SNS is down.
+    for (m, errors) in [(1, 1), (2, 1), (3, 1), (4, 0)] {
+        let e = stored_event("outage", m, errors);
+        store.record(e.clone()).await.unwrap();
+        apply_event(&store, Rules::default(), &e, e.received_at)
+            .await
+            .unwrap();
+        let round = deliver_pending(&store, &publisher).await.unwrap();
+        assert!(round.published.is_empty());
+    }
+    assert_eq!(
+        store.pending(10).await.unwrap().len(),
+        2,
+        "both wait in the outbox"
+    );
+    assert!(!seen.lock().unwrap().is_empty(), "publishing was tried");
+    status.store(200, Ordering::SeqCst);
+    seen.lock().unwrap().clear();
+    let round = deliver_pending(&store, &publisher).await.unwrap();
+    assert_eq!((round.published.len(), round.failed), (2, 0));
+    assert!(store.pending(10).await.unwrap().is_empty());
+    let kinds: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| attributes(&r.params)["event_type"].1.clone())
+        .collect();
+    assert_eq!(kinds, ["device.repeated_sync_failures", "device.sync_recovered"]);
 }

@@ -2,14 +2,52 @@
 //! DynamoDB adapter on DynamoDB Local (PISYNC_TEST_DYNAMODB_ENDPOINT).
 
 use pisync_shared::adapters::sqlite::SqliteStore;
-use pisync_shared::domain::detection::{self, Applied};
-use pisync_shared::domain::streak::{FailureState, StreakRule};
+use pisync_shared::domain::applied::StreamPosition;
+use pisync_shared::domain::delivery::deliver_pending;
+use pisync_shared::domain::detection::{self, DeviceBatch, Record, Rules};
+use pisync_shared::domain::device::{DeviceState, Status};
+use pisync_shared::domain::fleet::{day_totals, Day};
+use pisync_shared::domain::streak::RunWindow;
+use pisync_shared::domain::sweep::check_silent_devices;
 use pisync_shared::ports::{
-    DeviceStates, FailingKey, HistoryQuery, ListFailing, Order, ReadHistory, RecordEvents, Recorded,
+    DeviceKey, DeviceStates, FailingKey, HistoryQuery, ListFailing, Order, Outbox, ReadDevices, ReadFleet,
+    ReadHistory, RecordDays, RecordEvents, Recorded, SilenceWatch,
 };
-use pisync_shared::test_util::{device as dev, dynamodb_local_store, minute as t, stored_event as event};
+use pisync_shared::test_util::{
+    device as dev, dynamodb_local_store, minute as t, stored_event as event, RecordingAlerts,
+};
 use pisync_shared::{EventTime, StoredEvent};
 use std::sync::Arc;
+
+trait Store:
+    RecordEvents
+    + ReadHistory
+    + DeviceStates
+    + ListFailing
+    + ReadDevices
+    + ReadFleet
+    + RecordDays
+    + Outbox
+    + SilenceWatch
+    + Clone
+    + 'static
+{
+}
+
+impl<S> Store for S where
+    S: RecordEvents
+        + ReadHistory
+        + DeviceStates
+        + ListFailing
+        + ReadDevices
+        + ReadFleet
+        + RecordDays
+        + Outbox
+        + SilenceWatch
+        + Clone
+        + 'static
+{
+}
 
 /// One store behind each of its ports.
 struct Fixture {
@@ -17,37 +55,64 @@ struct Fixture {
     history: Arc<dyn ReadHistory>,
     states: Arc<dyn DeviceStates>,
     failing: Arc<dyn ListFailing>,
+    devices: Arc<dyn ReadDevices>,
+    fleet: Arc<dyn ReadFleet>,
+    days: Arc<dyn RecordDays>,
+    outbox: Arc<dyn Outbox>,
+    watch: Arc<dyn SilenceWatch>,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Fixture {
-    fn of<S: RecordEvents + ReadHistory + DeviceStates + ListFailing + Clone + 'static>(
-        store: S,
-        dir: Option<tempfile::TempDir>,
-    ) -> Self {
+    fn of<S: Store>(store: S, dir: Option<tempfile::TempDir>) -> Self {
         Fixture {
             events: Arc::new(store.clone()),
             history: Arc::new(store.clone()),
             states: Arc::new(store.clone()),
-            failing: Arc::new(store),
+            failing: Arc::new(store.clone()),
+            devices: Arc::new(store.clone()),
+            fleet: Arc::new(store.clone()),
+            days: Arc::new(store.clone()),
+            outbox: Arc::new(store.clone()),
+            watch: Arc::new(store),
             _dir: dir,
         }
     }
 
     /// Detection's sequence for one event, through this store.
-    async fn apply(&self, e: &StoredEvent, now: EventTime) -> Applied {
+    async fn apply(&self, e: &StoredEvent, now: EventTime) -> DeviceBatch {
         apply(&self.states, e, now).await
     }
 
-    async fn state(&self, device: &str) -> Option<FailureState> {
+    /// Stores `e`, then applies it as detection would.
+    async fn report(&self, e: StoredEvent) -> DeviceBatch {
+        self.events.record(e.clone()).await.unwrap();
+        self.apply(&e, e.received_at).await
+    }
+
+    async fn state(&self, device: &str) -> Option<DeviceState> {
         self.states.load(&dev(device)).await.unwrap().map(|v| v.state)
+    }
+
+    /// The notices waiting in the outbox, by type.
+    async fn waiting(&self) -> Vec<&'static str> {
+        let pending = self.outbox.pending(100).await.unwrap();
+        pending.iter().map(|e| e.notice.event_type()).collect()
     }
 }
 
-async fn apply(states: &Arc<dyn DeviceStates>, e: &StoredEvent, now: EventTime) -> Applied {
-    detection::apply_event(states.as_ref(), StreakRule::default(), e, now)
+async fn apply(states: &Arc<dyn DeviceStates>, e: &StoredEvent, now: EventTime) -> DeviceBatch {
+    detection::apply_event(states.as_ref(), Rules::default(), e, now)
         .await
         .unwrap()
+}
+
+/// `event`, received at `received` minutes.
+fn received(device: &str, m: i64, errors: u32, received: i64) -> StoredEvent {
+    StoredEvent {
+        received_at: t(received),
+        ..event(device, m, errors)
+    }
 }
 
 fn sqlite() -> Fixture {
@@ -97,17 +162,23 @@ async fn record_replay_conflict(f: Fixture) {
         f.events.record(conflict).await.unwrap(),
         Recorded::Conflict(e.clone())
     );
-    // Speeds at the edges of f64 are stored exactly.
+    // Speeds at the edges of f64 are stored exactly, and a device's state keeps them.
     for (i, speed) in [1e300, 5e-324, 0.1 + 0.2, f64::MAX].into_iter().enumerate() {
         let mut e = event("d-speed", i as i64, 0);
         e.internet_speed = speed;
         f.events.record(e.clone()).await.unwrap();
         assert_eq!(
             f.events.record(e.clone()).await.unwrap(),
-            Recorded::Replayed(e),
+            Recorded::Replayed(e.clone()),
             "{speed}"
         );
+        let applied = f.apply(&e, t(100)).await;
+        assert_eq!(applied.state.last_internet_speed, Some(speed));
     }
+    assert_eq!(
+        f.state("d-speed").await.unwrap().last_internet_speed,
+        Some(f64::MAX)
+    );
 }
 
 async fn history_pages_with_bounds_in_both_orders(f: Fixture) {
@@ -169,62 +240,112 @@ async fn apply_is_exactly_once(f: Fixture) {
     for e in &events {
         f.events.record(e.clone()).await.unwrap();
     }
-    let first = f.apply(&events[0], t(100)).await;
-    assert!(first.newly_applied);
+    let records: Vec<Record> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| Record::new(StreamPosition::parse(&format!("{}", 100 + i)), e.clone()))
+        .collect();
+    let first = detection::apply_records(f.states.as_ref(), Rules::default(), &records[..1], t(100))
+        .await
+        .unwrap();
+    assert_eq!(first.new_events.len(), 1);
     assert_eq!(first.state.consecutive_failures(), 1);
-    let again = f.apply(&events[0], t(101)).await;
-    assert!(!again.newly_applied);
-    assert_eq!(again.state, first.state);
-    f.apply(&events[1], t(102)).await;
+    let again = detection::apply_records(f.states.as_ref(), Rules::default(), &records, t(101))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.new_events,
+        [events[1].clone()],
+        "the redelivered record changes nothing"
+    );
     assert_eq!(streak(&f, "d1").await, 2);
-    // Redelivering an older record after a newer one was applied changes nothing either.
-    let late_redelivery = f.apply(&events[0], t(104)).await;
-    assert!(!late_redelivery.newly_applied);
-    assert_eq!(late_redelivery.state.consecutive_failures(), 2);
-    assert_eq!(streak(&f, "d1").await, 2);
+    // Redelivering the whole batch again (a retry) changes nothing either.
+    let retry = detection::apply_records(f.states.as_ref(), Rules::default(), &records, t(104))
+        .await
+        .unwrap();
+    assert!(retry.new_events.is_empty());
+    let state = f.state("d1").await.unwrap();
+    assert_eq!((state.consecutive_failures(), state.totals.syncs), (2, 2));
     assert_eq!(f.state("nobody").await, None);
 }
 
-async fn streak_state_with_late_events_and_outbox(f: Fixture) {
-    let apply = |e: StoredEvent| {
-        let f = &f;
-        async move {
-            f.events.record(e.clone()).await.unwrap();
-            f.apply(&e, t(500)).await
-        }
-    };
-    apply(event("d1", 0, 0)).await;
-    apply(event("d1", 30, 1)).await;
-    apply(event("d1", 10, 1)).await;
-    let third = apply(event("d1", 20, 1)).await;
+async fn late_events_and_the_outbox(f: Fixture) {
+    f.report(event("d1", 0, 0)).await;
+    f.report(event("d1", 30, 1)).await;
+    f.report(event("d1", 10, 1)).await;
+    let third = f.report(event("d1", 20, 1)).await;
     assert_eq!(third.state.consecutive_failures(), 3);
-    assert_eq!(third.state.pending_notices.len(), 1, "alert in the outbox");
-    let ids = third.state.pending_notice_ids();
-    // A late success lands inside the run: the run is re-read from the stored timeline.
-    let split = apply(event("d1", 15, 0)).await;
+    assert_eq!(third.notices.len(), 1, "the alert, decided with the late failure");
+    assert_eq!(
+        f.waiting().await,
+        ["device.repeated_sync_failures"],
+        "saved with the state"
+    );
+    // A late success lands inside the run: the store counts the failures after it.
+    let split = f.report(event("d1", 15, 0)).await;
     assert_eq!(split.state.consecutive_failures(), 2);
     assert_eq!(split.state.streak.as_ref().unwrap().started_at, t(20));
-    detection::clear_notices(f.states.as_ref(), StreakRule::default(), &dev("d1"), &ids)
-        .await
-        .unwrap();
-    let state = f.state("d1").await.unwrap();
-    assert!(state.pending_notices.is_empty());
-    assert_eq!(state.consecutive_failures(), 2);
-    let recovered = apply(event("d1", 40, 0)).await;
+    let recovered = f.report(event("d1", 40, 0)).await;
     assert_eq!(recovered.state.consecutive_failures(), 0);
-    assert_eq!(recovered.state.pending_notices.len(), 1, "recovery notice");
     assert_eq!(
-        recovered.state.pending_notices[0].event_type(),
-        "device.sync_recovered"
+        f.waiting().await,
+        ["device.repeated_sync_failures", "device.sync_recovered"],
+        "oldest first"
     );
+    // Delivery publishes them in order and empties the outbox; a failing channel
+    // leaves them waiting.
+    let alerts = RecordingAlerts::default();
+    alerts.set_failing(true);
+    let round = deliver_pending(f.outbox.as_ref(), &alerts).await.unwrap();
+    assert_eq!(
+        (round.published.len(), round.failed),
+        (0, 1),
+        "the device's later notice waits behind it"
+    );
+    assert_eq!(f.waiting().await.len(), 2);
+    alerts.set_failing(false);
+    deliver_pending(f.outbox.as_ref(), &alerts).await.unwrap();
+    assert_eq!(
+        alerts.kinds(),
+        ["device.repeated_sync_failures", "device.sync_recovered"]
+    );
+    assert!(f.waiting().await.is_empty());
+}
+
+async fn runs_are_counted_in_a_window(f: Fixture) {
+    for (m, errors) in [(1, 1), (2, 0), (3, 1), (4, 2), (5, 0), (6, 1)] {
+        f.events.record(event("counted", m, errors)).await.unwrap();
+    }
+    let count = |after: Option<i64>, through: i64| {
+        let f = &f;
+        async move {
+            f.states
+                .count_run(
+                    &dev("counted"),
+                    RunWindow {
+                        after: after.map(t),
+                        through: t(through),
+                    },
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let all = count(None, 6).await;
+    assert_eq!((all.failures, all.first_failure), (4, Some(t(1))));
+    let after_success = count(Some(2), 5).await;
+    assert_eq!(
+        (after_success.failures, after_success.first_failure),
+        (2, Some(t(3)))
+    );
+    assert_eq!(count(Some(6), 6).await.failures, 0, "after is exclusive");
+    assert_eq!(count(Some(5), 6).await.failures, 1, "through is inclusive");
 }
 
 async fn repeated_failures_are_ordered_and_paged(f: Fixture) {
     for (device, failures) in [("a", 4u32), ("b", 3), ("c", 2), ("d", 6), ("e", 3), ("f", 3)] {
         for m in 0..failures {
-            let e = event(device, i64::from(m), 1);
-            f.events.record(e.clone()).await.unwrap();
-            f.apply(&e, t(500)).await;
+            f.report(event(device, i64::from(m), 1)).await;
         }
     }
     let want = [("d", 6), ("a", 4), ("b", 3), ("e", 3), ("f", 3)];
@@ -245,9 +366,7 @@ async fn repeated_failures_are_ordered_and_paged(f: Fixture) {
     let want: Vec<(String, u32)> = want.iter().map(|(d, n)| (d.to_string(), *n)).collect();
     assert_eq!(got, want);
     // A success removes the device from the list.
-    let e = event("d", 100, 0);
-    f.events.record(e.clone()).await.unwrap();
-    f.apply(&e, t(500)).await;
+    f.report(event("d", 100, 0)).await;
     let page = f.failing.repeated_failures(10, None).await.unwrap();
     assert_eq!(
         page.devices.first().map(|d| d.device_id.to_string()),
@@ -258,6 +377,134 @@ async fn repeated_failures_are_ordered_and_paged(f: Fixture) {
         (d.streak_started_at, d.last_failure_at, d.last_sync_at),
         (t(0), t(3), t(3))
     );
+}
+
+/// Every page of a device list, in order, `limit` at a time.
+async fn list_all(f: &Fixture, status: Option<Status>, limit: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut after: Option<DeviceKey> = None;
+    loop {
+        let page = f.devices.devices(status, limit, after.as_ref()).await.unwrap();
+        assert!(page.devices.len() <= limit);
+        seen.extend(page.devices.iter().map(|s| s.device_id.to_string()));
+        match (page.more, page.devices.last()) {
+            (true, Some(last)) => after = Some(DeviceKey::of(status, last)),
+            _ => return seen,
+        }
+    }
+}
+
+async fn devices_are_listed_by_status_and_silence_is_found(f: Fixture) {
+    // Healthy h1..h3, failing f4 (4 in a row) and f3 (3), quiet q1 and q2: their last
+    // reports long ago (q2's older). Minutes from a fixed start; 48 hours = 2,880.
+    for d in ["h2", "h1", "h3"] {
+        f.report(received(d, 0, 0, 12_000)).await;
+    }
+    for (d, n) in [("f3", 3), ("f4", 4)] {
+        for m in 0..n {
+            f.report(received(d, m, 1, 12_000)).await;
+        }
+    }
+    f.report(received("q1", 0, 0, 9_000)).await;
+    f.report(received("q2", 0, 1, 8_500)).await;
+    let all = list_all(&f, None, 2).await;
+    assert_eq!(
+        all,
+        ["f3", "f4", "h1", "h2", "h3", "q1", "q2"],
+        "all, by device id"
+    );
+    assert_eq!(
+        list_all(&f, Some(Status::Failing), 1).await,
+        ["f4", "f3"],
+        "longest streak first"
+    );
+    // The silence check: q1 and q2 have not reported for 48 hours; the others have.
+    let now = t(12_060);
+    let alerts = RecordingAlerts::default();
+    let report = check_silent_devices(f.states.as_ref(), f.watch.as_ref(), Rules::default(), now)
+        .await
+        .unwrap();
+    let silent: Vec<String> = report.notices.iter().map(|n| n.device_id().to_string()).collect();
+    let mut sorted = silent.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["q1", "q2"], "{report:?}");
+    let again = check_silent_devices(
+        f.states.as_ref(),
+        f.watch.as_ref(),
+        Rules::default(),
+        now.plus_millis(60_000),
+    )
+    .await
+    .unwrap();
+    assert!(again.notices.is_empty(), "one notice per silence");
+    deliver_pending(f.outbox.as_ref(), &alerts).await.unwrap();
+    assert_eq!(
+        alerts.kinds(),
+        [
+            "device.repeated_sync_failures",
+            "device.repeated_sync_failures",
+            "device.silent",
+            "device.silent"
+        ],
+        "f3's and f4's alerts, then the silences"
+    );
+    assert_eq!(
+        list_all(&f, Some(Status::Silent), 1).await,
+        ["q2", "q1"],
+        "longest silence first"
+    );
+    assert_eq!(list_all(&f, Some(Status::Healthy), 2).await, ["h1", "h2", "h3"]);
+    let counts = f.fleet.counts().await.unwrap();
+    assert_eq!(
+        (counts.total, counts.healthy, counts.failing, counts.silent),
+        (7, 3, 2, 2)
+    );
+    // q1 reports again: back online, once; healthy again.
+    let back = f.report(received("q1", 1, 0, 12_100)).await;
+    assert_eq!(
+        back.notices.iter().map(|n| n.event_type()).collect::<Vec<_>>(),
+        ["device.back_online"]
+    );
+    assert_eq!(list_all(&f, Some(Status::Silent), 10).await, ["q2"]);
+    let counts = f.fleet.counts().await.unwrap();
+    assert_eq!((counts.healthy, counts.silent), (4, 1));
+    // A failing device that goes silent is silent, and still a repeated failure.
+    let later = t(12_100 + 3 * 24 * 60);
+    check_silent_devices(f.states.as_ref(), f.watch.as_ref(), Rules::default(), later)
+        .await
+        .unwrap();
+    assert!(list_all(&f, Some(Status::Silent), 10)
+        .await
+        .contains(&"f4".to_owned()));
+    assert!(list_all(&f, Some(Status::Failing), 10).await.is_empty());
+    let failing = f.failing.repeated_failures(10, None).await.unwrap();
+    assert_eq!(failing.devices.len(), 2, "f4 and f3 still failing, though silent");
+}
+
+async fn days_and_counts_add_up(f: Fixture) {
+    let events = [
+        event("a", 0, 0),
+        event("a", 1, 2),
+        event("b", 1, 0),
+        event("b", 24 * 60, 1),
+    ];
+    f.days.add_days(&day_totals(&events)).await.unwrap();
+    f.days.add_days(&day_totals(&events[..1])).await.unwrap();
+    let first = Day::of(t(0));
+    let days = f.fleet.days(first.plus(-1), first.plus(2)).await.unwrap();
+    assert_eq!(days.len(), 2, "days without syncs are absent: {days:?}");
+    let day = days[&first];
+    assert_eq!((day.syncs, day.failures, day.files_synced), (4, 1, 12));
+    assert!((day.speed_sum - 6.0).abs() < 1e-9);
+    assert_eq!(days[&first.plus(1)].failures, 1);
+    assert!(f
+        .fleet
+        .days(first.plus(5), first.plus(9))
+        .await
+        .unwrap()
+        .is_empty());
+    let none = f.fleet.counts().await.unwrap();
+    assert_eq!(none.total, 0, "no device saved yet");
 }
 
 async fn concurrent_writers(f: Fixture) {
@@ -277,39 +524,35 @@ async fn concurrent_writers(f: Fixture) {
         }
     }
     assert_eq!(created, 1);
-    // Concurrent detection of one device's events, as overlapping redelivered batches
-    // would cause: four workers apply all twenty, in different orders.
+    // Concurrent detection of one device's events, as overlapping deliveries would
+    // cause: four workers each apply their own five, in different orders.
     let events: Vec<StoredEvent> = (10..30).map(|m| event("race", m, 1)).collect();
     for e in &events {
         f.events.record(e.clone()).await.unwrap();
     }
-    let tasks: Vec<_> = (0..4)
-        .map(|w| {
+    let tasks: Vec<_> = events
+        .chunks(5)
+        .map(|mine| {
             let states = f.states.clone();
-            let mut mine = events.clone();
-            mine.rotate_left(w * 5);
-            if w % 2 == 1 {
-                mine.reverse();
-            }
+            let mut mine = mine.to_vec();
+            mine.reverse();
             tokio::spawn(async move {
-                let mut newly = 0u32;
                 for e in mine {
-                    newly += u32::from(apply(&states, &e, t(500)).await.newly_applied);
+                    apply(&states, &e, t(500)).await;
                 }
-                newly
             })
         })
         .collect();
-    let mut newly = 0;
     for task in tasks {
-        newly += task.await.unwrap();
+        task.await.unwrap();
     }
-    assert!(
-        (1..=20).contains(&newly),
-        "{newly} state changes for 20 events delivered four times"
-    );
     f.apply(&e, t(500)).await;
     assert_eq!(streak(&f, "race").await, 21);
+    assert_eq!(
+        f.state("race").await.unwrap().totals.syncs,
+        21,
+        "every event counted once"
+    );
 }
 
 macro_rules! contract {
@@ -333,8 +576,11 @@ contract!(
     record_replay_conflict,
     history_pages_with_bounds_in_both_orders,
     apply_is_exactly_once,
-    streak_state_with_late_events_and_outbox,
+    late_events_and_the_outbox,
+    runs_are_counted_in_a_window,
     repeated_failures_are_ordered_and_paged,
+    devices_are_listed_by_status_and_silence_is_found,
+    days_and_counts_add_up,
     concurrent_writers,
 );
 
@@ -375,7 +621,7 @@ async fn dynamodb_retention_counts_from_receipt() {
 /// sharding (legacy partition) is still listed.
 #[tokio::test]
 async fn dynamodb_failing_list_merges_its_shards() {
-    use pisync_shared::adapters::dynamodb::item::{failing_pk, FAILING_SHARDS, LEGACY_FAILING_PK};
+    use pisync_shared::adapters::dynamodb::item::{failing_pk, StateItem, FAILING_SHARDS, LEGACY_FAILING_PK};
     let store = dynamodb_local_store("shards").await;
     let states: Arc<dyn DeviceStates> = Arc::new(store.clone());
     // 40 devices with streaks of 3 to 7 failures.
@@ -388,15 +634,17 @@ async fn dynamodb_failing_list_merges_its_shards() {
         }
     }
     // One legacy entry, as an earlier version wrote it.
-    let legacy = event("shard-legacy", 0, 1);
-    let mut state = FailureState::new(legacy.device_id.clone());
+    let mut state = DeviceState::new(dev("shard-legacy"));
     for m in 0..9 {
-        state.apply_in_order(&event("shard-legacy", m, 1), StreakRule::default(), t(100));
+        state.apply(
+            &event("shard-legacy", m, 1),
+            Rules::default().streak,
+            t(100),
+            &mut Vec::new(),
+        );
     }
-    let mut item: serde_dynamo::Item = serde_dynamo::to_item(
-        pisync_shared::adapters::dynamodb::item::StateItem::new(state, 1, true),
-    )
-    .unwrap();
+    let mut item: serde_dynamo::Item =
+        serde_dynamo::to_item(StateItem::new(&state, 1, Status::Failing, true).unwrap()).unwrap();
     item.insert(
         "failing_pk".into(),
         serde_dynamo::AttributeValue::S(LEGACY_FAILING_PK.into()),

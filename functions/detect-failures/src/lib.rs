@@ -1,49 +1,74 @@
-//! detect-failures: consumes the table's change stream, keeps each device's failure
-//! streak, and publishes alerts and recovery notices.
+//! detect-failures: consumes the table's change stream and keeps each device's state —
+//! streak, status, totals — and the fleet's per-day totals; decides alerts and
+//! recovery and back-online notices, and publishes them.
 //!
-//! Exactly-once state: a device's records arrive in commit order, so the state tells
-//! which events it already reflects; late events re-read the run from the timeline
-//! (see [`pisync_shared::domain::streak`] and [`pisync_shared::domain::detection`]).
-//! Redelivered or re-split batches change nothing.
-//! At-least-once notices: a notice is saved in the state's outbox in the same write as
-//! the state change, published, then cleared; a crash in between republishes it on the
-//! retry, with the same `alert_id`.
+//! Exactly-once state: each device's records are applied together, each stored event
+//! once however often Lambda delivers it ([`pisync_shared::domain::applied`]).
+//! At-least-once notices: a notice is saved to the outbox in the same write as the
+//! state change that decided it, then published and removed; if publishing fails the
+//! record still succeeds and the notice waits for the next delivery round (here, or
+//! the scheduled watch-devices), so a channel that is down never stalls detection.
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use pisync_shared::adapters::dynamodb::item::event_from_image;
-use pisync_shared::domain::detection;
-use pisync_shared::domain::streak::StreakRule;
-use pisync_shared::ports::{AlertPublisher, DeviceStates};
-use pisync_shared::{EventTime, StoredEvent};
+use pisync_shared::domain::applied::StreamPosition;
+use pisync_shared::domain::delivery::deliver_pending;
+use pisync_shared::domain::detection::{apply_records, Record, Rules};
+use pisync_shared::domain::fleet::day_totals;
+use pisync_shared::metrics::Figures;
+use pisync_shared::ports::{AlertPublisher, DeviceStates, Outbox, RecordDays};
+use pisync_shared::{EventTime, Outcome, StoredEvent};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct DetectFailures {
     pub states: Arc<dyn DeviceStates>,
+    pub days: Arc<dyn RecordDays>,
+    pub outbox: Arc<dyn Outbox>,
     pub alerts: Arc<dyn AlertPublisher>,
-    pub rule: StreakRule,
+    pub rules: Rules,
 }
 
-/// Processes one batch. Records are grouped by device; each device's are applied
-/// together in device-timestamp order, with one state read and one state write. If a
-/// device's records cannot be processed, the lowest stream position among them is
-/// reported, so Lambda retries from there and nothing after it is skipped; records
-/// that did succeed are no-ops on the retry.
+/// What one batch did: Lambda's answer, and the figures to report.
+pub struct Detected {
+    pub response: DynamoDbEventResponse,
+    pub figures: Figures,
+}
+
+/// Processes one batch (see [`detect`]) and answers Lambda.
 pub async fn handle(deps: &DetectFailures, event: Event) -> DynamoDbEventResponse {
-    let mut by_device: BTreeMap<String, Vec<(usize, StoredEvent)>> = BTreeMap::new();
+    detect(deps, event).await.response
+}
+
+/// Records are grouped by device; each device's are applied together in
+/// device-timestamp order, with one state read and one state write. If a device's
+/// records cannot be applied, the lowest stream position among them is reported, so
+/// Lambda retries from there and nothing after it is skipped; records that did
+/// succeed are recognised on the retry and change nothing.
+pub async fn detect(deps: &DetectFailures, event: Event) -> Detected {
+    let now = EventTime::now();
+    let mut figures = Figures::default();
+    let mut by_device: BTreeMap<String, Vec<(usize, Record)>> = BTreeMap::new();
     let mut first_failed: Option<usize> = None;
     for (position, record) in event.records.iter().enumerate() {
         if record.event_name != "INSERT" {
             continue; // MODIFY and REMOVE (TTL expiry) are not new events
         }
         match event_from_image(record.change.new_image.clone()) {
-            None => {} // a state item
-            Some(Ok(e)) => by_device
-                .entry(e.device_id.to_string())
-                .or_default()
-                .push((position, e)),
+            None => {} // not an event item
+            Some(Ok(e)) => {
+                let sequence = record
+                    .change
+                    .sequence_number
+                    .as_deref()
+                    .and_then(StreamPosition::parse);
+                by_device
+                    .entry(e.device_id.to_string())
+                    .or_default()
+                    .push((position, Record::new(sequence, e)));
+            }
             Some(Err(err)) => {
                 tracing::error!(error = %err, sequence = ?record.change.sequence_number, "undecodable event image");
                 first_failed = first_failed.min(Some(position)).or(Some(position));
@@ -51,28 +76,54 @@ pub async fn handle(deps: &DetectFailures, event: Event) -> DynamoDbEventRespons
         }
     }
     // Devices are independent: process them concurrently (their store round trips
-    // overlap, and the embedded store commits them together); each device's events
-    // in order.
-    let devices = by_device.into_values().map(|events| async move {
+    // overlap, and the embedded store commits them together).
+    let devices = by_device.into_values().map(|records| async move {
         // A device's records are applied together (one state read and write), so if
-        // anything fails, none of them is known to be fully processed: the lowest
-        // stream position among them is where the retry must start.
-        let lowest = events.iter().map(|(position, _)| *position).min();
-        let events: Vec<StoredEvent> = events.into_iter().map(|(_, e)| e).collect();
-        match process(deps, &events).await {
-            Ok(()) => None,
+        // anything fails, none of them is known to be applied: the lowest stream
+        // position among them is where the retry must start.
+        let lowest = records.iter().map(|(position, _)| *position).min();
+        let records: Vec<Record> = records.into_iter().map(|(_, r)| r).collect();
+        match apply_records(deps.states.as_ref(), deps.rules, &records, now).await {
+            Ok(applied) => Ok(applied),
             Err(err) => {
-                tracing::error!(error = %err, device_id = %events[0].device_id, records = events.len(), "detection failed; will retry");
-                lowest
+                tracing::error!(error = %err, device_id = %records[0].event.device_id, records = records.len(), "detection failed; will retry");
+                Err(lowest)
             }
         }
     });
-    for failed in futures_util::future::join_all(devices)
-        .await
-        .into_iter()
-        .flatten()
-    {
-        first_failed = first_failed.min(Some(failed)).or(Some(failed));
+    let mut new_events: Vec<StoredEvent> = Vec::new();
+    let mut decided = 0;
+    for result in futures_util::future::join_all(devices).await {
+        match result {
+            Ok(applied) => {
+                decided += applied.notices.len();
+                new_events.extend(applied.new_events);
+            }
+            Err(lowest) => {
+                figures.records_failed += 1;
+                if let Some(failed) = lowest {
+                    first_failed = first_failed.min(Some(failed)).or(Some(failed));
+                }
+            }
+        }
+    }
+    for e in &new_events {
+        match e.outcome {
+            Outcome::Success => figures.syncs_succeeded += 1,
+            Outcome::Failure => figures.syncs_failed += 1,
+        }
+        figures.lag(e.received_at, now);
+    }
+    // The day totals follow the device states they came from. If adding them fails,
+    // retrying the records would not help (they are applied now): the loss is logged
+    // and counted, never doubled (docs/design.md).
+    if let Err(err) = deps.days.add_days(&day_totals(&new_events)).await {
+        tracing::error!(error = %err, events = new_events.len(), "day totals not added");
+        figures.day_totals_lost += new_events.len() as u64;
+    }
+    if decided > 0 {
+        // What fails waits in the outbox for the next round; the records succeed.
+        figures.delivered(deliver_pending(deps.outbox.as_ref(), deps.alerts.as_ref()).await);
     }
     let mut response = DynamoDbEventResponse::default();
     if let Some(position) = first_failed {
@@ -80,35 +131,11 @@ pub async fn handle(deps: &DetectFailures, event: Event) -> DynamoDbEventRespons
             .batch_item_failures
             .push(failure(&event.records[position]));
     }
-    response
+    Detected { response, figures }
 }
 
 fn failure(record: &EventRecord) -> DynamoDbBatchItemFailure {
     let mut failure = DynamoDbBatchItemFailure::default();
     failure.item_identifier = record.change.sequence_number.clone();
     failure
-}
-
-/// Applies one device's events and delivers whatever notices it has waiting.
-async fn process(
-    deps: &DetectFailures,
-    events: &[StoredEvent],
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let applied = detection::apply_events(deps.states.as_ref(), deps.rule, events, EventTime::now()).await?;
-    let pending = &applied.state.pending_notices;
-    if pending.is_empty() {
-        return Ok(());
-    }
-    for notice in pending {
-        deps.alerts.publish(notice).await?;
-        tracing::info!(event_type = notice.event_type(), device_id = %notice.device_id(), "notice published");
-    }
-    detection::clear_notices(
-        deps.states.as_ref(),
-        deps.rule,
-        &applied.state.device_id,
-        &applied.state.pending_notice_ids(),
-    )
-    .await?;
-    Ok(())
 }

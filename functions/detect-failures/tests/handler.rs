@@ -1,12 +1,14 @@
 //! detect-failures' handler, called directly with the example stream events in
 //! `events/detect-failures/`, over an embedded store holding the events they refer to.
 
-use detect_failures::{handle, DetectFailures};
+use detect_failures::{detect, handle, DetectFailures};
 use pisync_shared::adapters::sqlite::SqliteStore;
-use pisync_shared::domain::streak::StreakRule;
-use pisync_shared::ports::{DeviceStates, RecordEvents};
+use pisync_shared::domain::delivery::deliver_pending;
+use pisync_shared::domain::detection::Rules;
+use pisync_shared::domain::fleet::Day;
+use pisync_shared::ports::{DeviceStates, Outbox, ReadFleet, RecordEvents};
 use pisync_shared::test_util::lambda_events::{files_of, stream_event};
-use pisync_shared::test_util::{device, sqlite_store, stored_event_at, RecordingAlerts};
+use pisync_shared::test_util::{device, sqlite_store, stored_event_at, FlakyStates, RecordingAlerts};
 use std::sync::Arc;
 
 /// device_12345's events the stream events refer to: three failures, then a success.
@@ -20,6 +22,7 @@ const SUCCESS: (&str, u32) = ("2025-05-07T10:40:00Z", 0);
 struct Setup {
     _dir: pisync_shared::test_util::TempDir,
     store: SqliteStore,
+    states: Arc<FlakyStates>,
     alerts: Arc<RecordingAlerts>,
     detect: DetectFailures,
 }
@@ -27,14 +30,18 @@ struct Setup {
 fn setup() -> Setup {
     let (dir, store) = sqlite_store();
     let alerts = Arc::new(RecordingAlerts::default());
+    let states = Arc::new(FlakyStates::new(Arc::new(store.clone())));
     let detect = DetectFailures {
-        states: Arc::new(store.clone()),
+        states: states.clone(),
+        days: Arc::new(store.clone()),
+        outbox: Arc::new(store.clone()),
         alerts: alerts.clone(),
-        rule: StreakRule::default(),
+        rules: Rules::default(),
     };
     Setup {
         _dir: dir,
         store,
+        states,
         alerts,
         detect,
     }
@@ -90,6 +97,34 @@ async fn three_failures_alert_once_and_a_success_recovers() {
 }
 
 #[tokio::test]
+async fn each_new_event_counts_once_in_its_day_and_the_devices_totals() {
+    let s = setup();
+    store(&s, &FAILURES).await;
+    let detected = detect(&s.detect, stream_event("detect-failures/three-failures.json")).await;
+    assert_eq!(
+        (detected.figures.syncs_failed, detected.figures.syncs_succeeded),
+        (3, 0)
+    );
+    handle(&s.detect, stream_event("detect-failures/three-failures.json")).await;
+    let day = Day::parse("2025-05-07").unwrap();
+    let days = s.store.days(day, day).await.unwrap();
+    assert_eq!(
+        (days[&day].syncs, days[&day].failures, days[&day].files_synced),
+        (3, 3, 126)
+    );
+    let state = s
+        .store
+        .load(&device("device_12345"))
+        .await
+        .unwrap()
+        .unwrap()
+        .state;
+    assert_eq!((state.totals.syncs, state.totals.errors), (3, 7));
+    let counts = s.store.counts().await.unwrap();
+    assert_eq!((counts.total, counts.failing), (1, 1));
+}
+
+#[tokio::test]
 async fn an_undecodable_record_is_reported_by_its_sequence_number() {
     let s = setup();
     store(&s, &FAILURES).await;
@@ -111,20 +146,48 @@ async fn an_undecodable_record_is_reported_by_its_sequence_number() {
     assert_eq!(ids, ["111000000000000000000003"]);
 }
 
+/// A channel that is down never fails the records: the state is saved with the alert
+/// in its outbox, and the next delivery round publishes it — once.
 #[tokio::test]
-async fn a_failed_publish_is_reported_and_the_retry_alerts_once() {
+async fn a_failed_publish_leaves_the_alert_waiting_not_the_records() {
     let s = setup();
     store(&s, &FAILURES).await;
     s.alerts.set_failing(true);
-    let response = handle(&s.detect, stream_event("detect-failures/three-failures.json")).await;
-    assert_eq!(
-        response.batch_item_failures.len(),
-        1,
-        "the alerting record is retried"
+    let detected = detect(&s.detect, stream_event("detect-failures/three-failures.json")).await;
+    assert!(
+        detected.response.batch_item_failures.is_empty(),
+        "the records are applied"
     );
-    assert!(s.alerts.kinds().is_empty());
+    assert_eq!(detected.figures.publish_failures, 1);
+    assert_eq!(streak(&s).await, 3);
+    assert_eq!(s.store.pending(10).await.unwrap().len(), 1, "the alert waits");
     s.alerts.set_failing(false);
+    // A redelivery neither decides the alert again nor needs to publish it.
+    handle(&s.detect, stream_event("detect-failures/three-failures.json")).await;
+    assert!(s.alerts.kinds().is_empty());
+    deliver_pending(&s.store, s.alerts.as_ref()).await.unwrap();
+    deliver_pending(&s.store, s.alerts.as_ref()).await.unwrap();
+    assert_eq!(s.alerts.kinds(), ["device.repeated_sync_failures"]);
+}
+
+/// When a device's state cannot be saved, its lowest stream position is reported, so
+/// Lambda retries from there; once the store is back the retry applies everything.
+#[tokio::test]
+async fn a_store_failure_reports_the_devices_lowest_position() {
+    let s = setup();
+    store(&s, &FAILURES).await;
+    s.states.set_failing("device_12345", true);
+    let response = handle(&s.detect, stream_event("detect-failures/three-failures.json")).await;
+    let ids: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .filter_map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(ids, ["111000000000000000000001"]);
+    assert!(s.store.load(&device("device_12345")).await.unwrap().is_none());
+    s.states.set_failing("device_12345", false);
     let response = handle(&s.detect, stream_event("detect-failures/three-failures.json")).await;
     assert!(response.batch_item_failures.is_empty());
+    assert_eq!(streak(&s).await, 3);
     assert_eq!(s.alerts.kinds(), ["device.repeated_sync_failures"]);
 }

@@ -3,7 +3,7 @@
 
 use list_repeated_failures::{handle, ListRepeatedFailures};
 use pisync_shared::auth::Authenticator;
-use pisync_shared::domain::detection::apply_event;
+use pisync_shared::domain::detection::{apply_event, Rules};
 use pisync_shared::domain::streak::StreakRule;
 use pisync_shared::http::cursor::CursorKey;
 use pisync_shared::test_util::lambda_events::{
@@ -40,7 +40,7 @@ async fn the_first_page_lists_the_failing_device_with_its_streak() {
     for m in 1..=4 {
         apply_event(
             &store,
-            StreakRule::default(),
+            Rules::default(),
             &stored_event("dev-failing", m, 1),
             minute(10),
         )
@@ -49,7 +49,7 @@ async fn the_first_page_lists_the_failing_device_with_its_streak() {
     }
     apply_event(
         &store,
-        StreakRule::default(),
+        Rules::default(),
         &stored_event("dev-fine", 1, 0),
         minute(10),
     )

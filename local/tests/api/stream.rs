@@ -6,14 +6,16 @@ use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use detect_failures::DetectFailures;
 use pisync_shared::adapters::dynamodb::DynamoStore;
-use pisync_shared::domain::streak::{FailureState, StreakRule};
-use pisync_shared::ports::{DeviceStates, RecordEvents};
-use pisync_shared::test_util::{dynamodb_local_store, stored_event as event, RecordingAlerts};
+use pisync_shared::domain::delivery::deliver_pending;
+use pisync_shared::domain::detection::Rules;
+use pisync_shared::domain::device::DeviceState;
+use pisync_shared::ports::{DeviceStates, Outbox, RecordEvents};
+use pisync_shared::test_util::{dynamodb_local_store, stored_event as event, FlakyStates, RecordingAlerts};
 use pisync_shared::DeviceId;
 use std::sync::Arc;
 
-/// The device's failure state, which every caller expects detection to have written.
-async fn stored_state(s: &Setup, device: &DeviceId) -> FailureState {
+/// The device's state, which every caller expects detection to have written.
+async fn stored_state(s: &Setup, device: &DeviceId) -> DeviceState {
     s.store
         .load(device)
         .await
@@ -26,28 +28,35 @@ struct Setup {
     store: DynamoStore,
     streams: aws_sdk_dynamodbstreams::Client,
     alerts: Arc<RecordingAlerts>,
+    states: Arc<FlakyStates>,
     detect: DetectFailures,
 }
 
 async fn setup() -> Setup {
     let store = dynamodb_local_store("stream").await;
     let alerts = Arc::new(RecordingAlerts::default());
+    let states = Arc::new(FlakyStates::new(Arc::new(store.clone())));
     let sdk = pisync_shared::adapters::aws::for_endpoint(&pisync_shared::test_util::dynamodb_endpoint())
         .await
         .expect("AWS settings");
     Setup {
         detect: DetectFailures {
-            states: Arc::new(store.clone()),
+            states: states.clone(),
+            days: Arc::new(store.clone()),
+            outbox: Arc::new(store.clone()),
             alerts: alerts.clone(),
-            rule: StreakRule::default(),
+            rules: Rules::default(),
         },
         streams: aws_sdk_dynamodbstreams::Client::new(&sdk),
         store,
         alerts,
+        states,
     }
 }
 
-/// Every INSERT record on the table's stream so far, oldest first.
+/// Every INSERT record on the table's stream so far, oldest first, once it holds at
+/// least `expected` events (detection's own items — states, counts, days, notices,
+/// silence checks — are INSERTs too, and come along).
 async fn inserts(s: &Setup, expected: usize) -> Vec<EventRecord> {
     let arn = s.store.stream_arn().await.unwrap().expect("stream enabled");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -78,13 +87,19 @@ async fn inserts(s: &Setup, expected: usize) -> Vec<EventRecord> {
             }
         }
         records.retain(|r| r.event_name == "INSERT");
-        if records.len() >= expected {
+        let events = records
+            .iter()
+            .filter(|r| {
+                pisync_shared::adapters::dynamodb::item::event_from_image(r.change.new_image.clone())
+                    .is_some()
+            })
+            .count();
+        if events >= expected {
             return records;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "stream has {} of {expected} records",
-            records.len()
+            "stream has {events} of {expected} events"
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
@@ -116,7 +131,10 @@ async fn redelivered_and_reordered_batches_change_nothing() {
     let device = DeviceId::parse("dev-stream").unwrap();
     let state = stored_state(&s, &device).await;
     assert_eq!(state.consecutive_failures(), 4);
-    assert!(state.pending_notices.is_empty(), "published and cleared");
+    assert!(
+        s.store.pending(10).await.unwrap().is_empty(),
+        "published and removed"
+    );
     assert_eq!(s.alerts.kinds(), ["device.repeated_sync_failures"]);
 
     // Lambda redelivers the same batch, then a reordered split of it.
@@ -130,12 +148,17 @@ async fn redelivered_and_reordered_batches_change_nothing() {
             .batch_item_failures
             .is_empty());
     }
-    assert_eq!(stored_state(&s, &device).await, state, "state unchanged");
+    let after = stored_state(&s, &device).await;
+    assert_eq!(
+        (after.consecutive_failures(), after.totals, after.last_sync_at),
+        (state.consecutive_failures(), state.totals, state.last_sync_at),
+        "state unchanged"
+    );
     assert_eq!(s.alerts.kinds().len(), 1, "no second alert");
 
     // Detection writes only state items: event records stay the only INSERTs of events.
     s.store.record(event("dev-stream", 9, 0)).await.unwrap();
-    let all: Vec<EventRecord> = inserts(&s, 7)
+    let all: Vec<EventRecord> = inserts(&s, 6)
         .await
         .into_iter()
         .filter(|r| {
@@ -151,8 +174,11 @@ async fn redelivered_and_reordered_batches_change_nothing() {
     );
 }
 
+/// SNS down: the records still succeed (their state is saved with the alert in the
+/// outbox), redeliveries decide nothing twice, and the delivery round publishes the
+/// alert once the channel is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_record_is_reported_and_retried_without_double_alerts() {
+async fn a_failed_publish_never_fails_the_records_or_loses_the_alert() {
     let s = setup().await;
     for m in 0..3 {
         s.store.record(event("dev-flaky", m, 1)).await.unwrap();
@@ -161,47 +187,33 @@ async fn a_failing_record_is_reported_and_retried_without_double_alerts() {
     let records = inserts(&s, 4).await;
     s.alerts.set_failing(true);
     let response = detect_failures::handle(&s.detect, batch(records.clone())).await;
-    let failed: Vec<_> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.clone())
-        .collect();
-    // dev-flaky's records are applied together; its alert could not be sent, so the
-    // retry starts from its lowest stream position (nothing after it is skipped).
-    let first_failure = event("dev-flaky", 0, 1);
-    let first = records
-        .iter()
-        .find(|r| {
-            pisync_shared::adapters::dynamodb::item::event_from_image(r.change.new_image.clone())
-                .and_then(Result::ok)
-                .is_some_and(|e| e == first_failure)
-        })
-        .expect("the first failure is on the stream");
-    assert_eq!(failed.len(), 1, "only the lowest unfinished record is reported");
-    assert_eq!(
-        failed[0], first.change.sequence_number,
-        "the lowest stream position of the device whose alert could not be sent"
-    );
-    // The alert waits in the outbox; the retry publishes it once.
+    assert!(response.batch_item_failures.is_empty());
     let device = DeviceId::parse("dev-flaky").unwrap();
-    assert_eq!(stored_state(&s, &device).await.pending_notices.len(), 1);
+    assert_eq!(stored_state(&s, &device).await.consecutive_failures(), 3);
+    assert_eq!(
+        s.store.pending(10).await.unwrap().len(),
+        1,
+        "the alert waits in the outbox"
+    );
     s.alerts.set_failing(false);
     for _ in 0..2 {
         let response = detect_failures::handle(&s.detect, batch(records.clone())).await;
         assert!(response.batch_item_failures.is_empty());
     }
+    deliver_pending(&s.store, s.alerts.as_ref()).await.unwrap();
     assert_eq!(s.alerts.kinds(), ["device.repeated_sync_failures"]);
-    assert!(stored_state(&s, &device).await.pending_notices.is_empty());
-    assert_eq!(stored_state(&s, &device).await.consecutive_failures(), 3);
+    assert!(s.store.pending(10).await.unwrap().is_empty());
+    assert_eq!(stored_state(&s, &device).await.totals.syncs, 3);
 }
 
 /// The checkpoint defect: A (a success, earlier on the stream) and B (a late failure,
-/// later on the stream, older timestamp) in one batch; B completes a streak whose
-/// alert cannot be published. The reported record must be A's (the lowest position
-/// not fully processed), else Lambda checkpoints past A and A is never applied: the
-/// device would stay failing with no recovery notice.
+/// later on the stream, older timestamp) in one batch, and the device's state cannot
+/// be saved. The reported record must be A's (the lowest position not applied), else
+/// Lambda checkpoints past A and A is never applied: the device would stay failing
+/// with no recovery notice. Redelivered from A once the store is back, both apply and
+/// the notices go out once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_publish_never_checkpoints_past_an_unapplied_record() {
+async fn a_failed_device_never_checkpoints_past_an_unapplied_record() {
     let s = setup().await;
     for m in [1, 2] {
         s.store.record(event("dev-late", m, 1)).await.unwrap();
@@ -215,9 +227,8 @@ async fn a_failed_publish_never_checkpoints_past_an_unapplied_record() {
     let late_failure = event("dev-late", 3, 1);
     s.store.record(success.clone()).await.unwrap();
     s.store.record(late_failure.clone()).await.unwrap();
-    // The stream so far (events, and the state item detection wrote) minus the first
-    // two events: A comes before B.
-    let records: Vec<EventRecord> = inserts(&s, 4).await.into_iter().skip(2).collect();
+    s.store.record(event("dev-other", 0, 1)).await.unwrap();
+    let records: Vec<EventRecord> = inserts(&s, 5).await.into_iter().skip(2).collect();
     let position_of = |wanted: &pisync_shared::StoredEvent| {
         records.iter().position(|r| {
             pisync_shared::adapters::dynamodb::item::event_from_image(r.change.new_image.clone())
@@ -227,16 +238,18 @@ async fn a_failed_publish_never_checkpoints_past_an_unapplied_record() {
     };
     let a = position_of(&success).expect("A is in the batch");
     assert!(a < position_of(&late_failure).expect("B is in the batch"));
-    s.alerts.set_failing(true);
+    s.states.set_failing("dev-late", true);
     let response = detect_failures::handle(&s.detect, batch(records.clone())).await;
+    assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(
         response.batch_item_failures[0].item_identifier, records[a].change.sequence_number,
         "the retry starts at A, the success"
     );
-    // Lambda redelivers from A; with the channel back, both notices go out once.
-    s.alerts.set_failing(false);
-    let retry = detect_failures::handle(&s.detect, batch(records)).await;
+    // Lambda redelivers from A (the other device's record again too).
+    s.states.set_failing("dev-late", false);
+    let retry = detect_failures::handle(&s.detect, batch(records[a..].to_vec())).await;
     assert!(retry.batch_item_failures.is_empty());
+    deliver_pending(&s.store, s.alerts.as_ref()).await.unwrap();
     assert_eq!(
         s.alerts.kinds(),
         ["device.repeated_sync_failures", "device.sync_recovered"]
@@ -244,4 +257,10 @@ async fn a_failed_publish_never_checkpoints_past_an_unapplied_record() {
     let state = stored_state(&s, &DeviceId::parse("dev-late").unwrap()).await;
     assert_eq!(state.consecutive_failures(), 0);
     assert_eq!(state.last_success_at, Some(success.timestamp));
+    assert_eq!(state.totals.syncs, 4);
+    let other = stored_state(&s, &DeviceId::parse("dev-other").unwrap()).await;
+    assert_eq!(
+        other.totals.syncs, 1,
+        "the other device's redelivered record counted once"
+    );
 }

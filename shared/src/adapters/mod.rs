@@ -12,3 +12,7 @@ pub mod secrets;
 pub mod sns;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "sqs")]
+pub mod sqs;
+#[cfg(feature = "webhook")]
+pub mod webhook;

@@ -1,4 +1,4 @@
-//! Secrets Manager: the token signing keys and the cursor key, read at start (and
+//! Secrets Manager: the token signing keys, the cursor key and the webhook secret, read at start (and
 //! the signing keys again after a rotation), so no secret sits in a function's
 //! environment variables.
 
@@ -53,6 +53,19 @@ pub async fn cursor_key(
         }
         None => Ok(config.cursor_key()?),
     }
+}
+
+/// The webhook signing secret (`WEBHOOK_SECRET_ARN`), read once at start.
+pub async fn webhook_secret(
+    sdk: &aws_config::SdkConfig,
+    config: &Config,
+) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
+    let arn = config.webhook_secret_arn()?;
+    let secret = secret_string(&Client::new(sdk), arn).await?;
+    if secret.len() < 32 {
+        return Err(format!("the webhook secret in {arn} must be at least 32 characters").into());
+    }
+    Ok(secret.into_bytes())
 }
 
 /// A secret's string value.

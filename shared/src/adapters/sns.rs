@@ -1,9 +1,12 @@
 //! Operator notices on Amazon SNS.
 //!
-//! The body is the notice JSON of docs/contract.md. Message attributes `event_type` and
-//! `device_id` let subscribers filter; `alert_id` (also in the body) is the same for
-//! every message about one streak, so a subscriber can drop the rare duplicate. On a
-//! FIFO topic it also becomes the deduplication id, and SNS drops duplicates itself.
+//! One publish with `MessageStructure=json` carries a message per protocol: the notice
+//! JSON of docs/contract.md as the default (what SQS, Lambda and HTTPS subscribers
+//! receive), a plain-text e-mail that links to the device's dashboard page, and an SMS
+//! of at most 140 characters; the subject is the e-mail's. Message attributes
+//! `event_type` and `device_id` let subscribers filter; `alert_id` (also in the body)
+//! is the same for every message about one episode, so a subscriber can drop the rare
+//! duplicate. On a FIFO topic it also becomes the deduplication id.
 //!
 //! The SDK client is built on the first publish, not at init: most detect-failures
 //! sandboxes never publish, and building an SNS client (its endpoint rules and TLS
@@ -23,6 +26,8 @@ pub struct SnsPublisher {
     config: Config,
     client: Arc<OnceLock<Client>>,
     topic_arn: String,
+    /// The dashboard's URL, for the e-mail's link to the device.
+    dashboard_url: Option<String>,
 }
 
 impl SnsPublisher {
@@ -31,12 +36,22 @@ impl SnsPublisher {
             config,
             client: Arc::default(),
             topic_arn: topic_arn.into(),
+            dashboard_url: None,
         }
     }
 
-    /// The publisher detect-failures uses, from the SDK configuration it loaded once.
-    pub fn from_config(sdk: &aws_config::SdkConfig, topic_arn: impl Into<String>) -> Self {
-        Self::new(Config::new(sdk), topic_arn)
+    pub fn with_dashboard_url(mut self, url: Option<String>) -> Self {
+        self.dashboard_url = url;
+        self
+    }
+
+    /// The publisher the functions use, from the SDK configuration they loaded once.
+    pub fn from_config(
+        sdk: &aws_config::SdkConfig,
+        config: &crate::config::Config,
+    ) -> Result<Self, crate::config::ConfigError> {
+        Ok(Self::new(Config::new(sdk), config.alert_topic_arn()?)
+            .with_dashboard_url(config.dashboard_url.clone()))
     }
 
     /// One client per publisher (and so per sandbox), built when first needed.
@@ -53,6 +68,19 @@ fn string_attribute(value: &str) -> Result<MessageAttributeValue, PublishError> 
         .map_err(|e| PublishError::with_source("message attribute", e))
 }
 
+/// The `MessageStructure=json` message: one text per protocol, the contract's JSON by
+/// default.
+pub fn per_protocol(notice: &Notice, dashboard_url: Option<&str>) -> String {
+    let body = notice.to_json();
+    serde_json::json!({
+        "default": body,
+        "email": notice.email_text(dashboard_url),
+        "email-json": body,
+        "sms": notice.sms(),
+    })
+    .to_string()
+}
+
 #[async_trait]
 impl AlertPublisher for SnsPublisher {
     async fn publish(&self, notice: &Notice) -> Result<(), PublishError> {
@@ -61,7 +89,8 @@ impl AlertPublisher for SnsPublisher {
             .publish()
             .topic_arn(&self.topic_arn)
             .subject(notice.subject())
-            .message(notice.to_json())
+            .message_structure("json")
+            .message(per_protocol(notice, self.dashboard_url.as_deref()))
             .message_attributes("event_type", string_attribute(notice.event_type())?)
             .message_attributes("device_id", string_attribute(notice.device_id().as_str())?)
             .message_attributes("alert_id", string_attribute(&notice.notice_id())?);

@@ -64,6 +64,8 @@ impl Caller {
 /// Who a route is for (the route table says it for each route).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
+    /// No credential: files that hold no data (the dashboard's HTML, script, styles).
+    Public,
     /// Device tokens, for their own device's events.
     Device,
     /// Operators with `read` or `admin`.
@@ -75,7 +77,7 @@ pub enum Access {
 impl Access {
     pub fn allows(self, caller: &Caller) -> bool {
         match (self, caller) {
-            (_, Caller::Anyone) => true,
+            (Access::Public, _) | (_, Caller::Anyone) => true,
             (Access::Device, Caller::Device(_)) => true,
             (Access::Read, Caller::Operator(_)) => true,
             (Access::Admin, Caller::Operator(scope)) => *scope == Scope::Admin,
@@ -101,6 +103,7 @@ mod tests {
         assert_eq!(admitted(Access::Device), [true, false, false, false, true]);
         assert_eq!(admitted(Access::Read), [false, true, true, false, true]);
         assert_eq!(admitted(Access::Admin), [false, false, true, false, true]);
+        assert_eq!(admitted(Access::Public), [true; 5]);
     }
 
     #[test]

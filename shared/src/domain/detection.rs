@@ -1,127 +1,155 @@
-//! Detection's sequence for one event: load the device's state, decide the step,
-//! apply it (re-reading the run for a late event), and save it with a version check,
-//! again from the load if another writer got there first. Clearing published notices
-//! from the outbox follows the same sequence. Adapters only load and save
-//! ([`DeviceStates`]); the rule itself is [`FailureState`]'s.
+//! Detection's sequence for one device's stream records: load its state, apply each
+//! event not applied before (in device-timestamp order), count a window of the run
+//! when a late event needs it, and save the state with its notices, count changes and
+//! silence check — once, with a version check, again from the load if another writer
+//! got there first. Adapters only load, count and save ([`DeviceStates`]); the rules
+//! are [`DeviceState`]'s.
 
-use crate::domain::event::{DeviceId, StoredEvent};
-use crate::domain::streak::{FailureState, Step, StreakRule};
+use crate::domain::applied::StreamPosition;
+use crate::domain::device::DeviceState;
+use crate::domain::event::{DeviceId, Outcome, StoredEvent};
+use crate::domain::fleet::FleetDelta;
+use crate::domain::notice::Notice;
+use crate::domain::silence::SilenceRule;
+use crate::domain::streak::StreakRule;
 use crate::domain::time::EventTime;
-use crate::ports::{DeviceStates, Saved, StoreError};
+use crate::ports::{DeviceStates, Saved, StateWrite, StoreError};
 use std::time::Duration;
 
 /// Attempts at an optimistic state update before giving up (the stream retries).
 const MAX_STATE_ATTEMPTS: u32 = 10;
 
-/// The result of applying one event to its device's failure state.
+/// The rules detection applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Rules {
+    pub streak: StreakRule,
+    pub silence: SilenceRule,
+}
+
+/// A stream record: a stored event and its position in the stream (when known).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Applied {
-    /// False when the state already reflected the event (a redelivered record, or an
-    /// event older than the newest success): nothing was written.
-    pub newly_applied: bool,
-    /// The state afterwards, with any notices still to publish.
-    pub state: FailureState,
+pub struct Record {
+    pub position: Option<StreamPosition>,
+    pub event: StoredEvent,
 }
 
-/// Applies a stored event to its device's state. The new state is saved only if it
-/// changed; applying the same event again changes nothing (`newly_applied: false`).
-pub async fn apply_event(
-    states: &dyn DeviceStates,
-    rule: StreakRule,
-    event: &StoredEvent,
-    now: EventTime,
-) -> Result<Applied, StoreError> {
-    apply_events(states, rule, std::slice::from_ref(event), now).await
+impl Record {
+    pub fn new(position: Option<StreamPosition>, event: StoredEvent) -> Self {
+        Self { position, event }
+    }
 }
 
-/// Applies one device's stored events (a stream batch's, or a backlog's) with one
-/// state read and one state write, not one per event: the events are applied in
-/// device-timestamp order to the loaded state, which is then saved once (again from
-/// the load if another writer got there first). Same notices and same state as
-/// applying them one by one in that order.
-pub async fn apply_events(
+/// What applying a device's records did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeviceBatch {
+    /// The state afterwards.
+    pub state: DeviceState,
+    /// Events applied now, each for the first time (redelivered ones are not here).
+    pub new_events: Vec<StoredEvent>,
+    /// Notices decided now; they were saved to the outbox with the state.
+    pub notices: Vec<Notice>,
+}
+
+/// Applies one device's records (a stream batch's) with one state read and one state
+/// write: the same state and notices as applying them one by one in device-timestamp
+/// order. Records of other devices are ignored.
+pub async fn apply_records(
     states: &dyn DeviceStates,
-    rule: StreakRule,
-    events: &[StoredEvent],
+    rules: Rules,
+    records: &[Record],
     now: EventTime,
-) -> Result<Applied, StoreError> {
-    let Some(first) = events.first() else {
-        return Err(StoreError::unavailable_because("no events to apply"));
+) -> Result<DeviceBatch, StoreError> {
+    let Some(first) = records.first() else {
+        return Err(StoreError::unavailable_because("no records to apply"));
     };
-    let device = &first.device_id;
-    let mut ordered: Vec<&StoredEvent> = events.iter().filter(|e| e.device_id == *device).collect();
-    ordered.sort_by_key(|e| e.timestamp);
+    let device = &first.event.device_id;
+    let mut ordered: Vec<&Record> = records.iter().filter(|r| r.event.device_id == *device).collect();
+    ordered.sort_by_key(|r| r.event.timestamp);
+    let positions: Vec<Option<StreamPosition>> = ordered.iter().map(|r| r.position.clone()).collect();
     for attempt in 0..MAX_STATE_ATTEMPTS {
         contention_pause(attempt).await;
-        let (mut state, version) = loaded(states, device).await?;
-        let before = state.clone();
-        for event in &ordered {
-            match state.step(event) {
-                Step::NoChange => {}
-                Step::InOrder => state.apply_in_order(event, rule, now),
-                Step::Recount { after } => {
-                    let recount = states.recount(device, after).await?;
-                    state.apply_recount(recount, rule, now);
+        let loaded = states.load(device).await?;
+        let (mut state, version) = match loaded {
+            Some(v) => (v.state, v.version),
+            None => (DeviceState::new(device.clone()), 0),
+        };
+        let status_before = (version > 0).then(|| state.status(rules.streak));
+        state.applied.start_batch(&positions);
+        let mut new_events = Vec::new();
+        let mut notices = Vec::new();
+        // A count made in this batch includes every event of the batch: all of them
+        // were stored before the batch was delivered.
+        let mut counted_in_batch = false;
+        for record in &ordered {
+            let e = &record.event;
+            if state.applied.contains(e.timestamp, state.last_sync_at) {
+                continue;
+            }
+            let window = state.apply(e, rules.streak, now, &mut notices);
+            state.applied.record(e.timestamp, record.position.as_ref());
+            new_events.push(e.clone());
+            if state.counted_through.is_none() {
+                counted_in_batch = false;
+            }
+            if let Some(window) = window {
+                if e.outcome == Outcome::Failure && counted_in_batch {
+                    continue; // already in this batch's count
                 }
+                let count = states.count_run(device, window).await?;
+                state.apply_count(window, count, rules.streak, now, &mut notices);
+                counted_in_batch = true;
             }
         }
-        if state == before {
-            return Ok(Applied {
-                newly_applied: false,
+        if new_events.is_empty() {
+            return Ok(DeviceBatch {
                 state,
+                new_events,
+                notices,
             });
         }
-        if states.save(&state, version, state.is_failing(rule)).await? == Saved::Written {
-            return Ok(Applied {
-                newly_applied: true,
-                state,
-            });
-        }
-    }
-    Err(kept_changing(device))
-}
-
-/// Removes published notices (by [`crate::domain::notice::Notice::notice_id`]) from
-/// the device's outbox.
-pub async fn clear_notices(
-    states: &dyn DeviceStates,
-    rule: StreakRule,
-    device: &DeviceId,
-    notice_ids: &[String],
-) -> Result<(), StoreError> {
-    for attempt in 0..MAX_STATE_ATTEMPTS {
-        contention_pause(attempt).await;
-        let Some(loaded) = states.load(device).await? else {
-            return Ok(());
+        let status = state.status(rules.streak);
+        let back_online = notices.iter().any(|n| matches!(n, Notice::BackOnline(_)));
+        let watch_at = match state.last_seen_at {
+            Some(seen) if version == 0 || back_online => Some(rules.silence.due(seen)),
+            _ => None,
         };
-        let mut state = loaded.state;
-        if !state.clear_notices(notice_ids) {
-            return Ok(());
-        }
-        if states
-            .save(&state, loaded.version, state.is_failing(rule))
-            .await?
-            == Saved::Written
-        {
-            return Ok(());
+        let write = StateWrite {
+            state: &state,
+            expected: version,
+            status,
+            failing: state.is_failing(rules.streak),
+            notices: &notices,
+            counts: FleetDelta::between(status_before, status),
+            watch_at,
+            now,
+        };
+        if states.save(&write).await? == Saved::Written {
+            return Ok(DeviceBatch {
+                state,
+                new_events,
+                notices,
+            });
         }
     }
     Err(kept_changing(device))
 }
 
-async fn loaded(states: &dyn DeviceStates, device: &DeviceId) -> Result<(FailureState, u64), StoreError> {
-    Ok(match states.load(device).await? {
-        Some(v) => (v.state, v.version),
-        None => (FailureState::new(device.clone()), 0),
-    })
+/// Applies one stored event (a stream record without a known position).
+pub async fn apply_event(
+    states: &dyn DeviceStates,
+    rules: Rules,
+    event: &StoredEvent,
+    now: EventTime,
+) -> Result<DeviceBatch, StoreError> {
+    apply_records(states, rules, &[Record::new(None, event.clone())], now).await
 }
 
-fn kept_changing(device: &DeviceId) -> StoreError {
+pub(crate) fn kept_changing(device: &DeviceId) -> StoreError {
     StoreError::unavailable_because(format!("state of {device} kept changing"))
 }
 
 /// Before a retry of a state write that lost a race: a short, jittered pause.
-async fn contention_pause(attempt: u32) {
+pub(crate) async fn contention_pause(attempt: u32) {
     if attempt == 0 {
         return;
     }

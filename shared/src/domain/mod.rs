@@ -1,9 +1,17 @@
-//! The domain: what a sync event is, which ones are valid, how consecutive failures
-//! are counted and which notices that decides. Nothing here knows of AWS or HTTP.
+//! The domain: what a sync event is, which ones are valid, what PiSync keeps of each
+//! device (streak, status, totals, silence), which notices that decides, and the
+//! sequences that apply it (load, apply, save). Nothing here knows of AWS or HTTP.
 
+pub mod applied;
+pub mod delivery;
 pub mod detection;
+pub mod device;
 pub mod event;
+pub mod fleet;
 pub mod notice;
+pub mod silence;
 pub mod streak;
+pub mod sweep;
 pub mod time;
 pub mod validate;
+pub mod webhook;

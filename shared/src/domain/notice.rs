@@ -1,17 +1,25 @@
-//! Messages for operators: a repeated-failure alert and a recovery notice.
+//! Messages for operators: a repeated-failure alert, its recovery, a device gone
+//! silent and its return. Each serialises to exactly the JSON body of
+//! docs/contract.md; [`render`] turns one into an e-mail, an SMS and a one-line text.
+
+pub mod render;
 
 use crate::domain::event::DeviceId;
 use crate::domain::time::EventTime;
 use serde::{Deserialize, Serialize};
 
-/// A message to publish. Serialises to exactly the JSON body of docs/contract.md.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A message to publish.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum Notice {
     #[serde(rename = "device.repeated_sync_failures")]
     RepeatedFailures(FailureAlert),
     #[serde(rename = "device.sync_recovered")]
     Recovered(RecoveryNotice),
+    #[serde(rename = "device.silent")]
+    Silent(SilentNotice),
+    #[serde(rename = "device.back_online")]
+    BackOnline(BackOnlineNotice),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,44 +45,111 @@ pub struct RecoveryNotice {
     pub alert_id: String,
 }
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SilentNotice {
+    pub device_id: DeviceId,
+    /// When PiSync last received a report from the device (server time).
+    pub last_seen_at: EventTime,
+    /// The silent period, in hours (fractional for short local settings).
+    pub silent_after_hours: f64,
+    pub detected_at: EventTime,
+    /// Same for this notice and the `device.back_online` that ends the silence.
+    pub alert_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackOnlineNotice {
+    pub device_id: DeviceId,
+    /// When the device had last reported before it went silent (server time).
+    pub silent_since: EventTime,
+    /// When its new report was received (server time).
+    pub back_at: EventTime,
+    /// The `alert_id` of the `device.silent` notice this one closes.
+    pub alert_id: String,
+}
+
 impl Notice {
     /// The `event_type` message attribute, equal to the body's `type`.
     pub fn event_type(&self) -> &'static str {
         match self {
             Notice::RepeatedFailures(_) => "device.repeated_sync_failures",
             Notice::Recovered(_) => "device.sync_recovered",
+            Notice::Silent(_) => "device.silent",
+            Notice::BackOnline(_) => "device.back_online",
         }
     }
 
     pub fn device_id(&self) -> &DeviceId {
         match self {
-            Notice::RepeatedFailures(a) => &a.device_id,
-            Notice::Recovered(r) => &r.device_id,
+            Notice::RepeatedFailures(n) => &n.device_id,
+            Notice::Recovered(n) => &n.device_id,
+            Notice::Silent(n) => &n.device_id,
+            Notice::BackOnline(n) => &n.device_id,
         }
     }
 
-    /// Unique per message: the streak's id plus the kind of message.
-    pub fn notice_id(&self) -> String {
+    /// Shared by a notice and the one that closes it.
+    pub fn alert_id(&self) -> &str {
         match self {
-            Notice::RepeatedFailures(a) => format!("{}#alert", a.alert_id),
-            Notice::Recovered(r) => format!("{}#recovered", r.alert_id),
+            Notice::RepeatedFailures(n) => &n.alert_id,
+            Notice::Recovered(n) => &n.alert_id,
+            Notice::Silent(n) => &n.alert_id,
+            Notice::BackOnline(n) => &n.alert_id,
         }
     }
 
-    /// A subject a person can read in an e-mail client (SNS allows ≤ 100 characters).
-    pub fn subject(&self) -> String {
-        let subject = match self {
-            Notice::RepeatedFailures(a) => format!(
-                "PiSync: {} failed {} syncs in a row",
-                a.device_id, a.consecutive_failures
-            ),
-            Notice::Recovered(r) => format!("PiSync: {} is syncing again", r.device_id),
+    /// Unique per message: the episode's id plus the kind of message.
+    pub fn notice_id(&self) -> String {
+        let kind = match self {
+            Notice::RepeatedFailures(_) => "alert",
+            Notice::Recovered(_) => "recovered",
+            Notice::Silent(_) => "silent",
+            Notice::BackOnline(_) => "back_online",
         };
-        subject.chars().take(100).collect()
+        format!("{}#{kind}", self.alert_id())
     }
 
+    /// The JSON body of docs/contract.md.
     pub fn to_json(&self) -> String {
-        // A plain data enum of strings and integers always serialises.
+        // A plain data enum of strings and numbers always serialises.
         serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> EventTime {
+        EventTime::parse_rfc3339(text).unwrap()
+    }
+
+    #[test]
+    fn silence_notices_match_the_contract() {
+        let silent = Notice::Silent(SilentNotice {
+            device_id: DeviceId::parse("pibox-7").unwrap(),
+            last_seen_at: at("2025-05-05T08:00:00Z"),
+            silent_after_hours: 48.0,
+            detected_at: at("2025-05-07T08:03:00Z"),
+            alert_id: "pibox-7@silent@2025-05-05T08:00:00.000Z".into(),
+        });
+        let json: serde_json::Value = serde_json::from_str(&silent.to_json()).unwrap();
+        assert_eq!(json["type"], "device.silent");
+        assert_eq!(json["device_id"], "pibox-7");
+        assert_eq!(json["last_seen_at"], "2025-05-05T08:00:00.000Z");
+        assert_eq!(json["silent_after_hours"], 48.0);
+        assert_eq!(json["detected_at"], "2025-05-07T08:03:00.000Z");
+        let back = Notice::BackOnline(BackOnlineNotice {
+            device_id: DeviceId::parse("pibox-7").unwrap(),
+            silent_since: at("2025-05-05T08:00:00Z"),
+            back_at: at("2025-05-09T09:00:00Z"),
+            alert_id: silent.alert_id().to_owned(),
+        });
+        let json: serde_json::Value = serde_json::from_str(&back.to_json()).unwrap();
+        assert_eq!(json["type"], "device.back_online");
+        assert_eq!(json["silent_since"], "2025-05-05T08:00:00.000Z");
+        assert_eq!(json["back_at"], "2025-05-09T09:00:00.000Z");
+        assert_ne!(silent.notice_id(), back.notice_id());
+        assert_eq!(serde_json::from_str::<Notice>(&back.to_json()).unwrap(), back);
     }
 }

@@ -12,6 +12,9 @@ use std::fmt;
 pub struct EventTime(i64);
 
 impl EventTime {
+    /// 1970-01-01T00:00:00.000Z.
+    pub const EPOCH: EventTime = EventTime(0);
+
     /// Parses RFC 3339 with an explicit offset (`Z` or `±hh:mm`), normalising to UTC
     /// and dropping digits finer than a millisecond.
     pub fn parse_rfc3339(text: &str) -> Option<Self> {

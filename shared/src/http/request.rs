@@ -40,10 +40,15 @@ impl<'r> Call<'r> {
         if req.method() != route.method {
             return Err(refuse(ApiError::method_not_allowed(route.method.as_str())));
         }
-        let caller = match auth.authenticate(presented(req)).await {
-            Ok(caller) => caller,
-            Err(AuthError::Unauthorized(reason)) => return Err(refuse(ApiError::unauthorized(reason))),
-            Err(AuthError::Unavailable(err)) => return Err(refuse(store_failure(&err, &request_id))),
+        // A public route never asks for a credential, nor refuses a bad one.
+        let caller = if route.access == crate::auth::Access::Public {
+            Caller::Anyone
+        } else {
+            match auth.authenticate(presented(req)).await {
+                Ok(caller) => caller,
+                Err(AuthError::Unauthorized(reason)) => return Err(refuse(ApiError::unauthorized(reason))),
+                Err(AuthError::Unavailable(err)) => return Err(refuse(store_failure(&err, &request_id))),
+            }
         };
         if !route.access.allows(&caller) {
             return Err(refuse(ApiError::forbidden(forbidden_message(route))));
@@ -116,6 +121,7 @@ fn presented(req: &Request) -> Presented<'_> {
 
 fn forbidden_message(route: &Route) -> &'static str {
     match route.access {
+        crate::auth::Access::Public => "",
         crate::auth::Access::Device => "only a device token may record events",
         crate::auth::Access::Read => "only an operator token may read",
         crate::auth::Access::Admin => "only an operator with the admin scope may manage credentials",

@@ -61,6 +61,30 @@ pub const LIST_REPEATED_FAILURES: Route = Route {
     access: Access::Read,
 };
 
+pub const GET_DEVICE: Route = Route {
+    method: Method::GET,
+    path: "/device/{id}",
+    function: "get-device",
+    body_limit: 0,
+    access: Access::Read,
+};
+
+pub const LIST_DEVICES: Route = Route {
+    method: Method::GET,
+    path: "/devices",
+    function: "list-devices",
+    body_limit: 0,
+    access: Access::Read,
+};
+
+pub const FLEET_SUMMARY: Route = Route {
+    method: Method::GET,
+    path: "/fleet/summary",
+    function: "fleet-summary",
+    body_limit: 0,
+    access: Access::Read,
+};
+
 pub const ISSUE_DEVICE_CREDENTIALS: Route = Route {
     method: Method::POST,
     path: "/device/{id}/credentials",
@@ -78,11 +102,14 @@ pub const REVOKE_DEVICE_CREDENTIALS: Route = Route {
 };
 
 /// Every API route.
-pub const ROUTES: [&Route; 6] = [
+pub const ROUTES: [&Route; 9] = [
     &RECORD_SYNC_EVENT,
     &RECORD_SYNC_EVENTS,
     &GET_SYNC_HISTORY,
     &LIST_REPEATED_FAILURES,
+    &GET_DEVICE,
+    &LIST_DEVICES,
+    &FLEET_SUMMARY,
     &ISSUE_DEVICE_CREDENTIALS,
     &REVOKE_DEVICE_CREDENTIALS,
 ];
@@ -170,6 +197,8 @@ mod tests {
         }
         assert_eq!(RECORD_SYNC_EVENT.match_path("/sync-event"), Some(vec![]));
         assert_eq!(RECORD_SYNC_EVENT.match_path("/sync-event/"), None);
+        assert_eq!(GET_DEVICE.match_path("/device/d/sync-history"), None);
+        assert_eq!(LIST_DEVICES.match_path("/devices/repeated-failures"), None);
     }
 
     #[test]

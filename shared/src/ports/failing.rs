@@ -1,8 +1,8 @@
 //! The repeated-failures list: devices whose current streak reaches the threshold.
 
 use super::{overfetched, StoreError};
+use crate::domain::device::DeviceState;
 use crate::domain::event::DeviceId;
-use crate::domain::streak::FailureState;
 use crate::domain::time::EventTime;
 use async_trait::async_trait;
 use serde::Serialize;
@@ -18,7 +18,7 @@ pub struct FailingDevice {
 }
 
 impl FailingDevice {
-    pub fn from_state(state: &FailureState) -> Option<Self> {
+    pub fn from_state(state: &DeviceState) -> Option<Self> {
         let streak = state.streak.as_ref()?;
         Some(Self {
             device_id: state.device_id.clone(),

@@ -2,30 +2,47 @@
 //!
 //! | port | used by | adapters |
 //! | --- | --- | --- |
-//! | [`RecordEvents`] | record-sync-event | SQLite, DynamoDB |
+//! | [`RecordEvents`] | record-sync-event(s) | SQLite, DynamoDB |
 //! | [`ReadHistory`] | get-sync-history | SQLite, DynamoDB |
-//! | [`DeviceStates`] | detection ([`crate::domain::detection`]) | SQLite, DynamoDB |
+//! | [`DeviceStates`] | detection and the silence check ([`crate::domain`]) | SQLite, DynamoDB |
+//! | [`Outbox`] | notice delivery ([`crate::domain::delivery`]) | SQLite, DynamoDB |
+//! | [`SilenceWatch`] | the silence check | SQLite (an index), DynamoDB (an agenda) |
+//! | [`RecordDays`] | detection: per-day totals | SQLite, DynamoDB |
+//! | [`ReadFleet`] | fleet-summary | SQLite, DynamoDB |
+//! | [`ReadDevices`] | get-device, list-devices | SQLite, DynamoDB |
 //! | [`ListFailing`] | list-repeated-failures | SQLite, DynamoDB |
 //! | [`CheckCredentials`] | device routes (the authenticator) | SQLite, DynamoDB |
 //! | [`ManageCredentials`] | issue/revoke device credentials | SQLite, DynamoDB |
 //! | [`LoadKeys`] | token signing keys | Secrets Manager; a file locally |
-//! | [`AlertPublisher`] | detect-failures | SNS; the local runner's printer |
+//! | [`AlertPublisher`] | notice delivery | SNS; the local runner's printer and webhook queue |
+//! | [`WebhookTransport`] | webhook delivery | HTTPS (reqwest) |
+//! | [`DeliveryQueue`] | deliver-webhooks: retry later, dead letters | SQS |
 
 pub mod alerts;
 pub mod credentials;
+pub mod devices;
 mod error;
 pub mod events;
 pub mod failing;
+pub mod fleet;
 pub mod keys;
+pub mod outbox;
 pub mod states;
+pub mod watch;
+pub mod webhook;
 
 pub use alerts::{AlertPublisher, PublishError};
 pub use credentials::{CheckCredentials, DeviceCredential, Freshness, ManageCredentials};
+pub use devices::{DeviceKey, DevicePage, ReadDevices};
 pub use error::StoreError;
 pub use events::{HistoryPage, HistoryQuery, Order, ReadHistory, RecordEvents, Recorded};
 pub use failing::{FailingDevice, FailingKey, FailingPage, ListFailing};
+pub use fleet::{ReadFleet, RecordDays};
 pub use keys::LoadKeys;
-pub use states::{DeviceStates, Saved, Versioned};
+pub use outbox::{Outbox, OutboxEntry};
+pub use states::{DeviceStates, Saved, StateWrite, Versioned};
+pub use watch::{DueChecks, SilenceWatch};
+pub use webhook::{DeliveryQueue, WebhookTransport};
 
 /// Adapters fetch one item more than a page holds; it is dropped and only says "more".
 pub(crate) fn overfetched<T>(mut items: Vec<T>, limit: usize) -> (Vec<T>, bool) {

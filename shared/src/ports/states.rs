@@ -1,17 +1,21 @@
-//! Per-device failure state: what detection loads and saves. The sequence (load,
-//! step, apply, save with a version check, retry on a lost race) is the domain's,
-//! in [`crate::domain::detection`]; adapters only load, save and re-read a run.
+//! Per-device state: what detection and the silence check load and save. The
+//! sequence (load, apply, save with a version check, again on a lost race) is the
+//! domain's ([`crate::domain::detection`], [`crate::domain::sweep`]); adapters only
+//! load, save and count a window of the timeline.
 
 use super::StoreError;
+use crate::domain::device::{DeviceState, Status};
 use crate::domain::event::DeviceId;
-use crate::domain::streak::{FailureState, Recount};
+use crate::domain::fleet::FleetDelta;
+use crate::domain::notice::Notice;
+use crate::domain::streak::{RunCount, RunWindow};
 use crate::domain::time::EventTime;
 use async_trait::async_trait;
 
 /// A loaded state and the version it was saved with (optimistic concurrency).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Versioned {
-    pub state: FailureState,
+    pub state: DeviceState,
     /// Increases by one with every save; a state never saved has version 0.
     pub version: u64,
 }
@@ -24,16 +28,33 @@ pub enum Saved {
     Stale,
 }
 
+/// One save: the state and everything that must change with it, all or nothing.
+#[derive(Clone, Debug)]
+pub struct StateWrite<'a> {
+    pub state: &'a DeviceState,
+    /// The version loaded (0: none stored); the save happens only if it is still so.
+    pub expected: u64,
+    /// Where `GET /devices` lists the device.
+    pub status: Status,
+    /// Whether `GET /devices/repeated-failures` lists it (silent or not).
+    pub failing: bool,
+    /// Notices decided by this change: they enter the outbox ([`super::Outbox`]).
+    pub notices: &'a [Notice],
+    /// The change to the fleet's device counts.
+    pub counts: FleetDelta,
+    /// Check the device for silence at this time ([`super::SilenceWatch`]).
+    pub watch_at: Option<EventTime>,
+    /// When the change was decided (orders the outbox).
+    pub now: EventTime,
+}
+
 #[async_trait]
 pub trait DeviceStates: Send + Sync {
     async fn load(&self, device: &DeviceId) -> Result<Option<Versioned>, StoreError>;
 
-    /// Saves `state` as version `expected + 1` if the stored version is still
-    /// `expected` (0: none stored). `failing` says whether the device belongs in the
-    /// repeated-failures list ([`super::ListFailing`]).
-    async fn save(&self, state: &FailureState, expected: u64, failing: bool) -> Result<Saved, StoreError>;
+    /// Writes `write` if the stored version is still `write.expected`.
+    async fn save(&self, write: &StateWrite<'_>) -> Result<Saved, StoreError>;
 
-    /// The device's current run read back from its stored events newer than `after`,
-    /// newest first, up to the first success (see [`Recount::push`]).
-    async fn recount(&self, device: &DeviceId, after: Option<EventTime>) -> Result<Recount, StoreError>;
+    /// Counts the device's stored failures in `window` (see [`RunWindow`]).
+    async fn count_run(&self, device: &DeviceId, window: RunWindow) -> Result<RunCount, StoreError>;
 }

@@ -2,7 +2,7 @@
 //! the table as `template.yaml` declares it, finding its stream, and metering consumed
 //! capacity. Behind the `dynamodb-admin` feature, so it never ships in a Lambda.
 
-use super::item::{FAILING_INDEX, FAILING_KEYS, FAILING_PROJECTION, STREAM_VIEW, TABLE_KEYS, TTL_ATTRIBUTE};
+use super::item::{Projected, INDEXES, STREAM_VIEW, TABLE_KEYS, TTL_ATTRIBUTE};
 use super::{unavailable, DynamoCredentials, DynamoStore, Units, CREDENTIALS_KEY};
 use crate::ports::StoreError;
 use aws_sdk_dynamodb::types::{
@@ -70,30 +70,36 @@ impl DynamoStore {
                 .build()
                 .map_err(built)
         };
-        let index = GlobalSecondaryIndex::builder()
-            .index_name(FAILING_INDEX)
-            .key_schema(key(FAILING_KEYS[0], KeyType::Hash)?)
-            .key_schema(key(FAILING_KEYS[1], KeyType::Range)?)
-            .projection(
-                Projection::builder()
+        let mut indexes = Vec::new();
+        let mut attributes = vec![attr(TABLE_KEYS[0])?, attr(TABLE_KEYS[1])?];
+        for index in INDEXES {
+            let projection = match index.projection {
+                Projected::KeysOnly => Projection::builder().projection_type(ProjectionType::KeysOnly),
+                Projected::Include(names) => Projection::builder()
                     .projection_type(ProjectionType::Include)
-                    .set_non_key_attributes(Some(FAILING_PROJECTION.map(String::from).to_vec()))
-                    .build(),
-            )
-            .build()
-            .map_err(built)?;
+                    .set_non_key_attributes(Some(names.iter().map(|n| n.to_string()).collect())),
+            };
+            indexes.push(
+                GlobalSecondaryIndex::builder()
+                    .index_name(index.name)
+                    .key_schema(key(index.keys[0], KeyType::Hash)?)
+                    .key_schema(key(index.keys[1], KeyType::Range)?)
+                    .projection(projection.build())
+                    .build()
+                    .map_err(built)?,
+            );
+            attributes.push(attr(index.keys[0])?);
+            attributes.push(attr(index.keys[1])?);
+        }
         let created = self
             .client
             .create_table()
             .table_name(&self.table)
             .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(attr(TABLE_KEYS[0])?)
-            .attribute_definitions(attr(TABLE_KEYS[1])?)
-            .attribute_definitions(attr(FAILING_KEYS[0])?)
-            .attribute_definitions(attr(FAILING_KEYS[1])?)
+            .set_attribute_definitions(Some(attributes))
             .key_schema(key(TABLE_KEYS[0], KeyType::Hash)?)
             .key_schema(key(TABLE_KEYS[1], KeyType::Range)?)
-            .global_secondary_indexes(index)
+            .set_global_secondary_indexes(Some(indexes))
             .stream_specification(
                 StreamSpecification::builder()
                     .stream_enabled(true)

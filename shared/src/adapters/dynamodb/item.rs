@@ -1,18 +1,23 @@
 //! The DynamoDB item layout, shared by the DynamoDB adapter, the stream decoder of
 //! detect-failures and the local runner's stream emulation.
 //!
-//! | item   | `pk`           | `sk`               |
-//! |--------|----------------|--------------------|
-//! | event  | `DEVICE#<id>`  | `EVENT#<ts UTC ms>`|
-//! | state  | `DEVICE#<id>`  | `STATE`            |
+//! | item | `pk` | `sk` |
+//! | --- | --- | --- |
+//! | event | `DEVICE#<id>` | `EVENT#<ts UTC ms>` |
+//! | device state | `DEVICE#<id>` | `STATE` |
+//! | waiting notice | `OUTBOX` | `<decided at>#<device>#<n>` |
+//! | silence check | `WATCH#<5-minute slot>` | `<device>` |
+//! | silence check progress | `WATCH` | `CURSOR` |
+//! | a day's totals (sharded) | `DAY#<shard>` | `<YYYY-MM-DD>` |
+//! | the fleet's device counts | `FLEET` | `COUNTS` |
 //!
-//! Failing devices' state items also carry `failing_pk`/`failing_sk`, the keys of the
-//! sparse `failing` index (see docs/dynamodb.md).
+//! State items also carry the keys of the three sparse indexes (see docs/dynamodb.md).
 
+use crate::domain::device::{DeviceState, Status};
 use crate::domain::event::{DeviceId, Outcome, StoredEvent};
-use crate::domain::streak::FailureState;
+use crate::domain::fleet::Day;
 use crate::domain::time::EventTime;
-use crate::ports::FailingKey;
+use crate::ports::{FailingDevice, FailingKey};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 // The table's schema, written once: the DynamoDB adapter's table creation and the
@@ -20,35 +25,84 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The table's string hash and range keys.
 pub const TABLE_KEYS: [&str; 2] = ["pk", "sk"];
-/// The sparse failing index's string hash and range keys.
-pub const FAILING_KEYS: [&str; 2] = ["failing_pk", "failing_sk"];
-/// The attributes the failing index projects: [`FailingItem`]'s fields.
-pub const FAILING_PROJECTION: [&str; 5] = [
-    "device_id",
-    "consecutive_failures",
-    "streak_started_at",
-    "last_failure_at",
-    "last_sync_at",
-];
-/// The TTL attribute of event items (epoch seconds).
+
+/// What a global secondary index projects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Projected {
+    KeysOnly,
+    Include(&'static [&'static str]),
+}
+
+/// A global secondary index: its name, string hash and range keys, projection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexSchema {
+    pub name: &'static str,
+    pub keys: [&'static str; 2],
+    pub projection: Projected,
+}
+
+/// Devices whose streak reaches the threshold, longest first (repeated-failures, and
+/// `GET /devices?status=failing`). Sharded: see [`FAILING_SHARDS`].
+pub const FAILING: IndexSchema = IndexSchema {
+    name: "failing",
+    keys: ["failing_pk", "failing_sk"],
+    projection: Projected::Include(&[
+        "device_id",
+        "consecutive_failures",
+        "streak_started_at",
+        "last_failure_at",
+        "last_sync_at",
+    ]),
+};
+
+/// Every device by status, then device id (`GET /devices`, all and healthy). The key
+/// changes only when the status does.
+pub const DEVICES: IndexSchema = IndexSchema {
+    name: "devices",
+    keys: ["devices_pk", "devices_sk"],
+    projection: Projected::KeysOnly,
+};
+
+/// Silent devices, longest silence first (`GET /devices?status=silent`).
+pub const SILENT: IndexSchema = IndexSchema {
+    name: "silent",
+    keys: ["silent_pk", "silent_sk"],
+    projection: Projected::KeysOnly,
+};
+
+pub const INDEXES: [IndexSchema; 3] = [FAILING, DEVICES, SILENT];
+
+/// The TTL attribute of event and silence-check items (epoch seconds).
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 /// What the table's stream carries: detect-failures decodes new images.
 pub const STREAM_VIEW: &str = "NEW_IMAGE";
 
 pub const EVENT_PREFIX: &str = "EVENT#";
 pub const STATE_SK: &str = "STATE";
-pub const FAILING_INDEX: &str = "failing";
+pub const OUTBOX_PK: &str = "OUTBOX";
+pub const FLEET_PK: &str = "FLEET";
+pub const COUNTS_SK: &str = "COUNTS";
+pub const WATCH_CURSOR: (&str, &str) = ("WATCH", "CURSOR");
 /// The failing index's partition before it was sharded: still read, so devices saved
 /// as failing by an earlier version stay listed until their next state write moves them.
 pub const LEGACY_FAILING_PK: &str = "FAILING";
+/// Failing devices that are also silent: listed as failing by repeated-failures, but
+/// as silent by `GET /devices`. They report nothing, so one partition never runs hot.
+pub const FAILING_SILENT_PK: &str = "FAILING_SILENT";
 /// Partitions of the failing index. One partition takes about 1,000 write units a
 /// second and each streak change of a failing device rewrites its entry (two index
 /// writes), so one partition would top out near 500 changes a second — what the API
 /// admits by default. Four give 4× headroom; a list page reads every shard
 /// (docs/dynamodb.md).
 pub const FAILING_SHARDS: u8 = 4;
+/// Partitions of the per-day totals: every stream batch adds to the days it touched.
+pub const DAY_SHARDS: u8 = 4;
 /// Sorts after every `EVENT#<timestamp>` key.
 pub const EVENT_KEY_MAX: &str = "EVENT#~";
+/// Silence checks are kept in 5-minute slots; the check reads each slot once it ended.
+pub const WATCH_SLOT_MILLIS: i64 = 5 * 60 * 1000;
+/// A silence-check item expires this long after its slot (TTL tidies processed slots).
+pub const WATCH_TTL_SECONDS: i64 = 7 * 86_400;
 
 pub fn device_pk(device: &DeviceId) -> String {
     format!("DEVICE#{device}")
@@ -58,23 +112,65 @@ pub fn event_sk(ts: EventTime) -> String {
     format!("{EVENT_PREFIX}{ts}")
 }
 
-/// The failing index partition of `device`: a stable hash, so a device stays in its shard.
-pub fn failing_pk(device: &DeviceId) -> String {
+/// A stable shard of `device` among `shards`.
+fn shard_of(device: &DeviceId, shards: u8) -> u8 {
     use sha2::{Digest, Sha256};
-    let shard = Sha256::digest(device.as_str().as_bytes())[0] % FAILING_SHARDS;
-    format!("FAILING#{shard}")
+    Sha256::digest(device.as_str().as_bytes())[0] % shards
 }
 
-/// Every failing index partition a list page reads.
-pub fn failing_partitions() -> Vec<String> {
+/// The failing index partition of `device`: a stable hash, so a device stays in its shard.
+pub fn failing_pk(device: &DeviceId) -> String {
+    format!("FAILING#{}", shard_of(device, FAILING_SHARDS))
+}
+
+/// The failing index partitions of devices that are failing and not silent.
+pub fn live_failing_partitions() -> Vec<String> {
     let mut partitions: Vec<String> = (0..FAILING_SHARDS).map(|s| format!("FAILING#{s}")).collect();
     partitions.push(LEGACY_FAILING_PK.to_owned());
+    partitions
+}
+
+/// Every failing index partition a repeated-failures page reads.
+pub fn failing_partitions() -> Vec<String> {
+    let mut partitions = live_failing_partitions();
+    partitions.push(FAILING_SILENT_PK.to_owned());
     partitions
 }
 
 /// Sort key of the failing index: ascending order is longest streak first, then device.
 pub fn failing_sk(key: &FailingKey) -> String {
     format!("{:010}#{}", u32::MAX - key.consecutive_failures, key.device_id)
+}
+
+pub fn devices_pk(status: Status) -> String {
+    format!("DEVICES#{}", status.as_str())
+}
+
+pub const SILENT_PK: &str = "SILENT";
+
+/// Sort key of the silent index: oldest last report first, then device.
+pub fn silent_sk(last_seen_at: EventTime, device: &DeviceId) -> String {
+    format!("{last_seen_at}#{device}")
+}
+
+pub fn watch_slot(at: EventTime) -> i64 {
+    at.millis().div_euclid(WATCH_SLOT_MILLIS)
+}
+
+pub fn watch_pk(slot: i64) -> String {
+    format!("WATCH#{slot}")
+}
+
+pub fn day_pk(shard: u8) -> String {
+    format!("DAY#{shard}")
+}
+
+pub fn day_partitions() -> Vec<String> {
+    (0..DAY_SHARDS).map(day_pk).collect()
+}
+
+pub fn day_sk(day: Day) -> String {
+    day.text()
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -136,6 +232,8 @@ pub fn event_from_image(image: serde_dynamo::Item) -> Option<Result<StoredEvent,
     is_event.then(|| serde_dynamo::from_item::<_, EventItem>(image).map(EventItem::into_event))
 }
 
+/// A device's state item. The state itself is one JSON string: any number a report may
+/// carry (an `internet_speed` of 1e300) fits, where a DynamoDB number would not.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct StateItem {
     pub pk: String,
@@ -143,8 +241,15 @@ pub struct StateItem {
     pub device_id: DeviceId,
     /// Optimistic-concurrency version, +1 on every write.
     pub version: u64,
-    pub state: FailureState,
-    // Only on failing devices: the sparse index's keys and projected list fields.
+    pub state: String,
+    pub status: Status,
+    pub devices_pk: String,
+    pub devices_sk: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silent_pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silent_sk: Option<String>,
+    // Only on failing devices: the failing index's keys and projected list fields.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failing_pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -160,23 +265,45 @@ pub struct StateItem {
 }
 
 impl StateItem {
-    /// `failing` is the domain's decision ([`FailureState::is_failing`]): only then
-    /// does the item carry the sparse index's keys.
-    pub fn new(state: FailureState, version: u64, failing: bool) -> Self {
-        let failing = crate::ports::FailingDevice::from_state(&state).filter(|_| failing);
-        Self {
+    /// `status` and `failing` are the domain's decisions: they place the item in the
+    /// indexes.
+    pub fn new(
+        state: &DeviceState,
+        version: u64,
+        status: Status,
+        failing: bool,
+    ) -> Result<Self, serde_json::Error> {
+        let listed = FailingDevice::from_state(state).filter(|_| failing);
+        let failing_pk = listed.as_ref().map(|d| match status {
+            Status::Silent => FAILING_SILENT_PK.to_owned(),
+            _ => failing_pk(&d.device_id),
+        });
+        let silent_since = state
+            .silent_since
+            .or(state.last_seen_at)
+            .unwrap_or(EventTime::EPOCH);
+        Ok(Self {
             pk: device_pk(&state.device_id),
             sk: STATE_SK.to_owned(),
             device_id: state.device_id.clone(),
             version,
-            failing_pk: failing.as_ref().map(|d| failing_pk(&d.device_id)),
-            failing_sk: failing.as_ref().map(|d| failing_sk(&d.key())),
-            consecutive_failures: failing.as_ref().map(|d| d.consecutive_failures),
-            streak_started_at: failing.as_ref().map(|d| d.streak_started_at),
-            last_failure_at: failing.as_ref().map(|d| d.last_failure_at),
-            last_sync_at: failing.as_ref().map(|d| d.last_sync_at),
-            state,
-        }
+            state: serde_json::to_string(state)?,
+            status,
+            devices_pk: devices_pk(status),
+            devices_sk: state.device_id.to_string(),
+            silent_pk: (status == Status::Silent).then(|| SILENT_PK.to_owned()),
+            silent_sk: (status == Status::Silent).then(|| silent_sk(silent_since, &state.device_id)),
+            failing_pk,
+            failing_sk: listed.as_ref().map(|d| failing_sk(&d.key())),
+            consecutive_failures: listed.as_ref().map(|d| d.consecutive_failures),
+            streak_started_at: listed.as_ref().map(|d| d.streak_started_at),
+            last_failure_at: listed.as_ref().map(|d| d.last_failure_at),
+            last_sync_at: listed.as_ref().map(|d| d.last_sync_at),
+        })
+    }
+
+    pub fn device_state(&self) -> Result<DeviceState, serde_json::Error> {
+        serde_json::from_str(&self.state)
     }
 }
 
@@ -240,6 +367,7 @@ impl<'de> Deserialize<'de> for Speed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::streak::Streak;
 
     fn event(speed: f64) -> StoredEvent {
         StoredEvent {
@@ -280,29 +408,43 @@ mod tests {
 
     #[test]
     fn non_event_images_are_not_events() {
-        let state = StateItem::new(FailureState::new(DeviceId::parse("d").unwrap()), 1, false);
-        let item: serde_dynamo::Item = serde_dynamo::to_item(&state).unwrap();
+        let state = DeviceState::new(DeviceId::parse("d").unwrap());
+        let item = StateItem::new(&state, 1, Status::Healthy, false).unwrap();
+        let item: serde_dynamo::Item = serde_dynamo::to_item(&item).unwrap();
         assert!(event_from_image(item).is_none());
     }
 
-    #[test]
-    fn only_states_saved_as_failing_enter_the_index() {
-        use crate::domain::streak::Streak;
-        let mut state = FailureState::new(DeviceId::parse("d").unwrap());
+    fn failing_state() -> DeviceState {
+        let mut state = DeviceState::new(DeviceId::parse("d").unwrap());
         let t = EventTime::from_millis(0).unwrap();
         state.streak = Some(Streak {
-            count: 2,
+            count: 3,
             started_at: t,
             last_failure_at: t,
             last_total_errors: 1,
         });
-        assert!(StateItem::new(state.clone(), 1, false).failing_pk.is_none());
-        let failing = StateItem::new(state, 1, true);
+        state.last_seen_at = Some(t);
+        state.last_internet_speed = Some(1e300);
+        state
+    }
+
+    #[test]
+    fn states_enter_the_indexes_their_status_and_streak_say() {
+        let state = failing_state();
+        let healthy = StateItem::new(&state, 1, Status::Healthy, false).unwrap();
+        assert_eq!((healthy.failing_pk, healthy.silent_pk), (None, None));
+        assert_eq!(healthy.devices_pk, "DEVICES#healthy");
+        let failing = StateItem::new(&state, 1, Status::Failing, true).unwrap();
         assert_eq!(failing.failing_pk, Some(failing_pk(&failing.device_id)));
-        assert!(failing
-            .failing_pk
-            .as_deref()
-            .is_some_and(|pk| pk.starts_with("FAILING#")));
-        assert_eq!(failing.consecutive_failures, Some(2));
+        assert_eq!(failing.consecutive_failures, Some(3));
+        let silent = StateItem::new(&state, 1, Status::Silent, true).unwrap();
+        assert_eq!(
+            silent.failing_pk.as_deref(),
+            Some(FAILING_SILENT_PK),
+            "still a repeated failure"
+        );
+        assert_eq!(silent.silent_pk.as_deref(), Some(SILENT_PK));
+        assert_eq!(silent.devices_pk, "DEVICES#silent");
+        assert_eq!(silent.device_state().unwrap(), state, "any speed round-trips");
     }
 }

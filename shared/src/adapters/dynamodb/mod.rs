@@ -1,30 +1,31 @@
 //! Production storage on DynamoDB: one table, events and per-device state under the
-//! device's partition, a sparse `failing` index for the repeated-failures list.
-//! The design, access pattern by access pattern, is in docs/dynamodb.md.
+//! device's partition, sparse indexes for the device lists, and the fleet's notices,
+//! silence checks, days and counts beside them. The design, access pattern by access
+//! pattern, is in docs/dynamodb.md.
+//!
+//! - this module: the store, recording events, reading history;
+//! - [`devices`]: device states (saved with what changes with them), lists;
+//! - [`fleet`]: the outbox, per-day totals, device counts;
+//! - [`watch`]: the silence check's agenda.
 
 #[cfg(feature = "dynamodb-admin")]
 mod admin;
 mod credentials;
+mod devices;
+mod fleet;
 pub mod item;
+mod watch;
 
 pub use credentials::{DynamoCredentials, CREDENTIALS_KEY};
 
 #[cfg(feature = "dynamodb-admin")]
 pub use admin::CapacityMeter;
 
-use self::item::{
-    device_pk, event_sk, failing_partitions, failing_sk, EventItem, FailingItem, StateItem, EVENT_KEY_MAX,
-    EVENT_PREFIX, FAILING_INDEX, STATE_SK,
-};
+use self::item::{device_pk, event_sk, EventItem, EVENT_KEY_MAX, EVENT_PREFIX};
 use super::aws::describe_sdk_error;
 use crate::config::{Config, ConfigError};
-use crate::domain::event::{DeviceId, Outcome, StoredEvent};
-use crate::domain::streak::{FailureState, Recount};
-use crate::domain::time::EventTime;
-use crate::ports::{
-    DeviceStates, FailingDevice, FailingKey, FailingPage, HistoryPage, HistoryQuery, ListFailing, Order,
-    ReadHistory, RecordEvents, Recorded, Saved, StoreError, Versioned,
-};
+use crate::domain::event::{DeviceId, StoredEvent};
+use crate::ports::{HistoryPage, HistoryQuery, Order, ReadHistory, RecordEvents, Recorded, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -64,6 +65,15 @@ where
     E: std::error::Error + Send + Sync + 'static,
 {
     move |e| StoreError::unavailable(describe_sdk_error(operation, &e), e)
+}
+
+/// A request that failed to build: a bug in PiSync, never the service's doing.
+fn built(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::unavailable("building a DynamoDB request", e)
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -127,112 +137,26 @@ impl DynamoStore {
             .map(|days| event.received_at.millis() / 1000 + i64::from(days) * 86_400)
     }
 
-    /// One item of the device's partition, read strongly consistently.
+    /// One item, read strongly consistently (`consistent`) or eventually (half the price).
     async fn get<T: serde::de::DeserializeOwned>(
         &self,
-        device: &DeviceId,
+        pk: String,
         sk: String,
+        consistent: bool,
     ) -> Result<Option<T>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(device_pk(device)))
+            .key("pk", s(pk))
             .key("sk", s(sk))
-            .consistent_read(true)
+            .consistent_read(consistent)
             .return_consumed_capacity(self.capacity())
             .send()
             .await
             .map_err(unavailable("GetItem"))?;
         self.metered(Units::Read, out.consumed_capacity());
         out.item.map(serde_dynamo::from_item).transpose().map_err(corrupt)
-    }
-}
-
-#[async_trait]
-impl DeviceStates for DynamoStore {
-    async fn load(&self, device: &DeviceId) -> Result<Option<Versioned>, StoreError> {
-        let item: Option<StateItem> = self.get(device, STATE_SK.to_owned()).await?;
-        Ok(item.map(|item| Versioned {
-            state: item.state,
-            version: item.version,
-        }))
-    }
-
-    /// A conditional put: `attribute_not_exists` for the first save, else `version = expected`.
-    async fn save(&self, state: &FailureState, expected: u64, failing: bool) -> Result<Saved, StoreError> {
-        let item: Item =
-            serde_dynamo::to_item(StateItem::new(state.clone(), expected + 1, failing)).map_err(corrupt)?;
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item));
-        let put = if expected == 0 {
-            put.condition_expression("attribute_not_exists(pk)")
-        } else {
-            put.condition_expression("version = :v")
-                .expression_attribute_values(":v", AttributeValue::N(expected.to_string()))
-        };
-        match put.return_consumed_capacity(self.capacity()).send().await {
-            Ok(out) => {
-                self.metered(Units::Write, out.consumed_capacity());
-                Ok(Saved::Written)
-            }
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                Ok(Saved::Stale)
-            }
-            Err(e) => Err(unavailable("PutItem state")(e)),
-        }
-    }
-
-    async fn recount(&self, device: &DeviceId, after: Option<EventTime>) -> Result<Recount, StoreError> {
-        let mut recount = Recount::default();
-        let mut start: Option<Item> = None;
-        let lo = after.map_or(EVENT_PREFIX.to_owned(), |t| event_sk(t.plus_millis(1)));
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-                .projection_expression("#ts, total_errors")
-                .expression_attribute_names("#ts", "timestamp")
-                .expression_attribute_values(":pk", s(device_pk(device)))
-                .expression_attribute_values(":lo", s(lo.clone()))
-                .expression_attribute_values(":hi", s(EVENT_KEY_MAX))
-                .scan_index_forward(false)
-                .limit(100)
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .return_consumed_capacity(self.capacity())
-                .send()
-                .await
-                .map_err(unavailable("Query run"))?;
-            self.metered(Units::Read, out.consumed_capacity());
-            for item in out.items() {
-                let ts = match item.get("timestamp") {
-                    Some(AttributeValue::S(ts)) => EventTime::parse_rfc3339(ts),
-                    _ => None,
-                };
-                let errors = match item.get("total_errors") {
-                    Some(AttributeValue::N(n)) => n.parse::<u32>().ok(),
-                    _ => None,
-                };
-                let (Some(ts), Some(errors)) = (ts, errors) else {
-                    return Err(corrupt(format!(
-                        "event of {device} without timestamp or total_errors"
-                    )));
-                };
-                if !recount.push(ts, Outcome::of(errors), errors) {
-                    return Ok(recount);
-                }
-            }
-            match out.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(recount),
-            }
-        }
     }
 }
 
@@ -281,7 +205,7 @@ impl RecordEvents for DynamoStore {
             Some(item) => serde_dynamo::from_item::<_, EventItem>(item).map_err(corrupt)?,
             // Older DynamoDB versions do not return the item; read it.
             None => self
-                .get::<EventItem>(&event.device_id, event_sk(event.timestamp))
+                .get::<EventItem>(device_pk(&event.device_id), event_sk(event.timestamp), true)
                 .await?
                 .ok_or_else(|| corrupt("conflicting event vanished"))?,
         }
@@ -353,52 +277,5 @@ impl ReadHistory for DynamoStore {
             .map_err(unavailable("Query device"))?;
         self.metered(Units::Read, out.consumed_capacity());
         Ok(out.count > 0)
-    }
-}
-
-#[async_trait]
-impl ListFailing for DynamoStore {
-    async fn repeated_failures(
-        &self,
-        limit: usize,
-        after: Option<&FailingKey>,
-    ) -> Result<FailingPage, StoreError> {
-        // One query per shard, each for a page and one more, then a merge by the
-        // index's own order: the first `limit + 1` of the union are the page.
-        let queries = failing_partitions().into_iter().map(|pk| {
-            let query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(FAILING_INDEX)
-                .expression_attribute_values(":pk", s(pk))
-                .limit(limit as i32 + 1)
-                .return_consumed_capacity(self.capacity());
-            let query = match after {
-                Some(key) => query
-                    .key_condition_expression("failing_pk = :pk AND failing_sk > :after")
-                    .expression_attribute_values(":after", s(failing_sk(key))),
-                None => query.key_condition_expression("failing_pk = :pk"),
-            };
-            query.send()
-        });
-        let mut devices = Vec::new();
-        for out in futures_util::future::join_all(queries).await {
-            let out = out.map_err(unavailable("Query failing index"))?;
-            self.metered(Units::Read, out.consumed_capacity());
-            for item in out.items.unwrap_or_default() {
-                let f: FailingItem = serde_dynamo::from_item(item).map_err(corrupt)?;
-                devices.push(FailingDevice {
-                    device_id: f.device_id,
-                    consecutive_failures: f.consecutive_failures,
-                    streak_started_at: f.streak_started_at,
-                    last_failure_at: f.last_failure_at,
-                    last_sync_at: f.last_sync_at,
-                });
-            }
-        }
-        devices.sort_by_key(|d| failing_sk(&d.key()));
-        devices.truncate(limit + 1);
-        Ok(FailingPage::from_overfetch(devices, limit))
     }
 }

@@ -1,0 +1,118 @@
+//! deliver-webhooks: POSTs each notice to the operator's webhook, signed. The alert
+//! topic feeds an SQS queue (raw message delivery: a message is the notice JSON), and
+//! this function reads it in batches.
+//!
+//! - 2xx: delivered; the message is deleted and never sent again.
+//! - 5xx, 429, 408, a timeout, no connection: tried again after a back-off (10 s,
+//!   doubling to an hour, for 24 hours) by making the message visible again later;
+//!   after that it goes to the dead-letter queue (alarmed).
+//! - Any other status: the receiver refuses it (a wrong URL, a bad signature) and
+//!   trying again cannot help: it goes to the dead-letter queue at once.
+//!
+//! SQS rather than SNS's own HTTPS delivery: SNS cannot add PiSync's signature
+//! headers, and its HTTPS retry policy ends within an hour (docs/design.md).
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use pisync_shared::domain::notice::Notice;
+use pisync_shared::domain::webhook::{self, Answer, RetryPolicy};
+use pisync_shared::metrics::Figures;
+use pisync_shared::ports::{DeliveryQueue, WebhookTransport};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct DeliverWebhooks {
+    pub transport: Arc<dyn WebhookTransport>,
+    pub queue: Arc<dyn DeliveryQueue>,
+    pub secret: Arc<Vec<u8>>,
+    pub policy: RetryPolicy,
+}
+
+/// What one batch did: the messages to keep, and the figures.
+pub struct Delivered {
+    pub response: SqsBatchResponse,
+    pub figures: Figures,
+}
+
+/// What to do with one message.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Outcome {
+    Done,
+    Retry,
+}
+
+pub async fn handle(deps: &DeliverWebhooks, event: SqsEvent, now_millis: i64) -> Delivered {
+    let deliveries = event
+        .records
+        .iter()
+        .map(|message| deliver(deps, message, now_millis));
+    let outcomes = futures_util::future::join_all(deliveries).await;
+    let mut response = SqsBatchResponse::default();
+    let mut figures = Figures::default();
+    for (message, (outcome, notice)) in event.records.iter().zip(outcomes) {
+        match outcome {
+            Outcome::Done => figures.published(notice.as_slice()),
+            Outcome::Retry => {
+                figures.publish_failures += 1;
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = message.message_id.clone().unwrap_or_default();
+                response.batch_item_failures.push(failure);
+            }
+        }
+    }
+    Delivered { response, figures }
+}
+
+async fn deliver(deps: &DeliverWebhooks, message: &SqsMessage, now_millis: i64) -> (Outcome, Option<Notice>) {
+    let body = message.body.as_deref().unwrap_or("");
+    let Ok(notice) = serde_json::from_str::<Notice>(body) else {
+        tracing::error!(message_id = ?message.message_id, "not a PiSync notice; dead-lettered");
+        return (dead_letter(deps, body, "not a PiSync notice").await, None);
+    };
+    let payload = webhook::payload(&notice);
+    let answer = webhook::send(deps.transport.as_ref(), &deps.secret, &payload, now_millis / 1000).await;
+    let attempts: u32 = message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
+    let first_sent: i64 = message
+        .attributes
+        .get("SentTimestamp")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(now_millis);
+    let elapsed = Duration::from_millis(u64::try_from(now_millis - first_sent).unwrap_or(0));
+    let outcome = match answer {
+        Answer::Delivered => Outcome::Done,
+        Answer::Rejected => dead_letter(deps, body, "rejected by the receiver").await,
+        Answer::TryAgain if !deps.policy.may_retry(elapsed) => {
+            dead_letter(deps, body, "failing for 24 hours").await
+        }
+        Answer::TryAgain => {
+            let receipt = message.receipt_handle.as_deref().unwrap_or("");
+            if let Err(e) = deps.queue.retry_later(receipt, deps.policy.delay(attempts)).await {
+                // The queue's own visibility timeout still brings it back.
+                tracing::warn!(error = %e, "could not delay the retry");
+            }
+            Outcome::Retry
+        }
+    };
+    // Counted as published only when the receiver took it.
+    let published = (answer == Answer::Delivered).then_some(notice);
+    (outcome, published)
+}
+
+/// Moves a message to the dead-letter queue; if that fails it stays in the queue
+/// (SQS's redrive moves it there after the last receive).
+async fn dead_letter(deps: &DeliverWebhooks, body: &str, reason: &str) -> Outcome {
+    match deps.queue.dead_letter(body, reason).await {
+        Ok(()) => {
+            tracing::error!(reason, "webhook delivery dead-lettered");
+            Outcome::Done
+        }
+        Err(e) => {
+            tracing::error!(error = %e, reason, "could not dead-letter the delivery; it stays queued");
+            Outcome::Retry
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! `GET /fleet/summary`: devices by status, and per UTC day (device time) the syncs,
+//! failures, failure rate, files synced and mean internet speed of the last `days`
+//! days. Reads one counts item and the days asked for: the cost never grows with the
+//! number of devices or events.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use pisync_shared::auth::Authenticator;
+use pisync_shared::domain::fleet::{summarize_days, Day, DaySummary, FleetCounts};
+use pisync_shared::domain::validate::FieldError;
+use pisync_shared::http::routes::FLEET_SUMMARY;
+use pisync_shared::http::{self, ApiError, Call};
+use pisync_shared::ports::ReadFleet;
+use pisync_shared::EventTime;
+use serde::Serialize;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct FleetSummary {
+    pub fleet: Arc<dyn ReadFleet>,
+    pub auth: Authenticator,
+}
+
+#[derive(Serialize)]
+struct SummaryBody {
+    devices: FleetCounts,
+    days: Vec<DaySummary>,
+}
+
+const DEFAULT_DAYS: u32 = 14;
+const MAX_DAYS: u32 = 90;
+
+pub async fn handle(deps: &FleetSummary, req: Request) -> Response<Body> {
+    match Call::admit(&FLEET_SUMMARY, &req, &deps.auth).await {
+        Ok(call) => call.reply(summary(deps, &call).await.map(|body| (StatusCode::OK, body))),
+        Err(refused) => *refused,
+    }
+}
+
+async fn summary(deps: &FleetSummary, call: &Call<'_>) -> Result<SummaryBody, ApiError> {
+    let mut problems = Vec::new();
+    let params = call.query(&["days"], &mut problems);
+    let days = match params.get("days") {
+        None => DEFAULT_DAYS,
+        Some(v) => match v.parse::<u32>() {
+            Ok(n) if (1..=MAX_DAYS).contains(&n) => n,
+            _ => {
+                problems.push(FieldError::new(
+                    "days",
+                    format!("must be an integer from 1 to {MAX_DAYS}"),
+                ));
+                DEFAULT_DAYS
+            }
+        },
+    };
+    if !problems.is_empty() {
+        return Err(ApiError::invalid_request(problems));
+    }
+    let today = Day::of(EventTime::now());
+    let first = today.plus(1 - i64::from(days));
+    let failed = |e| http::store_failure(&e, &call.request_id);
+    let (counts, stored) = tokio::join!(deps.fleet.counts(), deps.fleet.days(first, today));
+    Ok(SummaryBody {
+        devices: counts.map_err(failed)?,
+        days: summarize_days(today, days, &stored.map_err(failed)?),
+    })
+}

@@ -1,0 +1,442 @@
+//! Device states on DynamoDB: one item per device (saved with the outbox notices,
+//! count changes and silence check that change with it), the device lists read
+//! through sparse indexes, and the repeated-failures list.
+
+use super::item::{
+    device_pk, devices_pk, event_sk, failing_partitions, failing_sk, live_failing_partitions, silent_sk,
+    watch_pk, watch_slot, FailingItem, IndexSchema, StateItem, COUNTS_SK, DEVICES, EVENT_PREFIX, FAILING,
+    FLEET_PK, OUTBOX_PK, SILENT, SILENT_PK, STATE_SK, WATCH_SLOT_MILLIS, WATCH_TTL_SECONDS,
+};
+use super::{built, corrupt, n, s, unavailable, DynamoStore, Item, Units};
+use crate::domain::device::{DeviceState, Status};
+use crate::domain::event::DeviceId;
+use crate::domain::streak::{RunCount, RunWindow};
+use crate::domain::time::EventTime;
+use crate::ports::{
+    DeviceKey, DevicePage, DeviceStates, FailingDevice, FailingKey, FailingPage, ListFailing, ReadDevices,
+    Saved, StateWrite, StoreError, Versioned,
+};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use std::collections::HashMap;
+
+/// Most attempts at reading what a `BatchGetItem` left unprocessed.
+const BATCH_GET_ATTEMPTS: u32 = 5;
+
+impl DynamoStore {
+    /// Up to `limit` items of one partition of `index`, in sort-key order, strictly
+    /// after `after`.
+    async fn index_page(
+        &self,
+        index: &IndexSchema,
+        pk: String,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let [pk_name, sk_name] = index.keys;
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index.name)
+            .expression_attribute_names("#pk", pk_name)
+            .expression_attribute_values(":pk", s(pk))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .return_consumed_capacity(self.capacity());
+        let query = match after {
+            Some(after) => query
+                .key_condition_expression("#pk = :pk AND #sk > :after")
+                .expression_attribute_names("#sk", sk_name)
+                .expression_attribute_values(":after", s(after)),
+            None => query.key_condition_expression("#pk = :pk"),
+        };
+        let out = query.send().await.map_err(unavailable("Query index"))?;
+        self.metered(Units::Read, out.consumed_capacity());
+        Ok(out.items.unwrap_or_default())
+    }
+
+    /// The first `limit` items, by `index`'s sort key, of several of its partitions.
+    async fn merged_index_page(
+        &self,
+        index: &IndexSchema,
+        partitions: Vec<String>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let pages = partitions
+            .into_iter()
+            .map(|pk| self.index_page(index, pk, after, limit));
+        let mut items = Vec::new();
+        for page in futures_util::future::join_all(pages).await {
+            items.extend(page?);
+        }
+        let sk_name = index.keys[1];
+        let sort_key = |item: &Item| match item.get(sk_name) {
+            Some(AttributeValue::S(v)) => v.clone(),
+            _ => String::new(),
+        };
+        items.sort_by_key(sort_key);
+        items.truncate(limit);
+        Ok(items)
+    }
+
+    /// The states of `devices` with the status each was saved with, eventually
+    /// consistent, in the order given (devices without one are left out).
+    async fn states_of(&self, devices: &[DeviceId]) -> Result<Vec<(Status, DeviceState)>, StoreError> {
+        if devices.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<Item> = devices
+            .iter()
+            .map(|d| HashMap::from([("pk".to_owned(), s(device_pk(d))), ("sk".to_owned(), s(STATE_SK))]))
+            .collect();
+        let mut request = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .build()
+                .map_err(built)?,
+        );
+        let mut found: HashMap<String, (Status, DeviceState)> = HashMap::new();
+        for attempt in 0..BATCH_GET_ATTEMPTS {
+            let Some(keys) = request.take() else { break };
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+            }
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, keys)
+                .return_consumed_capacity(self.capacity())
+                .send()
+                .await
+                .map_err(unavailable("BatchGetItem states"))?;
+            for consumed in out.consumed_capacity() {
+                self.metered(Units::Read, Some(consumed));
+            }
+            for item in out
+                .responses
+                .unwrap_or_default()
+                .remove(&self.table)
+                .unwrap_or_default()
+            {
+                let item: StateItem = serde_dynamo::from_item(item).map_err(corrupt)?;
+                let state = item.device_state().map_err(corrupt)?;
+                found.insert(item.device_id.to_string(), (item.status, state));
+            }
+            request = out
+                .unprocessed_keys
+                .and_then(|mut left| left.remove(&self.table))
+                .filter(|left| !left.keys().is_empty());
+        }
+        if request.is_some() {
+            return Err(StoreError::unavailable_because("BatchGetItem left keys unread"));
+        }
+        Ok(devices.iter().filter_map(|d| found.remove(d.as_str())).collect())
+    }
+
+    fn outbox_put(&self, write: &StateWrite<'_>) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let device = &write.state.device_id;
+        write
+            .notices
+            .iter()
+            .enumerate()
+            .map(|(i, notice)| {
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .item("pk", s(OUTBOX_PK))
+                    // The version orders a device's saves decided in the same millisecond.
+                    .item(
+                        "sk",
+                        s(format!(
+                            "{}#{device}#{:020}#{i:02}",
+                            write.now,
+                            write.expected + 1
+                        )),
+                    )
+                    .item("notice", s(notice.to_json()))
+                    .build()
+                    .map_err(built)?;
+                Ok(TransactWriteItem::builder().put(put).build())
+            })
+            .collect()
+    }
+}
+
+fn device_of(item: &Item) -> Option<DeviceId> {
+    let Some(AttributeValue::S(pk)) = item.get("pk") else {
+        return None;
+    };
+    DeviceId::parse(pk.strip_prefix("DEVICE#")?)
+}
+
+#[async_trait]
+impl DeviceStates for DynamoStore {
+    async fn load(&self, device: &DeviceId) -> Result<Option<Versioned>, StoreError> {
+        let item: Option<StateItem> = self.get(device_pk(device), STATE_SK.to_owned(), true).await?;
+        item.map(|item| {
+            Ok(Versioned {
+                state: item.device_state().map_err(corrupt)?,
+                version: item.version,
+            })
+        })
+        .transpose()
+    }
+
+    /// A conditional put (`attribute_not_exists` for the first save, else
+    /// `version = expected`). When notices, count changes or a silence check come with
+    /// it — a status change, which is rare — all of them go in one transaction.
+    async fn save(&self, write: &StateWrite<'_>) -> Result<Saved, StoreError> {
+        let item =
+            StateItem::new(write.state, write.expected + 1, write.status, write.failing).map_err(corrupt)?;
+        let item: Item = serde_dynamo::to_item(item).map_err(corrupt)?;
+        let (condition, version) = match write.expected {
+            0 => ("attribute_not_exists(pk)", None),
+            v => ("version = :v", Some(n(v))),
+        };
+        if write.notices.is_empty() && write.counts.is_zero() && write.watch_at.is_none() {
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression(condition)
+                .set_expression_attribute_values(version.map(|v| HashMap::from([(":v".to_owned(), v)])));
+            return match put.return_consumed_capacity(self.capacity()).send().await {
+                Ok(out) => {
+                    self.metered(Units::Write, out.consumed_capacity());
+                    Ok(Saved::Written)
+                }
+                Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                    Ok(Saved::Stale)
+                }
+                Err(e) => Err(unavailable("PutItem state")(e)),
+            };
+        }
+        let state_put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_values(version.map(|v| HashMap::from([(":v".to_owned(), v)])))
+            .build()
+            .map_err(built)?;
+        let mut items = vec![TransactWriteItem::builder().put(state_put).build()];
+        items.extend(self.outbox_put(write)?);
+        if !write.counts.is_zero() {
+            let counts = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(FLEET_PK))
+                .key("sk", s(COUNTS_SK))
+                .update_expression("ADD #total :total, #failing :failing, #silent :silent")
+                .expression_attribute_names("#total", "total")
+                .expression_attribute_names("#failing", "failing")
+                .expression_attribute_names("#silent", "silent")
+                .expression_attribute_values(":total", n(write.counts.total))
+                .expression_attribute_values(":failing", n(write.counts.failing))
+                .expression_attribute_values(":silent", n(write.counts.silent))
+                .build()
+                .map_err(built)?;
+            items.push(TransactWriteItem::builder().update(counts).build());
+        }
+        if let Some(at) = write.watch_at {
+            let slot = watch_slot(at);
+            let expires = (slot + 1) * WATCH_SLOT_MILLIS / 1000 + WATCH_TTL_SECONDS;
+            let watch = Put::builder()
+                .table_name(&self.table)
+                .item("pk", s(watch_pk(slot)))
+                .item("sk", s(write.state.device_id.as_str()))
+                .item(super::item::TTL_ATTRIBUTE, n(expires))
+                .build()
+                .map_err(built)?;
+            items.push(TransactWriteItem::builder().put(watch).build());
+        }
+        let sent = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .return_consumed_capacity(self.capacity())
+            .send()
+            .await;
+        match sent {
+            Ok(out) => {
+                for consumed in out.consumed_capacity() {
+                    self.metered(Units::Write, Some(consumed));
+                }
+                Ok(Saved::Written)
+            }
+            Err(SdkError::ServiceError(e)) if e.err().is_transaction_canceled_exception() => {
+                // The state's condition failed, or another transaction held an item:
+                // either way, load again.
+                let reasons: Vec<String> = match e.err() {
+                    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => c
+                        .cancellation_reasons()
+                        .iter()
+                        .filter_map(|r| r.code().map(String::from))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                let retryable = reasons.iter().all(|code| {
+                    matches!(
+                        code.as_str(),
+                        "None" | "ConditionalCheckFailed" | "TransactionConflict"
+                    )
+                });
+                if retryable {
+                    Ok(Saved::Stale)
+                } else {
+                    Err(StoreError::unavailable_because(format!(
+                        "TransactWriteItems state cancelled: {}",
+                        reasons.join(", ")
+                    )))
+                }
+            }
+            Err(e) => Err(unavailable("TransactWriteItems state")(e)),
+        }
+    }
+
+    /// One strongly consistent query over the window's events, oldest first, keeping
+    /// only failures and only their timestamps.
+    async fn count_run(&self, device: &DeviceId, window: RunWindow) -> Result<RunCount, StoreError> {
+        let lo = window
+            .after
+            .map_or(EVENT_PREFIX.to_owned(), |t| event_sk(t.plus_millis(1)));
+        let hi = event_sk(window.through);
+        let mut count = RunCount::default();
+        if lo > hi {
+            return Ok(count); // an empty window
+        }
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+                .filter_expression("total_errors > :none")
+                .projection_expression("#ts")
+                .expression_attribute_names("#ts", "timestamp")
+                .expression_attribute_values(":pk", s(device_pk(device)))
+                .expression_attribute_values(":lo", s(lo.clone()))
+                .expression_attribute_values(":hi", s(hi.clone()))
+                .expression_attribute_values(":none", n(0))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .return_consumed_capacity(self.capacity())
+                .send()
+                .await
+                .map_err(unavailable("Query run"))?;
+            self.metered(Units::Read, out.consumed_capacity());
+            let items = out.items.unwrap_or_default();
+            if count.first_failure.is_none() {
+                count.first_failure = match items.first().and_then(|i| i.get("timestamp")) {
+                    Some(AttributeValue::S(ts)) => EventTime::parse_rfc3339(ts),
+                    _ => None,
+                };
+            }
+            count.failures = count
+                .failures
+                .saturating_add(u32::try_from(items.len()).unwrap_or(u32::MAX));
+            match out.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(count),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ReadDevices for DynamoStore {
+    async fn device(&self, device: &DeviceId) -> Result<Option<DeviceState>, StoreError> {
+        let item: Option<StateItem> = self.get(device_pk(device), STATE_SK.to_owned(), false).await?;
+        item.map(|item| item.device_state().map_err(corrupt)).transpose()
+    }
+
+    /// The index gives the page's devices in order; one `BatchGetItem` reads their
+    /// states. A device whose status changed after the index was read (indexes lag by
+    /// a fraction of a second) is left out of this page.
+    async fn devices(
+        &self,
+        status: Option<Status>,
+        limit: usize,
+        after: Option<&DeviceKey>,
+    ) -> Result<DevicePage, StoreError> {
+        let after_sk = after.map(|key| match key {
+            DeviceKey::Id(d) => d.to_string(),
+            DeviceKey::Streak {
+                consecutive_failures,
+                device_id,
+            } => failing_sk(&FailingKey {
+                consecutive_failures: *consecutive_failures,
+                device_id: device_id.clone(),
+            }),
+            DeviceKey::Silence {
+                last_seen_at,
+                device_id,
+            } => silent_sk(*last_seen_at, device_id),
+        });
+        let after_sk = after_sk.as_deref();
+        let fetch = limit + 1;
+        let items = match status {
+            None => {
+                let partitions = Status::ALL.map(devices_pk).to_vec();
+                self.merged_index_page(&DEVICES, partitions, after_sk, fetch)
+                    .await?
+            }
+            Some(Status::Healthy) => {
+                self.index_page(&DEVICES, devices_pk(Status::Healthy), after_sk, fetch)
+                    .await?
+            }
+            Some(Status::Failing) => {
+                self.merged_index_page(&FAILING, live_failing_partitions(), after_sk, fetch)
+                    .await?
+            }
+            Some(Status::Silent) => {
+                self.index_page(&SILENT, SILENT_PK.to_owned(), after_sk, fetch)
+                    .await?
+            }
+        };
+        let more = items.len() > limit;
+        let devices: Vec<DeviceId> = items.iter().take(limit).filter_map(device_of).collect();
+        let states = self
+            .states_of(&devices)
+            .await?
+            .into_iter()
+            .filter(|(saved, _)| status.is_none_or(|wanted| *saved == wanted))
+            .map(|(_, state)| state)
+            .collect();
+        Ok(DevicePage {
+            devices: states,
+            more,
+        })
+    }
+}
+
+#[async_trait]
+impl ListFailing for DynamoStore {
+    async fn repeated_failures(
+        &self,
+        limit: usize,
+        after: Option<&FailingKey>,
+    ) -> Result<FailingPage, StoreError> {
+        // One query per shard, each for a page and one more, then a merge by the
+        // index's own order: the first `limit + 1` of the union are the page.
+        let after = after.map(failing_sk);
+        let items = self
+            .merged_index_page(&FAILING, failing_partitions(), after.as_deref(), limit + 1)
+            .await?;
+        let devices = items
+            .into_iter()
+            .map(|item| {
+                let f: FailingItem = serde_dynamo::from_item(item).map_err(corrupt)?;
+                Ok(FailingDevice {
+                    device_id: f.device_id,
+                    consecutive_failures: f.consecutive_failures,
+                    streak_started_at: f.streak_started_at,
+                    last_failure_at: f.last_failure_at,
+                    last_sync_at: f.last_sync_at,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(FailingPage::from_overfetch(devices, limit))
+    }
+}

@@ -1,0 +1,389 @@
+//! Devices on SQLite: states (saved with their outbox notices in one transaction),
+//! the device lists, the repeated-failures list, the silence check's candidates, the
+//! per-day totals and the fleet counts.
+//!
+//! Counts come from `GROUP BY status` and candidates from an index on the last
+//! report: on one machine both are cheap, so the fleet-count deltas and check times a
+//! save carries (which DynamoDB needs) are not stored here.
+
+use super::{corrupt, unavailable, SqliteStore, WriteOp};
+use crate::domain::device::{DeviceState, Status};
+use crate::domain::event::DeviceId;
+use crate::domain::fleet::{Day, DayTotals, FleetCounts};
+use crate::domain::notice::Notice;
+use crate::domain::streak::{RunCount, RunWindow};
+use crate::domain::time::EventTime;
+use crate::ports::{
+    DeviceKey, DevicePage, DeviceStates, DueChecks, FailingDevice, FailingKey, FailingPage, ListFailing,
+    Outbox, OutboxEntry, ReadDevices, ReadFleet, RecordDays, Saved, SilenceWatch, StateWrite, StoreError,
+    Versioned,
+};
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::BTreeMap;
+
+/// A [`StateWrite`] handed to the writer thread.
+pub(super) struct OwnedStateWrite {
+    state: DeviceState,
+    expected: u64,
+    status: Status,
+    failing: bool,
+    notices: Vec<Notice>,
+}
+
+/// Inserts the first version, or updates the row still at the expected version; with
+/// it, the notices enter the outbox.
+pub(super) fn save_state(conn: &Connection, write: &OwnedStateWrite) -> Result<Saved, StoreError> {
+    let state = &write.state;
+    let json = serde_json::to_string(state).map_err(corrupt)?;
+    let streak = state.streak.as_ref();
+    let sql = if write.expected == 0 {
+        "INSERT INTO devices (device_id, version, status, failing, streak_count, streak_started_at,
+             last_failure_at, last_sync_at, last_seen_at, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (device_id) DO NOTHING"
+    } else {
+        "UPDATE devices SET version = ?2, status = ?3, failing = ?4, streak_count = ?5,
+             streak_started_at = ?6, last_failure_at = ?7, last_sync_at = ?8, last_seen_at = ?9,
+             state = ?10
+         WHERE device_id = ?1 AND version = ?11"
+    };
+    let expected = i64::try_from(write.expected).map_err(corrupt)?;
+    let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
+    let row: [&dyn rusqlite::ToSql; 10] = [
+        &state.device_id.as_str(),
+        &(expected + 1),
+        &write.status.as_str(),
+        &write.failing,
+        &state.consecutive_failures(),
+        &streak.map(|s| s.started_at.millis()),
+        &streak.map(|s| s.last_failure_at.millis()),
+        &state.last_sync_at.map(EventTime::millis),
+        &state.last_seen_at.map(EventTime::millis),
+        &json,
+    ];
+    let written = if write.expected == 0 {
+        stmt.execute(&row[..])
+    } else {
+        // The UPDATE's ?11: the version the row must still have.
+        let mut conditional = row.to_vec();
+        conditional.push(&expected);
+        stmt.execute(conditional.as_slice())
+    }
+    .map_err(unavailable)?;
+    if written != 1 {
+        return Ok(Saved::Stale);
+    }
+    for notice in &write.notices {
+        conn.prepare_cached("INSERT INTO outbox (notice) VALUES (?1)")
+            .and_then(|mut stmt| stmt.execute([notice.to_json()]))
+            .map_err(unavailable)?;
+    }
+    Ok(Saved::Written)
+}
+
+fn load_state(conn: &Connection, device: &DeviceId) -> Result<Option<Versioned>, StoreError> {
+    let row: Option<(i64, String)> = conn
+        .prepare_cached("SELECT version, state FROM devices WHERE device_id = ?1")
+        .and_then(|mut stmt| {
+            stmt.query_row([device.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+        })
+        .map_err(unavailable)?;
+    row.map(|(version, json)| {
+        Ok(Versioned {
+            state: parse_state(device.as_str(), &json)?,
+            version: u64::try_from(version).map_err(corrupt)?,
+        })
+    })
+    .transpose()
+}
+
+fn parse_state(device: &str, json: &str) -> Result<DeviceState, StoreError> {
+    serde_json::from_str(json).map_err(|e| corrupt(format!("state of {device}: {e}")))
+}
+
+/// States from rows of `(device_id, state)`, in row order.
+fn states(rows: Vec<(String, String)>) -> Result<Vec<DeviceState>, StoreError> {
+    rows.iter()
+        .map(|(device, json)| parse_state(device, json))
+        .collect()
+}
+
+fn count_run(conn: &Connection, device: &DeviceId, window: RunWindow) -> Result<RunCount, StoreError> {
+    let (failures, first): (u32, Option<i64>) = conn
+        .prepare_cached(
+            "SELECT COUNT(*), MIN(ts) FROM events INDEXED BY events_failures
+             WHERE device_id = ?1 AND ts > ?2 AND ts <= ?3 AND total_errors > 0",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row(
+                params![
+                    device.as_str(),
+                    window.after.map_or(i64::MIN, EventTime::millis),
+                    window.through.millis()
+                ],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+        })
+        .map_err(unavailable)?;
+    Ok(RunCount {
+        failures,
+        first_failure: first.and_then(EventTime::from_millis),
+    })
+}
+
+/// Loads and counts on the reader pool (WAL lets them run beside the writer), so a
+/// count never holds the single writer; saves go through it.
+#[async_trait]
+impl DeviceStates for SqliteStore {
+    async fn load(&self, device: &DeviceId) -> Result<Option<Versioned>, StoreError> {
+        let device = device.clone();
+        self.read(move |conn| Ok(load_state(conn, &device))).await?
+    }
+
+    async fn save(&self, write: &StateWrite<'_>) -> Result<Saved, StoreError> {
+        let owned = OwnedStateWrite {
+            state: write.state.clone(),
+            expected: write.expected,
+            status: write.status,
+            failing: write.failing,
+            notices: write.notices.to_vec(),
+        };
+        self.write(|reply| WriteOp::SaveState(Box::new(owned), reply))
+            .await
+    }
+
+    async fn count_run(&self, device: &DeviceId, window: RunWindow) -> Result<RunCount, StoreError> {
+        let device = device.clone();
+        self.read(move |conn| Ok(count_run(conn, &device, window)))
+            .await?
+    }
+}
+
+#[async_trait]
+impl ReadDevices for SqliteStore {
+    async fn device(&self, device: &DeviceId) -> Result<Option<DeviceState>, StoreError> {
+        Ok(DeviceStates::load(self, device).await?.map(|v| v.state))
+    }
+
+    async fn devices(
+        &self,
+        status: Option<Status>,
+        limit: usize,
+        after: Option<&DeviceKey>,
+    ) -> Result<DevicePage, StoreError> {
+        // Each list walks its own index from the cursor and stops at the page size.
+        let (filter, order) = match status {
+            None => ("device_id > ?2", "device_id"),
+            Some(Status::Healthy) => ("status = 'healthy' AND device_id > ?2", "device_id"),
+            Some(Status::Failing) => (
+                "status = 'failing' AND (streak_count < ?1 OR (streak_count = ?1 AND device_id > ?2))",
+                "streak_count DESC, device_id",
+            ),
+            Some(Status::Silent) => (
+                "status = 'silent' AND (last_seen_at > ?1 OR (last_seen_at = ?1 AND device_id > ?2))",
+                "last_seen_at, device_id",
+            ),
+        };
+        let (number, device) = match after {
+            None if status == Some(Status::Failing) => (i64::MAX, String::new()),
+            None => (i64::MIN, String::new()),
+            Some(DeviceKey::Id(d)) => (i64::MIN, d.to_string()),
+            Some(DeviceKey::Streak {
+                consecutive_failures,
+                device_id,
+            }) => (i64::from(*consecutive_failures), device_id.to_string()),
+            Some(DeviceKey::Silence {
+                last_seen_at,
+                device_id,
+            }) => (last_seen_at.millis(), device_id.to_string()),
+        };
+        let sql = format!("SELECT device_id, state FROM devices WHERE {filter} ORDER BY {order} LIMIT ?3");
+        let rows = self
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(&sql)?;
+                let rows = stmt.query_map(params![number, device, limit as i64 + 1], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        Ok(DevicePage::from_overfetch(states(rows)?, limit))
+    }
+}
+
+#[async_trait]
+impl ListFailing for SqliteStore {
+    async fn repeated_failures(
+        &self,
+        limit: usize,
+        after: Option<&FailingKey>,
+    ) -> Result<FailingPage, StoreError> {
+        let (after_count, after_device) = match after {
+            Some(k) => (i64::from(k.consecutive_failures), k.device_id.as_str().to_owned()),
+            None => (i64::MAX, String::new()),
+        };
+        let rows = self
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT device_id, streak_count, streak_started_at, last_failure_at, last_sync_at
+                     FROM devices
+                     WHERE failing = 1 AND streak_count <= ?1
+                       AND NOT (streak_count = ?1 AND device_id <= ?2)
+                     ORDER BY streak_count DESC, device_id LIMIT ?3",
+                )?;
+                let rows = stmt.query_map(params![after_count, after_device, limit as i64 + 1], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, u32>(1)?,
+                        row.get::<_, Option<i64>>(2)?,
+                        row.get::<_, Option<i64>>(3)?,
+                        row.get::<_, Option<i64>>(4)?,
+                    ))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        let devices = rows
+            .into_iter()
+            .map(|(device, count, started, last_failure, last_sync)| {
+                let time = |t: Option<i64>| t.and_then(EventTime::from_millis);
+                let parsed = (|| {
+                    Some(FailingDevice {
+                        device_id: DeviceId::parse(&device)?,
+                        consecutive_failures: count,
+                        streak_started_at: time(started)?,
+                        last_failure_at: time(last_failure)?,
+                        last_sync_at: time(last_sync)?,
+                    })
+                })();
+                parsed.ok_or_else(|| corrupt(format!("state row of {device}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(FailingPage::from_overfetch(devices, limit))
+    }
+}
+
+/// The silence check's candidates come straight from an index on the last report.
+#[async_trait]
+impl SilenceWatch for SqliteStore {
+    async fn due(&self, _now: EventTime, cutoff: EventTime, limit: usize) -> Result<DueChecks, StoreError> {
+        let rows = self
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT device_id FROM devices INDEXED BY devices_watch
+                     WHERE status <> 'silent' AND last_seen_at <= ?1 ORDER BY last_seen_at LIMIT ?2",
+                )?;
+                let rows = stmt.query_map(params![cutoff.millis(), limit as i64], |row| {
+                    row.get::<_, String>(0)
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        let devices = rows
+            .iter()
+            .map(|d| DeviceId::parse(d).ok_or_else(|| corrupt(format!("device id {d}"))))
+            .collect::<Result<_, _>>()?;
+        Ok(DueChecks { devices, mark: None })
+    }
+
+    async fn recheck(&self, _: &DeviceId, _: EventTime) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn checked(&self, _: i64) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Outbox for SqliteStore {
+    async fn pending(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        let rows = self
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached("SELECT id, notice FROM outbox ORDER BY id LIMIT ?1")?;
+                let rows = stmt.query_map([limit as i64], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(id, json)| {
+                Ok(OutboxEntry {
+                    key: id.to_string(),
+                    notice: serde_json::from_str(&json)
+                        .map_err(|e| corrupt(format!("outbox entry {id}: {e}")))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn delivered(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
+        let id: i64 = entry
+            .key
+            .parse()
+            .map_err(|_| corrupt(format!("outbox key {}", entry.key)))?;
+        self.write(|reply| WriteOp::Delivered(id, reply)).await
+    }
+}
+
+#[async_trait]
+impl RecordDays for SqliteStore {
+    async fn add_days(&self, days: &BTreeMap<Day, DayTotals>) -> Result<(), StoreError> {
+        if days.is_empty() {
+            return Ok(());
+        }
+        let days = days.clone();
+        self.write(|reply| WriteOp::AddDays(days, reply)).await
+    }
+}
+
+#[async_trait]
+impl ReadFleet for SqliteStore {
+    async fn counts(&self) -> Result<FleetCounts, StoreError> {
+        let rows = self
+            .read(|conn| {
+                let mut stmt = conn.prepare_cached("SELECT status, COUNT(*) FROM devices GROUP BY status")?;
+                let rows = stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        let of = |status: Status| {
+            rows.iter()
+                .find(|(s, _)| s == status.as_str())
+                .map_or(0, |(_, n)| *n)
+        };
+        let total = rows.iter().map(|(_, n)| n).sum();
+        Ok(FleetCounts::from_totals(
+            total,
+            of(Status::Failing),
+            of(Status::Silent),
+        ))
+    }
+
+    async fn days(&self, first: Day, last: Day) -> Result<BTreeMap<Day, DayTotals>, StoreError> {
+        let rows = self
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT day, syncs, failures, files_synced, speed_sum FROM days
+                     WHERE day BETWEEN ?1 AND ?2",
+                )?;
+                let rows = stmt.query_map([first.number(), last.number()], |row| {
+                    Ok((
+                        Day::from_number(row.get(0)?),
+                        DayTotals {
+                            syncs: row.get::<_, i64>(1)?.max(0) as u64,
+                            failures: row.get::<_, i64>(2)?.max(0) as u64,
+                            files_synced: row.get::<_, i64>(3)?.max(0) as u64,
+                            speed_sum: row.get(4)?,
+                        },
+                    ))
+                })?;
+                rows.collect::<rusqlite::Result<BTreeMap<_, _>>>()
+            })
+            .await?;
+        Ok(rows)
+    }
+}

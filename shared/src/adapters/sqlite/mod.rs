@@ -1,0 +1,342 @@
+//! Embedded, durable storage on SQLite (WAL, `synchronous=FULL`).
+//!
+//! One writer thread owns the write connection and commits whatever requests are
+//! waiting as one transaction (group commit): every acknowledged write is on disk, and
+//! the fsync cost is shared by concurrent writers. Reads use a small pool of
+//! connections, which WAL lets run beside the writer.
+//!
+//! - [`events`]: recording events and reading history.
+//! - [`devices`]: device states, lists, the outbox, days and counts, the silence watch.
+//! - [`credentials`]: device credentials.
+
+mod credentials;
+mod devices;
+mod events;
+mod schema;
+
+use crate::domain::event::{DeviceId, Outcome, StoredEvent};
+use crate::domain::fleet::{Day, DayTotals};
+use crate::domain::time::EventTime;
+use crate::ports::{Recorded, Saved, StoreError};
+use rusqlite::{params, Connection};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+/// Most requests committed in one transaction.
+const MAX_BATCH: usize = 512;
+/// Read connections kept open for reuse.
+const MAX_IDLE_READERS: usize = 64;
+
+/// A write the writer thread performs inside the group commit.
+enum WriteOp {
+    Record(StoredEvent, oneshot::Sender<Result<Recorded, StoreError>>),
+    SaveState(
+        Box<devices::OwnedStateWrite>,
+        oneshot::Sender<Result<Saved, StoreError>>,
+    ),
+    FeedPosition(i64, oneshot::Sender<Result<(), StoreError>>),
+    AddDays(BTreeMap<Day, DayTotals>, oneshot::Sender<Result<(), StoreError>>),
+    Delivered(i64, oneshot::Sender<Result<(), StoreError>>),
+}
+
+/// The embedded store. Cheap to clone; all clones share one database.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writes: mpsc::Sender<WriteOp>,
+    readers: Mutex<Vec<Connection>>,
+    /// Signalled after a commit that stored new events.
+    changed: Arc<Notify>,
+}
+
+fn unavailable(e: rusqlite::Error) -> StoreError {
+    StoreError::unavailable("SQLite", e)
+}
+
+fn writer_stopped() -> StoreError {
+    StoreError::unavailable_because("the SQLite writer stopped")
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and starts its writer thread.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut conn = open_connection(path).map_err(unavailable)?;
+        conn.execute_batch(schema::SCHEMA).map_err(unavailable)?;
+        schema::migrate(&mut conn).map_err(unavailable)?;
+        let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
+        let changed = Arc::new(Notify::new());
+        let writer_changed = changed.clone();
+        std::thread::Builder::new()
+            .name("pisync-sqlite-writer".into())
+            .spawn(move || run_writer(conn, rx, writer_changed))
+            .map_err(|e| StoreError::unavailable("starting the SQLite writer", e))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                writes: tx,
+                readers: Mutex::new(Vec::new()),
+                changed,
+            }),
+        })
+    }
+
+    /// Signalled whenever new events were committed (the local change feed).
+    pub fn changed(&self) -> Arc<Notify> {
+        self.inner.changed.clone()
+    }
+
+    /// Stored events after `seq`, in commit order, with their sequence numbers.
+    pub async fn changes_after(&self, seq: i64, limit: usize) -> Result<Vec<(i64, StoredEvent)>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, device_id, ts, total_files_synced, total_errors, internet_speed, received_at
+                 FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![seq, limit as i64], |row| {
+                let seq: i64 = row.get(0)?;
+                Ok(row_event(row, 1)?.map(|e| (seq, e)))
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await?
+        .into_iter()
+        .collect()
+    }
+
+    /// Where the change feed stopped: the last sequence number it fully processed.
+    pub async fn feed_position(&self) -> Result<i64, StoreError> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT COALESCE((SELECT seq FROM feed_position WHERE name = 'detect'), 0)",
+                [],
+                |row| row.get(0),
+            )
+        })
+        .await
+    }
+
+    /// Records that the change feed processed everything up to `seq`.
+    pub async fn save_feed_position(&self, seq: i64) -> Result<(), StoreError> {
+        self.write(|reply| WriteOp::FeedPosition(seq, reply)).await
+    }
+
+    async fn write<T>(
+        &self,
+        op: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> WriteOp,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .writes
+            .send(op(tx))
+            .await
+            .map_err(|_| writer_stopped())?;
+        rx.await.map_err(|_| writer_stopped())?
+    }
+
+    /// A pooled read connection, or a new one.
+    fn reader(inner: &Inner) -> Result<Connection, StoreError> {
+        let pooled = inner.readers.lock().ok().and_then(|mut pool| pool.pop());
+        match pooled {
+            Some(conn) => Ok(conn),
+            None => open_connection(&inner.path).map_err(unavailable),
+        }
+    }
+
+    fn give_back(inner: &Inner, conn: Connection) {
+        if let Ok(mut pool) = inner.readers.lock() {
+            if pool.len() < MAX_IDLE_READERS {
+                pool.push(conn);
+            }
+        }
+    }
+
+    /// A point read by primary key, run on the calling thread: it takes microseconds
+    /// (WAL readers never wait for the writer), less than handing it to the blocking
+    /// pool and back, and it runs on every device request (the credential check).
+    fn point_read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let conn = Self::reader(&self.inner)?;
+        let result = f(&conn).map_err(unavailable);
+        Self::give_back(&self.inner, conn);
+        result
+    }
+
+    /// A read (or a rare write that needs no group commit, such as a credential: WAL
+    /// and the busy timeout serialise it with the writer) on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = Self::reader(&inner)?;
+            let result = f(&conn).map_err(unavailable);
+            Self::give_back(&inner, conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::unavailable("SQLite reader task", e))?
+    }
+}
+
+fn row_event(row: &rusqlite::Row, first: usize) -> rusqlite::Result<Result<StoredEvent, StoreError>> {
+    let device: String = row.get(first)?;
+    let ts: i64 = row.get(first + 1)?;
+    let files: i64 = row.get(first + 2)?;
+    let errors: i64 = row.get(first + 3)?;
+    let speed: f64 = row.get(first + 4)?;
+    let received: i64 = row.get(first + 5)?;
+    let event = (|| {
+        let total_errors = u32::try_from(errors).ok()?;
+        Some(StoredEvent {
+            device_id: DeviceId::parse(&device)?,
+            timestamp: EventTime::from_millis(ts)?,
+            total_files_synced: u32::try_from(files).ok()?,
+            total_errors,
+            internet_speed: speed,
+            outcome: Outcome::of(total_errors),
+            received_at: EventTime::from_millis(received)?,
+        })
+    })();
+    Ok(event.ok_or_else(|| corrupt(format!("event row {device}/{ts}"))))
+}
+
+// ---- the writer thread ----
+
+fn run_writer(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>, changed: Arc<Notify>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let created = commit_batch(&mut conn, &mut batch);
+        if created {
+            changed.notify_waiters();
+            changed.notify_one();
+        }
+    }
+}
+
+/// A performed op waiting for the commit before its caller hears back.
+enum Reply {
+    Record(
+        oneshot::Sender<Result<Recorded, StoreError>>,
+        Result<Recorded, StoreError>,
+    ),
+    SaveState(
+        oneshot::Sender<Result<Saved, StoreError>>,
+        Result<Saved, StoreError>,
+    ),
+    Done(oneshot::Sender<Result<(), StoreError>>, Result<(), StoreError>),
+}
+
+impl Reply {
+    fn failed(&self) -> bool {
+        matches!(
+            self,
+            Reply::Record(_, Err(_)) | Reply::SaveState(_, Err(_)) | Reply::Done(_, Err(_))
+        )
+    }
+}
+
+fn perform(conn: &Connection, op: WriteOp) -> Reply {
+    let done = |result: rusqlite::Result<()>| result.map_err(unavailable);
+    match op {
+        WriteOp::Record(event, reply) => Reply::Record(reply, events::record(conn, event)),
+        WriteOp::SaveState(write, reply) => Reply::SaveState(reply, devices::save_state(conn, &write)),
+        WriteOp::FeedPosition(seq, reply) => Reply::Done(reply, done(save_position(conn, seq))),
+        WriteOp::AddDays(days, reply) => Reply::Done(
+            reply,
+            done(
+                days.iter()
+                    .try_for_each(|(day, totals)| schema::add_day(conn, *day, totals)),
+            ),
+        ),
+        WriteOp::Delivered(id, reply) => Reply::Done(
+            reply,
+            done(
+                conn.prepare_cached("DELETE FROM outbox WHERE id = ?1")
+                    .and_then(|mut stmt| stmt.execute([id]))
+                    .map(drop),
+            ),
+        ),
+    }
+}
+
+/// Runs every op in one transaction, each inside its own savepoint so one failing op
+/// leaves the others intact; replies only after the commit. Returns whether any
+/// event was created.
+fn commit_batch(conn: &mut Connection, batch: &mut Vec<WriteOp>) -> bool {
+    let mut replies = Vec::with_capacity(batch.len());
+    let outcome = (|| -> rusqlite::Result<()> {
+        let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for op in batch.drain(..) {
+            let mut sp = tx.savepoint_with_name("op")?;
+            let reply = perform(&sp, op);
+            if reply.failed() {
+                sp.rollback()?;
+            }
+            sp.commit()?;
+            replies.push(reply);
+        }
+        tx.commit()
+    })();
+    let mut created = false;
+    let commit_error = outcome.err().map(|e| e.to_string());
+    // Nothing is acknowledged unless the whole transaction committed.
+    fn settle<T>(result: Result<T, StoreError>, commit_error: &Option<String>) -> Result<T, StoreError> {
+        match commit_error {
+            Some(e) => Err(StoreError::unavailable_because(format!("commit failed: {e}"))),
+            None => result,
+        }
+    }
+    for reply in replies {
+        match reply {
+            Reply::Record(tx, result) => {
+                let result = settle(result, &commit_error);
+                created |= matches!(result, Ok(Recorded::Created(_)));
+                let _ = tx.send(result);
+            }
+            Reply::SaveState(tx, result) => {
+                let _ = tx.send(settle(result, &commit_error));
+            }
+            Reply::Done(tx, result) => {
+                let _ = tx.send(settle(result, &commit_error));
+            }
+        }
+    }
+    // Ops never reached because the transaction failed to start are dropped here:
+    // their callers see "writer stopped" and may retry.
+    batch.clear();
+    created
+}
+
+fn save_position(conn: &Connection, seq: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO feed_position (name, seq) VALUES ('detect', ?1)
+         ON CONFLICT (name) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+    )?
+    .execute([seq])?;
+    Ok(())
+}

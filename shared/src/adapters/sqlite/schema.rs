@@ -1,0 +1,159 @@
+//! The embedded store's schema, and the upgrade of a data directory an earlier
+//! version wrote.
+
+use crate::domain::device::DeviceState;
+use crate::domain::event::StoredEvent;
+use crate::domain::fleet::{day_totals, Day, DayTotals};
+use crate::domain::streak::StreakRule;
+use crate::domain::time::EventTime;
+use rusqlite::{params, Connection};
+use std::collections::BTreeMap;
+
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    seq                INTEGER PRIMARY KEY AUTOINCREMENT, -- commit order: the change feed
+    device_id          TEXT    NOT NULL,
+    ts                 INTEGER NOT NULL,                  -- device time, ms since epoch, UTC
+    total_files_synced INTEGER NOT NULL,
+    total_errors       INTEGER NOT NULL,
+    internet_speed     REAL    NOT NULL,
+    received_at        INTEGER NOT NULL,
+    UNIQUE (device_id, ts)
+);
+-- Counting a run's failures reads only this index (a late success inside a run).
+CREATE INDEX IF NOT EXISTS events_failures ON events (device_id, ts) WHERE total_errors > 0;
+-- How far the change feed got (like an event source mapping's checkpoint).
+CREATE TABLE IF NOT EXISTS feed_position (
+    name TEXT PRIMARY KEY,
+    seq  INTEGER NOT NULL
+) WITHOUT ROWID;
+-- One row per device that ever reported: its state (JSON) and the columns the lists
+-- sort and filter on, so listing never parses states it does not return.
+CREATE TABLE IF NOT EXISTS devices (
+    device_id         TEXT PRIMARY KEY,
+    version           INTEGER NOT NULL,                    -- optimistic concurrency, +1 per save
+    status            TEXT    NOT NULL,                    -- healthy | failing | silent
+    failing           INTEGER NOT NULL,                    -- 1: in the repeated-failures list
+    streak_count      INTEGER NOT NULL,
+    streak_started_at INTEGER,                             -- ms since epoch
+    last_failure_at   INTEGER,
+    last_sync_at      INTEGER,
+    last_seen_at      INTEGER,
+    state             TEXT    NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS devices_failing ON devices (streak_count DESC, device_id) WHERE failing = 1;
+CREATE INDEX IF NOT EXISTS devices_by_status ON devices (status, device_id);
+CREATE INDEX IF NOT EXISTS devices_status_failing ON devices (streak_count DESC, device_id) WHERE status = 'failing';
+CREATE INDEX IF NOT EXISTS devices_silent ON devices (last_seen_at, device_id) WHERE status = 'silent';
+-- The silence check's candidates: devices not yet silent, by last report.
+CREATE INDEX IF NOT EXISTS devices_watch ON devices (last_seen_at) WHERE status <> 'silent';
+-- Notices waiting to be published, in the order they were decided.
+CREATE TABLE IF NOT EXISTS outbox (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    notice TEXT NOT NULL                                   -- the notice's JSON body
+);
+-- Per UTC day of the device timestamps: the fleet summary's figures.
+CREATE TABLE IF NOT EXISTS days (
+    day          INTEGER PRIMARY KEY,                      -- days since 1970-01-01
+    syncs        INTEGER NOT NULL,
+    failures     INTEGER NOT NULL,
+    files_synced INTEGER NOT NULL,
+    speed_sum    REAL    NOT NULL
+);
+-- Each device's current credential, as the SHA-256 of its token (never the token).
+CREATE TABLE IF NOT EXISTS device_credentials (
+    device_id    TEXT PRIMARY KEY,
+    token_sha256 BLOB    NOT NULL,
+    issued_at    INTEGER NOT NULL                           -- ms since epoch
+) WITHOUT ROWID;
+";
+
+/// A data directory from before device status existed keeps its states in
+/// `device_state`. They are rebuilt from the stored events (in device-timestamp order,
+/// so with no notices, since those were already sent) with the default threshold —
+/// each device's next save applies the configured one — and the change feed resumes
+/// after the last stored event, which the rebuild has applied.
+pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let old = conn
+        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'device_state'")?
+        .exists([])?;
+    if !old {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    let rule = StreakRule::default();
+    let mut states: BTreeMap<String, DeviceState> = BTreeMap::new();
+    let mut events: Vec<StoredEvent> = Vec::new();
+    {
+        let mut stmt = tx.prepare(
+            "SELECT device_id, ts, total_files_synced, total_errors, internet_speed, received_at
+             FROM events ORDER BY device_id, ts",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            // A row that no longer parses is left out of the rebuild, not fatal.
+            let Ok(e) = super::row_event(row, 0)? else {
+                continue;
+            };
+            let state = states
+                .entry(e.device_id.to_string())
+                .or_insert_with(|| DeviceState::new(e.device_id.clone()));
+            let mut decided = Vec::new();
+            // In timestamp order every event is the device's newest: no count needed.
+            let _ = state.apply(&e, rule, EventTime::now(), &mut decided);
+            events.push(e);
+        }
+    }
+    for state in states.values() {
+        let streak = state.streak.as_ref();
+        let json =
+            serde_json::to_string(state).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+        tx.execute(
+            "INSERT INTO devices (device_id, version, status, failing, streak_count, streak_started_at,
+                 last_failure_at, last_sync_at, last_seen_at, state)
+             VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (device_id) DO NOTHING",
+            params![
+                state.device_id.as_str(),
+                state.status(rule).as_str(),
+                state.is_failing(rule),
+                state.consecutive_failures(),
+                streak.map(|s| s.started_at.millis()),
+                streak.map(|s| s.last_failure_at.millis()),
+                state.last_sync_at.map(EventTime::millis),
+                state.last_seen_at.map(EventTime::millis),
+                json,
+            ],
+        )?;
+    }
+    let days: BTreeMap<Day, DayTotals> = day_totals(&events);
+    for (day, totals) in &days {
+        add_day(&tx, *day, totals)?;
+    }
+    tx.execute(
+        "INSERT INTO feed_position (name, seq) VALUES ('detect', (SELECT COALESCE(MAX(seq), 0) FROM events))
+         ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
+        [],
+    )?;
+    tx.execute_batch("DROP TABLE device_state;")?;
+    tx.commit()
+}
+
+/// Adds `totals` to `day`'s row.
+pub(super) fn add_day(conn: &Connection, day: Day, totals: &DayTotals) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO days (day, syncs, failures, files_synced, speed_sum) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (day) DO UPDATE SET syncs = syncs + excluded.syncs,
+             failures = failures + excluded.failures,
+             files_synced = files_synced + excluded.files_synced,
+             speed_sum = speed_sum + excluded.speed_sum",
+    )?
+    .execute(params![
+        day.number(),
+        totals.syncs as i64,
+        totals.failures as i64,
+        totals.files_synced as i64,
+        totals.speed_sum,
+    ])?;
+    Ok(())
+}

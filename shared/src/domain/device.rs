@@ -1,0 +1,316 @@
+//! What PiSync knows of one device, kept from its stored reports: when it was seen,
+//! its newest sync, success and failure, its current failure streak, its totals and
+//! whether it went silent — and the rules that change it, one new event at a time.
+//!
+//! Each stored event is applied exactly once ([`crate::domain::applied`]). Everything
+//! here is O(1) per event except a late success inside the current run, which needs
+//! the store to count the failures after it ([`RunWindow`]), and a late failure inside
+//! a stretch of the run that was counted that way (it may already be in the count).
+
+use crate::domain::applied::Applied;
+use crate::domain::event::{DeviceId, Outcome, StoredEvent};
+use crate::domain::notice::{BackOnlineNotice, FailureAlert, Notice, RecoveryNotice};
+use crate::domain::streak::{RunCount, RunWindow, Streak, StreakRule};
+use crate::domain::time::EventTime;
+use serde::{Deserialize, Serialize};
+
+/// A device's health as operators see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Healthy,
+    Failing,
+    Silent,
+}
+
+impl Status {
+    pub const ALL: [Status; 3] = [Status::Healthy, Status::Failing, Status::Silent];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Healthy => "healthy",
+            Status::Failing => "failing",
+            Status::Silent => "silent",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// Counts over every stored report of a device (replays are not stored, so never count).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Totals {
+    pub syncs: u64,
+    pub failures: u64,
+    pub files_synced: u64,
+    pub errors: u64,
+}
+
+/// The per-device state detection keeps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeviceState {
+    pub device_id: DeviceId,
+    /// Server time of the first and of the newest stored report.
+    #[serde(default)]
+    pub first_seen_at: Option<EventTime>,
+    #[serde(default)]
+    pub last_seen_at: Option<EventTime>,
+    /// Device time of the newest sync, success and failure.
+    pub last_sync_at: Option<EventTime>,
+    pub last_success_at: Option<EventTime>,
+    #[serde(default)]
+    pub last_failure_at: Option<EventTime>,
+    /// `internet_speed` of the newest sync (device time).
+    #[serde(default)]
+    pub last_internet_speed: Option<f64>,
+    #[serde(default)]
+    pub totals: Totals,
+    /// Failures with a timestamp after `last_success_at`.
+    pub streak: Option<Streak>,
+    /// The `alert_id` of the alert sent for the current failure condition; cleared
+    /// by the success that ends it.
+    pub alert_id: Option<String>,
+    /// Set when the device was found silent: its `last_seen_at` then. Cleared by its
+    /// next report, which sends `device.back_online`.
+    #[serde(default)]
+    pub silent_since: Option<EventTime>,
+    /// The run's count came from the store up to this device timestamp: a late failure
+    /// at or before it may already be counted, so it is counted again, not added.
+    #[serde(default)]
+    pub counted_through: Option<EventTime>,
+    #[serde(default)]
+    pub applied: Applied,
+}
+
+/// `GET /device/{id}` and each item of `GET /devices`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeviceStatus {
+    pub device_id: DeviceId,
+    pub status: Status,
+    pub first_seen_at: Option<EventTime>,
+    pub last_seen_at: Option<EventTime>,
+    pub last_sync_at: Option<EventTime>,
+    pub last_success_at: Option<EventTime>,
+    pub last_failure_at: Option<EventTime>,
+    pub consecutive_failures: u32,
+    pub streak_started_at: Option<EventTime>,
+    pub last_internet_speed: Option<f64>,
+    pub totals: Totals,
+}
+
+impl DeviceState {
+    pub fn new(device_id: DeviceId) -> Self {
+        Self {
+            device_id,
+            first_seen_at: None,
+            last_seen_at: None,
+            last_sync_at: None,
+            last_success_at: None,
+            last_failure_at: None,
+            last_internet_speed: None,
+            totals: Totals::default(),
+            streak: None,
+            alert_id: None,
+            silent_since: None,
+            counted_through: None,
+            applied: Applied::default(),
+        }
+    }
+
+    pub fn consecutive_failures(&self) -> u32 {
+        self.streak.as_ref().map_or(0, |s| s.count)
+    }
+
+    /// Whether the device belongs in the repeated-failures list (silent or not).
+    pub fn is_failing(&self, rule: StreakRule) -> bool {
+        self.consecutive_failures() >= rule.threshold
+    }
+
+    /// A device both failing and silent is silent.
+    pub fn status(&self, rule: StreakRule) -> Status {
+        if self.silent_since.is_some() {
+            Status::Silent
+        } else if self.is_failing(rule) {
+            Status::Failing
+        } else {
+            Status::Healthy
+        }
+    }
+
+    pub fn view(&self, rule: StreakRule) -> DeviceStatus {
+        DeviceStatus {
+            device_id: self.device_id.clone(),
+            status: self.status(rule),
+            first_seen_at: self.first_seen_at,
+            last_seen_at: self.last_seen_at,
+            last_sync_at: self.last_sync_at,
+            last_success_at: self.last_success_at,
+            last_failure_at: self.last_failure_at,
+            consecutive_failures: self.consecutive_failures(),
+            streak_started_at: self.streak.as_ref().map(|s| s.started_at),
+            last_internet_speed: self.last_internet_speed,
+            totals: self.totals,
+        }
+    }
+
+    /// The streak's identity: it is the run after one particular success, so it keeps
+    /// its id while older failures are back-filled into it.
+    pub fn streak_id(&self) -> String {
+        match self.last_success_at {
+            Some(t) => format!("{}@{}", self.device_id, t),
+            None => format!("{}@start", self.device_id),
+        }
+    }
+
+    /// Applies an event not applied before. Notices it decides are appended to
+    /// `notices`. Returns the window of the timeline whose failures the store must
+    /// count when the run cannot be known from the state alone; pass the count to
+    /// [`DeviceState::apply_count`].
+    pub fn apply(
+        &mut self,
+        e: &StoredEvent,
+        rule: StreakRule,
+        now: EventTime,
+        notices: &mut Vec<Notice>,
+    ) -> Option<RunWindow> {
+        self.first_seen_at = Some(self.first_seen_at.map_or(e.received_at, |t| t.min(e.received_at)));
+        self.last_seen_at = Some(self.last_seen_at.map_or(e.received_at, |t| t.max(e.received_at)));
+        if let Some(silent_since) = self.silent_since.take() {
+            notices.push(Notice::BackOnline(BackOnlineNotice {
+                device_id: self.device_id.clone(),
+                silent_since,
+                back_at: e.received_at,
+                alert_id: silence_id(&self.device_id, silent_since),
+            }));
+        }
+        self.count_totals(e);
+        let t = e.timestamp;
+        let failed = e.outcome == Outcome::Failure;
+        if failed {
+            self.last_failure_at = self.last_failure_at.max(Some(t));
+        }
+        let newest = self.last_sync_at.is_none_or(|last| t > last);
+        if newest {
+            self.last_sync_at = Some(t);
+            self.last_internet_speed = Some(e.internet_speed);
+            if failed {
+                match &mut self.streak {
+                    Some(run) => run.extend(t, e.total_errors),
+                    None => self.streak = Some(Streak::first(t, e.total_errors)),
+                }
+            } else {
+                let failures = self.consecutive_failures();
+                self.last_success_at = Some(t);
+                self.streak = None;
+                self.counted_through = None;
+                self.recover(failures, t, notices);
+            }
+            self.maybe_alert(rule, now, notices);
+            return None;
+        }
+        if self.last_success_at.is_some_and(|s| t < s) {
+            // Older than the newest success: the current run does not change.
+            return None;
+        }
+        let through = self.last_sync_at.unwrap_or(t);
+        if !failed {
+            // A late success inside the run: only the failures after it remain. The
+            // newest sync still failed, so this is not a recovery.
+            self.last_success_at = Some(t);
+            return Some(RunWindow {
+                after: Some(t),
+                through,
+            });
+        }
+        if self.counted_through.is_some_and(|c| t <= c) {
+            return Some(RunWindow {
+                after: self.last_success_at,
+                through,
+            });
+        }
+        match &mut self.streak {
+            Some(run) => run.back_fill(t),
+            None => self.streak = Some(Streak::first(t, e.total_errors)),
+        }
+        self.maybe_alert(rule, now, notices);
+        None
+    }
+
+    /// Sets the run from the store's count of `window`'s failures.
+    pub fn apply_count(
+        &mut self,
+        window: RunWindow,
+        count: RunCount,
+        rule: StreakRule,
+        now: EventTime,
+        notices: &mut Vec<Notice>,
+    ) {
+        self.counted_through = Some(window.through);
+        self.streak = match (count.first_failure, self.streak.take()) {
+            (Some(first), Some(run)) if count.failures > 0 => Some(Streak {
+                count: count.failures,
+                started_at: first,
+                ..run
+            }),
+            (Some(first), None) if count.failures > 0 => Some(Streak {
+                count: count.failures,
+                started_at: first,
+                last_failure_at: self.last_failure_at.unwrap_or(first),
+                last_total_errors: 0,
+            }),
+            // Nothing left to count (the events expired under retention).
+            _ => None,
+        };
+        self.maybe_alert(rule, now, notices);
+    }
+
+    fn count_totals(&mut self, e: &StoredEvent) {
+        let totals = &mut self.totals;
+        totals.syncs += 1;
+        totals.files_synced += u64::from(e.total_files_synced);
+        totals.errors += u64::from(e.total_errors);
+        if e.outcome == Outcome::Failure {
+            totals.failures += 1;
+        }
+    }
+
+    fn recover(&mut self, failures: u32, at: EventTime, notices: &mut Vec<Notice>) {
+        if let Some(alert_id) = self.alert_id.take() {
+            notices.push(Notice::Recovered(RecoveryNotice {
+                device_id: self.device_id.clone(),
+                failures_before_recovery: failures,
+                recovered_at: at,
+                alert_id,
+            }));
+        }
+    }
+
+    fn maybe_alert(&mut self, rule: StreakRule, now: EventTime, notices: &mut Vec<Notice>) {
+        let Some(streak) = &self.streak else { return };
+        if streak.count < rule.threshold || self.alert_id.is_some() {
+            return;
+        }
+        let alert_id = self.streak_id();
+        self.alert_id = Some(alert_id.clone());
+        notices.push(Notice::RepeatedFailures(FailureAlert {
+            device_id: self.device_id.clone(),
+            consecutive_failures: streak.count,
+            threshold: rule.threshold,
+            streak_started_at: streak.started_at,
+            last_failure_at: streak.last_failure_at,
+            last_total_errors: streak.last_total_errors,
+            detected_at: now,
+            alert_id,
+        }));
+    }
+}
+
+/// The `alert_id` of a silence: the device and the report it went quiet after.
+pub fn silence_id(device: &DeviceId, last_seen_at: EventTime) -> String {
+    format!("{device}@silent@{last_seen_at}")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,506 @@
+use super::*;
+use crate::domain::applied::StreamPosition;
+use crate::domain::detection::{apply_records, Record, Rules};
+use crate::domain::streak::RunWindow;
+use crate::ports::{DeviceStates, Saved, StateWrite, StoreError, Versioned};
+use async_trait::async_trait;
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+fn at(secs: i64) -> EventTime {
+    EventTime::from_millis(secs * 1000).unwrap()
+}
+
+fn event(secs: i64, errors: u32) -> StoredEvent {
+    StoredEvent {
+        device_id: DeviceId::parse("dev").unwrap(),
+        timestamp: at(secs),
+        total_files_synced: 2,
+        total_errors: errors,
+        internet_speed: secs as f64,
+        outcome: Outcome::of(errors),
+        received_at: at(100_000 + secs),
+    }
+}
+
+/// A store stand-in for the domain's own tests: the stored timeline and one state.
+/// The adapters themselves are tested against the same contract in
+/// shared/tests/store_contract.rs.
+#[derive(Default)]
+struct Timeline {
+    stored: Mutex<BTreeMap<EventTime, StoredEvent>>,
+    state: Mutex<Option<(DeviceState, u64)>>,
+    /// Every notice saved with a state, in order.
+    outbox: Mutex<Vec<Notice>>,
+}
+
+#[async_trait]
+impl DeviceStates for Timeline {
+    async fn load(&self, _: &DeviceId) -> Result<Option<Versioned>, StoreError> {
+        Ok(self
+            .state
+            .lock()
+            .unwrap()
+            .clone()
+            .map(|(state, version)| Versioned { state, version }))
+    }
+
+    async fn save(&self, write: &StateWrite<'_>) -> Result<Saved, StoreError> {
+        let mut slot = self.state.lock().unwrap();
+        let version = slot.as_ref().map_or(0, |(_, v)| *v);
+        if version != write.expected {
+            return Ok(Saved::Stale);
+        }
+        *slot = Some((write.state.clone(), version + 1));
+        self.outbox.lock().unwrap().extend(write.notices.iter().cloned());
+        Ok(Saved::Written)
+    }
+
+    async fn count_run(&self, _: &DeviceId, window: RunWindow) -> Result<RunCount, StoreError> {
+        let stored = self.stored.lock().unwrap();
+        let failures: Vec<EventTime> = stored
+            .values()
+            .filter(|e| window.after.is_none_or(|a| e.timestamp > a) && e.timestamp <= window.through)
+            .filter(|e| e.outcome == Outcome::Failure)
+            .map(|e| e.timestamp)
+            .collect();
+        Ok(RunCount {
+            failures: failures.len() as u32,
+            first_failure: failures.first().copied(),
+        })
+    }
+}
+
+impl Timeline {
+    fn store(&self, e: &StoredEvent) -> bool {
+        let mut stored = self.stored.lock().unwrap();
+        if stored.contains_key(&e.timestamp) {
+            return false; // a replay: nothing written, no stream record
+        }
+        stored.insert(e.timestamp, e.clone());
+        true
+    }
+
+    fn state(&self) -> DeviceState {
+        self.state
+            .lock()
+            .unwrap()
+            .clone()
+            .map(|(s, _)| s)
+            .unwrap_or_else(|| DeviceState::new(DeviceId::parse("dev").unwrap()))
+    }
+
+    fn kinds(&self) -> Vec<&'static str> {
+        self.outbox
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|n| n.event_type())
+            .collect()
+    }
+
+    /// Brute force over everything stored: what the state must say.
+    fn expected(&self) -> Summary {
+        let stored = self.stored.lock().unwrap();
+        let run: Vec<&StoredEvent> = stored
+            .values()
+            .rev()
+            .take_while(|e| e.outcome == Outcome::Failure)
+            .collect();
+        let newest_of = |outcome| {
+            stored
+                .values()
+                .rev()
+                .find(|e| e.outcome == outcome)
+                .map(|e| e.timestamp)
+        };
+        let mut totals = Totals::default();
+        for e in stored.values() {
+            totals.syncs += 1;
+            totals.files_synced += u64::from(e.total_files_synced);
+            totals.errors += u64::from(e.total_errors);
+            totals.failures += u64::from(e.outcome == Outcome::Failure);
+        }
+        Summary {
+            run: run.len() as u32,
+            started_at: run.last().map(|e| e.timestamp),
+            last_failure_in_run: run.first().map(|e| e.timestamp),
+            last_success_at: newest_of(Outcome::Success),
+            last_failure_at: newest_of(Outcome::Failure),
+            last_sync_at: stored.keys().next_back().copied(),
+            last_internet_speed: stored.values().next_back().map(|e| e.internet_speed),
+            first_seen_at: stored.values().map(|e| e.received_at).min(),
+            last_seen_at: stored.values().map(|e| e.received_at).max(),
+            totals,
+        }
+    }
+}
+
+#[derive(Debug, PartialEq)]
+struct Summary {
+    run: u32,
+    started_at: Option<EventTime>,
+    last_failure_in_run: Option<EventTime>,
+    last_success_at: Option<EventTime>,
+    last_failure_at: Option<EventTime>,
+    last_sync_at: Option<EventTime>,
+    last_internet_speed: Option<f64>,
+    first_seen_at: Option<EventTime>,
+    last_seen_at: Option<EventTime>,
+    totals: Totals,
+}
+
+fn observed(s: &DeviceState) -> Summary {
+    Summary {
+        run: s.consecutive_failures(),
+        started_at: s.streak.as_ref().map(|s| s.started_at),
+        last_failure_in_run: s.streak.as_ref().map(|s| s.last_failure_at),
+        last_success_at: s.last_success_at,
+        last_failure_at: s.last_failure_at,
+        last_sync_at: s.last_sync_at,
+        last_internet_speed: s.last_internet_speed,
+        first_seen_at: s.first_seen_at,
+        last_seen_at: s.last_seen_at,
+        totals: s.totals,
+    }
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn rules(threshold: u32) -> Rules {
+    Rules {
+        streak: StreakRule { threshold },
+        ..Rules::default()
+    }
+}
+
+/// Each event stored, then delivered alone, in arrival order.
+fn one_by_one(events: &[StoredEvent], threshold: u32) -> Timeline {
+    let timeline = Timeline::default();
+    block_on(async {
+        for (i, e) in events.iter().enumerate() {
+            if timeline.store(e) {
+                let position = StreamPosition::parse(&(i + 1).to_string());
+                apply_records(
+                    &timeline,
+                    rules(threshold),
+                    &[Record::new(position, e.clone())],
+                    at(10_000),
+                )
+                .await
+                .unwrap();
+            }
+        }
+    });
+    timeline
+}
+
+fn alert(timeline: &Timeline, i: usize) -> FailureAlert {
+    match &timeline.outbox.lock().unwrap()[i] {
+        Notice::RepeatedFailures(a) => a.clone(),
+        other => panic!("not an alert: {other:?}"),
+    }
+}
+
+#[test]
+fn three_failures_in_order_alert_once() {
+    let t = one_by_one(&[event(1, 1), event(2, 2), event(3, 5), event(4, 1)], 3);
+    assert_eq!(t.kinds(), ["device.repeated_sync_failures"]);
+    let a = alert(&t, 0);
+    assert_eq!((a.consecutive_failures, a.threshold), (3, 3));
+    assert_eq!(
+        (a.streak_started_at, a.last_failure_at, a.last_total_errors),
+        (at(1), at(3), 5)
+    );
+    assert_eq!(t.state().consecutive_failures(), 4);
+}
+
+#[test]
+fn success_after_alert_sends_recovery_with_the_same_alert_id() {
+    let t = one_by_one(
+        &[event(1, 0), event(2, 1), event(3, 1), event(4, 1), event(5, 0)],
+        3,
+    );
+    assert_eq!(
+        t.kinds(),
+        ["device.repeated_sync_failures", "device.sync_recovered"]
+    );
+    let notices = t.outbox.lock().unwrap().clone();
+    let Notice::Recovered(r) = &notices[1] else {
+        unreachable!()
+    };
+    assert_eq!((r.failures_before_recovery, r.recovered_at), (3, at(5)));
+    assert_eq!(notices[0].alert_id(), notices[1].alert_id());
+    assert_eq!(notices[0].alert_id(), format!("dev@{}", at(1)));
+    assert_ne!(notices[0].notice_id(), notices[1].notice_id());
+    assert_eq!(t.state().alert_id, None);
+}
+
+#[test]
+fn success_without_alert_sends_nothing() {
+    let t = one_by_one(&[event(1, 1), event(2, 1), event(3, 0)], 3);
+    assert!(t.kinds().is_empty());
+}
+
+#[test]
+fn late_failure_before_newest_success_changes_only_totals() {
+    let t = one_by_one(&[event(10, 0), event(11, 1), event(5, 1), event(6, 1)], 3);
+    let state = t.state();
+    assert_eq!(state.consecutive_failures(), 1);
+    assert_eq!(state.totals.failures, 3);
+    assert!(t.kinds().is_empty());
+}
+
+#[test]
+fn late_failures_completing_a_run_alert() {
+    // Arrival 3, 1, 2: the run becomes 3 when the second late one lands.
+    let t = one_by_one(&[event(3, 1), event(1, 1), event(2, 1)], 3);
+    assert_eq!(t.kinds(), ["device.repeated_sync_failures"]);
+    let a = alert(&t, 0);
+    assert_eq!((a.streak_started_at, a.last_failure_at), (at(1), at(3)));
+}
+
+#[test]
+fn late_success_inside_a_run_splits_it_without_recovery() {
+    let t = one_by_one(
+        &[event(1, 1), event(2, 1), event(4, 1), event(5, 1), event(3, 0)],
+        3,
+    );
+    let state = t.state();
+    assert_eq!(state.consecutive_failures(), 2);
+    assert_eq!(state.streak.as_ref().unwrap().started_at, at(4));
+    assert_eq!(
+        t.kinds(),
+        ["device.repeated_sync_failures"],
+        "newest sync still failed"
+    );
+    assert!(state.alert_id.is_some());
+}
+
+#[test]
+fn a_late_failure_in_a_counted_stretch_is_counted_not_added() {
+    // 3 splits the run; 4.5 arrives later, inside the stretch the split counted.
+    let events = [
+        event(1, 1),
+        event(2, 1),
+        event(4, 1),
+        event(5, 1),
+        event(3, 0),
+        event(4, 1),
+    ];
+    let t = one_by_one(&events, 3);
+    assert_eq!(
+        t.state().consecutive_failures(),
+        2,
+        "the replay of 4 is not stored"
+    );
+    let t = one_by_one(
+        &[event(1, 1), event(4, 1), event(5, 1), event(3, 0), event(6, 1)],
+        9,
+    );
+    assert_eq!(t.state().consecutive_failures(), 3);
+    assert_eq!(t.state().counted_through, Some(at(5)));
+}
+
+#[test]
+fn threshold_is_configurable() {
+    assert_eq!(
+        one_by_one(&[event(1, 1)], 1).kinds(),
+        ["device.repeated_sync_failures"]
+    );
+    assert!(one_by_one(&[event(1, 1), event(2, 1), event(3, 1)], 4)
+        .kinds()
+        .is_empty());
+}
+
+#[test]
+fn alert_json_matches_the_contract() {
+    let t = one_by_one(&[event(1, 1), event(2, 1), event(3, 2)], 3);
+    let json: serde_json::Value = serde_json::from_str(&t.outbox.lock().unwrap()[0].to_json()).unwrap();
+    assert_eq!(json["type"], "device.repeated_sync_failures");
+    assert_eq!(json["device_id"], "dev");
+    assert_eq!(json["consecutive_failures"], 3);
+    assert_eq!(json["threshold"], 3);
+    assert_eq!(json["streak_started_at"], "1970-01-01T00:00:01.000Z");
+    assert_eq!(json["last_failure_at"], "1970-01-01T00:00:03.000Z");
+    assert_eq!(json["last_total_errors"], 2);
+    assert_eq!(json["detected_at"], at(10_000).to_string());
+}
+
+#[test]
+fn status_and_totals_follow_the_reports() {
+    let t = one_by_one(&[event(1, 0), event(2, 3), event(3, 1), event(4, 2)], 3);
+    let view = t.state().view(StreakRule::default());
+    assert_eq!(view.status, Status::Failing);
+    assert_eq!(
+        view.totals,
+        Totals {
+            syncs: 4,
+            failures: 3,
+            files_synced: 8,
+            errors: 6
+        }
+    );
+    assert_eq!(
+        (view.first_seen_at, view.last_seen_at),
+        (Some(at(100_001)), Some(at(100_004)))
+    );
+    assert_eq!(
+        (view.last_success_at, view.last_failure_at),
+        (Some(at(1)), Some(at(4)))
+    );
+    assert_eq!(view.last_internet_speed, Some(4.0));
+    assert_eq!(view.streak_started_at, Some(at(2)));
+}
+
+#[test]
+fn a_redelivered_batch_changes_nothing() {
+    let timeline = Timeline::default();
+    let records: Vec<Record> = [event(3, 1), event(1, 1), event(2, 0)]
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| {
+            timeline.store(&e);
+            Record::new(StreamPosition::parse(&(i + 10).to_string()), e)
+        })
+        .collect();
+    block_on(async {
+        let first = apply_records(&timeline, rules(3), &records, at(10_000))
+            .await
+            .unwrap();
+        assert_eq!(first.new_events.len(), 3);
+        let again = apply_records(&timeline, rules(3), &records[1..], at(10_000))
+            .await
+            .unwrap();
+        assert!(again.new_events.is_empty(), "bisected retry of the same batch");
+        assert_eq!(again.state, first.state);
+    });
+    assert_eq!(timeline.state().totals.syncs, 3);
+}
+
+/// A timeline of unique timestamps with random outcomes, arriving in a random order,
+/// with random replays (which are not stored and produce no stream record).
+fn arrivals() -> impl Strategy<Value = (Vec<StoredEvent>, u32)> {
+    (
+        proptest::collection::vec((any::<bool>(), 1u32..4), 1..40),
+        1u32..5,
+    )
+        .prop_flat_map(|(outcomes, threshold)| {
+            let events: Vec<StoredEvent> = outcomes
+                .iter()
+                .enumerate()
+                .map(|(i, (failed, errors))| event(i as i64, if *failed { *errors } else { 0 }))
+                .collect();
+            let n = events.len();
+            (
+                Just(events).prop_shuffle(),
+                proptest::collection::vec(0..n, 0..n),
+                Just(threshold),
+            )
+        })
+        .prop_map(|(mut events, replays, threshold)| {
+            for (k, i) in replays.into_iter().enumerate() {
+                let e = events[i].clone();
+                let at = (i + k) % (events.len() + 1);
+                events.insert(at.min(events.len()), e);
+            }
+            (events, threshold)
+        })
+}
+
+/// How the stream delivers: batch sizes, how far storage runs ahead of delivery, and
+/// which batches fail part-way (retried from a random record, or bisected).
+fn delivery() -> impl Strategy<Value = Vec<(usize, usize, u8)>> {
+    proptest::collection::vec((1usize..8, 0usize..6, 0u8..4), 1..60)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(384))]
+
+    #[test]
+    fn delivered_at_least_once_the_state_equals_a_recount(
+        (events, threshold) in arrivals(),
+        plan in delivery(),
+    ) {
+        let timeline = Timeline::default();
+        // Stored events become stream records in commit order.
+        let mut stream: Vec<Record> = Vec::new();
+        let mut arrived = events.iter();
+        let mut store_up_to = |n: usize, stream: &mut Vec<Record>| {
+            while stream.len() < n {
+                let Some(e) = arrived.next() else { break };
+                if timeline.store(e) {
+                    let position = StreamPosition::parse(&(stream.len() + 1).to_string());
+                    stream.push(Record::new(position, e.clone()));
+                }
+            }
+        };
+        let mut checkpoint = 0;
+        let mut plan = plan.into_iter().cycle();
+        block_on(async {
+            loop {
+                let (size, ahead, failure) = plan.next().unwrap();
+                // Devices keep reporting while earlier records wait for delivery.
+                store_up_to(checkpoint + size + ahead, &mut stream);
+                if checkpoint >= stream.len() {
+                    store_up_to(usize::MAX, &mut stream);
+                    if checkpoint >= stream.len() {
+                        break;
+                    }
+                }
+                let end = (checkpoint + size).min(stream.len());
+                let batch = &stream[checkpoint..end];
+                apply_records(&timeline, rules(threshold), batch, at(10_000)).await.unwrap();
+                match failure {
+                    // Another device's record failed before these: all redelivered.
+                    1 => {
+                        apply_records(&timeline, rules(threshold), batch, at(10_000)).await.unwrap();
+                    }
+                    // Bisected: each half again.
+                    2 if batch.len() > 1 => {
+                        let (a, b) = batch.split_at(batch.len() / 2);
+                        apply_records(&timeline, rules(threshold), a, at(10_000)).await.unwrap();
+                        apply_records(&timeline, rules(threshold), b, at(10_000)).await.unwrap();
+                    }
+                    // Retried from a record in the middle, with newer ones appended.
+                    3 => {
+                        let from = checkpoint + batch.len() / 2;
+                        store_up_to(end + 2, &mut stream);
+                        let retry_end = (from + size + 2).min(stream.len());
+                        apply_records(&timeline, rules(threshold), &stream[from..retry_end], at(10_000)).await.unwrap();
+                        checkpoint = retry_end;
+                        continue;
+                    }
+                    _ => {}
+                }
+                checkpoint = end;
+            }
+        });
+        prop_assert_eq!(observed(&timeline.state()), timeline.expected());
+        let state = timeline.state();
+        if state.consecutive_failures() >= threshold {
+            prop_assert!(state.alert_id.is_some(), "over the threshold means alerted");
+        }
+        // Alerts and recoveries alternate, starting with an alert: never two alerts for
+        // one failure condition, never a recovery without an alert.
+        for (i, kind) in timeline.kinds().iter().enumerate() {
+            let want = if i % 2 == 0 { "device.repeated_sync_failures" } else { "device.sync_recovered" };
+            prop_assert_eq!(*kind, want);
+        }
+    }
+
+    #[test]
+    fn arrival_order_does_not_change_the_final_state((events, threshold) in arrivals()) {
+        let a = one_by_one(&events, threshold).state();
+        let mut sorted = events.clone();
+        sorted.sort_by_key(|e| e.timestamp);
+        let b = one_by_one(&sorted, threshold).state();
+        prop_assert_eq!(observed(&a), observed(&b));
+    }
+}

@@ -1,0 +1,260 @@
+//! The fleet at a glance: how many devices are healthy, failing and silent, and per
+//! UTC day (of the device timestamps) how many syncs there were and how they went.
+
+use crate::domain::device::Status;
+use crate::domain::event::{Outcome, StoredEvent};
+use crate::domain::time::EventTime;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+const DAY_MILLIS: i64 = 86_400_000;
+
+/// Largest speed a day's mean takes in, in Mbit/s: the contract accepts any finite
+/// speed, and a few absurd ones (1e300) would otherwise make the day's sum
+/// unrepresentable in the store.
+pub const MAX_SPEED_IN_MEAN: f64 = 1e12;
+
+/// A UTC calendar day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Day(i64);
+
+impl Day {
+    pub fn of(t: EventTime) -> Self {
+        Self(t.millis().div_euclid(DAY_MILLIS))
+    }
+
+    /// Days since 1970-01-01 (how stores key a day).
+    pub fn number(self) -> i64 {
+        self.0
+    }
+
+    pub fn from_number(days: i64) -> Self {
+        Self(days)
+    }
+
+    pub fn plus(self, days: i64) -> Self {
+        Self(self.0 + days)
+    }
+
+    /// `YYYY-MM-DD`.
+    pub fn text(self) -> String {
+        EventTime::from_millis(self.0 * DAY_MILLIS)
+            .map(|t| t.to_string()[..10].to_owned())
+            .unwrap_or_default()
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        if text.len() != 10 {
+            return None;
+        }
+        EventTime::parse_rfc3339(&format!("{text}T00:00:00Z")).map(Self::of)
+    }
+}
+
+/// One day's syncs.
+#[derive(Clone, Copy, Debug, PartialEq, Default, Serialize, Deserialize)]
+pub struct DayTotals {
+    pub syncs: u64,
+    pub failures: u64,
+    pub files_synced: u64,
+    /// Sum of the syncs' speeds (each at most [`MAX_SPEED_IN_MEAN`]).
+    pub speed_sum: f64,
+}
+
+impl DayTotals {
+    pub fn add(&mut self, other: &DayTotals) {
+        self.syncs += other.syncs;
+        self.failures += other.failures;
+        self.files_synced += other.files_synced;
+        self.speed_sum += other.speed_sum;
+    }
+
+    fn count(&mut self, e: &StoredEvent) {
+        self.syncs += 1;
+        self.files_synced += u64::from(e.total_files_synced);
+        self.speed_sum += speed_for_mean(e.internet_speed);
+        if e.outcome == Outcome::Failure {
+            self.failures += 1;
+        }
+    }
+}
+
+/// A speed as a day's mean takes it in: at most [`MAX_SPEED_IN_MEAN`], and anything
+/// below a bit per second counted as 0 (so a sum never needs more than a store's
+/// number range).
+pub fn speed_for_mean(speed: f64) -> f64 {
+    if speed < 1e-6 {
+        0.0
+    } else {
+        speed.min(MAX_SPEED_IN_MEAN)
+    }
+}
+
+/// What `events` add to each day they fall on.
+pub fn day_totals<'a>(events: impl IntoIterator<Item = &'a StoredEvent>) -> BTreeMap<Day, DayTotals> {
+    let mut days: BTreeMap<Day, DayTotals> = BTreeMap::new();
+    for e in events {
+        days.entry(Day::of(e.timestamp)).or_default().count(e);
+    }
+    days
+}
+
+/// Devices by status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
+pub struct FleetCounts {
+    pub total: u64,
+    pub healthy: u64,
+    pub failing: u64,
+    pub silent: u64,
+}
+
+impl FleetCounts {
+    /// From the stored totals; healthy is what is neither failing nor silent.
+    pub fn from_totals(total: i64, failing: i64, silent: i64) -> Self {
+        let clamp = |n: i64| u64::try_from(n).unwrap_or(0);
+        let (total, failing, silent) = (clamp(total), clamp(failing), clamp(silent));
+        Self {
+            total,
+            healthy: total.saturating_sub(failing + silent),
+            failing,
+            silent,
+        }
+    }
+}
+
+/// How one state save changes the fleet's counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct FleetDelta {
+    pub total: i64,
+    pub failing: i64,
+    pub silent: i64,
+}
+
+impl FleetDelta {
+    /// From the device's status before the save (`None`: a new device) to after it.
+    pub fn between(before: Option<Status>, after: Status) -> Self {
+        let weight = |status: Option<Status>, which: Status| i64::from(status == Some(which));
+        Self {
+            total: i64::from(before.is_none()),
+            failing: weight(Some(after), Status::Failing) - weight(before, Status::Failing),
+            silent: weight(Some(after), Status::Silent) - weight(before, Status::Silent),
+        }
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// One day of `GET /fleet/summary`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DaySummary {
+    pub date: String,
+    pub syncs: u64,
+    pub failures: u64,
+    /// A fraction between 0 and 1 (0 without syncs).
+    pub failure_rate: f64,
+    pub files_synced: u64,
+    /// `null` without syncs.
+    pub mean_internet_speed: Option<f64>,
+}
+
+/// The last `days` days up to `today`, oldest first, days without syncs included.
+pub fn summarize_days(today: Day, days: u32, stored: &BTreeMap<Day, DayTotals>) -> Vec<DaySummary> {
+    (0..i64::from(days))
+        .rev()
+        .map(|back| {
+            let day = today.plus(-back);
+            let t = stored.get(&day).copied().unwrap_or_default();
+            let rate = |part: u64| {
+                if t.syncs == 0 {
+                    0.0
+                } else {
+                    part as f64 / t.syncs as f64
+                }
+            };
+            DaySummary {
+                date: day.text(),
+                syncs: t.syncs,
+                failures: t.failures,
+                failure_rate: rate(t.failures),
+                files_synced: t.files_synced,
+                mean_internet_speed: (t.syncs > 0).then(|| t.speed_sum / t.syncs as f64),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_are_utc_calendar_days() {
+        let t = EventTime::parse_rfc3339("2025-05-07T23:59:59.999+00:00").unwrap();
+        assert_eq!(Day::of(t).text(), "2025-05-07");
+        let t = EventTime::parse_rfc3339("2025-05-08T01:00:00+05:30").unwrap();
+        assert_eq!(Day::of(t).text(), "2025-05-07", "normalised to UTC first");
+        let before_epoch = EventTime::parse_rfc3339("1969-12-31T12:00:00Z").unwrap();
+        assert_eq!(Day::of(before_epoch).text(), "1969-12-31");
+        assert_eq!(Day::parse("2025-05-07"), Some(Day::of(t)));
+        assert_eq!(Day::parse("2025-5-7"), None);
+    }
+
+    #[test]
+    fn a_status_change_moves_one_device_between_counts() {
+        use Status::*;
+        assert_eq!(
+            FleetDelta::between(None, Healthy),
+            FleetDelta {
+                total: 1,
+                failing: 0,
+                silent: 0
+            }
+        );
+        assert_eq!(
+            FleetDelta::between(Some(Healthy), Failing),
+            FleetDelta {
+                total: 0,
+                failing: 1,
+                silent: 0
+            }
+        );
+        assert_eq!(
+            FleetDelta::between(Some(Failing), Silent),
+            FleetDelta {
+                total: 0,
+                failing: -1,
+                silent: 1
+            }
+        );
+        assert!(FleetDelta::between(Some(Silent), Silent).is_zero());
+        assert_eq!(FleetCounts::from_totals(10, 2, 3).healthy, 5);
+    }
+
+    #[test]
+    fn summaries_cover_every_day_oldest_first() {
+        let today = Day::parse("2025-05-07").unwrap();
+        let mut stored = BTreeMap::new();
+        stored.insert(
+            today.plus(-1),
+            DayTotals {
+                syncs: 4,
+                failures: 1,
+                files_synced: 10,
+                speed_sum: 8.0,
+            },
+        );
+        let days = summarize_days(today, 3, &stored);
+        let dates: Vec<&str> = days.iter().map(|d| d.date.as_str()).collect();
+        assert_eq!(dates, ["2025-05-05", "2025-05-06", "2025-05-07"]);
+        assert_eq!(
+            (days[1].failure_rate, days[1].mean_internet_speed),
+            (0.25, Some(2.0))
+        );
+        assert_eq!(
+            (days[2].syncs, days[2].failure_rate, days[2].mean_internet_speed),
+            (0, 0.0, None)
+        );
+    }
+}

@@ -1,0 +1,242 @@
+//! What a person reads: an e-mail subject and plain-text body, an SMS, and the one-line
+//! summary a chat webhook shows. The JSON body ([`Notice::to_json`]) stays the
+//! machine-readable contract; these are views of the same facts.
+
+use super::Notice;
+use crate::domain::time::EventTime;
+
+/// Longest SNS e-mail subject.
+pub const MAX_SUBJECT: usize = 100;
+/// Longest SMS PiSync sends (one GSM segment is 160; operators' carriers add prefixes).
+pub const MAX_SMS: usize = 140;
+
+impl Notice {
+    /// A subject a person can read in an e-mail client.
+    pub fn subject(&self) -> String {
+        let subject = match self {
+            Notice::RepeatedFailures(a) => format!(
+                "PiSync: {} failed {} syncs in a row",
+                a.device_id, a.consecutive_failures
+            ),
+            Notice::Recovered(r) => format!("PiSync: {} is syncing again", r.device_id),
+            Notice::Silent(s) => format!(
+                "PiSync: {} has not reported for {}",
+                s.device_id,
+                period(s.silent_after_hours)
+            ),
+            Notice::BackOnline(b) => format!("PiSync: {} is reporting again", b.device_id),
+        };
+        clip(&subject, MAX_SUBJECT)
+    }
+
+    /// One line: what happened, to which device, since when. Webhook receivers (Slack,
+    /// Teams) show it as is.
+    pub fn summary(&self) -> String {
+        match self {
+            Notice::RepeatedFailures(a) => format!(
+                "{} failed {} syncs in a row (since {}; last failure {} with {} errors)",
+                a.device_id,
+                a.consecutive_failures,
+                human(a.streak_started_at),
+                human(a.last_failure_at),
+                a.last_total_errors
+            ),
+            Notice::Recovered(r) => format!(
+                "{} is syncing again: a successful sync at {} ended {} failures in a row",
+                r.device_id,
+                human(r.recovered_at),
+                r.failures_before_recovery
+            ),
+            Notice::Silent(s) => format!(
+                "{} has not reported for {} (last report received {})",
+                s.device_id,
+                period(s.silent_after_hours),
+                human(s.last_seen_at)
+            ),
+            Notice::BackOnline(b) => format!(
+                "{} is reporting again (report received {}; silent since {})",
+                b.device_id,
+                human(b.back_at),
+                human(b.silent_since)
+            ),
+        }
+    }
+
+    /// An SMS of at most [`MAX_SMS`] characters: the device id is shortened, never the
+    /// facts.
+    pub fn sms(&self) -> String {
+        let device = self.device_id().as_str();
+        let text = |device: &str| match self {
+            Notice::RepeatedFailures(a) => format!(
+                "PiSync: {device} failed {} syncs in a row since {}.",
+                a.consecutive_failures,
+                minute(a.streak_started_at)
+            ),
+            Notice::Recovered(r) => format!(
+                "PiSync: {device} syncs again ({} failures ended {}).",
+                r.failures_before_recovery,
+                minute(r.recovered_at)
+            ),
+            Notice::Silent(s) => format!(
+                "PiSync: {device} silent for {}, last report {}.",
+                period(s.silent_after_hours),
+                minute(s.last_seen_at)
+            ),
+            Notice::BackOnline(b) => format!(
+                "PiSync: {device} reports again {} (silent since {}).",
+                minute(b.back_at),
+                minute(b.silent_since)
+            ),
+        };
+        let full = text(device);
+        let over = full.chars().count().saturating_sub(MAX_SMS);
+        if over == 0 {
+            return full;
+        }
+        let keep = device.chars().count().saturating_sub(over + 1);
+        text(&format!("{}…", device.chars().take(keep).collect::<String>()))
+    }
+
+    /// The plain-text e-mail body. `dashboard` is the dashboard's URL, when configured:
+    /// the mail then links to the device's page.
+    pub fn email_text(&self, dashboard: Option<&str>) -> String {
+        let mut lines: Vec<String> = Vec::new();
+        match self {
+            Notice::RepeatedFailures(a) => {
+                lines.push(format!(
+                    "Device {} failed {} syncs in a row (the alert threshold is {}).",
+                    a.device_id, a.consecutive_failures, a.threshold
+                ));
+                lines.push(String::new());
+                lines.push(format!(
+                    "First failure of the run:  {}",
+                    human(a.streak_started_at)
+                ));
+                lines.push(format!(
+                    "Latest failure:            {} ({} errors)",
+                    human(a.last_failure_at),
+                    a.last_total_errors
+                ));
+                lines.push(format!("Detected by PiSync:        {}", human(a.detected_at)));
+                lines.push(String::new());
+                lines.push(
+                    "PiSync sends no further alert while these failures continue, and a \
+                     recovery notice when a sync succeeds again."
+                        .into(),
+                );
+            }
+            Notice::Recovered(r) => {
+                lines.push(format!("Device {} is syncing again.", r.device_id));
+                lines.push(String::new());
+                lines.push(format!("Successful sync:           {}", human(r.recovered_at)));
+                lines.push(format!(
+                    "Failures before it:        {}",
+                    r.failures_before_recovery
+                ));
+            }
+            Notice::Silent(s) => {
+                lines.push(format!(
+                    "Device {} has not reported to PiSync for {}.",
+                    s.device_id,
+                    period(s.silent_after_hours)
+                ));
+                lines.push(String::new());
+                lines.push(format!("Last report received:      {}", human(s.last_seen_at)));
+                lines.push(format!("Detected by PiSync:        {}", human(s.detected_at)));
+                lines.push(String::new());
+                lines.push(
+                    "It may be switched off, out of reach of a network, or broken. PiSync \
+                     sends a notice when it reports again."
+                        .into(),
+                );
+            }
+            Notice::BackOnline(b) => {
+                lines.push(format!("Device {} is reporting again.", b.device_id));
+                lines.push(String::new());
+                lines.push(format!("Report received:           {}", human(b.back_at)));
+                lines.push(format!("Silent since:              {}", human(b.silent_since)));
+            }
+        }
+        if let Some(url) = dashboard {
+            lines.push(String::new());
+            lines.push(format!(
+                "Open the device in the dashboard: {}",
+                device_link(url, self)
+            ));
+        }
+        lines.push(String::new());
+        lines.push("--".into());
+        lines.push(
+            "Sync times are the device's clock, in UTC; \"received\" and \"detected\" \
+             times are PiSync's."
+                .into(),
+        );
+        lines.push(format!("Reference: {}", self.notice_id()));
+        let mut text = lines.join("\n");
+        text.push('\n');
+        text
+    }
+}
+
+/// The dashboard page of the notice's device.
+pub fn device_link(dashboard: &str, notice: &Notice) -> String {
+    // Device ids are A-Z a-z 0-9 _ - . : — all safe in a URL fragment.
+    format!(
+        "{}#/device/{}",
+        dashboard.trim_end_matches('#'),
+        notice.device_id()
+    )
+}
+
+/// `2025-05-07 10:30:00 UTC`
+fn human(t: EventTime) -> String {
+    let text = t.to_string();
+    format!("{} {} UTC", &text[..10], &text[11..19])
+}
+
+/// `2025-05-07 10:30 UTC`
+fn minute(t: EventTime) -> String {
+    let text = t.to_string();
+    format!("{} {} UTC", &text[..10], &text[11..16])
+}
+
+/// A silent period in the largest whole unit: `48 hours`, `90 minutes`, `45 seconds`.
+fn period(hours: f64) -> String {
+    let seconds = (hours * 3600.0).round() as u64;
+    let (n, unit) = if seconds % 3600 == 0 {
+        (seconds / 3600, "hour")
+    } else if seconds % 60 == 0 {
+        (seconds / 60, "minute")
+    } else {
+        (seconds, "second")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut clipped: String = text.chars().take(max - 1).collect();
+    clipped.push('…');
+    clipped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_use_the_largest_whole_unit() {
+        assert_eq!(period(48.0), "48 hours");
+        assert_eq!(period(1.0), "1 hour");
+        assert_eq!(period(1.5), "90 minutes");
+        assert_eq!(period(90.0 / 3600.0), "90 seconds");
+    }
+
+    #[test]
+    fn clipping_keeps_the_limit() {
+        assert_eq!(clip("abc", 3), "abc");
+        assert_eq!(clip("abcd", 3), "ab…");
+    }
+}
