@@ -9,6 +9,7 @@ use pisync_shared::domain::event::DeviceId;
 use pisync_shared::domain::notice::{FailureAlert, Notice};
 use pisync_shared::domain::webhook::{signature, RetryPolicy};
 use pisync_shared::ports::{DeliveryQueue, StoreError};
+use pisync_shared::test_util::lambda_events::{events_dir, files_of};
 use pisync_shared::test_util::receiver::Receiver;
 use pisync_shared::EventTime;
 use std::sync::{Arc, Mutex};
@@ -82,6 +83,25 @@ async fn setup() -> (Receiver, Arc<RecordedQueue>, DeliverWebhooks) {
         policy: RetryPolicy::default(),
     };
     (receiver, queue, deps)
+}
+
+#[test]
+fn every_example_event_has_a_case() {
+    assert_eq!(files_of("deliver-webhooks"), ["deliver-webhooks/alert.json"]);
+}
+
+#[tokio::test]
+async fn the_example_message_is_delivered() {
+    let (receiver, _queue, deps) = setup().await;
+    let event: SqsEvent = serde_json::from_str(
+        &std::fs::read_to_string(events_dir().join("deliver-webhooks/alert.json")).unwrap(),
+    )
+    .unwrap();
+    let delivered = handle(&deps, event, NOW).await;
+    assert!(delivered.response.batch_item_failures.is_empty());
+    let body: serde_json::Value = serde_json::from_str(&receiver.received()[0].body).unwrap();
+    assert_eq!(body["type"], "device.repeated_sync_failures");
+    assert_eq!(body["device_id"], "device_12345");
 }
 
 #[tokio::test]

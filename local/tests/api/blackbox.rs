@@ -1,9 +1,9 @@
 //! Black-box tests: the real `pisync-local` binary on a random port, over HTTP.
 //! Every scenario runs on the embedded store and on DynamoDB Local.
 
-use crate::support::on_both_backends;
 use crate::support::runner::http::{self, post_json};
 use crate::support::runner::{Backend, TestApp};
+use crate::support::{on_both_backends, wait_until};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -23,14 +23,6 @@ fn norm(m: u32) -> String {
 
 fn check_headers(reply: &http::Reply) {
     pisync_shared::test_util::lambda_events::assert_standard_headers(&reply.headers, "reply");
-}
-
-async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn failing(r: &TestApp) -> Vec<(String, u64)> {

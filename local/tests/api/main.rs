@@ -6,6 +6,8 @@
 mod auth;
 mod batch;
 mod blackbox;
+mod fleet;
 mod fuzz_requests;
 mod stream;
 mod support;
+mod webhooks;

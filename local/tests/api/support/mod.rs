@@ -31,6 +31,36 @@ macro_rules! on_both_backends {
 }
 pub(crate) use on_both_backends;
 
+/// Waits until `check` gives a value (detection runs beside the API), or fails after 20 s.
+pub async fn wait_for<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until `check` holds (detection runs beside the API), or fails after 20 s.
+pub async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 use get_sync_history::GetSyncHistory;
 use list_repeated_failures::ListRepeatedFailures;
 use pisync_shared::auth::Authenticator;

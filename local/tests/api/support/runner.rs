@@ -171,6 +171,41 @@ impl TestApp {
         http::get(&self.client, &url, self.read.as_deref()).await
     }
 
+    /// `GET /device/{device}`, as a reader.
+    pub async fn get_device(&self, device: &str) -> http::Reply {
+        http::get(
+            &self.client,
+            &self.url(&format!("/device/{device}")),
+            self.read.as_deref(),
+        )
+        .await
+    }
+
+    /// `GET /devices?{query}` (`query` may be empty), as a reader.
+    pub async fn list_devices(&self, query: &str) -> http::Reply {
+        http::get(
+            &self.client,
+            &self.url(&format!("/devices?{query}")),
+            self.read.as_deref(),
+        )
+        .await
+    }
+
+    /// `GET /fleet/summary?{query}` (`query` may be empty), as a reader.
+    pub async fn fleet_summary(&self, query: &str) -> http::Reply {
+        http::get(
+            &self.client,
+            &self.url(&format!("/fleet/summary?{query}")),
+            self.read.as_deref(),
+        )
+        .await
+    }
+
+    /// `GET /metrics` (Prometheus text), as a reader: the status and the text.
+    pub async fn metrics(&self) -> (u16, String) {
+        http::get_text(&self.client, &self.url("/metrics"), self.read.as_deref()).await
+    }
+
     /// `POST /device/{device}/credentials` with `authorization`.
     pub async fn issue_device_credentials(&self, device: &str, authorization: Option<&str>) -> http::Reply {
         let url = self.url(&format!("/device/{device}/credentials"));
@@ -362,5 +397,20 @@ pub mod http {
 
     pub async fn get(client: &HttpClient, url: &str, authorization: Option<&str>) -> Reply {
         send(client, "GET", url, None, Vec::new(), authorization).await
+    }
+
+    /// A GET whose reply is text (status, body).
+    pub async fn get_text(client: &HttpClient, url: &str, authorization: Option<&str>) -> (u16, String) {
+        let mut req = hyper::Request::get(url);
+        if let Some(auth) = authorization {
+            req = req.header("authorization", auth);
+        }
+        let response = client
+            .request(req.body(Full::new(Bytes::new())).unwrap())
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
     }
 }

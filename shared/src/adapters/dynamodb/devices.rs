@@ -4,8 +4,8 @@
 
 use super::item::{
     device_pk, devices_pk, event_sk, failing_partitions, failing_sk, live_failing_partitions, silent_sk,
-    watch_pk, watch_slot, FailingItem, IndexSchema, StateItem, COUNTS_SK, DEVICES, EVENT_PREFIX, FAILING,
-    FLEET_PK, OUTBOX_PK, SILENT, SILENT_PK, STATE_SK, WATCH_SLOT_MILLIS, WATCH_TTL_SECONDS,
+    watch_pk, watch_sk, watch_slot, FailingItem, IndexSchema, StateItem, COUNTS_SK, DEVICES, EVENT_PREFIX,
+    FAILING, FLEET_PK, OUTBOX_PK, SILENT, SILENT_PK, STATE_SK, WATCH_SLOT_MILLIS, WATCH_TTL_SECONDS,
 };
 use super::{built, corrupt, n, s, unavailable, DynamoStore, Item, Units};
 use crate::domain::device::{DeviceState, Status};
@@ -244,7 +244,7 @@ impl DeviceStates for DynamoStore {
             let watch = Put::builder()
                 .table_name(&self.table)
                 .item("pk", s(watch_pk(slot)))
-                .item("sk", s(write.state.device_id.as_str()))
+                .item("sk", s(watch_sk(at, &write.state.device_id)))
                 .item(super::item::TTL_ATTRIBUTE, n(expires))
                 .build()
                 .map_err(built)?;

@@ -6,7 +6,7 @@
 //! | event | `DEVICE#<id>` | `EVENT#<ts UTC ms>` |
 //! | device state | `DEVICE#<id>` | `STATE` |
 //! | waiting notice | `OUTBOX` | `<decided at>#<device>#<n>` |
-//! | silence check | `WATCH#<5-minute slot>` | `<device>` |
+//! | silence check | `WATCH#<5-minute slot>` | `<due, ms, 15 digits>#<device>` |
 //! | silence check progress | `WATCH` | `CURSOR` |
 //! | a day's totals (sharded) | `DAY#<shard>` | `<YYYY-MM-DD>` |
 //! | the fleet's device counts | `FLEET` | `COUNTS` |
@@ -159,6 +159,16 @@ pub fn watch_slot(at: EventTime) -> i64 {
 
 pub fn watch_pk(slot: i64) -> String {
     format!("WATCH#{slot}")
+}
+
+/// Sort key of a silence check: in due order within its slot.
+pub fn watch_sk(due: EventTime, device: &DeviceId) -> String {
+    format!("{:015}#{device}", due.millis().max(0))
+}
+
+/// The device of a silence check's sort key.
+pub fn watch_device(sk: &str) -> Option<DeviceId> {
+    DeviceId::parse(sk.split_once('#')?.1)
 }
 
 pub fn day_pk(shard: u8) -> String {

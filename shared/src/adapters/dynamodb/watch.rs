@@ -1,10 +1,14 @@
-//! The silence check's agenda on DynamoDB: each device has an item in the 5-minute
-//! slot when it could next become silent (written when it is first seen, when it comes
-//! back, and by each check that finds it still reporting). A check reads only the
-//! slots that ended since the last one — never every device — and a device costs one
-//! read and one write per silent period, however often it reports.
+//! The silence check's agenda on DynamoDB: each device has an item, keyed by the time
+//! it could next become silent, in that time's 5-minute slot (written when it is first
+//! seen, when it comes back, and by each check that finds it still reporting). A check
+//! reads the slots that ended since the last one, and the current slot up to now —
+//! never every device — and a device costs one read and one write per silent period,
+//! however often it reports.
 
-use super::item::{watch_pk, watch_slot, TTL_ATTRIBUTE, WATCH_CURSOR, WATCH_SLOT_MILLIS, WATCH_TTL_SECONDS};
+use super::item::{
+    watch_device, watch_pk, watch_sk, watch_slot, TTL_ATTRIBUTE, WATCH_CURSOR, WATCH_SLOT_MILLIS,
+    WATCH_TTL_SECONDS,
+};
 use super::{n, s, unavailable, DynamoStore, Item, Units};
 use crate::domain::event::DeviceId;
 use crate::domain::time::EventTime;
@@ -23,15 +27,27 @@ struct Cursor {
 }
 
 impl DynamoStore {
-    async fn slot_devices(&self, slot: i64, devices: &mut Vec<DeviceId>) -> Result<(), StoreError> {
+    /// The devices of `slot` due at or before `upto` (`None`: the whole slot).
+    async fn slot_devices(
+        &self,
+        slot: i64,
+        upto: Option<EventTime>,
+        devices: &mut Vec<DeviceId>,
+    ) -> Result<(), StoreError> {
         let mut start: Option<Item> = None;
         loop {
-            let out = self
+            let query = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(watch_pk(slot)))
+                .expression_attribute_values(":pk", s(watch_pk(slot)));
+            let query = match upto {
+                None => query.key_condition_expression("pk = :pk"),
+                Some(upto) => query
+                    .key_condition_expression("pk = :pk AND sk <= :upto")
+                    .expression_attribute_values(":upto", s(format!("{:015}#~", upto.millis().max(0)))),
+            };
+            let out = query
                 .set_exclusive_start_key(start.take())
                 .return_consumed_capacity(self.capacity())
                 .send()
@@ -40,7 +56,7 @@ impl DynamoStore {
             self.metered(Units::Read, out.consumed_capacity());
             for item in out.items.unwrap_or_default() {
                 if let Some(AttributeValue::S(sk)) = item.get("sk") {
-                    devices.extend(DeviceId::parse(sk));
+                    devices.extend(watch_device(sk));
                 }
             }
             match out.last_evaluated_key {
@@ -54,7 +70,8 @@ impl DynamoStore {
 #[async_trait]
 impl SilenceWatch for DynamoStore {
     /// The devices of every slot that ended since the last check, whole slots at a
-    /// time (at least one), until `limit`.
+    /// time (at least one), until `limit`; then those of the current slot already due.
+    /// Only ended slots are marked checked: the current one is read again next time.
     async fn due(&self, now: EventTime, _cutoff: EventTime, limit: usize) -> Result<DueChecks, StoreError> {
         let (pk, sk) = WATCH_CURSOR;
         let cursor: Option<Cursor> = self.get(pk.to_owned(), sk.to_owned(), true).await?;
@@ -63,8 +80,11 @@ impl SilenceWatch for DynamoStore {
         let mut due = DueChecks::default();
         while slot + 1 < current && due.devices.len() < limit.max(1) {
             slot += 1;
-            self.slot_devices(slot, &mut due.devices).await?;
+            self.slot_devices(slot, None, &mut due.devices).await?;
             due.mark = Some(slot);
+        }
+        if slot + 1 >= current && due.devices.len() < limit.max(1) {
+            self.slot_devices(current, Some(now), &mut due.devices).await?;
         }
         Ok(due)
     }
@@ -77,7 +97,7 @@ impl SilenceWatch for DynamoStore {
             .put_item()
             .table_name(&self.table)
             .item("pk", s(watch_pk(slot)))
-            .item("sk", s(device.as_str()))
+            .item("sk", s(watch_sk(at, device)))
             .item(TTL_ATTRIBUTE, n(expires))
             .return_consumed_capacity(self.capacity())
             .send()

@@ -130,7 +130,7 @@ impl Notice {
                 lines.push(String::new());
                 lines.push(format!("Successful sync:           {}", human(r.recovered_at)));
                 lines.push(format!(
-                    "Failures before it:        {}",
+                    "Failures in a row before:  {}",
                     r.failures_before_recovery
                 ));
             }

@@ -1,0 +1,99 @@
+//! fleet-summary's handler, called directly with the example events in
+//! `events/fleet-summary/`, over an embedded store with today's syncs.
+
+use fleet_summary::{handle, FleetSummary};
+use pisync_shared::auth::Authenticator;
+use pisync_shared::domain::detection::{apply_event, Rules};
+use pisync_shared::domain::fleet::day_totals;
+use pisync_shared::ports::{RecordDays, RecordEvents};
+use pisync_shared::test_util::lambda_events::{
+    api_request, assert_documented_answer, error_fields, files_of, reply_json,
+};
+use pisync_shared::test_util::{sqlite_store, TempDir};
+use pisync_shared::{DeviceId, EventTime, Outcome, StoredEvent};
+use std::sync::Arc;
+
+/// (file, status, error code)
+const CASES: &[(&str, u16, Option<&str>)] = &[
+    ("fleet-summary/bad-days.json", 400, Some("invalid_request")),
+    ("fleet-summary/fourteen-days.json", 200, None),
+    ("fleet-summary/no-authorizer.json", 401, Some("unauthorized")),
+];
+
+fn today_event(device: &str, minutes_ago: i64, errors: u32, speed: f64) -> StoredEvent {
+    let now = EventTime::now();
+    StoredEvent {
+        device_id: DeviceId::parse(device).unwrap(),
+        timestamp: now.plus_millis(-minutes_ago * 60_000),
+        total_files_synced: 10,
+        total_errors: errors,
+        internet_speed: speed,
+        outcome: Outcome::of(errors),
+        received_at: now,
+    }
+}
+
+async fn seeded() -> (TempDir, FleetSummary) {
+    let (dir, store) = sqlite_store();
+    // Two syncs today, one failed; as detection records them.
+    let events = [today_event("a", 0, 0, 2.0), today_event("b", 0, 3, 4.0)];
+    for e in &events {
+        store.record(e.clone()).await.expect("stored");
+        apply_event(&store, Rules::default(), e, e.received_at)
+            .await
+            .expect("applied");
+    }
+    store.add_days(&day_totals(&events)).await.expect("days added");
+    let deps = FleetSummary {
+        fleet: Arc::new(store),
+        auth: Authenticator::gateway_operators("cognito:groups"),
+    };
+    (dir, deps)
+}
+
+#[test]
+fn every_example_event_has_a_case() {
+    let cased: Vec<&str> = CASES.iter().map(|(file, _, _)| *file).collect();
+    assert_eq!(files_of("fleet-summary"), cased);
+}
+
+#[tokio::test]
+async fn each_example_event_gets_its_documented_answer() {
+    let (_dir, deps) = seeded().await;
+    for &(file, status, code) in CASES {
+        let response = handle(&deps, api_request(file)).await;
+        assert_documented_answer(file, &response, status, code);
+    }
+}
+
+#[tokio::test]
+async fn fourteen_days_oldest_first_ending_today() {
+    let (_dir, deps) = seeded().await;
+    let body = reply_json(&handle(&deps, api_request("fleet-summary/fourteen-days.json")).await);
+    assert_eq!(
+        body["devices"],
+        serde_json::json!({"total": 2, "healthy": 2, "failing": 0, "silent": 0})
+    );
+    let days = body["days"].as_array().unwrap();
+    assert_eq!(days.len(), 14);
+    let today = &days[13];
+    assert_eq!(today["date"], EventTime::now().to_string()[..10]);
+    assert_eq!(
+        (today["syncs"].as_u64(), today["failures"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(today["failure_rate"], 0.5);
+    assert_eq!(today["mean_internet_speed"], 3.0);
+    assert_eq!(days[0]["syncs"], 0);
+    assert!(days[0]["mean_internet_speed"].is_null());
+    assert!(days
+        .windows(2)
+        .all(|w| w[0]["date"].as_str() < w[1]["date"].as_str()));
+}
+
+#[tokio::test]
+async fn days_out_of_range_are_refused() {
+    let (_dir, deps) = seeded().await;
+    let body = reply_json(&handle(&deps, api_request("fleet-summary/bad-days.json")).await);
+    assert_eq!(error_fields(&body), ["days"]);
+}

@@ -1,0 +1,88 @@
+//! get-device's handler, called directly with the example events in
+//! `events/get-device/`, over an embedded store where device_12345 reported.
+
+use get_device::{handle, GetDevice};
+use pisync_shared::auth::Authenticator;
+use pisync_shared::domain::detection::{apply_event, Rules};
+use pisync_shared::ports::RecordEvents;
+use pisync_shared::test_util::lambda_events::{
+    api_request, assert_documented_answer, error_fields, files_of, reply_json,
+};
+use pisync_shared::test_util::{sqlite_store, stored_event_at, TempDir};
+use std::sync::Arc;
+
+/// (file, status, error code)
+const CASES: &[(&str, u16, Option<&str>)] = &[
+    ("get-device/bad-device-id.json", 400, Some("invalid_request")),
+    ("get-device/known-device.json", 200, None),
+    ("get-device/no-authorizer.json", 401, Some("unauthorized")),
+    ("get-device/no-pisync-group.json", 403, Some("forbidden")),
+    ("get-device/unknown-device.json", 404, Some("device_not_found")),
+];
+
+async fn seeded() -> (TempDir, GetDevice) {
+    let (dir, store) = sqlite_store();
+    for (ts, errors) in [
+        ("2025-05-07T10:30:00Z", 0),
+        ("2025-05-07T10:31:00Z", 2),
+        ("2025-05-07T10:32:00Z", 4),
+        ("2025-05-07T10:33:00Z", 1),
+    ] {
+        let e = stored_event_at("device_12345", ts, errors);
+        store.record(e.clone()).await.expect("stored");
+        apply_event(&store, Rules::default(), &e, e.received_at)
+            .await
+            .expect("applied");
+    }
+    let deps = GetDevice {
+        devices: Arc::new(store),
+        rule: Rules::default().streak,
+        auth: Authenticator::gateway_operators("cognito:groups"),
+    };
+    (dir, deps)
+}
+
+#[test]
+fn every_example_event_has_a_case() {
+    let cased: Vec<&str> = CASES.iter().map(|(file, _, _)| *file).collect();
+    assert_eq!(files_of("get-device"), cased);
+}
+
+#[tokio::test]
+async fn each_example_event_gets_its_documented_answer() {
+    let (_dir, deps) = seeded().await;
+    for &(file, status, code) in CASES {
+        let response = handle(&deps, api_request(file)).await;
+        assert_documented_answer(file, &response, status, code);
+    }
+}
+
+#[tokio::test]
+async fn the_device_reads_as_the_contract_says() {
+    let (_dir, deps) = seeded().await;
+    let response = handle(&deps, api_request("get-device/known-device.json")).await;
+    let body = reply_json(&response);
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "device_id": "device_12345",
+            "status": "failing",
+            "first_seen_at": "2025-05-07T10:30:00.000Z",
+            "last_seen_at": "2025-05-07T10:33:00.000Z",
+            "last_sync_at": "2025-05-07T10:33:00.000Z",
+            "last_success_at": "2025-05-07T10:30:00.000Z",
+            "last_failure_at": "2025-05-07T10:33:00.000Z",
+            "consecutive_failures": 3,
+            "streak_started_at": "2025-05-07T10:31:00.000Z",
+            "last_internet_speed": 5.3,
+            "totals": {"syncs": 4, "failures": 3, "files_synced": 168, "errors": 7}
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_bad_id_names_the_field() {
+    let (_dir, deps) = seeded().await;
+    let response = handle(&deps, api_request("get-device/bad-device-id.json")).await;
+    assert_eq!(error_fields(&reply_json(&response)), ["id"]);
+}

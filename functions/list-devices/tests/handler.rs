@@ -1,0 +1,93 @@
+//! list-devices' handler, called directly with the example events in
+//! `events/list-devices/`, over an embedded store with a small fleet.
+
+use list_devices::{handle, ListDevices};
+use pisync_shared::auth::Authenticator;
+use pisync_shared::domain::detection::{apply_event, Rules};
+use pisync_shared::http::cursor::CursorKey;
+use pisync_shared::ports::RecordEvents;
+use pisync_shared::test_util::lambda_events::{
+    api_request, assert_documented_answer, error_fields, files_of, reply_json,
+};
+use pisync_shared::test_util::{sqlite_store, stored_event, TempDir};
+use std::sync::Arc;
+
+/// (file, status, error code)
+const CASES: &[(&str, u16, Option<&str>)] = &[
+    ("list-devices/all-first-page.json", 200, None),
+    ("list-devices/bad-parameters.json", 400, Some("invalid_request")),
+    ("list-devices/failing.json", 200, None),
+    ("list-devices/no-pisync-group.json", 403, Some("forbidden")),
+];
+
+/// a-healthy, b-failing (3 failures), c-failing (4), d-healthy.
+async fn seeded() -> (TempDir, ListDevices) {
+    let (dir, store) = sqlite_store();
+    for (device, failures) in [
+        ("a-healthy", 0),
+        ("b-failing", 3),
+        ("c-failing", 4),
+        ("d-healthy", 0),
+    ] {
+        for m in 0..failures.max(1) {
+            let e = stored_event(device, m, u32::from(failures > 0));
+            store.record(e.clone()).await.expect("stored");
+            apply_event(&store, Rules::default(), &e, e.received_at)
+                .await
+                .expect("applied");
+        }
+    }
+    let deps = ListDevices {
+        devices: Arc::new(store),
+        rule: Rules::default().streak,
+        cursor_key: CursorKey::from_secret(b"handler tests"),
+        auth: Authenticator::gateway_operators("cognito:groups"),
+    };
+    (dir, deps)
+}
+
+fn ids(body: &serde_json::Value) -> Vec<&str> {
+    body["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["device_id"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn every_example_event_has_a_case() {
+    let cased: Vec<&str> = CASES.iter().map(|(file, _, _)| *file).collect();
+    assert_eq!(files_of("list-devices"), cased);
+}
+
+#[tokio::test]
+async fn each_example_event_gets_its_documented_answer() {
+    let (_dir, deps) = seeded().await;
+    for &(file, status, code) in CASES {
+        let response = handle(&deps, api_request(file)).await;
+        assert_documented_answer(file, &response, status, code);
+    }
+}
+
+#[tokio::test]
+async fn all_devices_by_id_failing_longest_first() {
+    let (_dir, deps) = seeded().await;
+    let first = reply_json(&handle(&deps, api_request("list-devices/all-first-page.json")).await);
+    assert_eq!(ids(&first), ["a-healthy", "b-failing"], "limit=2, by device id");
+    assert!(first["next_cursor"].is_string());
+    assert_eq!(first["devices"][1]["status"], "failing");
+    assert_eq!(first["devices"][1]["totals"]["failures"], 3);
+    let failing = reply_json(&handle(&deps, api_request("list-devices/failing.json")).await);
+    assert_eq!(ids(&failing), ["c-failing", "b-failing"]);
+    assert!(failing["next_cursor"].is_null());
+}
+
+#[tokio::test]
+async fn every_bad_parameter_is_listed() {
+    let (_dir, deps) = seeded().await;
+    let body = reply_json(&handle(&deps, api_request("list-devices/bad-parameters.json")).await);
+    let mut fields = error_fields(&body);
+    fields.sort();
+    assert_eq!(fields, ["limit", "status"]);
+}

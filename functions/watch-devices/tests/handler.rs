@@ -1,0 +1,85 @@
+//! watch-devices' run, called directly as the schedule would (`events/watch-devices/`),
+//! over an embedded store: a device quiet for the silent period goes silent once, and
+//! notices waiting in the outbox are published.
+
+use pisync_shared::domain::detection::{apply_event, Rules};
+use pisync_shared::ports::{DeviceStates, Outbox, ReadFleet, RecordEvents};
+use pisync_shared::test_util::lambda_events::files_of;
+use pisync_shared::test_util::{device, sqlite_store, stored_event, RecordingAlerts, TempDir};
+use pisync_shared::{EventTime, StoredEvent};
+use std::sync::Arc;
+use watch_devices::{watch, WatchDevices};
+
+fn setup() -> (
+    TempDir,
+    pisync_shared::adapters::sqlite::SqliteStore,
+    Arc<RecordingAlerts>,
+    WatchDevices,
+) {
+    let (dir, store) = sqlite_store();
+    let alerts = Arc::new(RecordingAlerts::default());
+    let deps = WatchDevices {
+        states: Arc::new(store.clone()),
+        watch: Arc::new(store.clone()),
+        outbox: Arc::new(store.clone()),
+        alerts: alerts.clone(),
+        rules: Rules::default(),
+    };
+    (dir, store, alerts, deps)
+}
+
+fn received(device: &str, minute: i64, errors: u32, at: EventTime) -> StoredEvent {
+    StoredEvent {
+        received_at: at,
+        ..stored_event(device, minute, errors)
+    }
+}
+
+#[test]
+fn the_schedule_event_is_the_only_example() {
+    // The run ignores the schedule's event: nothing in it changes what it does.
+    assert_eq!(files_of("watch-devices"), ["watch-devices/every-minute.json"]);
+}
+
+#[tokio::test]
+async fn a_quiet_device_goes_silent_once_and_the_notice_goes_out() {
+    let (_dir, store, alerts, deps) = setup();
+    let now = EventTime::now();
+    let quiet = received("quiet", 0, 0, now.plus_millis(-49 * 3_600_000));
+    let busy = received("busy", 0, 0, now.plus_millis(-3_600_000));
+    for e in [&quiet, &busy] {
+        store.record(e.clone()).await.unwrap();
+        apply_event(&store, Rules::default(), e, e.received_at)
+            .await
+            .unwrap();
+    }
+    let figures = watch(&deps, now).await;
+    assert_eq!(alerts.kinds(), ["device.silent"]);
+    assert_eq!(figures.notices, [("device.silent", 1)]);
+    watch(&deps, now.plus_millis(60_000)).await;
+    assert_eq!(alerts.kinds().len(), 1, "one notice per silence");
+    let state = store.load(&device("quiet")).await.unwrap().unwrap().state;
+    assert_eq!(state.silent_since, Some(quiet.received_at));
+    assert_eq!(store.counts().await.unwrap().silent, 1);
+}
+
+#[tokio::test]
+async fn notices_left_in_the_outbox_go_out_without_the_device_reporting_again() {
+    let (_dir, store, alerts, deps) = setup();
+    // Three failures while the channel was down: the alert waits in the outbox.
+    for m in 0..3 {
+        let e = received("failing", m, 1, EventTime::now());
+        store.record(e.clone()).await.unwrap();
+        apply_event(&store, Rules::default(), &e, e.received_at)
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.pending(10).await.unwrap().len(), 1);
+    alerts.set_failing(true);
+    let figures = watch(&deps, EventTime::now()).await;
+    assert_eq!(figures.publish_failures, 1);
+    alerts.set_failing(false);
+    watch(&deps, EventTime::now()).await;
+    assert_eq!(alerts.kinds(), ["device.repeated_sync_failures"]);
+    assert!(store.pending(10).await.unwrap().is_empty());
+}

@@ -1,0 +1,190 @@
+//! Webhook deliveries from the local runner to a real HTTP receiver on loopback:
+//! signed bodies, retries with back-off, a receiver that hangs never delaying
+//! detection, deliveries that survive a restart and are never repeated once taken.
+
+use crate::support::runner::{Backend, TestApp};
+use crate::support::wait_for;
+use pisync_local::webhooks::{run_worker, WebhookQueue};
+use pisync_shared::adapters::webhook::HttpsWebhook;
+use pisync_shared::domain::notice::{Notice, RecoveryNotice};
+use pisync_shared::domain::webhook::{signature, RetryPolicy};
+use pisync_shared::test_util::receiver::Receiver;
+use pisync_shared::{DeviceId, EventTime};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "a-webhook-secret-for-the-tests-0123456789";
+
+fn failure(device: &str, minute: u32) -> Value {
+    json!({"device_id": device, "timestamp": format!("2025-05-07T10:{minute:02}:00Z"),
+           "total_files_synced": 1, "total_errors": 1, "internet_speed": 1.0})
+}
+
+fn start(dir: &std::path::Path, receiver: &Receiver) -> TestApp {
+    TestApp::start(
+        &Backend::Embedded,
+        dir,
+        &["--webhook-url", &receiver.url, "--webhook-secret", SECRET],
+    )
+}
+
+async fn fail_three_times(app: &TestApp, device: &str) {
+    for m in 1..=3 {
+        assert_eq!(app.post_sync_event(&failure(device, m)).await.status, 201);
+    }
+}
+
+async fn received(receiver: &Receiver, n: usize) -> Vec<pisync_shared::test_util::receiver::Received> {
+    wait_for(&format!("{n} webhook requests"), || async {
+        let got = receiver.received();
+        (got.len() >= n).then_some(got)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_reaches_the_webhook_signed_with_the_notice_and_a_text_line() {
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = start(dir.path(), &receiver);
+    fail_three_times(&app, "dev-hook").await;
+    let [request] = received(&receiver, 1).await.try_into().unwrap();
+    let timestamp: i64 = request.header("x-pisync-timestamp").unwrap().parse().unwrap();
+    assert!((chrono::Utc::now().timestamp() - timestamp).abs() < 60);
+    assert_eq!(
+        request.header("x-pisync-signature").unwrap(),
+        signature(SECRET.as_bytes(), timestamp, &request.body),
+        "a receiver holding the secret can verify it"
+    );
+    let body: Value = serde_json::from_str(&request.body).unwrap();
+    let alert = &app.wait_for_alerts(|a| !a.is_empty())[0];
+    for (field, value) in alert.as_object().unwrap() {
+        assert_eq!(&body[field], value, "{field}: the notice's fields as published");
+    }
+    assert!(body["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("PiSync: dev-hook failed 3 syncs in a row"));
+    // Taken once: never sent again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.received().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_receiver_never_delays_detection_or_the_other_channels() {
+    let receiver = Receiver::start().await;
+    receiver.answer_with(&[0; 64]);
+    let dir = tempfile::tempdir().unwrap();
+    let app = start(dir.path(), &receiver);
+    let began = Instant::now();
+    for device in ["hang-a", "hang-b", "hang-c"] {
+        fail_three_times(&app, device).await;
+    }
+    let alerts = app.wait_for_alerts(|a| a.len() == 3);
+    let took = began.elapsed();
+    assert_eq!(alerts.len(), 3);
+    // Each delivery waits up to 10 s for the receiver; the alert lines did not.
+    assert!(
+        took < Duration::from_secs(10),
+        "alerts took {took:?} with a hanging webhook"
+    );
+    assert!(!receiver.received().is_empty(), "the webhook was tried meanwhile");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_deliveries_survive_a_restart() {
+    let receiver = Receiver::start().await;
+    receiver.answer_with(&[503; 100]);
+    let dir = tempfile::tempdir().unwrap();
+    let app = start(dir.path(), &receiver);
+    fail_three_times(&app, "dev-restart").await;
+    received(&receiver, 1).await;
+    app.stop();
+    let refused = receiver.received().len();
+    // The receiver recovers while the runner is down.
+    let healthy = Receiver::start().await;
+    let app = start(dir.path(), &healthy);
+    let [delivered] = received(&healthy, 1).await.try_into().unwrap();
+    let body: Value = serde_json::from_str(&delivered.body).unwrap();
+    assert_eq!(body["device_id"], "dev-restart");
+    assert_eq!(
+        receiver.received().len(),
+        refused,
+        "the old URL is not used again"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(healthy.received().len(), 1, "delivered once");
+    drop(app);
+}
+
+fn notice() -> Notice {
+    Notice::Recovered(RecoveryNotice {
+        device_id: DeviceId::parse("dev-retry").unwrap(),
+        failures_before_recovery: 3,
+        recovered_at: EventTime::parse_rfc3339("2025-05-07T10:45:00Z").unwrap(),
+        alert_id: "dev-retry@start".into(),
+    })
+}
+
+/// The runner's worker with a fast policy: 5xx, 429 and a timeout are retried with
+/// growing pauses until the receiver takes it; then it is never sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_are_retried_with_back_off_until_taken() {
+    let receiver = Receiver::start().await;
+    receiver.answer_with(&[500, 429, 0]);
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Arc::new(WebhookQueue::open(&dir.path().join("webhooks.db")).unwrap());
+    let policy = RetryPolicy {
+        first: Duration::from_millis(200),
+        longest: Duration::from_secs(1),
+        give_up_after: Duration::from_secs(120),
+    };
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(run_worker(
+        queue.clone(),
+        Arc::new(HttpsWebhook::new(&receiver.url).unwrap()),
+        SECRET.as_bytes().to_vec(),
+        policy,
+        stop,
+    ));
+    queue.enqueue(&notice()).unwrap();
+    let requests = received(&receiver, 4).await;
+    assert!(
+        requests.iter().all(|r| r.body == requests[0].body),
+        "the same body each time"
+    );
+    wait_for("delivered", || async {
+        (queue.counts().unwrap() == (0, 0)).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(receiver.received().len(), 4, "nothing after the 2xx");
+    let _ = stop_tx.send(true);
+    let _ = worker.await;
+}
+
+/// A rejection (4xx) is final: the delivery is kept aside, not retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_delivery_is_set_aside() {
+    let receiver = Receiver::start().await;
+    receiver.answer_with(&[404]);
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Arc::new(WebhookQueue::open(&dir.path().join("webhooks.db")).unwrap());
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(run_worker(
+        queue.clone(),
+        Arc::new(HttpsWebhook::new(&receiver.url).unwrap()),
+        SECRET.as_bytes().to_vec(),
+        RetryPolicy::default(),
+        stop,
+    ));
+    queue.enqueue(&notice()).unwrap();
+    wait_for("set aside", || async {
+        (queue.counts().unwrap() == (0, 1)).then_some(())
+    })
+    .await;
+    assert_eq!(receiver.received().len(), 1);
+    let _ = stop_tx.send(true);
+    let _ = worker.await;
+}
