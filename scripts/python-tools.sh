@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Python-distributed tools PiSync's checks use into .venv/:
-# cargo-lambda (with Zig), aws-sam-cli, cfn-lint, openapi-spec-validator, and checkov (in
-# its own environment inside .venv/, as its dependencies pin versions SAM's do not
-# accept). Idempotent.
+# cargo-lambda (with Zig), aws-sam-cli, cfn-lint, openapi-spec-validator, and checkov
+# and schemathesis (each in its own environment inside .venv/, as their dependencies
+# pin versions SAM's do not accept). Idempotent.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="$root/.venv"
@@ -17,6 +17,12 @@ for tool in cargo-lambda sam cfn-lint openapi-spec-validator; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check "${want[@]}"
+fi
+if [ ! -x "$venv/bin/st" ]; then
+  # schemathesis in its own environment too (its pins are its own).
+  python3 -m venv "$venv/schemathesis"
+  "$venv/schemathesis/bin/pip" install --quiet --disable-pip-version-check schemathesis==4.32.5
+  ln -sf "$venv/schemathesis/bin/st" "$venv/bin/st"
 fi
 if [ ! -x "$venv/bin/checkov" ]; then
   python3 -m venv "$venv/checkov"

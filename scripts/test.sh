@@ -4,7 +4,8 @@
 #   handler tests, storage contract on SQLite and DynamoDB Local, stream, SNS wire, the
 #   route table against openapi.yaml and template.yaml, the table schema against the
 #   template, black box on both stores), the SAM template checks (sam validate, cfn-lint,
-#   checkov) and a cargo-lambda build of every function.
+#   checkov), schemathesis against openapi.yaml and the runner, and a cargo-lambda build
+#   of every function.
 # DynamoDB Local is started here and stopped at exit; if it cannot start, this fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,6 +64,9 @@ step "checkov (every finding fixed or suppressed in template.yaml with its reaso
 
 step "openapi-spec-validator"
 "$tools/openapi-spec-validator" openapi.yaml
+
+step "schemathesis: the API fuzzed against openapi.yaml (scripts/fuzz-api.sh)"
+scripts/fuzz-api.sh
 
 step "cargo lambda build --release (x86_64 here; CI deploys arm64)"
 # Every crate under functions/ is one Lambda function.

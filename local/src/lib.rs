@@ -8,6 +8,7 @@ pub mod cli;
 pub mod feed;
 pub mod listener;
 pub mod server;
+pub mod shaped;
 pub mod stores;
 pub mod watch;
 pub mod webhooks;

@@ -48,6 +48,7 @@ pub async fn serve(listener: TcpListener, routes: Routes) {
                     let routes = routes.clone();
                     async move { Ok::<_, std::convert::Infallible>(routes.serve(req).await) }
                 });
+                let stream = crate::shaped::ShapedErrors::new(stream);
                 let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {

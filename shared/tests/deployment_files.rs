@@ -314,3 +314,32 @@ fn no_secret_value_in_any_environment() {
         }
     }
 }
+
+/// The workflows name third-party actions by commit, never by a tag that can move:
+/// the deploy job holds a role that can change production.
+#[test]
+fn workflow_actions_are_pinned_to_commits() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.github/workflows");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("workflows") {
+        let path = entry.expect("an entry").path();
+        let text = std::fs::read_to_string(&path).expect("a workflow");
+        for line in text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("- uses:") || l.trim_start().starts_with("uses:"))
+        {
+            let action = line.split("uses:").nth(1).unwrap_or("").trim();
+            let reference = action.split('#').next().unwrap_or("").trim();
+            let (_, version) = reference
+                .split_once('@')
+                .unwrap_or_else(|| panic!("{line}: no @ref"));
+            assert!(
+                version.len() == 40 && version.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{}: {action} is not pinned to a commit",
+                path.display()
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen > 0, "no actions found");
+}

@@ -57,43 +57,50 @@ async fn history(deps: &GetSyncHistory, call: &Call<'_>) -> Result<HistoryBody, 
         })
     };
     let (from, to) = (bound("from"), bound("to"));
+    let order = match params.get("order") {
+        None => None,
+        Some("desc") => Some(Order::Desc),
+        Some("asc") => Some(Order::Asc),
+        Some(_) => {
+            problems.push(FieldError::new("order", "must be asc or desc"));
+            None
+        }
+    };
+    // A cursor carries the query it pages through (order, from, to) and is bound to
+    // the device: the next page needs only the cursor, and parameters given with it
+    // must be the cursor's. It is checked with the rest: every problem at once.
+    let context = format!("history\n{}", device.as_ref().map_or("", DeviceId::as_str));
+    let cursor = params.get("cursor").and_then(|cursor| {
+        let opened = deps
+            .cursor_key
+            .open(&context, cursor)
+            .and_then(|position| Position::parse(&position));
+        match opened {
+            None => problems.push(FieldError::new(
+                "cursor",
+                "is not a cursor this endpoint issued for this device",
+            )),
+            Some(ref p) if !p.agrees(order, from, to) => problems.push(FieldError::new(
+                "cursor",
+                "was issued for another order, from or to",
+            )),
+            Some(_) => {}
+        }
+        opened
+    });
+    let (order, from, to) = match &cursor {
+        Some(p) => (p.order, p.from, p.to),
+        None => (order.unwrap_or(Order::Desc), from, to),
+    };
     if let (Some(f), Some(t)) = (from, to) {
         if f > t {
             problems.push(FieldError::new("from", "must not be later than to"));
         }
     }
-    let order = match params.get("order") {
-        None | Some("desc") => Order::Desc,
-        Some("asc") => Order::Asc,
-        Some(_) => {
-            problems.push(FieldError::new("order", "must be asc or desc"));
-            Order::Desc
-        }
-    };
     let (Some(device), true) = (device, problems.is_empty()) else {
         return Err(ApiError::invalid_request(problems));
     };
-    // The cursor is bound to everything that shapes the sequence it pages through.
-    let context = format!(
-        "history\n{device}\n{}\n{}\n{}",
-        order.as_str(),
-        from.map(|t| t.to_string()).unwrap_or_default(),
-        to.map(|t| t.to_string()).unwrap_or_default()
-    );
-    let after = match params.get("cursor") {
-        None => None,
-        Some(cursor) => Some(
-            deps.cursor_key
-                .open(&context, cursor)
-                .and_then(|position| EventTime::parse_rfc3339(&position))
-                .ok_or_else(|| {
-                    ApiError::invalid_request(vec![FieldError::new(
-                        "cursor",
-                        "is not a cursor this endpoint issued for this device and these parameters",
-                    )])
-                })?,
-        ),
-    };
+    let after = cursor.map(|p| p.after);
     let query = HistoryQuery {
         from,
         to,
@@ -117,7 +124,15 @@ async fn history(deps: &GetSyncHistory, call: &Call<'_>) -> Result<HistoryBody, 
         }
     }
     let next_cursor = match (page.more, page.events.last()) {
-        (true, Some(last)) => Some(deps.cursor_key.seal(&context, &last.timestamp.to_string())),
+        (true, Some(last)) => {
+            let position = Position {
+                after: last.timestamp,
+                order,
+                from,
+                to,
+            };
+            Some(deps.cursor_key.seal(&context, &position.to_text()))
+        }
         _ => None,
     };
     Ok(HistoryBody {
@@ -125,4 +140,58 @@ async fn history(deps: &GetSyncHistory, call: &Call<'_>) -> Result<HistoryBody, 
         events: page.events,
         next_cursor,
     })
+}
+
+/// Where a history cursor resumes, and the query it belongs to.
+struct Position {
+    after: EventTime,
+    order: Order,
+    from: Option<EventTime>,
+    to: Option<EventTime>,
+}
+
+impl Position {
+    fn to_text(&self) -> String {
+        let time = |t: Option<EventTime>| t.map(|t| t.to_string()).unwrap_or_default();
+        format!(
+            "{}\n{}\n{}\n{}",
+            self.after,
+            self.order.as_str(),
+            time(self.from),
+            time(self.to)
+        )
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.split('\n');
+        let after = EventTime::parse_rfc3339(parts.next()?)?;
+        let order = match parts.next()? {
+            "asc" => Order::Asc,
+            "desc" => Order::Desc,
+            _ => return None,
+        };
+        // An empty bound is none; anything else must be a time.
+        let time = |t: &str| -> Option<Option<EventTime>> {
+            if t.is_empty() {
+                Some(None)
+            } else {
+                EventTime::parse_rfc3339(t).map(Some)
+            }
+        };
+        let from = time(parts.next()?)?;
+        let to = time(parts.next()?)?;
+        parts.next().is_none().then_some(Self {
+            after,
+            order,
+            from,
+            to,
+        })
+    }
+
+    /// Whether the parameters given with the cursor (if any) are its own.
+    fn agrees(&self, order: Option<Order>, from: Option<EventTime>, to: Option<EventTime>) -> bool {
+        order.is_none_or(|o| o == self.order)
+            && from.is_none_or(|f| Some(f) == self.from)
+            && to.is_none_or(|t| Some(t) == self.to)
+    }
 }

@@ -109,3 +109,53 @@ async fn bad_parameters_are_all_reported() {
     let body = reply_json(&handle(&deps, api_request("get-sync-history/bad-parameters.json")).await);
     assert_eq!(error_fields(&body).len(), 3, "{body}");
 }
+
+/// Every problem at once: a bad limit and a bad cursor are both named.
+#[tokio::test]
+async fn a_bad_cursor_is_reported_with_the_other_problems() {
+    use lambda_http::RequestExt;
+    let (_dir, deps) = seeded().await;
+    let query: std::collections::HashMap<String, String> = [("limit", "0"), ("cursor", "garbage")]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .into();
+    let req = api_request("get-sync-history/newest-first.json").with_query_string_parameters(query);
+    let response = handle(&deps, req).await;
+    assert_eq!(response.status(), 400);
+    let mut fields = error_fields(&reply_json(&response));
+    fields.sort();
+    assert_eq!(fields, ["cursor", "limit"]);
+}
+
+/// A cursor carries its page's order and bounds: the next page needs only the
+/// cursor, and a parameter given with it that is not the cursor's is refused.
+#[tokio::test]
+async fn the_next_page_needs_only_the_cursor() {
+    use lambda_http::RequestExt;
+    let (_dir, deps) = seeded().await;
+    let with = |pairs: &[(&str, &str)]| {
+        let query: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        api_request("get-sync-history/newest-first.json").with_query_string_parameters(query)
+    };
+    let first = reply_json(
+        &handle(
+            &deps,
+            with(&[("limit", "1"), ("order", "asc"), ("from", "2025-05-07T10:32:00Z")]),
+        )
+        .await,
+    );
+    assert_eq!(first["events"][0]["timestamp"], "2025-05-07T10:32:00.000Z");
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let second = reply_json(&handle(&deps, with(&[("limit", "1"), ("cursor", &cursor)])).await);
+    assert_eq!(
+        second["events"][0]["timestamp"], "2025-05-07T10:33:00.000Z",
+        "still ascending from 10:32"
+    );
+    let same = handle(&deps, with(&[("cursor", &cursor), ("order", "asc")])).await;
+    assert_eq!(same.status(), 200, "its own parameters may be repeated");
+    let other = handle(&deps, with(&[("cursor", &cursor), ("order", "desc")])).await;
+    assert_eq!(other.status(), 400);
+    assert_eq!(error_fields(&reply_json(&other)), ["cursor"]);
+}

@@ -52,28 +52,30 @@ async fn list(deps: &ListDevices, call: &Call<'_>) -> Result<DevicesBody, ApiErr
         }
         status
     });
-    // A cursor belongs to one list: its order depends on the status asked for.
-    let context = format!(
-        "devices\n{}\n{}",
-        status.map_or("all", Status::as_str),
-        deps.rule.threshold
-    );
-    let after = params.get("cursor").and_then(|cursor| {
-        let key = deps
+    // A cursor belongs to one list (its order depends on the status) and carries it:
+    // the next page needs only the cursor; a status given with it must be its own.
+    let context = format!("devices\n{}", deps.rule.threshold);
+    let opened = params.get("cursor").and_then(|cursor| {
+        let opened = deps
             .cursor_key
             .open(&context, cursor)
             .and_then(|p| parse_position(&p));
-        if key.is_none() {
-            problems.push(FieldError::new(
-                "cursor",
-                "is not a cursor this endpoint issued for this status",
-            ));
+        match &opened {
+            None => problems.push(FieldError::new("cursor", "is not a cursor this endpoint issued")),
+            Some((listed, _)) if params.get("status").is_some() && *listed != status => {
+                problems.push(FieldError::new("cursor", "was issued for another status"));
+            }
+            Some(_) => {}
         }
-        key
+        opened
     });
     if !problems.is_empty() {
         return Err(ApiError::invalid_request(problems));
     }
+    let (status, after) = match opened {
+        Some((listed, key)) => (listed, Some(key)),
+        None => (status, None),
+    };
     let page = deps
         .devices
         .devices(status, limit, after.as_ref())
@@ -82,7 +84,7 @@ async fn list(deps: &ListDevices, call: &Call<'_>) -> Result<DevicesBody, ApiErr
     let next_cursor = match (page.more, page.devices.last()) {
         (true, Some(last)) => Some(
             deps.cursor_key
-                .seal(&context, &position(&DeviceKey::of(status, last))),
+                .seal(&context, &position(status, &DeviceKey::of(status, last))),
         ),
         _ => None,
     };
@@ -92,21 +94,28 @@ async fn list(deps: &ListDevices, call: &Call<'_>) -> Result<DevicesBody, ApiErr
     })
 }
 
-fn position(key: &DeviceKey) -> String {
+/// The list (`all` or a status) and where in it the next page starts.
+fn position(status: Option<Status>, key: &DeviceKey) -> String {
+    let list = status.map_or("all", Status::as_str);
     match key {
-        DeviceKey::Id(device) => format!("id\n{device}"),
+        DeviceKey::Id(device) => format!("{list}\nid\n{device}"),
         DeviceKey::Streak {
             consecutive_failures,
             device_id,
-        } => format!("streak\n{consecutive_failures}\n{device_id}"),
+        } => format!("{list}\nstreak\n{consecutive_failures}\n{device_id}"),
         DeviceKey::Silence {
             last_seen_at,
             device_id,
-        } => format!("silence\n{last_seen_at}\n{device_id}"),
+        } => format!("{list}\nsilence\n{last_seen_at}\n{device_id}"),
     }
 }
 
-fn parse_position(text: &str) -> Option<DeviceKey> {
+fn parse_position(text: &str) -> Option<(Option<Status>, DeviceKey)> {
+    let (list, text) = text.split_once('\n')?;
+    let status = match list {
+        "all" => None,
+        other => Some(Status::parse(other)?),
+    };
     let mut parts = text.split('\n');
     let key = match (parts.next()?, parts.next()?, parts.next()) {
         ("id", device, None) => DeviceKey::Id(DeviceId::parse(device)?),
@@ -120,5 +129,12 @@ fn parse_position(text: &str) -> Option<DeviceKey> {
         },
         _ => return None,
     };
-    parts.next().is_none().then_some(key)
+    // The key must be of the list's kind.
+    let fits = matches!(
+        (status, &key),
+        (None | Some(Status::Healthy), DeviceKey::Id(_))
+            | (Some(Status::Failing), DeviceKey::Streak { .. })
+            | (Some(Status::Silent), DeviceKey::Silence { .. })
+    );
+    (fits && parts.next().is_none()).then_some((status, key))
 }

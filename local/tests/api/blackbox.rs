@@ -586,6 +586,19 @@ async fn slow_clients_are_cut_off() {
         let read = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf)).await;
         assert!(read.is_ok(), "the server closed the connection within 20 s");
     };
+    // Idle on a kept-alive connection after a reply: closed too.
+    let idle = async {
+        let mut s = tokio::net::TcpStream::connect(&r.addr).await.unwrap();
+        s.write_all(b"GET /devices HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut first = vec![0u8; 4096];
+        let n = s.read(&mut first).await.unwrap();
+        assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 401"));
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "an idle connection is closed within 20 s");
+    };
     let slow_body = async {
         let mut s = tokio::net::TcpStream::connect(&r.addr).await.unwrap();
         let head = format!(
@@ -598,8 +611,53 @@ async fn slow_clients_are_cut_off() {
         assert!(text.starts_with("HTTP/1.1 408"), "{text}");
         assert!(text.contains(r#""code":"request_timeout""#), "{text}");
     };
-    tokio::join!(slow_headers, slow_body);
+    tokio::join!(slow_headers, idle, slow_body);
     assert_eq!(r.post_sync_event(&event("dev-slow", &at(1), 0)).await.status, 201);
+}
+
+/// Requests hyper refuses before any route (not HTTP, a 70 KB URI, 200 headers) are
+/// answered in the error shape with the security headers, like everything else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_requests_get_the_error_shape() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let r = TestApp::start(&Backend::Embedded, dir.path(), &[]);
+    let many_headers: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
+    for (request, status, code) in [
+        (b"GARBAGE\r\n\r\n".to_vec(), 400, "invalid_request"),
+        (
+            format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000)).into_bytes(),
+            414,
+            "uri_too_long",
+        ),
+        (
+            format!("GET /devices HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n").into_bytes(),
+            431,
+            "headers_too_large",
+        ),
+    ] {
+        let mut s = tokio::net::TcpStream::connect(&r.addr).await.unwrap();
+        let _ = s.write_all(&request).await;
+        let mut reply = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut reply)).await;
+        let text = String::from_utf8_lossy(&reply);
+        assert!(text.starts_with(&format!("HTTP/1.1 {status} ")), "{text}");
+        for header in [
+            "x-content-type-options: nosniff",
+            "content-type: application/json",
+            "cache-control: no-store",
+        ] {
+            assert!(text.contains(header), "{status}: {header} in {text}");
+        }
+        let (_, body) = text.split_once("\r\n\r\n").unwrap();
+        let body: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(body["error"]["code"], code);
+    }
+    assert_eq!(
+        r.post_sync_event(&event("dev-fine", &at(1), 0)).await.status,
+        201,
+        "still serving"
+    );
 }
 
 /// A data directory the runner cannot write is refused at start, by name.

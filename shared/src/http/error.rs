@@ -143,6 +143,28 @@ impl ApiError {
         )
     }
 
+    /// A request that is not HTTP PiSync can read (the local runner's HTTP server
+    /// refused it before any route): `status` is 400, 414 or 431.
+    pub fn malformed_request(status: u16) -> Self {
+        match status {
+            414 => Self::new(
+                StatusCode::URI_TOO_LONG,
+                "uri_too_long",
+                "the request URI is too long",
+            ),
+            431 => Self::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+                "the request headers are too large",
+            ),
+            _ => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the request could not be read as HTTP/1.1",
+            ),
+        }
+    }
+
     /// A bug on PiSync's side; the reply still has the error shape and request id.
     pub fn internal() -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
