@@ -6,6 +6,7 @@
 mod auth;
 mod batch;
 mod blackbox;
+mod faults;
 mod fleet;
 mod fuzz_requests;
 mod stream;
