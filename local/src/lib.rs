@@ -22,6 +22,7 @@ use list_devices::ListDevices;
 use list_repeated_failures::ListRepeatedFailures;
 use pisync_shared::adapters::webhook::HttpsWebhook;
 use pisync_shared::config::{Config, MIN_CURSOR_KEY_LEN};
+use pisync_shared::domain::delivery::PublishOnce;
 use pisync_shared::domain::detection::Rules;
 use pisync_shared::domain::silence::SilenceRule;
 use pisync_shared::domain::streak::StreakRule;
@@ -31,6 +32,7 @@ use pisync_shared::metrics::Registry;
 use record_sync_event::RecordSyncEvent;
 use record_sync_events::RecordSyncEvents;
 use revoke_device_credentials::RevokeDeviceCredentials;
+use serve_dashboard::{ServeDashboard, SignIn};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
@@ -149,7 +151,10 @@ pub async fn run(options: cli::Options) -> Result<(), Failure> {
             Some(queue)
         }
     };
-    let alerts = Arc::new(alerts::LocalAlerts::new(options.alerts_file.as_deref(), webhook)?);
+    let alerts = Arc::new(PublishOnce::new(alerts::LocalAlerts::new(
+        options.alerts_file.as_deref(),
+        webhook,
+    )?));
     let store = Stores::open(&options).await?;
     let detector = DetectFailures {
         states: store.states.clone(),
@@ -235,6 +240,9 @@ pub async fn run(options: cli::Options) -> Result<(), Failure> {
             fleet: store.fleet.clone(),
             auth: auth.clone(),
         },
+        dashboard: ServeDashboard {
+            sign_in: SignIn::Token,
+        },
         issue: IssueDeviceCredentials {
             credentials: store.credentials.manage.clone(),
             keys,
@@ -253,6 +261,12 @@ pub async fn run(options: cli::Options) -> Result<(), Failure> {
     let addr = listener.local_addr()?;
     // The first stdout line; the black-box tests read the port from it.
     println!("pisync-local listening on http://{addr}");
+    if !options.no_auth {
+        // A read token for the dashboard, in the URL fragment: browsers never send a
+        // fragment to the server, so it stays out of every request line and log.
+        let token = auth::issue(&cli::TokenRequest::Operator { admin: false }, &options).await?;
+        println!("pisync-local dashboard: http://{addr}/dashboard#token={token}");
+    }
 
     listener::serve(listener, routes).await;
     let _ = stop_tx.send(true);

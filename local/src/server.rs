@@ -24,6 +24,7 @@ use pisync_shared::metrics::Registry;
 use record_sync_event::RecordSyncEvent;
 use record_sync_events::RecordSyncEvents;
 use revoke_device_credentials::RevokeDeviceCredentials;
+use serve_dashboard::ServeDashboard;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -46,6 +47,7 @@ pub struct Routes {
     pub device: GetDevice,
     pub devices: ListDevices,
     pub summary: FleetSummary,
+    pub dashboard: ServeDashboard,
     pub issue: IssueDeviceCredentials,
     pub revoke: RevokeDeviceCredentials,
     pub metrics: Arc<Registry>,
@@ -91,6 +93,8 @@ impl Routes {
             list_devices::handle(&self.devices, req).await
         } else if route == &routes::FLEET_SUMMARY {
             fleet_summary::handle(&self.summary, req).await
+        } else if route == &routes::DASHBOARD || route == &routes::DASHBOARD_FILE {
+            serve_dashboard::handle(&self.dashboard, req).await
         } else if route == &routes::ISSUE_DEVICE_CREDENTIALS {
             issue_device_credentials::handle(&self.issue, req).await
         } else if route == &routes::REVOKE_DEVICE_CREDENTIALS {

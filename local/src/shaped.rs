@@ -31,10 +31,16 @@ impl<S> ShapedErrors<S> {
     }
 }
 
+/// The statuses hyper answers with on its own, before any handler runs.
+const HYPERS_OWN: [u16; 3] = [400, 414, 431];
+
 /// The status of a response head hyper wrote itself, if `buf` is one.
 fn hypers_own(buf: &[u8]) -> Option<u16> {
     let head = buf.strip_prefix(b"HTTP/1.1 ")?;
     let status: u16 = std::str::from_utf8(head.get(..3)?).ok()?.parse().ok()?;
+    if !HYPERS_OWN.contains(&status) {
+        return None;
+    }
     let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(buf.len());
     let headers = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
     (!headers.contains("\r\nx-request-id:")).then_some(status)
@@ -130,6 +136,10 @@ mod tests {
             None
         );
         assert_eq!(hypers_own(b"{\"body\": 1}"), None, "not a response head");
+        assert_eq!(
+            hypers_own(b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\n\r\n<!doctype html>"),
+            None
+        );
     }
 
     #[test]

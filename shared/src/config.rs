@@ -25,6 +25,10 @@ pub const TLS_TRUST_ROOTS: &str = "TLS_TRUST_ROOTS";
 pub const SILENT_AFTER_HOURS: &str = "SILENT_AFTER_HOURS";
 /// `DASHBOARD_URL`: the dashboard's address, for links in e-mails (optional).
 pub const DASHBOARD_URL: &str = "DASHBOARD_URL";
+/// `SIGN_IN_DOMAIN`, `SIGN_IN_CLIENT_ID`, `DASHBOARD_URL`: the dashboard's Cognito
+/// hosted UI sign-in (all three, or the dashboard asks for a pasted token).
+pub const SIGN_IN_DOMAIN: &str = "SIGN_IN_DOMAIN";
+pub const SIGN_IN_CLIENT_ID: &str = "SIGN_IN_CLIENT_ID";
 /// `WEBHOOK_URL`: where deliver-webhooks POSTs each notice (`https://`).
 pub const WEBHOOK_URL: &str = "WEBHOOK_URL";
 /// `WEBHOOK_SECRET_ARN`: the Secrets Manager secret that signs webhook deliveries.
@@ -115,6 +119,7 @@ pub struct Config {
     webhook_secret_arn: Option<String>,
     webhook_dead_letter_queue: Option<String>,
     webhook_queue: Option<String>,
+    sign_in: Option<(String, String)>,
 }
 
 impl Config {
@@ -201,6 +206,7 @@ impl Config {
             webhook_secret_arn: set(WEBHOOK_SECRET_ARN),
             webhook_dead_letter_queue: set(WEBHOOK_DEAD_LETTER_QUEUE_URL),
             webhook_queue: set(WEBHOOK_QUEUE_URL),
+            sign_in: set(SIGN_IN_DOMAIN).zip(set(SIGN_IN_CLIENT_ID)),
             credential_cache,
             operator_groups_claim: set(OPERATOR_GROUPS_CLAIM).unwrap_or_else(|| "cognito:groups".into()),
             credentials_table: set(CREDENTIALS_TABLE_NAME),
@@ -284,6 +290,13 @@ impl Config {
         self.webhook_dead_letter_queue
             .as_deref()
             .ok_or(ConfigError::Missing(WEBHOOK_DEAD_LETTER_QUEUE_URL))
+    }
+
+    /// The dashboard's hosted-UI sign-in: (domain, client id, redirect URI), when the
+    /// stack has a Cognito user pool.
+    pub fn dashboard_sign_in(&self) -> Option<(&str, &str, &str)> {
+        let (domain, client) = self.sign_in.as_ref()?;
+        Some((domain, client, self.dashboard_url.as_deref()?))
     }
 
     /// `WEBHOOK_QUEUE_URL`, required by deliver-webhooks.

@@ -22,6 +22,9 @@ use pisync_shared::{EventTime, Outcome, StoredEvent};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// Tries at adding a batch's day totals: about 8 s of a store outage.
+const DAY_TOTAL_ATTEMPTS: u32 = 5;
+
 #[derive(Clone)]
 pub struct DetectFailures {
     pub states: Arc<dyn DeviceStates>,
@@ -114,12 +117,20 @@ pub async fn detect(deps: &DetectFailures, event: Event) -> Detected {
         }
         figures.lag(e.received_at, now);
     }
-    // The day totals follow the device states they came from. If adding them fails,
-    // retrying the records would not help (they are applied now): the loss is logged
-    // and counted, never doubled (docs/design.md).
-    if let Err(err) = deps.days.add_days(&day_totals(&new_events)).await {
-        tracing::error!(error = %err, events = new_events.len(), "day totals not added");
-        figures.day_totals_lost += new_events.len() as u64;
+    // The day totals follow the device states they came from. Retrying the records
+    // would not help (they are applied now), so the add is retried here for a few
+    // seconds; after that the loss is logged and counted, never doubled
+    // (docs/design.md).
+    let days = day_totals(&new_events);
+    let mut attempt = 0;
+    while let Err(err) = deps.days.add_days(&days).await {
+        attempt += 1;
+        if attempt == DAY_TOTAL_ATTEMPTS {
+            tracing::error!(error = %err, events = new_events.len(), "day totals not added");
+            figures.day_totals_lost += new_events.len() as u64;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250 << attempt)).await;
     }
     if decided > 0 {
         // What fails waits in the outbox for the next round; the records succeed.

@@ -3,6 +3,7 @@ use detect_failures::{detect, DetectFailures};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use pisync_shared::adapters::{aws, dynamodb::DynamoStore, sns::SnsPublisher};
 use pisync_shared::config::Config;
+use pisync_shared::domain::delivery::PublishOnce;
 use pisync_shared::EventTime;
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ async fn main() -> Result<(), Error> {
         states: store.clone(),
         days: store.clone(),
         outbox: store,
-        alerts: Arc::new(SnsPublisher::from_config(&sdk, &config)?),
+        alerts: Arc::new(PublishOnce::new(SnsPublisher::from_config(&sdk, &config)?)),
         rules: config.rules(),
     };
     run(service_fn(|event: LambdaEvent<Event>| async {

@@ -74,6 +74,7 @@ async fn the_device_reads_as_the_contract_says() {
             "last_failure_at": "2025-05-07T10:33:00.000Z",
             "consecutive_failures": 3,
             "streak_started_at": "2025-05-07T10:31:00.000Z",
+            "last_total_errors": 1,
             "last_internet_speed": 5.3,
             "totals": {"syncs": 4, "failures": 3, "files_synced": 168, "errors": 7}
         })

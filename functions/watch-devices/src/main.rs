@@ -1,6 +1,7 @@
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use pisync_shared::adapters::{aws, dynamodb::DynamoStore, sns::SnsPublisher};
 use pisync_shared::config::Config;
+use pisync_shared::domain::delivery::PublishOnce;
 use pisync_shared::EventTime;
 use std::sync::Arc;
 use watch_devices::{watch, WatchDevices};
@@ -17,7 +18,7 @@ async fn main() -> Result<(), Error> {
         states: store.clone(),
         watch: store.clone(),
         outbox: store,
-        alerts: Arc::new(SnsPublisher::from_config(&sdk, &config)?),
+        alerts: Arc::new(PublishOnce::new(SnsPublisher::from_config(&sdk, &config)?)),
         rules: config.rules(),
     };
     // The schedule's event carries nothing the run needs.

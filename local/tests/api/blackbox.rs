@@ -532,7 +532,22 @@ async fn every_route_in_the_table_is_served() {
     let dir = tempfile::tempdir().unwrap();
     let r = TestApp::start(&crate::support::runner::Backend::Embedded, dir.path(), &[]);
     for route in pisync_shared::http::ROUTES {
-        let path = route.path.replace("{id}", "dev-route");
+        let path = route
+            .path
+            .replace("{id}", "dev-route")
+            .replace("{file}", "app.js");
+        if route.access == pisync_shared::auth::Access::Public {
+            // The dashboard's files: no token, their own content type and CSP.
+            let (status, headers, body) = http::get_raw(&r.client, &r.url(&path), None).await;
+            assert_eq!(status, 200, "{path}");
+            assert!(!body.is_empty(), "{path}");
+            assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+            assert_eq!(
+                headers["content-security-policy"], "default-src 'self'; frame-ancestors 'none'",
+                "{path}"
+            );
+            continue;
+        }
         let reply = r
             .send(
                 route.method.as_str(),

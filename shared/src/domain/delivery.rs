@@ -4,8 +4,10 @@
 
 use crate::domain::event::DeviceId;
 use crate::domain::notice::Notice;
-use crate::ports::{AlertPublisher, Outbox, StoreError};
-use std::collections::HashSet;
+use crate::ports::{AlertPublisher, Outbox, PublishError, StoreError};
+use async_trait::async_trait;
+use std::collections::{HashSet, VecDeque};
+use std::sync::Mutex;
 
 /// Most notices one delivery round takes from the outbox.
 pub const NOTICES_PER_ROUND: usize = 100;
@@ -44,4 +46,88 @@ pub async fn deliver_pending(
         }
     }
     Ok(delivered)
+}
+
+/// Notice ids this process remembers having published.
+const REMEMBERED: usize = 4096;
+
+/// A publisher that publishes each notice at most once per process: when the outbox
+/// entry of a published notice could not be removed (the store failed right then),
+/// the next delivery round finds it again, and this skips it instead of sending it a
+/// second time. Across processes (a crash, another Lambda sandbox) a notice can still
+/// go out twice; subscribers tell by `alert_id`, and FIFO topics drop it themselves.
+pub struct PublishOnce<P> {
+    inner: P,
+    published: Mutex<VecDeque<String>>,
+}
+
+impl<P> PublishOnce<P> {
+    pub fn new(inner: P) -> Self {
+        Self {
+            inner,
+            published: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    fn seen(&self, id: &str) -> bool {
+        self.published.lock().is_ok_and(|ids| ids.iter().any(|p| p == id))
+    }
+
+    fn remember(&self, id: String) {
+        if let Ok(mut ids) = self.published.lock() {
+            if ids.len() == REMEMBERED {
+                ids.pop_front();
+            }
+            ids.push_back(id);
+        }
+    }
+}
+
+#[async_trait]
+impl<P: AlertPublisher> AlertPublisher for PublishOnce<P> {
+    async fn publish(&self, notice: &Notice) -> Result<(), PublishError> {
+        let id = notice.notice_id();
+        if self.seen(&id) {
+            return Ok(());
+        }
+        self.inner.publish(notice).await?;
+        self.remember(id);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::notice::RecoveryNotice;
+    use crate::domain::time::EventTime;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    #[async_trait]
+    impl AlertPublisher for Counting {
+        async fn publish(&self, _: &Notice) -> Result<(), PublishError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_notice_published_once_is_not_sent_again_by_this_process() {
+        let once = PublishOnce::new(Counting::default());
+        let notice = |alert_id: &str| {
+            Notice::Recovered(RecoveryNotice {
+                device_id: DeviceId::parse("d").unwrap(),
+                failures_before_recovery: 3,
+                recovered_at: EventTime::EPOCH,
+                alert_id: alert_id.into(),
+            })
+        };
+        once.publish(&notice("d@start")).await.unwrap();
+        once.publish(&notice("d@start")).await.unwrap();
+        once.publish(&notice("d@other")).await.unwrap();
+        assert_eq!(once.inner.0.load(Ordering::SeqCst), 2);
+    }
 }

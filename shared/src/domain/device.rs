@@ -96,6 +96,8 @@ pub struct DeviceStatus {
     pub last_failure_at: Option<EventTime>,
     pub consecutive_failures: u32,
     pub streak_started_at: Option<EventTime>,
+    /// `total_errors` of the newest failure of the current streak.
+    pub last_total_errors: Option<u32>,
     pub last_internet_speed: Option<f64>,
     pub totals: Totals,
 }
@@ -150,6 +152,7 @@ impl DeviceState {
             last_failure_at: self.last_failure_at,
             consecutive_failures: self.consecutive_failures(),
             streak_started_at: self.streak.as_ref().map(|s| s.started_at),
+            last_total_errors: self.streak.as_ref().map(|s| s.last_total_errors),
             last_internet_speed: self.last_internet_speed,
             totals: self.totals,
         }

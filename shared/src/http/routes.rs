@@ -85,6 +85,23 @@ pub const FLEET_SUMMARY: Route = Route {
     access: Access::Read,
 };
 
+/// The operators' dashboard: its page and files hold no data and need no token.
+pub const DASHBOARD: Route = Route {
+    method: Method::GET,
+    path: "/dashboard",
+    function: "serve-dashboard",
+    body_limit: 0,
+    access: Access::Public,
+};
+
+pub const DASHBOARD_FILE: Route = Route {
+    method: Method::GET,
+    path: "/dashboard/{file}",
+    function: "serve-dashboard",
+    body_limit: 0,
+    access: Access::Public,
+};
+
 pub const ISSUE_DEVICE_CREDENTIALS: Route = Route {
     method: Method::POST,
     path: "/device/{id}/credentials",
@@ -102,7 +119,7 @@ pub const REVOKE_DEVICE_CREDENTIALS: Route = Route {
 };
 
 /// Every API route.
-pub const ROUTES: [&Route; 9] = [
+pub const ROUTES: [&Route; 11] = [
     &RECORD_SYNC_EVENT,
     &RECORD_SYNC_EVENTS,
     &GET_SYNC_HISTORY,
@@ -110,6 +127,8 @@ pub const ROUTES: [&Route; 9] = [
     &GET_DEVICE,
     &LIST_DEVICES,
     &FLEET_SUMMARY,
+    &DASHBOARD,
+    &DASHBOARD_FILE,
     &ISSUE_DEVICE_CREDENTIALS,
     &REVOKE_DEVICE_CREDENTIALS,
 ];

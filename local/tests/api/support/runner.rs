@@ -401,6 +401,16 @@ pub mod http {
 
     /// A GET whose reply is text (status, body).
     pub async fn get_text(client: &HttpClient, url: &str, authorization: Option<&str>) -> (u16, String) {
+        let (status, _, text) = get_raw(client, url, authorization).await;
+        (status, text)
+    }
+
+    /// A GET whose reply need not be JSON: status, headers, body as text.
+    pub async fn get_raw(
+        client: &HttpClient,
+        url: &str,
+        authorization: Option<&str>,
+    ) -> (u16, hyper::HeaderMap, String) {
         let mut req = hyper::Request::get(url);
         if let Some(auth) = authorization {
             req = req.header("authorization", auth);
@@ -410,7 +420,8 @@ pub mod http {
             .await
             .expect("request sent");
         let status = response.status().as_u16();
+        let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.expect("body").to_bytes();
-        (status, String::from_utf8_lossy(&bytes).into_owned())
+        (status, headers, String::from_utf8_lossy(&bytes).into_owned())
     }
 }

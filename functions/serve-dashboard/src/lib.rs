@@ -1,0 +1,134 @@
+//! `GET /dashboard` and `GET /dashboard/{file}`: the operators' dashboard — an HTML
+//! page, its script and styles, uPlot (vendored, pinned) and its sign-in configuration.
+//! These files hold no data and need no token; the data they show comes from the API
+//! with the operator's token. Served from the same origin as the API, so the page
+//! loads nothing from elsewhere: `Content-Security-Policy: default-src 'self'`.
+
+use lambda_http::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use pisync_shared::http::routes::{DASHBOARD, DASHBOARD_FILE};
+use pisync_shared::http::{self, ApiError, Call, SECURITY_HEADERS};
+
+/// The pinned uPlot release the files come from (`static/vendor/`, with its licence).
+pub const UPLOT_VERSION: &str = "1.6.32";
+
+/// The dashboard's files, compiled into the function.
+const FILES: [(&str, &str, &[u8]); 5] = [
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../static/app.js"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../static/style.css"),
+    ),
+    (
+        "uPlot.iife.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../static/vendor/uplot-1.6.32/uPlot.iife.min.js"),
+    ),
+    (
+        "uPlot.min.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../static/vendor/uplot-1.6.32/uPlot.min.css"),
+    ),
+    (
+        "LICENSE-uPlot.txt",
+        "text/plain; charset=utf-8",
+        include_bytes!("../static/vendor/uplot-1.6.32/LICENSE"),
+    ),
+];
+const INDEX: &[u8] = include_bytes!("../static/index.html");
+
+/// How operators sign in.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SignIn {
+    /// An operator token pasted, or handed over in the local runner's sign-in link.
+    Token,
+    /// The Cognito hosted UI: authorization code with PKCE.
+    Cognito {
+        /// `https://<domain>.auth.<region>.amazoncognito.com`
+        domain: String,
+        client_id: String,
+        /// Where the hosted UI sends the operator back: this page's URL.
+        redirect_uri: String,
+    },
+}
+
+#[derive(Clone)]
+pub struct ServeDashboard {
+    pub sign_in: SignIn,
+}
+
+impl ServeDashboard {
+    /// `connect-src` may also name the Cognito domain the page exchanges its code at.
+    fn content_security_policy(&self) -> String {
+        match &self.sign_in {
+            SignIn::Token => "default-src 'self'; frame-ancestors 'none'".into(),
+            SignIn::Cognito { domain, .. } => {
+                format!("default-src 'self'; connect-src 'self' {domain}; frame-ancestors 'none'")
+            }
+        }
+    }
+
+    fn config_json(&self) -> Vec<u8> {
+        let config = match &self.sign_in {
+            SignIn::Token => serde_json::json!({ "sign_in": "token" }),
+            SignIn::Cognito {
+                domain,
+                client_id,
+                redirect_uri,
+            } => serde_json::json!({
+                "sign_in": "cognito", "domain": domain, "client_id": client_id, "redirect_uri": redirect_uri,
+            }),
+        };
+        config.to_string().into_bytes()
+    }
+}
+
+pub async fn handle(deps: &ServeDashboard, req: Request) -> Response<Body> {
+    let route = if req.uri().path() == DASHBOARD.path {
+        &DASHBOARD
+    } else {
+        &DASHBOARD_FILE
+    };
+    let call = match Call::admit(route, &req, &PUBLIC).await {
+        Ok(call) => call,
+        Err(refused) => return *refused,
+    };
+    let (content_type, bytes): (&str, Vec<u8>) = if route == &DASHBOARD {
+        ("text/html; charset=utf-8", INDEX.to_vec())
+    } else {
+        match call.path_param("file") {
+            "config.json" => ("application/json", deps.config_json()),
+            name => match FILES.iter().find(|(file, _, _)| *file == name) {
+                Some((_, content_type, bytes)) => (content_type, bytes.to_vec()),
+                None => return http::error(&ApiError::route_not_found(), &call.request_id),
+            },
+        }
+    };
+    let mut response = Response::new(Body::Binary(bytes));
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    if let Ok(csp) = HeaderValue::from_str(&deps.content_security_policy()) {
+        headers.insert(CONTENT_SECURITY_POLICY, csp);
+    }
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // Revalidated on every load: a deploy is seen at once.
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(id) = HeaderValue::from_str(&call.request_id) {
+        headers.insert("x-request-id", id);
+    }
+    response
+}
+
+/// The dashboard's routes are public: [`Call::admit`] never consults an authenticator
+/// for them, so this one only satisfies its signature.
+static PUBLIC: std::sync::LazyLock<pisync_shared::auth::Authenticator> =
+    std::sync::LazyLock::new(pisync_shared::auth::Authenticator::off);

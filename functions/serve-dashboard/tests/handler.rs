@@ -1,0 +1,144 @@
+//! serve-dashboard's handler, called directly: every file with its type and the
+//! dashboard's security headers, the sign-in configuration, the pinned uPlot.
+
+use lambda_http::{Body, Request, RequestExt, Response};
+use pisync_shared::http::routes::{DASHBOARD, DASHBOARD_FILE};
+use serve_dashboard::{handle, ServeDashboard, SignIn, UPLOT_VERSION};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+fn get(path: &str) -> Request {
+    let req = lambda_http::http::Request::get(path).body(Body::Empty).unwrap();
+    let params: HashMap<String, String> = DASHBOARD_FILE
+        .match_path(path)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    req.with_path_parameters(params)
+}
+
+fn local() -> ServeDashboard {
+    ServeDashboard {
+        sign_in: SignIn::Token,
+    }
+}
+
+fn header<'a>(response: &'a Response<Body>, name: &str) -> &'a str {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+fn text(response: &Response<Body>) -> String {
+    String::from_utf8_lossy(response.body().as_ref()).into_owned()
+}
+
+#[tokio::test]
+async fn every_file_is_served_with_its_type_and_the_security_headers() {
+    let deps = local();
+    for (path, content_type) in [
+        (DASHBOARD.path, "text/html; charset=utf-8"),
+        ("/dashboard/app.js", "text/javascript; charset=utf-8"),
+        ("/dashboard/style.css", "text/css; charset=utf-8"),
+        ("/dashboard/uPlot.iife.min.js", "text/javascript; charset=utf-8"),
+        ("/dashboard/uPlot.min.css", "text/css; charset=utf-8"),
+        ("/dashboard/LICENSE-uPlot.txt", "text/plain; charset=utf-8"),
+        ("/dashboard/config.json", "application/json"),
+    ] {
+        let response = handle(&deps, get(path)).await;
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(header(&response, "content-type"), content_type, "{path}");
+        assert_eq!(
+            header(&response, "content-security-policy"),
+            "default-src 'self'; frame-ancestors 'none'",
+            "{path}"
+        );
+        assert_eq!(header(&response, "x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header(&response, "x-frame-options"), "DENY", "{path}");
+        assert!(!response.body().as_ref().is_empty(), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_page_loads_only_its_own_files() {
+    let page = text(&handle(&local(), get("/dashboard")).await);
+    for attribute in ["src=\"", "href=\""] {
+        for reference in page.split(attribute).skip(1) {
+            let url = reference.split('"').next().unwrap();
+            assert!(
+                url.starts_with("/dashboard/") || url.starts_with('#'),
+                "{url}: only the dashboard's own files"
+            );
+        }
+    }
+    assert!(
+        !page.contains("<style") && !page.contains(" style="),
+        "no inline styles (CSP)"
+    );
+    assert!(
+        page.matches("<script").count() == page.matches("<script src=").count(),
+        "no inline scripts (CSP)"
+    );
+}
+
+#[tokio::test]
+async fn unknown_files_are_404_in_the_error_shape() {
+    let response = handle(&local(), get("/dashboard/secrets.txt")).await;
+    assert_eq!(response.status(), 404);
+    let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+}
+
+#[tokio::test]
+async fn cognito_sign_in_is_configured_and_allowed_to_connect() {
+    let deps = ServeDashboard {
+        sign_in: SignIn::Cognito {
+            domain: "https://pisync-1-eu-west-1.auth.eu-west-1.amazoncognito.com".into(),
+            client_id: "exampleclientid".into(),
+            redirect_uri: "https://abc123.execute-api.eu-west-1.amazonaws.com/dashboard".into(),
+        },
+    };
+    let response = handle(&deps, get("/dashboard/config.json")).await;
+    let config: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+    assert_eq!(config["sign_in"], "cognito");
+    assert_eq!(config["client_id"], "exampleclientid");
+    assert_eq!(
+        header(&response, "content-security-policy"),
+        "default-src 'self'; connect-src 'self' https://pisync-1-eu-west-1.auth.eu-west-1.amazoncognito.com; frame-ancestors 'none'"
+    );
+    let local: serde_json::Value = serde_json::from_slice(
+        handle(&local(), get("/dashboard/config.json"))
+            .await
+            .body()
+            .as_ref(),
+    )
+    .unwrap();
+    assert_eq!(local, serde_json::json!({"sign_in": "token"}));
+}
+
+/// uPlot is vendored at a pinned release: these are the npm package's files.
+#[tokio::test]
+async fn the_vendored_chart_library_is_the_pinned_release() {
+    assert_eq!(UPLOT_VERSION, "1.6.32");
+    for (file, sha256) in [
+        (
+            "uPlot.iife.min.js",
+            "19c8d4c6ad88929a79f4ae49d6f7161566dfd0ba3d15cc495e974f787eb78f1f",
+        ),
+        (
+            "uPlot.min.css",
+            "df630c6a8d6f8eeaff264b50f73ce5b114f646ffd9a0bb74f049b0a00135fa04",
+        ),
+        (
+            "LICENSE-uPlot.txt",
+            "8f989229699b4fe2f1a0432d0e9edc338a8a911e250e2d1b01ecd770a5f5b1bd",
+        ),
+    ] {
+        let response = handle(&local(), get(&format!("/dashboard/{file}"))).await;
+        let digest = format!("{:x}", Sha256::digest(response.body().as_ref()));
+        assert_eq!(digest, sha256, "{file}");
+    }
+}
