@@ -4,8 +4,8 @@
 #   handler tests, storage contract on SQLite and DynamoDB Local, stream, SNS wire, the
 #   route table against openapi.yaml and template.yaml, the table schema against the
 #   template, black box on both stores), the SAM template checks (sam validate, cfn-lint,
-#   checkov), schemathesis against openapi.yaml and the runner, and a cargo-lambda build
-#   of every function.
+#   checkov), schemathesis against openapi.yaml and the runner, the dashboard in a real
+#   headless Chromium, and a cargo-lambda build of every function.
 # DynamoDB Local is started here and stopped at exit; if it cannot start, this fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,6 +67,9 @@ step "openapi-spec-validator"
 
 step "schemathesis: the API fuzzed against openapi.yaml (scripts/fuzz-api.sh)"
 scripts/fuzz-api.sh
+
+step "the dashboard in headless Chromium (scripts/browser-tests.sh)"
+scripts/browser-tests.sh
 
 step "cargo lambda build --release (x86_64 here; CI deploys arm64)"
 # Every crate under functions/ is one Lambda function.

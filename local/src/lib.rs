@@ -34,6 +34,7 @@ use record_sync_events::RecordSyncEvents;
 use revoke_device_credentials::RevokeDeviceCredentials;
 use serve_dashboard::{ServeDashboard, SignIn};
 use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -265,7 +266,7 @@ pub async fn run(options: cli::Options) -> Result<(), Failure> {
         // A read token for the dashboard, in the URL fragment: browsers never send a
         // fragment to the server, so it stays out of every request line and log.
         let token = auth::issue(&cli::TokenRequest::Operator { admin: false }, &options).await?;
-        println!("pisync-local dashboard: http://{addr}/dashboard#token={token}");
+        println!("pisync-local dashboard: {}", sign_in_link(addr, &token));
     }
 
     listener::serve(listener, routes).await;
@@ -276,4 +277,31 @@ pub async fn run(options: cli::Options) -> Result<(), Failure> {
     .await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The dashboard's sign-in link. A runner listening on every interface (`0.0.0.0`) is
+/// opened on this machine as 127.0.0.1.
+fn sign_in_link(addr: SocketAddr, token: &str) -> String {
+    let host = if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    format!("http://{host}/dashboard#token={token}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sign_in_link;
+
+    #[test]
+    fn the_sign_in_link_names_a_host_a_browser_can_open() {
+        let any = "0.0.0.0:3000".parse().unwrap();
+        let local = "127.0.0.1:4000".parse().unwrap();
+        assert_eq!(sign_in_link(any, "t"), "http://127.0.0.1:3000/dashboard#token=t");
+        assert_eq!(
+            sign_in_link(local, "t"),
+            "http://127.0.0.1:4000/dashboard#token=t"
+        );
+    }
 }

@@ -4,17 +4,20 @@
 //! with the operator's token. Served from the same origin as the API, so the page
 //! loads nothing from elsewhere: `Content-Security-Policy: default-src 'self'`.
 
-use lambda_http::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
+use lambda_http::http::header::{
+    HeaderValue, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
+};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use pisync_shared::http::routes::{DASHBOARD, DASHBOARD_FILE};
 use pisync_shared::http::{self, ApiError, Call, SECURITY_HEADERS};
+use sha2::{Digest, Sha256};
 
 /// The pinned uPlot release the files come from (`static/vendor/`, with its licence).
 pub const UPLOT_VERSION: &str = "1.6.32";
 
 /// The dashboard's files, compiled into the function.
-const FILES: [(&str, &str, &[u8]); 5] = [
+const FILES: [(&str, &str, &[u8]); 6] = [
     (
         "app.js",
         "text/javascript; charset=utf-8",
@@ -24,6 +27,11 @@ const FILES: [(&str, &str, &[u8]); 5] = [
         "style.css",
         "text/css; charset=utf-8",
         include_bytes!("../static/style.css"),
+    ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_bytes!("../static/favicon.svg"),
     ),
     (
         "uPlot.iife.min.js",
@@ -110,8 +118,19 @@ pub async fn handle(deps: &ServeDashboard, req: Request) -> Response<Body> {
             },
         }
     };
-    let mut response = Response::new(Body::Binary(bytes));
-    *response.status_mut() = StatusCode::OK;
+    // Revalidated on every load (a deploy is seen at once); an unchanged file costs a 304.
+    let etag = entity_tag(&bytes);
+    let unchanged = req
+        .headers()
+        .get(IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == etag.as_bytes());
+    let mut response = if unchanged {
+        let mut response = Response::new(Body::Empty);
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        response
+    } else {
+        Response::new(Body::Binary(bytes))
+    };
     let headers = response.headers_mut();
     for (name, value) in SECURITY_HEADERS {
         headers.insert(name, HeaderValue::from_static(value));
@@ -120,12 +139,21 @@ pub async fn handle(deps: &ServeDashboard, req: Request) -> Response<Body> {
         headers.insert(CONTENT_SECURITY_POLICY, csp);
     }
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    // Revalidated on every load: a deploy is seen at once.
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(etag) = HeaderValue::from_str(&etag) {
+        headers.insert(ETAG, etag);
+    }
     if let Ok(id) = HeaderValue::from_str(&call.request_id) {
         headers.insert("x-request-id", id);
     }
     response
+}
+
+/// A strong validator: the first 128 bits of the file's SHA-256.
+fn entity_tag(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
 }
 
 /// The dashboard's routes are public: [`Call::admit`] never consults an authenticator

@@ -215,7 +215,9 @@
       width: chartWidth(host),
       height: 220,
       title: "Syncs and failure rate, last 14 days (UTC)",
-      scales: { x: { time: true }, rate: { range: [0, 100] } },
+      // Bars start at zero; the legend names the series (values show in the table).
+      scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max) * 1.1] }, rate: { range: [0, 100] } },
+      legend: { live: false },
       axes: [
         {},
         { label: "syncs" },
@@ -239,7 +241,8 @@
       width: chartWidth(host),
       height: 220,
       title: "Syncs by device time: internet speed, failures marked ▲",
-      scales: { x: { time: true, range: [from / 1000, to / 1000] } },
+      scales: { x: { time: true, range: [from / 1000, to / 1000] }, y: { range: (u, min, max) => [0, Math.max(1, max) * 1.1] } },
+      legend: { live: false },
       axes: [{}, { label: "Mbit/s" }],
       series: [
         {},
@@ -317,7 +320,7 @@
 
   function devicePage(id) {
     document.title = `PiSync — ${id}`;
-    const card = el("section", { class: "card", "aria-labelledby": "device-title" }, el("p", { class: "loading" }, "Loading…"));
+    const card = el("section", { class: "card wide", "aria-labelledby": "device-title" }, el("p", { class: "loading" }, "Loading…"));
     const chart = el("div", { class: "chart", role: "img", "aria-label": `Syncs of ${id} over time` });
     const windowLabel = el("span", { "aria-live": "polite" });
     const earlier = el("button", { type: "button", class: "quiet" }, "← Earlier");
@@ -327,6 +330,7 @@
     const next = el("button", { type: "button", class: "quiet" }, "Older →");
     const pageLabel = el("span", {});
     const admin = el("div", { class: "pager" });
+    const adminOutcome = el("div", {});
     // The operator's place: the chart's window and the table's page survive refreshes.
     const place = { windowEnd: null, cursors: [null] };
 
@@ -350,10 +354,10 @@
         const text = method === "POST"
           ? `New token for ${id} (shown once; earlier tokens stop working): ${reply.token}`
           : `${id}'s tokens no longer work.`;
-        admin.replaceChildren(el("p", { class: "notice", role: "status" }, text));
+        adminOutcome.replaceChildren(el("p", { class: "notice", role: "status" }, text));
       } catch (err) {
         const text = err.status === 403 ? "Managing credentials needs an admin operator." : err.message;
-        admin.replaceChildren(el("p", { class: "error", role: "alert" }, text));
+        adminOutcome.replaceChildren(el("p", { class: "error", role: "alert" }, text));
       }
     };
     admin.append(
@@ -371,7 +375,7 @@
           el("h2", { id: "history-title" }, "Sync history, newest first"), tableBox,
           el("div", { class: "pager" }, prev, pageLabel, next)),
         el("section", { class: "card wide", "aria-labelledby": "admin-title" },
-          el("h2", { id: "admin-title" }, "Credentials (admin)"), admin)));
+          el("h2", { id: "admin-title" }, "Credentials (admin)"), admin, adminOutcome)));
 
     const path = `/device/${encodeURIComponent(id)}`;
     return async (current) => {
@@ -461,6 +465,13 @@
     e.preventDefault();
     const id = search.querySelector("input").value.trim();
     if (id) location.hash = `#/device/${encodeURIComponent(id)}`;
+  });
+  // "/" jumps to the device search, unless the operator is typing somewhere.
+  document.addEventListener("keydown", (e) => {
+    const typing = e.target instanceof HTMLInputElement || e.target instanceof HTMLTextAreaElement;
+    if (e.key !== "/" || typing || search.hidden || e.ctrlKey || e.metaKey || e.altKey) return;
+    e.preventDefault();
+    search.querySelector("input").focus();
   });
   window.addEventListener("hashchange", () => {
     if (!location.hash.startsWith("#token=")) route();

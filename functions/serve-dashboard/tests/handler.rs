@@ -43,6 +43,7 @@ async fn every_file_is_served_with_its_type_and_the_security_headers() {
         (DASHBOARD.path, "text/html; charset=utf-8"),
         ("/dashboard/app.js", "text/javascript; charset=utf-8"),
         ("/dashboard/style.css", "text/css; charset=utf-8"),
+        ("/dashboard/favicon.svg", "image/svg+xml"),
         ("/dashboard/uPlot.iife.min.js", "text/javascript; charset=utf-8"),
         ("/dashboard/uPlot.min.css", "text/css; charset=utf-8"),
         ("/dashboard/LICENSE-uPlot.txt", "text/plain; charset=utf-8"),
@@ -82,6 +83,24 @@ async fn the_page_loads_only_its_own_files() {
         page.matches("<script").count() == page.matches("<script src=").count(),
         "no inline scripts (CSP)"
     );
+}
+
+#[tokio::test]
+async fn an_unchanged_file_is_a_304_without_a_body() {
+    let first = handle(&local(), get("/dashboard/app.js")).await;
+    let etag = header(&first, "etag").to_owned();
+    assert!(etag.starts_with('"') && etag.len() == 34, "{etag}");
+    let mut again = get("/dashboard/app.js");
+    again.headers_mut().insert("if-none-match", etag.parse().unwrap());
+    let response = handle(&local(), again).await;
+    assert_eq!(response.status(), 304);
+    assert!(response.body().as_ref().is_empty());
+    assert_eq!(header(&response, "etag"), etag);
+    let mut stale = get("/dashboard/app.js");
+    stale
+        .headers_mut()
+        .insert("if-none-match", "\"0000\"".parse().unwrap());
+    assert_eq!(handle(&local(), stale).await.status(), 200);
 }
 
 #[tokio::test]
