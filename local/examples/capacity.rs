@@ -14,7 +14,7 @@ use pisync_shared::adapters::dynamodb::{CapacityMeter, DynamoStore};
 use pisync_shared::domain::delivery::deliver_pending;
 use pisync_shared::domain::detection::{apply_event, apply_records, Record, Rules};
 use pisync_shared::domain::device::{DeviceState, Status};
-use pisync_shared::domain::fleet::{day_totals, Day};
+use pisync_shared::domain::fleet::{Day, DayAddition};
 use pisync_shared::domain::sweep::check_silent_devices;
 use pisync_shared::ports::{
     AlertPublisher, HistoryQuery, ListFailing, Order, PublishError, ReadDevices, ReadFleet, ReadHistory,
@@ -279,13 +279,12 @@ async fn main() -> Result<(), Failure> {
         meter.take(),
         "GetItem + a Query counting the failures after it (1 here) + PutItem",
     );
-    store
-        .add_days(&day_totals(&[event(d, 10, 0), event(d, 11, 1)]))
-        .await?;
+    let addition = DayAddition::of(&[event(d, 10, 0), event(d, 11, 1)]).ok_or("no events")?;
+    store.add_days(&addition).await?;
     row(
         "detect: day totals, per stream batch",
         meter.take(),
-        "UpdateItem ADD per day the batch touched (usually 1)",
+        "TransactWriteItems of one ADD per day the batch touched (usually 1), idempotent",
     );
 
     for n in 0..60 {

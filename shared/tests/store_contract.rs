@@ -6,7 +6,7 @@ use pisync_shared::domain::applied::StreamPosition;
 use pisync_shared::domain::delivery::deliver_pending;
 use pisync_shared::domain::detection::{self, DeviceBatch, Record, Rules};
 use pisync_shared::domain::device::{DeviceState, Status};
-use pisync_shared::domain::fleet::{day_totals, Day};
+use pisync_shared::domain::fleet::{Day, DayAddition};
 use pisync_shared::domain::streak::RunWindow;
 use pisync_shared::domain::sweep::check_silent_devices;
 use pisync_shared::ports::{
@@ -488,8 +488,9 @@ async fn days_and_counts_add_up(f: Fixture) {
         event("b", 1, 0),
         event("b", 24 * 60, 1),
     ];
-    f.days.add_days(&day_totals(&events)).await.unwrap();
-    f.days.add_days(&day_totals(&events[..1])).await.unwrap();
+    let addition = |events: &[StoredEvent]| DayAddition::of(events).expect("events");
+    f.days.add_days(&addition(&events)).await.unwrap();
+    f.days.add_days(&addition(&events[2..3])).await.unwrap();
     let first = Day::of(t(0));
     let days = f.fleet.days(first.plus(-1), first.plus(2)).await.unwrap();
     assert_eq!(days.len(), 2, "days without syncs are absent: {days:?}");
@@ -505,6 +506,27 @@ async fn days_and_counts_add_up(f: Fixture) {
         .is_empty());
     let none = f.fleet.counts().await.unwrap();
     assert_eq!(none.total, 0, "no device saved yet");
+}
+
+/// A retried addition (an error whose outcome was unknown, then the same request
+/// again) counts once.
+async fn a_retried_day_addition_counts_once(f: Fixture) {
+    let events = [event("r", 0, 1), event("r", 24 * 60, 0)];
+    let addition = DayAddition::of(&events).expect("events");
+    f.days.add_days(&addition).await.unwrap();
+    f.days.add_days(&addition).await.unwrap();
+    let first = Day::of(t(0));
+    let days = f.fleet.days(first, first.plus(1)).await.unwrap();
+    assert_eq!(days[&first].syncs, 1);
+    assert_eq!(days[&first].failures, 1);
+    assert_eq!(days[&first.plus(1)].syncs, 1);
+    let other = DayAddition::of(&[event("r", 5, 0)]).expect("an event");
+    f.days.add_days(&other).await.unwrap();
+    assert_eq!(
+        f.fleet.days(first, first).await.unwrap()[&first].syncs,
+        2,
+        "another key adds"
+    );
 }
 
 async fn concurrent_writers(f: Fixture) {
@@ -581,6 +603,7 @@ contract!(
     repeated_failures_are_ordered_and_paged,
     devices_are_listed_by_status_and_silence_is_found,
     days_and_counts_add_up,
+    a_retried_day_addition_counts_once,
     concurrent_writers,
 );
 

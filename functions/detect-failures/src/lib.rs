@@ -15,7 +15,7 @@ use pisync_shared::adapters::dynamodb::item::event_from_image;
 use pisync_shared::domain::applied::StreamPosition;
 use pisync_shared::domain::delivery::deliver_pending;
 use pisync_shared::domain::detection::{apply_records, Record, Rules};
-use pisync_shared::domain::fleet::day_totals;
+use pisync_shared::domain::fleet::DayAddition;
 use pisync_shared::metrics::Figures;
 use pisync_shared::ports::{AlertPublisher, DeviceStates, Outbox, RecordDays};
 use pisync_shared::{EventTime, Outcome, StoredEvent};
@@ -119,18 +119,19 @@ pub async fn detect(deps: &DetectFailures, event: Event) -> Detected {
     }
     // The day totals follow the device states they came from. Retrying the records
     // would not help (they are applied now), so the add is retried here for a few
-    // seconds; after that the loss is logged and counted, never doubled
-    // (docs/design.md).
-    let days = day_totals(&new_events);
-    let mut attempt = 0;
-    while let Err(err) = deps.days.add_days(&days).await {
-        attempt += 1;
-        if attempt == DAY_TOTAL_ATTEMPTS {
-            tracing::error!(error = %err, events = new_events.len(), "day totals not added");
-            figures.day_totals_lost += new_events.len() as u64;
-            break;
+    // seconds — idempotently, by the addition's key; after that the loss is logged and
+    // counted, never doubled (docs/design.md).
+    if let Some(addition) = DayAddition::of(&new_events) {
+        let mut attempt = 0;
+        while let Err(err) = deps.days.add_days(&addition).await {
+            attempt += 1;
+            if attempt == DAY_TOTAL_ATTEMPTS {
+                tracing::error!(error = %err, events = new_events.len(), "day totals not added");
+                figures.day_totals_lost += new_events.len() as u64;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250 << attempt)).await;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(250 << attempt)).await;
     }
     if decided > 0 {
         // What fails waits in the outbox for the next round; the records succeed.

@@ -4,7 +4,7 @@
 use fleet_summary::{handle, FleetSummary};
 use pisync_shared::auth::Authenticator;
 use pisync_shared::domain::detection::{apply_event, Rules};
-use pisync_shared::domain::fleet::day_totals;
+use pisync_shared::domain::fleet::DayAddition;
 use pisync_shared::ports::{RecordDays, RecordEvents};
 use pisync_shared::test_util::lambda_events::{
     api_request, assert_documented_answer, error_fields, files_of, reply_json,
@@ -43,7 +43,8 @@ async fn seeded() -> (TempDir, FleetSummary) {
             .await
             .expect("applied");
     }
-    store.add_days(&day_totals(&events)).await.expect("days added");
+    let addition = DayAddition::of(&events).expect("events");
+    store.add_days(&addition).await.expect("days added");
     let deps = FleetSummary {
         fleet: Arc::new(store),
         auth: Authenticator::gateway_operators("cognito:groups"),

@@ -99,6 +99,31 @@ pub fn day_totals<'a>(events: impl IntoIterator<Item = &'a StoredEvent>) -> BTre
     days
 }
 
+/// Newly applied events' day totals, with a key that makes adding them idempotent:
+/// adding the same addition again (a retry after an error whose outcome is unknown,
+/// such as a timeout) changes nothing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DayAddition {
+    /// 32 hex digits (DynamoDB's idempotency token takes at most 36 characters).
+    pub key: String,
+    pub days: BTreeMap<Day, DayTotals>,
+}
+
+impl DayAddition {
+    /// The key comes from the first event's identity: every stored event is applied
+    /// (new) exactly once, so no other addition can have it.
+    pub fn of(events: &[StoredEvent]) -> Option<Self> {
+        use sha2::{Digest, Sha256};
+        let first = events.first()?;
+        let digest = Sha256::digest(format!("{}|{}", first.device_id, first.timestamp));
+        let key = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        Some(Self {
+            key,
+            days: day_totals(events),
+        })
+    }
+}
+
 /// Devices by status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
 pub struct FleetCounts {
@@ -256,5 +281,35 @@ mod tests {
             (days[2].syncs, days[2].failure_rate, days[2].mean_internet_speed),
             (0, 0.0, None)
         );
+    }
+
+    fn stored(device: &str, at: &str, errors: u32) -> StoredEvent {
+        let t = EventTime::parse_rfc3339(at).unwrap();
+        StoredEvent {
+            device_id: crate::domain::event::DeviceId::parse(device).unwrap(),
+            timestamp: t,
+            total_files_synced: 1,
+            total_errors: errors,
+            internet_speed: 1.0,
+            outcome: Outcome::of(errors),
+            received_at: t,
+        }
+    }
+
+    #[test]
+    fn an_addition_is_keyed_by_its_first_events_identity() {
+        let a = stored("pibox-1", "2025-05-07T10:00:00Z", 0);
+        let b = stored("pibox-2", "2025-05-08T10:00:00Z", 1);
+        let both = DayAddition::of(&[a.clone(), b.clone()]).unwrap();
+        assert_eq!(both.key.len(), 32);
+        assert!(both.key.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(both.days.len(), 2);
+        assert_eq!(
+            DayAddition::of(&[a.clone()]).unwrap().key,
+            both.key,
+            "same first event"
+        );
+        assert_ne!(DayAddition::of(&[b, a]).unwrap().key, both.key);
+        assert_eq!(DayAddition::of(&[]), None);
     }
 }

@@ -2,14 +2,16 @@
 //! status (kept with each state save), read by `GET /fleet/summary`.
 
 use super::StoreError;
-use crate::domain::fleet::{Day, DayTotals, FleetCounts};
+use crate::domain::fleet::{Day, DayAddition, DayTotals, FleetCounts};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 
 /// Adds newly applied events' figures to their days (detection, once per stream batch).
+/// Adding an addition whose key was already added changes nothing, so a retry after
+/// an error never counts twice.
 #[async_trait]
 pub trait RecordDays: Send + Sync {
-    async fn add_days(&self, days: &BTreeMap<Day, DayTotals>) -> Result<(), StoreError>;
+    async fn add_days(&self, addition: &DayAddition) -> Result<(), StoreError>;
 }
 
 /// Reads the fleet's counts and days; the cost depends on the number of days asked

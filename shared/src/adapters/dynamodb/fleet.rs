@@ -2,13 +2,16 @@
 //! concurrent stream batches never crowd one item) and the device counts by status.
 
 use super::item::{day_partitions, day_pk, day_sk, COUNTS_SK, DAY_SHARDS, FLEET_PK, OUTBOX_PK};
-use super::{corrupt, n, s, unavailable, DynamoStore, Units};
-use crate::domain::fleet::{Day, DayTotals, FleetCounts};
+use super::{built, corrupt, n, s, unavailable, DynamoStore, Units};
+use crate::domain::fleet::{Day, DayAddition, DayTotals, FleetCounts};
 use crate::ports::{Outbox, OutboxEntry, ReadFleet, RecordDays, StoreError};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+
+/// Most actions in one `TransactWriteItems`.
+const MAX_TRANSACTION_ITEMS: usize = 100;
 
 #[derive(Deserialize)]
 struct OutboxItem {
@@ -92,28 +95,47 @@ fn decimal(v: f64) -> AttributeValue {
 
 #[async_trait]
 impl RecordDays for DynamoStore {
-    async fn add_days(&self, days: &BTreeMap<Day, DayTotals>) -> Result<(), StoreError> {
-        // Concurrent batches (one per stream shard) spread over the day's shards.
-        let shard = (chrono::Utc::now().timestamp_subsec_nanos() % u32::from(DAY_SHARDS)) as u8;
-        for (day, totals) in days {
+    /// One transaction of `ADD`s with the addition's key as its idempotency token, so
+    /// a retry (ours, or the SDK's after a timeout) within 10 minutes adds nothing more.
+    async fn add_days(&self, addition: &DayAddition) -> Result<(), StoreError> {
+        // Concurrent batches spread over the day's shards; a retry keeps its shard (an
+        // idempotent retry must send the same request).
+        let shard = u8::from_str_radix(addition.key.get(..2).unwrap_or("0"), 16).unwrap_or(0) % DAY_SHARDS;
+        let days: Vec<_> = addition.days.iter().collect();
+        for (chunk_number, chunk) in days.chunks(MAX_TRANSACTION_ITEMS).enumerate() {
+            let mut updates = Vec::with_capacity(chunk.len());
+            for (day, totals) in chunk {
+                let update = Update::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(day_pk(shard)))
+                    .key("sk", s(day_sk(**day)))
+                    .update_expression(
+                        "ADD syncs :syncs, failures :failures, files_synced :files, speed_sum :speed",
+                    )
+                    .expression_attribute_values(":syncs", n(totals.syncs))
+                    .expression_attribute_values(":failures", n(totals.failures))
+                    .expression_attribute_values(":files", n(totals.files_synced))
+                    .expression_attribute_values(":speed", decimal(totals.speed_sum))
+                    .build()
+                    .map_err(built)?;
+                updates.push(TransactWriteItem::builder().update(update).build());
+            }
+            let token = match chunk_number {
+                0 => addition.key.clone(),
+                n => format!("{}-{n}", addition.key),
+            };
             let out = self
                 .client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", s(day_pk(shard)))
-                .key("sk", s(day_sk(*day)))
-                .update_expression(
-                    "ADD syncs :syncs, failures :failures, files_synced :files, speed_sum :speed",
-                )
-                .expression_attribute_values(":syncs", n(totals.syncs))
-                .expression_attribute_values(":failures", n(totals.failures))
-                .expression_attribute_values(":files", n(totals.files_synced))
-                .expression_attribute_values(":speed", decimal(totals.speed_sum))
+                .transact_write_items()
+                .set_transact_items(Some(updates))
+                .client_request_token(token)
                 .return_consumed_capacity(self.capacity())
                 .send()
                 .await
-                .map_err(unavailable("UpdateItem day"))?;
-            self.metered(Units::Write, out.consumed_capacity());
+                .map_err(unavailable("TransactWriteItems days"))?;
+            for consumed in out.consumed_capacity() {
+                self.metered(Units::Write, Some(consumed));
+            }
         }
         Ok(())
     }

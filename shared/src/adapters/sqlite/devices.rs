@@ -9,7 +9,7 @@
 use super::{corrupt, unavailable, SqliteStore, WriteOp};
 use crate::domain::device::{DeviceState, Status};
 use crate::domain::event::DeviceId;
-use crate::domain::fleet::{Day, DayTotals, FleetCounts};
+use crate::domain::fleet::{Day, DayAddition, DayTotals, FleetCounts};
 use crate::domain::notice::Notice;
 use crate::domain::streak::{RunCount, RunWindow};
 use crate::domain::time::EventTime;
@@ -331,12 +331,12 @@ impl Outbox for SqliteStore {
 
 #[async_trait]
 impl RecordDays for SqliteStore {
-    async fn add_days(&self, days: &BTreeMap<Day, DayTotals>) -> Result<(), StoreError> {
-        if days.is_empty() {
+    async fn add_days(&self, addition: &DayAddition) -> Result<(), StoreError> {
+        if addition.days.is_empty() {
             return Ok(());
         }
-        let days = days.clone();
-        self.write(|reply| WriteOp::AddDays(days, reply)).await
+        let addition = addition.clone();
+        self.write(|reply| WriteOp::AddDays(addition, reply)).await
     }
 }
 

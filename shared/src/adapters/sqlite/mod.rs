@@ -15,11 +15,10 @@ mod events;
 mod schema;
 
 use crate::domain::event::{DeviceId, Outcome, StoredEvent};
-use crate::domain::fleet::{Day, DayTotals};
+use crate::domain::fleet::DayAddition;
 use crate::domain::time::EventTime;
 use crate::ports::{Recorded, Saved, StoreError};
 use rusqlite::{params, Connection};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -37,7 +36,7 @@ enum WriteOp {
         oneshot::Sender<Result<Saved, StoreError>>,
     ),
     FeedPosition(i64, oneshot::Sender<Result<(), StoreError>>),
-    AddDays(BTreeMap<Day, DayTotals>, oneshot::Sender<Result<(), StoreError>>),
+    AddDays(DayAddition, oneshot::Sender<Result<(), StoreError>>),
     Delivered(i64, oneshot::Sender<Result<(), StoreError>>),
 }
 
@@ -266,13 +265,7 @@ fn perform(conn: &Connection, op: WriteOp) -> Reply {
         WriteOp::Record(event, reply) => Reply::Record(reply, events::record(conn, event)),
         WriteOp::SaveState(write, reply) => Reply::SaveState(reply, devices::save_state(conn, &write)),
         WriteOp::FeedPosition(seq, reply) => Reply::Done(reply, done(save_position(conn, seq))),
-        WriteOp::AddDays(days, reply) => Reply::Done(
-            reply,
-            done(
-                days.iter()
-                    .try_for_each(|(day, totals)| schema::add_day(conn, *day, totals)),
-            ),
-        ),
+        WriteOp::AddDays(addition, reply) => Reply::Done(reply, done(schema::add_days(conn, &addition))),
         WriteOp::Delivered(id, reply) => Reply::Done(
             reply,
             done(

@@ -3,7 +3,7 @@
 
 use crate::domain::device::DeviceState;
 use crate::domain::event::StoredEvent;
-use crate::domain::fleet::{day_totals, Day, DayTotals};
+use crate::domain::fleet::{day_totals, Day, DayAddition, DayTotals};
 use crate::domain::streak::StreakRule;
 use crate::domain::time::EventTime;
 use rusqlite::{params, Connection};
@@ -60,6 +60,11 @@ CREATE TABLE IF NOT EXISTS days (
     files_synced INTEGER NOT NULL,
     speed_sum    REAL    NOT NULL
 );
+-- Day additions already made (their keys), so a retried addition counts once.
+CREATE TABLE IF NOT EXISTS day_additions (
+    key      TEXT PRIMARY KEY,
+    added_at INTEGER NOT NULL                               -- ms since epoch
+) WITHOUT ROWID;
 -- Each device's current credential, as the SHA-256 of its token (never the token).
 CREATE TABLE IF NOT EXISTS device_credentials (
     device_id    TEXT PRIMARY KEY,
@@ -140,7 +145,25 @@ pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
 }
 
 /// Adds `totals` to `day`'s row.
-pub(super) fn add_day(conn: &Connection, day: Day, totals: &DayTotals) -> rusqlite::Result<()> {
+/// Adds an addition's days unless its key was added before (kept a day; a retry comes
+/// within seconds).
+pub(super) fn add_days(conn: &Connection, addition: &DayAddition) -> rusqlite::Result<()> {
+    let now = chrono::Utc::now().timestamp_millis();
+    conn.prepare_cached("DELETE FROM day_additions WHERE added_at < ?1")?
+        .execute([now - 86_400_000])?;
+    let fresh = conn
+        .prepare_cached("INSERT OR IGNORE INTO day_additions (key, added_at) VALUES (?1, ?2)")?
+        .execute(params![addition.key, now])?;
+    if fresh == 0 {
+        return Ok(());
+    }
+    addition
+        .days
+        .iter()
+        .try_for_each(|(day, totals)| add_day(conn, *day, totals))
+}
+
+fn add_day(conn: &Connection, day: Day, totals: &DayTotals) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO days (day, syncs, failures, files_synced, speed_sum) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (day) DO UPDATE SET syncs = syncs + excluded.syncs,
