@@ -305,7 +305,7 @@ mod tests {
         assert!(both.key.bytes().all(|c| c.is_ascii_hexdigit()));
         assert_eq!(both.days.len(), 2);
         assert_eq!(
-            DayAddition::of(&[a.clone()]).unwrap().key,
+            DayAddition::of(std::slice::from_ref(&a)).unwrap().key,
             both.key,
             "same first event"
         );
