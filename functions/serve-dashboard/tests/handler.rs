@@ -3,6 +3,7 @@
 
 use lambda_http::{Body, Request, RequestExt, Response};
 use pisync_shared::http::routes::{DASHBOARD, DASHBOARD_FILE};
+use pisync_shared::test_util::lambda_events::{api_request, files_of};
 use serve_dashboard::{handle, ServeDashboard, SignIn, UPLOT_VERSION};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -159,5 +160,33 @@ async fn the_vendored_chart_library_is_the_pinned_release() {
         let response = handle(&local(), get(&format!("/dashboard/{file}"))).await;
         let digest = format!("{:x}", Sha256::digest(response.body().as_ref()));
         assert_eq!(digest, sha256, "{file}");
+    }
+}
+
+/// Every example in `events/serve-dashboard/`, as API Gateway hands it over.
+const CASES: &[(&str, u16, &str)] = &[
+    ("serve-dashboard/page.json", 200, "text/html; charset=utf-8"),
+    (
+        "serve-dashboard/script.json",
+        200,
+        "text/javascript; charset=utf-8",
+    ),
+    ("serve-dashboard/sign-in-config.json", 200, "application/json"),
+    ("serve-dashboard/unknown-file.json", 404, "application/json"),
+];
+
+#[test]
+fn every_example_event_has_a_case() {
+    let cased: Vec<&str> = CASES.iter().map(|(file, _, _)| *file).collect();
+    assert_eq!(files_of("serve-dashboard"), cased);
+}
+
+#[tokio::test]
+async fn each_example_event_gets_its_file() {
+    for &(file, status, content_type) in CASES {
+        let response = handle(&local(), api_request(file)).await;
+        assert_eq!(response.status(), status, "{file}");
+        assert_eq!(header(&response, "content-type"), content_type, "{file}");
+        assert_eq!(header(&response, "x-content-type-options"), "nosniff", "{file}");
     }
 }

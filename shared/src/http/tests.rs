@@ -118,3 +118,16 @@ fn a_flood_of_problems_gives_a_bounded_error() {
     assert_eq!(details.len(), error::MAX_DETAILS);
     assert_eq!(details[19]["message"], "and 1985 more problems not listed");
 }
+
+/// Only the dashboard's files are served without a credential: they hold no data.
+#[test]
+fn only_the_dashboard_is_public() {
+    use crate::auth::Access;
+    use routes::ROUTES;
+    let public: Vec<&str> = ROUTES
+        .iter()
+        .filter(|r| r.access == Access::Public)
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(public, ["/dashboard", "/dashboard/{file}"]);
+}
