@@ -11,8 +11,9 @@
 use pisync_shared::adapters::dynamodb::item::EventItem;
 use pisync_shared::adapters::dynamodb::{CapacityMeter, DynamoStore};
 use pisync_shared::adapters::sqlite::SqliteStore;
-use pisync_shared::domain::detection::{apply_records, Record, Rules};
-use pisync_shared::ports::{DeviceStates, RecordEvents};
+use pisync_shared::domain::detection::{apply_records, Record, Rules, COUNT_PAGES_PER_BATCH};
+use pisync_shared::domain::sweep::check_silent_devices;
+use pisync_shared::ports::{DeviceStates, RecordEvents, SilenceWatch};
 use pisync_shared::{DeviceId, EventTime, Outcome, StoredEvent};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,6 +62,7 @@ async fn load_run(store: &dyn RecordEvents, run: usize) -> Result<(), Failure> {
 /// the late events one record each; returns the time of each late event's record.
 async fn measure(
     states: &dyn DeviceStates,
+    watch: &dyn SilenceWatch,
     events: &dyn RecordEvents,
     run: usize,
     meter: Option<&CapacityMeter>,
@@ -124,7 +126,9 @@ async fn measure(
             per(units.1)
         ))
     );
-    // One late success halfway: the failures after it are counted.
+    // One late success halfway: the failures after it are counted, a bounded number of
+    // pages in the batch that brings it, the rest by the periodic check (each run of
+    // it as much again).
     let second = 10 * (run as i64 / 2) + 7;
     let success = event(second, 0);
     events.record(success.clone()).await?;
@@ -133,15 +137,47 @@ async fn measure(
     apply_records(states, rules, &[record], EventTime::now()).await?;
     let took = began.elapsed();
     let (r, w) = meter.map_or((0.0, 0.0), CapacityMeter::take);
-    let state = states
-        .load(&DeviceId::parse(DEVICE).expect("valid"))
-        .await?
-        .ok_or("no state")?;
+    let load = || async {
+        states
+            .load(&DeviceId::parse(DEVICE).expect("valid"))
+            .await?
+            .ok_or_else(|| Failure::from("no state"))
+    };
+    let pending = load().await?.state.counting.is_some();
     println!(
-        "| {run} | late success halfway (counts the {} failures after it) | {:.1} ms | {} |",
-        state.state.consecutive_failures(),
+        "| {run} | late success halfway: its batch (reads at most {COUNT_PAGES_PER_BATCH} pages{}) | {:.1} ms | {} |",
+        if pending { "; more to count" } else { "; counted" },
         took.as_secs_f64() * 1000.0,
         meter.map_or("-".into(), |_| format!("{r:.1} RRU + {w:.2} WRU"))
+    );
+    let (mut checks, mut slowest, mut units) = (0, Duration::ZERO, (0.0, 0.0));
+    while load().await?.state.counting.is_some() {
+        let began = Instant::now();
+        check_silent_devices(states, watch, rules, EventTime::now()).await?;
+        slowest = slowest.max(began.elapsed());
+        checks += 1;
+        if let Some(meter) = meter {
+            let (r, w) = meter.take();
+            units = (units.0 + r, units.1 + w);
+        }
+        if checks > 10_000 {
+            return Err("the count never finished".into());
+        }
+    }
+    let state = load().await?.state;
+    println!(
+        "| {run} | … the rest, by {checks} periodic checks (counts the {} failures after it) | slowest check {:.1} ms | {} |",
+        state.consecutive_failures(),
+        slowest.as_secs_f64() * 1000.0,
+        meter.map_or("-".into(), |_| format!("{:.1} RRU + {:.2} WRU in all", units.0, units.1))
+    );
+    let late_after = (0..LATE)
+        .filter(|k| 10 * (((k + 1) * run / (LATE + 1)) as i64) + 5 > second)
+        .count();
+    assert_eq!(
+        state.consecutive_failures() as usize,
+        run - run / 2 + late_after,
+        "the failures after the success, exactly"
     );
     Ok(())
 }
@@ -157,7 +193,7 @@ async fn main() -> Result<(), Failure> {
         let dir = tempfile::tempdir()?;
         let store = SqliteStore::open(&dir.path().join("late.db"))?;
         load_run(&store, run).await?;
-        measure(&store, &store, run, None).await?;
+        measure(&store, &store, &store, run, None).await?;
     } else {
         let aws = pisync_shared::adapters::aws::for_endpoint(&target).await?;
         let client = aws_sdk_dynamodb::Client::new(&aws);
@@ -201,7 +237,7 @@ async fn main() -> Result<(), Failure> {
                 pending = out.unprocessed_items.and_then(|mut u| u.remove(&table));
             }
         }
-        measure(&store, &store, run, Some(&meter)).await?;
+        measure(&store, &store, &store, run, Some(&meter)).await?;
         client.delete_table().table_name(&table).send().await?;
     }
     Ok(())

@@ -607,6 +607,65 @@ contract!(
     concurrent_writers,
 );
 
+/// A long count, in small pages: page by page through the port, then a late success
+/// inside a run longer than a batch's pages, finished by the periodic check.
+async fn a_long_count_is_read_page_by_page(f: Fixture) {
+    // 40 failures 2 minutes apart; a success late at minute 9 leaves 36 after it.
+    for m in 1..=40 {
+        f.report(event("long", 2 * m, 1)).await;
+    }
+    let window = RunWindow {
+        after: Some(t(9)),
+        through: t(80),
+    };
+    let (mut rest, mut total, mut first, mut pages) = (window, 0, None, 0);
+    loop {
+        let page = f.states.count_run(&dev("long"), rest).await.unwrap();
+        total += page.failures;
+        first = first.or(page.first_failure);
+        pages += 1;
+        match page.read_through {
+            Some(t) => rest.after = Some(t),
+            None => break,
+        }
+    }
+    assert_eq!((total, first), (36, Some(t(10))));
+    assert!(pages > 16, "pages of 2: {pages}");
+    // Detected now, so the periodic check (at the real time) finds it on its agenda.
+    let late = event("long", 9, 0);
+    f.events.record(late.clone()).await.unwrap();
+    f.apply(&late, EventTime::now()).await;
+    let state = f.state("long").await.unwrap();
+    assert!(state.counting.is_some(), "more than one batch's pages");
+    assert_eq!(state.consecutive_failures(), 40, "unchanged until counted");
+    let rules = Rules::default();
+    for _ in 0..5 {
+        let now = EventTime::now(); // the reports were received now: none is silent
+        check_silent_devices(f.states.as_ref(), f.watch.as_ref(), rules, now)
+            .await
+            .unwrap();
+    }
+    let state = f.state("long").await.unwrap();
+    assert_eq!(state.counting, None, "the periodic check finished it");
+    assert_eq!(state.consecutive_failures(), 36);
+    assert_eq!(state.streak.unwrap().started_at, t(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_long_count_is_read_page_by_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("c.db"))
+        .unwrap()
+        .with_count_page_rows(2);
+    a_long_count_is_read_page_by_page(Fixture::of(store, Some(dir))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_a_long_count_is_read_page_by_page() {
+    let store = dynamodb_local_store("long-count").await.with_count_page_items(2);
+    a_long_count_is_read_page_by_page(Fixture::of(store, None)).await;
+}
+
 /// Retention counts from when PiSync received an event, never from the device's
 /// clock: a backlog report a year old is kept for the whole retention period.
 #[tokio::test]

@@ -55,11 +55,43 @@ impl Ord for StreamPosition {
 /// The events applied since the stream last moved past this device's records.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Applied {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Stored as epoch milliseconds: half the size of timestamps as text, and it holds
+    /// up to a batch of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "millis")]
     pub recent: Vec<EventTime>,
     /// The highest stream position applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub through: Option<StreamPosition>,
+}
+
+/// `recent` as epoch milliseconds; states saved before read as timestamps too.
+mod millis {
+    use crate::domain::time::EventTime;
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(times: &[EventTime], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(times.iter().map(|t| t.millis()))
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Millis(i64),
+        Text(EventTime),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<EventTime>, D::Error> {
+        Vec::<Stored>::deserialize(d)?
+            .into_iter()
+            .map(|t| match t {
+                Stored::Millis(ms) => {
+                    EventTime::from_millis(ms).ok_or_else(|| D::Error::custom("time out of range"))
+                }
+                Stored::Text(t) => Ok(t),
+            })
+            .collect()
+    }
 }
 
 impl Applied {
@@ -111,6 +143,17 @@ mod tests {
 
     fn at(ms: i64) -> EventTime {
         EventTime::from_millis(ms).unwrap()
+    }
+
+    #[test]
+    fn recent_is_stored_as_millis_and_read_either_way() {
+        let mut applied = Applied::default();
+        applied.record(at(1_746_613_800_000), pos("7").as_ref());
+        let json = serde_json::to_string(&applied).unwrap();
+        assert_eq!(json, r#"{"recent":[1746613800000],"through":"7"}"#);
+        assert_eq!(serde_json::from_str::<Applied>(&json).unwrap(), applied);
+        let earlier = r#"{"recent":["2025-05-07T10:30:00.000Z"],"through":"7"}"#;
+        assert_eq!(serde_json::from_str::<Applied>(earlier).unwrap(), applied);
     }
 
     #[test]

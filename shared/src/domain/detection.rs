@@ -19,6 +19,16 @@ use std::time::Duration;
 /// Attempts at an optimistic state update before giving up (the stream retries).
 const MAX_STATE_ATTEMPTS: u32 = 10;
 
+/// Pages of a run count one batch (or one periodic check) may read: about 16 MB of a
+/// device's events on DynamoDB, a second or two. A longer count goes on in the next
+/// batch or check ([`crate::domain::streak::PendingCount`]).
+#[cfg(not(test))]
+pub const COUNT_PAGES_PER_BATCH: u32 = 16;
+/// Few in the domain's own tests, so their short timelines have counts that span
+/// batches and checks.
+#[cfg(test)]
+pub const COUNT_PAGES_PER_BATCH: u32 = 3;
+
 /// The rules detection applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Rules {
@@ -68,7 +78,12 @@ pub async fn apply_records(
     let positions: Vec<Option<StreamPosition>> = ordered.iter().map(|r| r.position.clone()).collect();
     for attempt in 0..MAX_STATE_ATTEMPTS {
         contention_pause(attempt).await;
-        let loaded = states.load(device).await?;
+        // The first try may read a moment-old state (cheaper); if it was old, the save
+        // fails its version check and the next try reads the latest.
+        let loaded = match attempt {
+            0 => states.load_recent(device).await?,
+            _ => states.load(device).await?,
+        };
         let (mut state, version) = match loaded {
             Some(v) => (v.state, v.version),
             None => (DeviceState::new(device.clone()), 0),
@@ -77,9 +92,10 @@ pub async fn apply_records(
         state.applied.start_batch(&positions);
         let mut new_events = Vec::new();
         let mut notices = Vec::new();
-        // A count made in this batch includes every event of the batch: all of them
-        // were stored before the batch was delivered.
+        // A count finished in this batch includes every event of the batch: all of
+        // them were stored before the batch was delivered.
         let mut counted_in_batch = false;
+        let mut pages = COUNT_PAGES_PER_BATCH;
         for record in &ordered {
             let e = &record.event;
             if state.applied.contains(e.timestamp, state.last_sync_at) {
@@ -95,12 +111,15 @@ pub async fn apply_records(
                 if e.outcome == Outcome::Failure && counted_in_batch {
                     continue; // already in this batch's count
                 }
-                let count = states.count_run(device, window).await?;
-                state.apply_count(window, count, rules.streak, now, &mut notices);
-                counted_in_batch = true;
+                state.start_count(window);
+                pages = count_pages(states, &mut state, rules, now, &mut notices, pages).await?;
+                counted_in_batch = state.counting.is_none();
             }
         }
-        if new_events.is_empty() {
+        // A count left by an earlier batch goes on too.
+        let pages = count_pages(states, &mut state, rules, now, &mut notices, pages).await?;
+        let counted = pages < COUNT_PAGES_PER_BATCH;
+        if new_events.is_empty() && !counted {
             return Ok(DeviceBatch {
                 state,
                 new_events,
@@ -110,6 +129,8 @@ pub async fn apply_records(
         let status = state.status(rules.streak);
         let back_online = notices.iter().any(|n| matches!(n, Notice::BackOnline(_)));
         let watch_at = match state.last_seen_at {
+            // A count left unfinished is continued by the next periodic check.
+            _ if state.counting.is_some() => Some(now),
             Some(seen) if version == 0 || back_online => Some(rules.silence.due(seen)),
             _ => None,
         };
@@ -132,6 +153,26 @@ pub async fn apply_records(
         }
     }
     Err(kept_changing(device))
+}
+
+/// Reads up to `pages` pages of the count in progress, if any; returns the pages left.
+pub(crate) async fn count_pages(
+    states: &dyn DeviceStates,
+    state: &mut DeviceState,
+    rules: Rules,
+    now: EventTime,
+    notices: &mut Vec<Notice>,
+    mut pages: u32,
+) -> Result<u32, StoreError> {
+    while pages > 0 {
+        let Some(window) = state.count_to_read() else {
+            break;
+        };
+        let page = states.count_run(&state.device_id, window).await?;
+        state.add_count_page(page, rules.streak, now, notices);
+        pages -= 1;
+    }
+    Ok(pages)
 }
 
 /// Applies one stored event (a stream record without a known position).

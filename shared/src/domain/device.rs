@@ -10,7 +10,7 @@
 use crate::domain::applied::Applied;
 use crate::domain::event::{DeviceId, Outcome, StoredEvent};
 use crate::domain::notice::{BackOnlineNotice, FailureAlert, Notice, RecoveryNotice};
-use crate::domain::streak::{RunCount, RunWindow, Streak, StreakRule};
+use crate::domain::streak::{PendingCount, RunCount, RunWindow, Streak, StreakRule};
 use crate::domain::time::EventTime;
 use serde::{Deserialize, Serialize};
 
@@ -48,38 +48,48 @@ pub struct Totals {
     pub errors: u64,
 }
 
-/// The per-device state detection keeps.
+/// The per-device state detection keeps. Stored as JSON in one item per device, kept
+/// small (absent values are left out) so that a save usually costs one write unit.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeviceState {
     pub device_id: DeviceId,
     /// Server time of the first and of the newest stored report.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_seen_at: Option<EventTime>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen_at: Option<EventTime>,
     /// Device time of the newest sync, success and failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_at: Option<EventTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_success_at: Option<EventTime>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure_at: Option<EventTime>,
     /// `internet_speed` of the newest sync (device time).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_internet_speed: Option<f64>,
     #[serde(default)]
     pub totals: Totals,
     /// Failures with a timestamp after `last_success_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub streak: Option<Streak>,
     /// The `alert_id` of the alert sent for the current failure condition; cleared
     /// by the success that ends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert_id: Option<String>,
     /// Set when the device was found silent: its `last_seen_at` then. Cleared by its
     /// next report, which sends `device.back_online`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub silent_since: Option<EventTime>,
     /// The run's count came from the store up to this device timestamp: a late failure
     /// at or before it may already be counted, so it is counted again, not added.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counted_through: Option<EventTime>,
+    /// A count of the run in progress (a late success inside a long run), continued
+    /// page by page by the next batches and the periodic check. Meanwhile the run keeps
+    /// its earlier figures and decides no alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counting: Option<PendingCount>,
     #[serde(default)]
     pub applied: Applied,
 }
@@ -117,6 +127,7 @@ impl DeviceState {
             alert_id: None,
             silent_since: None,
             counted_through: None,
+            counting: None,
             applied: Applied::default(),
         }
     }
@@ -203,11 +214,15 @@ impl DeviceState {
                     Some(run) => run.extend(t, e.total_errors),
                     None => self.streak = Some(Streak::first(t, e.total_errors)),
                 }
+                if let Some(count) = &mut self.counting {
+                    count.window.through = t; // stored already: the count will reach it
+                }
             } else {
                 let failures = self.consecutive_failures();
                 self.last_success_at = Some(t);
                 self.streak = None;
                 self.counted_through = None;
+                self.counting = None;
                 self.recover(failures, t, notices);
             }
             self.maybe_alert(rule, now, notices);
@@ -227,6 +242,14 @@ impl DeviceState {
                 through,
             });
         }
+        if let Some(count) = &self.counting {
+            // Ahead of the count in progress, it will be counted (it is stored); where
+            // the count has read, it may or may not be in it: count again.
+            return count.has_read(t).then_some(RunWindow {
+                after: self.last_success_at,
+                through,
+            });
+        }
         if self.counted_through.is_some_and(|c| t <= c) {
             return Some(RunWindow {
                 after: self.last_success_at,
@@ -241,8 +264,36 @@ impl DeviceState {
         None
     }
 
+    /// Starts counting the failures in `window` (replacing a count in progress):
+    /// continue with [`DeviceState::add_count_page`].
+    pub fn start_count(&mut self, window: RunWindow) {
+        self.counting = Some(PendingCount::new(window));
+    }
+
+    /// What the count in progress must read next.
+    pub fn count_to_read(&self) -> Option<RunWindow> {
+        self.counting.as_ref().map(PendingCount::rest)
+    }
+
+    /// Adds a page of the count in progress; once the window is counted, the run is
+    /// set from it.
+    pub fn add_count_page(
+        &mut self,
+        page: RunCount,
+        rule: StreakRule,
+        now: EventTime,
+        notices: &mut Vec<Notice>,
+    ) {
+        let Some(count) = &mut self.counting else { return };
+        if let Some(total) = count.add(page) {
+            let window = count.window;
+            self.counting = None;
+            self.apply_count(window, total, rule, now, notices);
+        }
+    }
+
     /// Sets the run from the store's count of `window`'s failures.
-    pub fn apply_count(
+    fn apply_count(
         &mut self,
         window: RunWindow,
         count: RunCount,
@@ -291,6 +342,9 @@ impl DeviceState {
     }
 
     fn maybe_alert(&mut self, rule: StreakRule, now: EventTime, notices: &mut Vec<Notice>) {
+        if self.counting.is_some() {
+            return; // the run's figures are provisional until the count ends
+        }
         let Some(streak) = &self.streak else { return };
         if streak.count < rule.threshold || self.alert_id.is_some() {
             return;

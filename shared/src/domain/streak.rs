@@ -57,18 +57,78 @@ impl Streak {
     }
 }
 
-/// What the store counted of a run: the failures in a window of the timeline.
+/// What the store counted of a run: the failures in a window of the timeline, or in
+/// its first part — one page of the store's reads, so no count is unbounded work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct RunCount {
     pub failures: u32,
-    /// The oldest failure in the window.
+    /// The oldest failure counted.
     pub first_failure: Option<EventTime>,
+    /// The newest timestamp this page read, when the window goes on past it: the count
+    /// continues after it. `None`: the window is counted to its end.
+    pub read_through: Option<EventTime>,
 }
 
 /// A window of a device's timeline whose failures the store must count: after
 /// `after` (exclusive; `None`: from the beginning) up to `through` (inclusive).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunWindow {
     pub after: Option<EventTime>,
     pub through: EventTime,
+}
+
+/// A count of a run window in progress, page by page. It is kept in the device's state
+/// between batches, so a late success inside a run of a million failures costs each
+/// stream batch a bounded number of pages, never the whole run at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingCount {
+    /// The window being counted. `through` follows the device's newest sync: a newer
+    /// failure is stored before it is applied, so the count reaches it.
+    pub window: RunWindow,
+    /// Counted so far: the failures in `(window.after, read_through]`.
+    pub read_through: Option<EventTime>,
+    pub failures: u32,
+    pub first_failure: Option<EventTime>,
+}
+
+impl PendingCount {
+    pub fn new(window: RunWindow) -> Self {
+        Self {
+            window,
+            read_through: None,
+            failures: 0,
+            first_failure: None,
+        }
+    }
+
+    /// What is left to count.
+    pub fn rest(&self) -> RunWindow {
+        RunWindow {
+            after: self.read_through.or(self.window.after),
+            through: self.window.through,
+        }
+    }
+
+    /// Adds one page; returns the whole window's count once the page reached its end.
+    pub fn add(&mut self, page: RunCount) -> Option<RunCount> {
+        self.failures = self.failures.saturating_add(page.failures);
+        self.first_failure = self.first_failure.or(page.first_failure);
+        match page.read_through {
+            Some(t) if t < self.window.through => {
+                self.read_through = Some(t);
+                None
+            }
+            _ => Some(RunCount {
+                failures: self.failures,
+                first_failure: self.first_failure,
+                read_through: None,
+            }),
+        }
+    }
+
+    /// Whether the count has already read past `t` (an event stored there may or may
+    /// not be in it).
+    pub fn has_read(&self, t: EventTime) -> bool {
+        self.read_through.is_some_and(|r| t <= r)
+    }
 }

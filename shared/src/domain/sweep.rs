@@ -1,10 +1,11 @@
-//! The periodic silence check: every device whose check is due is loaded; one that
-//! has been quiet for the silent period is marked silent (its `device.silent` notice
-//! saved to the outbox with the state), any other is checked again when it could
-//! next become silent. Devices are found through [`SilenceWatch`], never by reading
-//! every device.
+//! The periodic check: every device whose check is due is loaded; one that has been
+//! quiet for the silent period is marked silent (its `device.silent` notice saved to
+//! the outbox with the state), any other is checked again when it could next become
+//! silent. A device with a run count in progress gets its next pages counted here
+//! too, so a quiet device's count finishes. Devices are found through
+//! [`SilenceWatch`], never by reading every device.
 
-use crate::domain::detection::{contention_pause, kept_changing, Rules};
+use crate::domain::detection::{contention_pause, count_pages, kept_changing, Rules, COUNT_PAGES_PER_BATCH};
 use crate::domain::event::DeviceId;
 use crate::domain::fleet::FleetDelta;
 use crate::domain::notice::Notice;
@@ -34,9 +35,9 @@ pub async fn check_silent_devices(
     let due = watch.due(now, rules.silence.cutoff(now), CHECKS_PER_RUN).await?;
     let mut report = SilenceReport::default();
     for device in &due.devices {
-        if let Some(notice) = check_device(states, watch, rules, device, now).await? {
-            report.notices.push(notice);
-        }
+        report
+            .notices
+            .extend(check_device(states, watch, rules, device, now).await?);
         report.checked += 1;
     }
     if let Some(mark) = due.mark {
@@ -45,31 +46,46 @@ pub async fn check_silent_devices(
     Ok(report)
 }
 
-/// Marks one device silent if it is; otherwise schedules its next check.
+/// Goes on with the device's count in progress, if any; marks it silent if it is;
+/// schedules its next check.
 async fn check_device(
     states: &dyn DeviceStates,
     watch: &dyn SilenceWatch,
     rules: Rules,
     device: &DeviceId,
     now: EventTime,
-) -> Result<Option<Notice>, StoreError> {
+) -> Result<Vec<Notice>, StoreError> {
     for attempt in 0..10 {
         contention_pause(attempt).await;
         let Some(loaded) = states.load(device).await? else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
         let mut state = loaded.state;
         let before = state.status(rules.streak);
-        let notice = match state.check_silence(rules.silence, now) {
-            SilenceCheck::Nothing => return Ok(None),
-            SilenceCheck::DueAt(at) => {
+        let mut notices = Vec::new();
+        let counting = state.counting.is_some();
+        count_pages(
+            states,
+            &mut state,
+            rules,
+            now,
+            &mut notices,
+            COUNT_PAGES_PER_BATCH,
+        )
+        .await?;
+        let mut next_check = None;
+        match state.check_silence(rules.silence, now) {
+            SilenceCheck::Nothing => {}
+            SilenceCheck::DueAt(at) => next_check = Some(at),
+            SilenceCheck::WentSilent(notice) => notices.push(notice),
+        }
+        if !counting && notices.is_empty() {
+            if let Some(at) = next_check {
                 watch.recheck(device, at).await?;
-                return Ok(None);
             }
-            SilenceCheck::WentSilent(notice) => notice,
-        };
+            return Ok(notices);
+        }
         let after = state.status(rules.streak);
-        let notices = [notice];
         let write = StateWrite {
             state: &state,
             expected: loaded.version,
@@ -77,12 +93,15 @@ async fn check_device(
             failing: state.is_failing(rules.streak),
             notices: &notices,
             counts: FleetDelta::between(Some(before), after),
-            watch_at: None,
+            // An unfinished count: the next check goes on with it.
+            watch_at: state.counting.is_some().then_some(now),
             now,
         };
         if states.save(&write).await? == Saved::Written {
-            let [notice] = notices;
-            return Ok(Some(notice));
+            if let Some(at) = next_check {
+                watch.recheck(device, at).await?;
+            }
+            return Ok(notices);
         }
     }
     Err(kept_changing(device))

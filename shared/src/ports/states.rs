@@ -52,9 +52,18 @@ pub struct StateWrite<'a> {
 pub trait DeviceStates: Send + Sync {
     async fn load(&self, device: &DeviceId) -> Result<Option<Versioned>, StoreError>;
 
+    /// Like [`DeviceStates::load`], but the state may be a moment old (on DynamoDB an
+    /// eventually consistent read, half the price). Safe before a save: a save against
+    /// an old version fails its check, and the caller loads again with `load`.
+    async fn load_recent(&self, device: &DeviceId) -> Result<Option<Versioned>, StoreError> {
+        self.load(device).await
+    }
+
     /// Writes `write` if the stored version is still `write.expected`.
     async fn save(&self, write: &StateWrite<'_>) -> Result<Saved, StoreError>;
 
-    /// Counts the device's stored failures in `window` (see [`RunWindow`]).
+    /// Counts the device's stored failures in `window` (see [`RunWindow`]), oldest
+    /// first, reading at most one page (DynamoDB's 1 MB; a bounded number of rows
+    /// locally): [`RunCount::read_through`] says where the next page starts.
     async fn count_run(&self, device: &DeviceId, window: RunWindow) -> Result<RunCount, StoreError>;
 }

@@ -170,10 +170,11 @@ fn device_of(item: &Item) -> Option<DeviceId> {
     DeviceId::parse(pk.strip_prefix("DEVICE#")?)
 }
 
-#[async_trait]
-impl DeviceStates for DynamoStore {
-    async fn load(&self, device: &DeviceId) -> Result<Option<Versioned>, StoreError> {
-        let item: Option<StateItem> = self.get(device_pk(device), STATE_SK.to_owned(), true).await?;
+impl DynamoStore {
+    async fn load_state(&self, device: &DeviceId, consistent: bool) -> Result<Option<Versioned>, StoreError> {
+        let item: Option<StateItem> = self
+            .get(device_pk(device), STATE_SK.to_owned(), consistent)
+            .await?;
         item.map(|item| {
             Ok(Versioned {
                 state: item.device_state().map_err(corrupt)?,
@@ -181,6 +182,17 @@ impl DeviceStates for DynamoStore {
             })
         })
         .transpose()
+    }
+}
+
+#[async_trait]
+impl DeviceStates for DynamoStore {
+    async fn load(&self, device: &DeviceId) -> Result<Option<Versioned>, StoreError> {
+        self.load_state(device, true).await
+    }
+
+    async fn load_recent(&self, device: &DeviceId) -> Result<Option<Versioned>, StoreError> {
+        self.load_state(device, false).await
     }
 
     /// A conditional put (`attribute_not_exists` for the first save, else
@@ -296,51 +308,54 @@ impl DeviceStates for DynamoStore {
 
     /// One strongly consistent query over the window's events, oldest first, keeping
     /// only failures and only their timestamps.
+    /// One page of a `Query` over the window, filtered to failures, projecting only
+    /// the timestamp: at most 1 MB of the device's events read.
     async fn count_run(&self, device: &DeviceId, window: RunWindow) -> Result<RunCount, StoreError> {
         let lo = window
             .after
             .map_or(EVENT_PREFIX.to_owned(), |t| event_sk(t.plus_millis(1)));
         let hi = event_sk(window.through);
-        let mut count = RunCount::default();
         if lo > hi {
-            return Ok(count); // an empty window
+            return Ok(RunCount::default()); // an empty window
         }
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-                .filter_expression("total_errors > :none")
-                .projection_expression("#ts")
-                .expression_attribute_names("#ts", "timestamp")
-                .expression_attribute_values(":pk", s(device_pk(device)))
-                .expression_attribute_values(":lo", s(lo.clone()))
-                .expression_attribute_values(":hi", s(hi.clone()))
-                .expression_attribute_values(":none", n(0))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .return_consumed_capacity(self.capacity())
-                .send()
-                .await
-                .map_err(unavailable("Query run"))?;
-            self.metered(Units::Read, out.consumed_capacity());
-            let items = out.items.unwrap_or_default();
-            if count.first_failure.is_none() {
-                count.first_failure = match items.first().and_then(|i| i.get("timestamp")) {
-                    Some(AttributeValue::S(ts)) => EventTime::parse_rfc3339(ts),
-                    _ => None,
-                };
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+            .filter_expression("total_errors > :none")
+            .projection_expression("#ts")
+            .expression_attribute_names("#ts", "timestamp")
+            .expression_attribute_values(":pk", s(device_pk(device)))
+            .expression_attribute_values(":lo", s(lo))
+            .expression_attribute_values(":hi", s(hi))
+            .expression_attribute_values(":none", n(0))
+            .consistent_read(true)
+            .set_limit(self.count_page_items)
+            .return_consumed_capacity(self.capacity())
+            .send()
+            .await
+            .map_err(unavailable("Query run"))?;
+        self.metered(Units::Read, out.consumed_capacity());
+        let items = out.items.unwrap_or_default();
+        let first_failure = match items.first().and_then(|i| i.get("timestamp")) {
+            Some(AttributeValue::S(ts)) => EventTime::parse_rfc3339(ts),
+            _ => None,
+        };
+        // The page ended before the window did: its last key (an event, failed or
+        // not) is where the next page starts.
+        let read_through = match out.last_evaluated_key.as_ref().and_then(|k| k.get("sk")) {
+            Some(AttributeValue::S(sk)) => {
+                let ts = sk.strip_prefix(EVENT_PREFIX).and_then(EventTime::parse_rfc3339);
+                Some(ts.ok_or_else(|| corrupt(format!("event key {sk}")))?)
             }
-            count.failures = count
-                .failures
-                .saturating_add(u32::try_from(items.len()).unwrap_or(u32::MAX));
-            match out.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(count),
-            }
-        }
+            _ => None,
+        };
+        Ok(RunCount {
+            failures: u32::try_from(items.len()).unwrap_or(u32::MAX),
+            first_failure,
+            read_through,
+        })
     }
 }
 

@@ -10,6 +10,15 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
+/// DynamoDB remembers a transaction's token for 10 minutes across the whole account
+/// and region, so the token names the table too: two stacks (or test tables) adding
+/// the same events' days never mistake each other's additions for retries.
+fn idempotency_token(table: &str, key: &str, chunk: usize) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{table}|{key}|{chunk}"));
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Most actions in one `TransactWriteItems`.
 const MAX_TRANSACTION_ITEMS: usize = 100;
 
@@ -120,10 +129,7 @@ impl RecordDays for DynamoStore {
                     .map_err(built)?;
                 updates.push(TransactWriteItem::builder().update(update).build());
             }
-            let token = match chunk_number {
-                0 => addition.key.clone(),
-                n => format!("{}-{n}", addition.key),
-            };
+            let token = idempotency_token(&self.table, &addition.key, chunk_number);
             let out = self
                 .client
                 .transact_write_items()

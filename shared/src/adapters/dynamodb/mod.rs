@@ -47,6 +47,8 @@ pub struct DynamoStore {
     table: String,
     /// Events expire this long after they were received; `None` keeps them forever.
     retention_days: Option<u32>,
+    /// Events one run-count page reads at most (`None`: DynamoDB's 1 MB page).
+    count_page_items: Option<i32>,
     #[cfg(feature = "dynamodb-admin")]
     meter: Option<std::sync::Arc<CapacityMeter>>,
 }
@@ -90,6 +92,7 @@ impl DynamoStore {
             client,
             table: table.into(),
             retention_days: None,
+            count_page_items: None,
             #[cfg(feature = "dynamodb-admin")]
             meter: None,
         }
@@ -102,6 +105,12 @@ impl DynamoStore {
 
     pub fn with_retention_days(mut self, days: Option<u32>) -> Self {
         self.retention_days = days;
+        self
+    }
+
+    /// Smaller run-count pages (tests: a long count without a million events).
+    pub fn with_count_page_items(mut self, items: i32) -> Self {
+        self.count_page_items = Some(items);
         self
     }
 

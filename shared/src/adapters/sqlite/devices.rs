@@ -110,26 +110,44 @@ fn states(rows: Vec<(String, String)>) -> Result<Vec<DeviceState>, StoreError> {
         .collect()
 }
 
-fn count_run(conn: &Connection, device: &DeviceId, window: RunWindow) -> Result<RunCount, StoreError> {
-    let (failures, first): (u32, Option<i64>) = conn
+/// Rows one count reads: a few milliseconds on the reader pool.
+pub(super) const COUNT_PAGE_ROWS: i64 = 100_000;
+
+fn count_run(
+    conn: &Connection,
+    device: &DeviceId,
+    window: RunWindow,
+    page_rows: i64,
+) -> Result<RunCount, StoreError> {
+    let (failures, first, last): (i64, Option<i64>, Option<i64>) = conn
         .prepare_cached(
-            "SELECT COUNT(*), MIN(ts) FROM events INDEXED BY events_failures
-             WHERE device_id = ?1 AND ts > ?2 AND ts <= ?3 AND total_errors > 0",
+            "SELECT COUNT(*), MIN(ts), MAX(ts) FROM (
+                 SELECT ts FROM events INDEXED BY events_failures
+                 WHERE device_id = ?1 AND ts > ?2 AND ts <= ?3 AND total_errors > 0
+                 ORDER BY ts LIMIT ?4)",
         )
         .and_then(|mut stmt| {
             stmt.query_row(
                 params![
                     device.as_str(),
                     window.after.map_or(i64::MIN, EventTime::millis),
-                    window.through.millis()
+                    window.through.millis(),
+                    page_rows
                 ],
-                |row| Ok((row.get(0)?, row.get(1)?)),
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
             )
         })
         .map_err(unavailable)?;
+    // A full page: the window may go on past its last row.
+    let read_through = if failures == page_rows {
+        last.and_then(EventTime::from_millis)
+    } else {
+        None
+    };
     Ok(RunCount {
-        failures,
+        failures: u32::try_from(failures).unwrap_or(u32::MAX),
         first_failure: first.and_then(EventTime::from_millis),
+        read_through,
     })
 }
 
@@ -155,8 +173,8 @@ impl DeviceStates for SqliteStore {
     }
 
     async fn count_run(&self, device: &DeviceId, window: RunWindow) -> Result<RunCount, StoreError> {
-        let device = device.clone();
-        self.read(move |conn| Ok(count_run(conn, &device, window)))
+        let (device, page_rows) = (device.clone(), self.count_page_rows);
+        self.read(move |conn| Ok(count_run(conn, &device, window, page_rows)))
             .await?
     }
 }
@@ -265,20 +283,38 @@ impl ListFailing for SqliteStore {
     }
 }
 
-/// The silence check's candidates come straight from an index on the last report.
+/// The periodic check's candidates come straight from two partial indexes: devices
+/// with a run count in progress, and devices not yet silent by last report.
 #[async_trait]
 impl SilenceWatch for SqliteStore {
     async fn due(&self, _now: EventTime, cutoff: EventTime, limit: usize) -> Result<DueChecks, StoreError> {
         let rows = self
             .read(move |conn| {
+                let mut rows: Vec<String> = conn
+                    .prepare_cached(
+                        "SELECT device_id FROM devices INDEXED BY devices_counting
+                         WHERE json_extract(state, '$.counting') IS NOT NULL LIMIT ?1",
+                    )?
+                    .query_map([limit as i64], |row| row.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<_>>()?;
                 let mut stmt = conn.prepare_cached(
                     "SELECT device_id FROM devices INDEXED BY devices_watch
                      WHERE status <> 'silent' AND last_seen_at <= ?1 ORDER BY last_seen_at LIMIT ?2",
                 )?;
-                let rows = stmt.query_map(params![cutoff.millis(), limit as i64], |row| {
+                let quiet = stmt.query_map(params![cutoff.millis(), limit as i64], |row| {
                     row.get::<_, String>(0)
                 })?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
+                let counting: std::collections::HashSet<String> = rows.iter().cloned().collect();
+                for device in quiet {
+                    let device = device?;
+                    if rows.len() >= limit {
+                        break;
+                    }
+                    if !counting.contains(&device) {
+                        rows.push(device);
+                    }
+                }
+                Ok(rows)
             })
             .await?;
         let devices = rows

@@ -1,6 +1,6 @@
 //! The event log on SQLite: recording events exactly once, reading a device's history.
 
-use super::{corrupt, row_event, unavailable, writer_stopped, SqliteStore, WriteOp};
+use super::{corrupt, row_event, unavailable, writer_stopped, Queued, SqliteStore, WriteOp};
 use crate::domain::event::{DeviceId, StoredEvent};
 use crate::domain::time::EventTime;
 use crate::ports::{HistoryPage, HistoryQuery, Order, ReadHistory, RecordEvents, Recorded, StoreError};
@@ -63,18 +63,19 @@ impl RecordEvents for SqliteStore {
     /// Every event is queued to the writer before any reply is awaited, so a batch
     /// lands in one group commit (each event in its own savepoint).
     async fn record_many(&self, events: Vec<StoredEvent>) -> Vec<Result<Recorded, StoreError>> {
-        let mut replies = Vec::with_capacity(events.len());
-        for event in events {
-            let (tx, rx) = oneshot::channel();
-            let queued = self.inner.writes.send(WriteOp::Record(event, tx)).await.is_ok();
-            replies.push(queued.then_some(rx));
-        }
+        let (queued, replies): (Vec<_>, Vec<_>) = events
+            .into_iter()
+            .map(|event| {
+                let (tx, rx) = oneshot::channel();
+                ((event, tx), rx)
+            })
+            .unzip();
+        // Unsent (the writer stopped), the replies' senders are dropped: each answers
+        // "writer stopped".
+        let _ = self.inner.writes.send(Queued::Events(queued)).await;
         let mut outcomes = Vec::with_capacity(replies.len());
-        for reply in replies {
-            outcomes.push(match reply {
-                Some(rx) => rx.await.unwrap_or_else(|_| Err(writer_stopped())),
-                None => Err(writer_stopped()),
-            });
+        for rx in replies {
+            outcomes.push(rx.await.unwrap_or_else(|_| Err(writer_stopped())));
         }
         outcomes
     }

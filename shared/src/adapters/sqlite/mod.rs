@@ -28,6 +28,15 @@ const MAX_BATCH: usize = 512;
 /// Read connections kept open for reuse.
 const MAX_IDLE_READERS: usize = 64;
 
+/// What callers queue for the writer thread.
+enum Queued {
+    One(WriteOp),
+    /// A request's events: committed in one transaction, so the change feed sees all of
+    /// them or none and detection applies a backlog as one batch (as the stream's
+    /// batching window does in AWS).
+    Events(Vec<(StoredEvent, oneshot::Sender<Result<Recorded, StoreError>>)>),
+}
+
 /// A write the writer thread performs inside the group commit.
 enum WriteOp {
     Record(StoredEvent, oneshot::Sender<Result<Recorded, StoreError>>),
@@ -44,11 +53,13 @@ enum WriteOp {
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
+    /// Rows one run-count page reads at most.
+    count_page_rows: i64,
 }
 
 struct Inner {
     path: PathBuf,
-    writes: mpsc::Sender<WriteOp>,
+    writes: mpsc::Sender<Queued>,
     readers: Mutex<Vec<Connection>>,
     /// Signalled after a commit that stored new events.
     changed: Arc<Notify>,
@@ -94,7 +105,14 @@ impl SqliteStore {
                 readers: Mutex::new(Vec::new()),
                 changed,
             }),
+            count_page_rows: devices::COUNT_PAGE_ROWS,
         })
+    }
+
+    /// Smaller run-count pages (tests: a long count without a million events).
+    pub fn with_count_page_rows(mut self, rows: i64) -> Self {
+        self.count_page_rows = rows.max(1);
+        self
     }
 
     /// Signalled whenever new events were committed (the local change feed).
@@ -144,7 +162,7 @@ impl SqliteStore {
         let (tx, rx) = oneshot::channel();
         self.inner
             .writes
-            .send(op(tx))
+            .send(Queued::One(op(tx)))
             .await
             .map_err(|_| writer_stopped())?;
         rx.await.map_err(|_| writer_stopped())?
@@ -219,13 +237,13 @@ fn row_event(row: &rusqlite::Row, first: usize) -> rusqlite::Result<Result<Store
 
 // ---- the writer thread ----
 
-fn run_writer(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>, changed: Arc<Notify>) {
+fn run_writer(mut conn: Connection, mut rx: mpsc::Receiver<Queued>, changed: Arc<Notify>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
+        unpack(&mut batch, first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(op) => batch.push(op),
+                Ok(queued) => unpack(&mut batch, queued),
                 Err(_) => break,
             }
         }
@@ -233,6 +251,20 @@ fn run_writer(mut conn: Connection, mut rx: mpsc::Receiver<WriteOp>, changed: Ar
         if created {
             changed.notify_waiters();
             changed.notify_one();
+        }
+    }
+}
+
+/// Adds what was queued to the transaction being gathered, each event as its own op.
+fn unpack(batch: &mut Vec<WriteOp>, queued: Queued) {
+    match queued {
+        Queued::One(op) => batch.push(op),
+        Queued::Events(events) => {
+            batch.extend(
+                events
+                    .into_iter()
+                    .map(|(event, reply)| WriteOp::Record(event, reply)),
+            );
         }
     }
 }

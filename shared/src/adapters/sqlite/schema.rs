@@ -47,6 +47,9 @@ CREATE INDEX IF NOT EXISTS devices_status_failing ON devices (streak_count DESC,
 CREATE INDEX IF NOT EXISTS devices_silent ON devices (last_seen_at, device_id) WHERE status = 'silent';
 -- The silence check's candidates: devices not yet silent, by last report.
 CREATE INDEX IF NOT EXISTS devices_watch ON devices (last_seen_at) WHERE status <> 'silent';
+-- Devices with a run count in progress, which the periodic check goes on with.
+CREATE INDEX IF NOT EXISTS devices_counting ON devices (device_id)
+    WHERE json_extract(state, '$.counting') IS NOT NULL;
 -- Notices waiting to be published, in the order they were decided.
 CREATE TABLE IF NOT EXISTS outbox (
     id     INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -2,7 +2,8 @@ use super::*;
 use crate::domain::applied::StreamPosition;
 use crate::domain::detection::{apply_records, Record, Rules};
 use crate::domain::streak::RunWindow;
-use crate::ports::{DeviceStates, Saved, StateWrite, StoreError, Versioned};
+use crate::domain::sweep::check_silent_devices;
+use crate::ports::{DeviceStates, DueChecks, Saved, SilenceWatch, StateWrite, StoreError, Versioned};
 use async_trait::async_trait;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -33,6 +34,36 @@ struct Timeline {
     state: Mutex<Option<(DeviceState, u64)>>,
     /// Every notice saved with a state, in order.
     outbox: Mutex<Vec<Notice>>,
+    /// Failures one count reads at most (`None`: the whole window at once).
+    count_page: Option<usize>,
+}
+
+impl Timeline {
+    fn with_count_page(count_page: Option<usize>) -> Self {
+        Self {
+            count_page,
+            ..Self::default()
+        }
+    }
+}
+
+/// The periodic check sees this device whenever it runs.
+#[async_trait]
+impl SilenceWatch for Timeline {
+    async fn due(&self, _: EventTime, _: EventTime, _: usize) -> Result<DueChecks, StoreError> {
+        Ok(DueChecks {
+            devices: vec![DeviceId::parse("dev").unwrap()],
+            mark: None,
+        })
+    }
+
+    async fn recheck(&self, _: &DeviceId, _: EventTime) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn checked(&self, _: i64) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -59,15 +90,24 @@ impl DeviceStates for Timeline {
 
     async fn count_run(&self, _: &DeviceId, window: RunWindow) -> Result<RunCount, StoreError> {
         let stored = self.stored.lock().unwrap();
-        let failures: Vec<EventTime> = stored
+        let in_window: Vec<&StoredEvent> = stored
             .values()
             .filter(|e| window.after.is_none_or(|a| e.timestamp > a) && e.timestamp <= window.through)
+            .collect();
+        // A page reads events (failed or not), as DynamoDB's pages do.
+        let page = self.count_page.unwrap_or(usize::MAX).min(in_window.len());
+        let read = &in_window[..page];
+        let failures: Vec<EventTime> = read
+            .iter()
             .filter(|e| e.outcome == Outcome::Failure)
             .map(|e| e.timestamp)
             .collect();
         Ok(RunCount {
             failures: failures.len() as u32,
             first_failure: failures.first().copied(),
+            read_through: (page < in_window.len())
+                .then(|| read.last().map(|e| e.timestamp))
+                .flatten(),
         })
     }
 }
@@ -80,6 +120,18 @@ impl Timeline {
         }
         stored.insert(e.timestamp, e.clone());
         true
+    }
+
+    /// Runs the periodic check until no count is in progress (each run reads a bounded
+    /// number of pages).
+    async fn finish_counts(&self, rules: Rules) {
+        for _ in 0..1000 {
+            if self.state().counting.is_none() {
+                return;
+            }
+            check_silent_devices(self, self, rules, at(10_000)).await.unwrap();
+        }
+        panic!("the count never finished");
     }
 
     fn state(&self) -> DeviceState {
@@ -182,7 +234,13 @@ fn rules(threshold: u32) -> Rules {
 
 /// Each event stored, then delivered alone, in arrival order.
 fn one_by_one(events: &[StoredEvent], threshold: u32) -> Timeline {
-    let timeline = Timeline::default();
+    one_by_one_paged(events, threshold, None)
+}
+
+/// The same, with counts read `count_page` events at a time; counts still in progress
+/// at the end are finished by the periodic check.
+fn one_by_one_paged(events: &[StoredEvent], threshold: u32, count_page: Option<usize>) -> Timeline {
+    let timeline = Timeline::with_count_page(count_page);
     block_on(async {
         for (i, e) in events.iter().enumerate() {
             if timeline.store(e) {
@@ -197,6 +255,7 @@ fn one_by_one(events: &[StoredEvent], threshold: u32) -> Timeline {
                 .unwrap();
             }
         }
+        timeline.finish_counts(rules(threshold)).await;
     });
     timeline
 }
@@ -386,11 +445,15 @@ fn a_redelivered_batch_changes_nothing() {
 
 /// A timeline of unique timestamps with random outcomes, arriving in a random order,
 /// with random replays (which are not stored and produce no stream record).
+/// Some timelines are mostly failures, so long runs (and long counts) occur.
 fn arrivals() -> impl Strategy<Value = (Vec<StoredEvent>, u32)> {
-    (
-        proptest::collection::vec((any::<bool>(), 1u32..4), 1..40),
-        1u32..5,
-    )
+    (0.3f64..0.97)
+        .prop_flat_map(|failing| {
+            (
+                proptest::collection::vec((proptest::bool::weighted(failing), 1u32..4), 1..60),
+                1u32..5,
+            )
+        })
         .prop_flat_map(|(outcomes, threshold)| {
             let events: Vec<StoredEvent> = outcomes
                 .iter()
@@ -416,8 +479,9 @@ fn arrivals() -> impl Strategy<Value = (Vec<StoredEvent>, u32)> {
 
 /// How the stream delivers: batch sizes, how far storage runs ahead of delivery, and
 /// which batches fail part-way (retried from a random record, or bisected).
+/// A 4 runs the periodic check between batches.
 fn delivery() -> impl Strategy<Value = Vec<(usize, usize, u8)>> {
-    proptest::collection::vec((1usize..8, 0usize..6, 0u8..4), 1..60)
+    proptest::collection::vec((1usize..8, 0usize..6, 0u8..5), 1..60)
 }
 
 proptest! {
@@ -427,8 +491,9 @@ proptest! {
     fn delivered_at_least_once_the_state_equals_a_recount(
         (events, threshold) in arrivals(),
         plan in delivery(),
+        count_page in proptest::option::of(1usize..4),
     ) {
-        let timeline = Timeline::default();
+        let timeline = Timeline::with_count_page(count_page);
         // Stored events become stream records in commit order.
         let mut stream: Vec<Record> = Vec::new();
         let mut arrived = events.iter();
@@ -477,10 +542,15 @@ proptest! {
                         checkpoint = retry_end;
                         continue;
                     }
+                    // The periodic check goes on with a count in progress.
+                    4 => {
+                        check_silent_devices(&timeline, &timeline, rules(threshold), at(10_000)).await.unwrap();
+                    }
                     _ => {}
                 }
                 checkpoint = end;
             }
+            timeline.finish_counts(rules(threshold)).await;
         });
         prop_assert_eq!(observed(&timeline.state()), timeline.expected());
         let state = timeline.state();
@@ -496,11 +566,55 @@ proptest! {
     }
 
     #[test]
-    fn arrival_order_does_not_change_the_final_state((events, threshold) in arrivals()) {
-        let a = one_by_one(&events, threshold).state();
+    fn arrival_order_does_not_change_the_final_state(
+        (events, threshold) in arrivals(),
+        count_page in proptest::option::of(1usize..4),
+    ) {
+        let a = one_by_one_paged(&events, threshold, count_page).state();
         let mut sorted = events.clone();
         sorted.sort_by_key(|e| e.timestamp);
         let b = one_by_one(&sorted, threshold).state();
         prop_assert_eq!(observed(&a), observed(&b));
     }
+}
+
+#[test]
+fn a_long_count_goes_on_in_later_batches_and_checks() {
+    // 40 failures (2, 4, … 80 s), then a success late at 9 s: 36 failures to count,
+    // one per page, a few pages per batch.
+    let timeline = Timeline::with_count_page(Some(1));
+    let mut position = 0;
+    let mut apply = |e: StoredEvent| {
+        assert!(timeline.store(&e), "a new event");
+        position += 1;
+        let record = Record::new(StreamPosition::parse(&position.to_string()), e);
+        block_on(apply_records(&timeline, rules(3), &[record], at(10_000))).unwrap();
+    };
+    for s in 1..=40 {
+        apply(event(2 * s, 1));
+    }
+    apply(event(9, 0));
+    let state = timeline.state();
+    assert!(state.counting.is_some(), "some pages read, more to go");
+    assert_eq!(
+        state.consecutive_failures(),
+        40,
+        "the run keeps its figures meanwhile"
+    );
+    // A newer failure is reached by the count (it is stored first), not added twice;
+    // a late one where the count has already read makes it start again.
+    apply(event(82, 1));
+    apply(event(11, 1));
+    assert!(timeline.state().counting.is_some());
+    block_on(timeline.finish_counts(rules(3)));
+    let state = timeline.state();
+    assert_eq!(state.counting, None);
+    assert_eq!(state.consecutive_failures(), 38, "10, 11, 12, … 80, 82");
+    assert_eq!(state.streak.as_ref().unwrap().started_at, at(10));
+    assert_eq!(observed(&state), timeline.expected());
+    assert_eq!(
+        timeline.kinds(),
+        ["device.repeated_sync_failures"],
+        "no second alert"
+    );
 }
