@@ -666,6 +666,45 @@ async fn dynamodb_a_long_count_is_read_page_by_page() {
     a_long_count_is_read_page_by_page(Fixture::of(store, None)).await;
 }
 
+/// A request's events become visible to the local change feed together, never part
+/// of them: detection then applies a backlog as one batch. (Queued one by one, the
+/// writer used to commit the first events of a request before the rest arrived.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_requests_events_reach_the_change_feed_together() {
+    const EVENTS: usize = 100;
+    let (_dir, store) = pisync_shared::test_util::sqlite_store();
+    let watcher = store.clone();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_watching = stop.clone();
+    let watching = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while !stop_watching.load(std::sync::atomic::Ordering::Relaxed) {
+            let changes = watcher.changes_after(0, 100_000).await.unwrap();
+            for request in 0..20 {
+                let device = format!("batch-{request:02}");
+                seen.push(
+                    changes
+                        .iter()
+                        .filter(|(_, e)| e.device_id.as_str() == device)
+                        .count(),
+                );
+            }
+            tokio::task::yield_now().await;
+        }
+        seen
+    });
+    for request in 0..20 {
+        let device = format!("batch-{request:02}");
+        let events: Vec<StoredEvent> = (0..EVENTS as i64).map(|m| event(&device, m, 0)).collect();
+        let outcomes = store.record_many(events).await;
+        assert!(outcomes.iter().all(|o| matches!(o, Ok(Recorded::Created(_)))));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = watching.await.unwrap();
+    let partial: Vec<&usize> = seen.iter().filter(|n| **n != 0 && **n != EVENTS).collect();
+    assert!(partial.is_empty(), "the feed saw part of a request: {partial:?}");
+}
+
 /// Retention counts from when PiSync received an event, never from the device's
 /// clock: a backlog report a year old is kept for the whole retention period.
 #[tokio::test]
