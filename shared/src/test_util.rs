@@ -206,6 +206,19 @@ pub mod lambda_events {
         std::fs::read_to_string(events_dir().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
     }
 
+    /// An example event's file, the status its reply must have, and its error code.
+    pub type Case = (&'static str, u16, Option<&'static str>);
+
+    /// The files in `events/<function>/` are exactly the cases' files, in order.
+    pub fn assert_every_example_is_a_case(function: &str, cases: &[Case]) {
+        let cased: Vec<&str> = cases.iter().map(|(file, _, _)| *file).collect();
+        assert_eq!(
+            files_of(function),
+            cased,
+            "events/{function}/ and the test's cases"
+        );
+    }
+
     /// The files in `events/<function>/`, as `<function>/<file>`, sorted.
     pub fn files_of(function: &str) -> Vec<String> {
         let dir = events_dir().join(function);

@@ -7,14 +7,14 @@ use pisync_shared::domain::detection::{apply_event, Rules};
 use pisync_shared::domain::fleet::DayAddition;
 use pisync_shared::ports::{RecordDays, RecordEvents};
 use pisync_shared::test_util::lambda_events::{
-    api_request, assert_documented_answer, error_fields, files_of, reply_json,
+    api_request, assert_documented_answer, assert_every_example_is_a_case, error_fields, reply_json, Case,
 };
 use pisync_shared::test_util::{sqlite_store, TempDir};
 use pisync_shared::{DeviceId, EventTime, Outcome, StoredEvent};
 use std::sync::Arc;
 
 /// (file, status, error code)
-const CASES: &[(&str, u16, Option<&str>)] = &[
+const CASES: &[Case] = &[
     ("fleet-summary/bad-days.json", 400, Some("invalid_request")),
     ("fleet-summary/fourteen-days.json", 200, None),
     ("fleet-summary/no-authorizer.json", 401, Some("unauthorized")),
@@ -54,8 +54,7 @@ async fn seeded() -> (TempDir, FleetSummary) {
 
 #[test]
 fn every_example_event_has_a_case() {
-    let cased: Vec<&str> = CASES.iter().map(|(file, _, _)| *file).collect();
-    assert_eq!(files_of("fleet-summary"), cased);
+    assert_every_example_is_a_case("fleet-summary", CASES);
 }
 
 #[tokio::test]

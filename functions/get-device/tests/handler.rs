@@ -6,13 +6,13 @@ use pisync_shared::auth::Authenticator;
 use pisync_shared::domain::detection::{apply_event, Rules};
 use pisync_shared::ports::RecordEvents;
 use pisync_shared::test_util::lambda_events::{
-    api_request, assert_documented_answer, error_fields, files_of, reply_json,
+    api_request, assert_documented_answer, assert_every_example_is_a_case, error_fields, reply_json, Case,
 };
 use pisync_shared::test_util::{sqlite_store, stored_event_at, TempDir};
 use std::sync::Arc;
 
 /// (file, status, error code)
-const CASES: &[(&str, u16, Option<&str>)] = &[
+const CASES: &[Case] = &[
     ("get-device/bad-device-id.json", 400, Some("invalid_request")),
     ("get-device/known-device.json", 200, None),
     ("get-device/no-authorizer.json", 401, Some("unauthorized")),
@@ -44,8 +44,7 @@ async fn seeded() -> (TempDir, GetDevice) {
 
 #[test]
 fn every_example_event_has_a_case() {
-    let cased: Vec<&str> = CASES.iter().map(|(file, _, _)| *file).collect();
-    assert_eq!(files_of("get-device"), cased);
+    assert_every_example_is_a_case("get-device", CASES);
 }
 
 #[tokio::test]

@@ -6,13 +6,13 @@ use pisync_shared::auth::Authenticator;
 use pisync_shared::http::cursor::CursorKey;
 use pisync_shared::ports::RecordEvents;
 use pisync_shared::test_util::lambda_events::{
-    api_request, assert_documented_answer, error_fields, files_of, reply_json,
+    api_request, assert_documented_answer, assert_every_example_is_a_case, error_fields, reply_json, Case,
 };
 use pisync_shared::test_util::{sqlite_store, stored_event_at};
 use std::sync::Arc;
 
 /// (file, status, error code)
-const CASES: &[(&str, u16, Option<&str>)] = &[
+const CASES: &[Case] = &[
     (
         "get-sync-history/bad-parameters.json",
         400,
@@ -69,8 +69,7 @@ fn timestamps(body: &serde_json::Value) -> Vec<&str> {
 
 #[test]
 fn every_example_event_has_a_case() {
-    let listed: Vec<String> = CASES.iter().map(|c| c.0.to_owned()).collect();
-    assert_eq!(files_of("get-sync-history"), listed);
+    assert_every_example_is_a_case("get-sync-history", CASES);
 }
 
 #[tokio::test]

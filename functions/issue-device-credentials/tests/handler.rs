@@ -6,13 +6,13 @@ use issue_device_credentials::{handle, IssueDeviceCredentials};
 use pisync_shared::auth::{token, Authenticator, Caller};
 use pisync_shared::ports::{CheckCredentials, Freshness};
 use pisync_shared::test_util::lambda_events::{
-    api_request, assert_documented_answer, dev_keys, files_of, reply_json,
+    api_request, assert_documented_answer, assert_every_example_is_a_case, dev_keys, reply_json, Case,
 };
 use pisync_shared::test_util::{sqlite_store, TempDir};
 use std::sync::Arc;
 
 /// (file, status, error code)
-const CASES: &[(&str, u16, Option<&str>)] = &[
+const CASES: &[Case] = &[
     ("issue-device-credentials/admin.json", 201, None),
     (
         "issue-device-credentials/bad-device-id.json",
@@ -42,8 +42,7 @@ fn handler() -> (
 
 #[test]
 fn every_example_event_has_a_case() {
-    let listed: Vec<String> = CASES.iter().map(|c| c.0.to_owned()).collect();
-    assert_eq!(files_of("issue-device-credentials"), listed);
+    assert_every_example_is_a_case("issue-device-credentials", CASES);
 }
 
 #[tokio::test]

@@ -7,13 +7,13 @@ use pisync_shared::domain::detection::{apply_event, Rules};
 use pisync_shared::http::cursor::CursorKey;
 use pisync_shared::ports::RecordEvents;
 use pisync_shared::test_util::lambda_events::{
-    api_request, assert_documented_answer, error_fields, files_of, reply_json,
+    api_request, assert_documented_answer, assert_every_example_is_a_case, error_fields, reply_json, Case,
 };
 use pisync_shared::test_util::{sqlite_store, stored_event, TempDir};
 use std::sync::Arc;
 
 /// (file, status, error code)
-const CASES: &[(&str, u16, Option<&str>)] = &[
+const CASES: &[Case] = &[
     ("list-devices/all-first-page.json", 200, None),
     ("list-devices/bad-parameters.json", 400, Some("invalid_request")),
     ("list-devices/failing.json", 200, None),
@@ -57,8 +57,7 @@ fn ids(body: &serde_json::Value) -> Vec<&str> {
 
 #[test]
 fn every_example_event_has_a_case() {
-    let cased: Vec<&str> = CASES.iter().map(|(file, _, _)| *file).collect();
-    assert_eq!(files_of("list-devices"), cased);
+    assert_every_example_is_a_case("list-devices", CASES);
 }
 
 #[tokio::test]

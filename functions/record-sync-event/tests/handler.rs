@@ -4,7 +4,8 @@
 use pisync_shared::auth::Authenticator;
 use pisync_shared::domain::validate::EventRules;
 use pisync_shared::test_util::lambda_events::{
-    api_request, assert_documented_answer, dev_keys, error_fields, files_of, provision_token_of, reply_json,
+    api_request, assert_documented_answer, assert_every_example_is_a_case, dev_keys, error_fields,
+    provision_token_of, reply_json, Case,
 };
 use pisync_shared::test_util::sqlite_store;
 use record_sync_event::{handle, RecordSyncEvent};
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// (file, status, error code)
-const CASES: &[(&str, u16, Option<&str>)] = &[
+const CASES: &[Case] = &[
     (
         "record-sync-event/another-devices-event.json",
         403,
@@ -57,8 +58,7 @@ async fn handler() -> (pisync_shared::test_util::TempDir, RecordSyncEvent) {
 
 #[test]
 fn every_example_event_has_a_case() {
-    let listed: Vec<String> = CASES.iter().map(|c| c.0.to_owned()).collect();
-    assert_eq!(files_of("record-sync-event"), listed);
+    assert_every_example_is_a_case("record-sync-event", CASES);
 }
 
 #[tokio::test]

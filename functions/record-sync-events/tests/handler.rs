@@ -5,7 +5,8 @@ use pisync_shared::auth::Authenticator;
 use pisync_shared::domain::validate::EventRules;
 use pisync_shared::ports::{HistoryQuery, Order, ReadHistory};
 use pisync_shared::test_util::lambda_events::{
-    api_request, assert_documented_answer, dev_keys, error_fields, files_of, provision_token_of, reply_json,
+    api_request, assert_documented_answer, assert_every_example_is_a_case, dev_keys, error_fields,
+    provision_token_of, reply_json, Case,
 };
 use pisync_shared::test_util::{device, sqlite_store, TempDir};
 use record_sync_events::{handle, RecordSyncEvents};
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// (file, status, error code)
-const CASES: &[(&str, u16, Option<&str>)] = &[
+const CASES: &[Case] = &[
     ("record-sync-events/backlog.json", 200, None),
     (
         "record-sync-events/invalid-envelope.json",
@@ -49,8 +50,7 @@ async fn handler() -> (
 
 #[test]
 fn every_example_event_has_a_case() {
-    let listed: Vec<String> = CASES.iter().map(|c| c.0.to_owned()).collect();
-    assert_eq!(files_of("record-sync-events"), listed);
+    assert_every_example_is_a_case("record-sync-events", CASES);
 }
 
 #[tokio::test]
