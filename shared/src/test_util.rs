@@ -21,6 +21,22 @@ pub fn device(id: &str) -> DeviceId {
 }
 
 /// A stored event of `device` at `minute(m)` with `errors` errors (a failure when > 0).
+/// An alert for `device_12345` (three failures from 10:31 to 10:33 on 2025-05-07), as
+/// the example events carry it.
+pub fn example_alert() -> Notice {
+    let t = |text| EventTime::parse_rfc3339(text).expect("a fixed timestamp");
+    Notice::RepeatedFailures(crate::domain::notice::FailureAlert {
+        device_id: device("device_12345"),
+        consecutive_failures: 3,
+        threshold: 3,
+        streak_started_at: t("2025-05-07T10:31:00Z"),
+        last_failure_at: t("2025-05-07T10:33:00Z"),
+        last_total_errors: 2,
+        detected_at: t("2025-05-07T10:33:01Z"),
+        alert_id: "device_12345@start".into(),
+    })
+}
+
 pub fn stored_event(device_id: &str, m: i64, errors: u32) -> StoredEvent {
     StoredEvent {
         device_id: device(device_id),

@@ -4,8 +4,9 @@
 #![cfg(feature = "sns")]
 
 use pisync_shared::adapters::sns::SnsPublisher;
-use pisync_shared::domain::notice::{FailureAlert, Notice, RecoveryNotice};
+use pisync_shared::domain::notice::{Notice, RecoveryNotice};
 use pisync_shared::ports::alerts::AlertPublisher;
+use pisync_shared::test_util::example_alert;
 use pisync_shared::{DeviceId, EventTime};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -96,20 +97,6 @@ fn client_config(url: &str) -> aws_sdk_sns::Config {
         .build()
 }
 
-fn alert() -> Notice {
-    let t = |s| EventTime::parse_rfc3339(s).unwrap();
-    Notice::RepeatedFailures(FailureAlert {
-        device_id: DeviceId::parse("device_12345").unwrap(),
-        consecutive_failures: 3,
-        threshold: 3,
-        streak_started_at: t("2025-05-07T10:31:00Z"),
-        last_failure_at: t("2025-05-07T10:33:00Z"),
-        last_total_errors: 2,
-        detected_at: t("2025-05-07T10:33:01Z"),
-        alert_id: "device_12345@start".into(),
-    })
-}
-
 fn attributes(params: &HashMap<String, String>) -> HashMap<String, (String, String)> {
     (1..10)
         .filter_map(|i| {
@@ -124,7 +111,7 @@ async fn publishes_the_contract_message_with_attributes_and_subject() {
     let (url, seen) = fake_sns(200, OK).await;
     let topic = "arn:aws:sns:eu-west-1:123456789012:pisync-alerts";
     SnsPublisher::new(client_config(&url), topic)
-        .publish(&alert())
+        .publish(&example_alert())
         .await
         .unwrap();
     let seen = seen.lock().unwrap();
@@ -147,7 +134,7 @@ async fn publishes_the_contract_message_with_attributes_and_subject() {
     assert_eq!(per_protocol["email-json"].as_str(), Some(default));
     assert_eq!(
         per_protocol["email"].as_str(),
-        Some(alert().email_text(None).as_str())
+        Some(example_alert().email_text(None).as_str())
     );
     let sms = per_protocol["sms"].as_str().unwrap();
     assert!(
@@ -212,7 +199,7 @@ async fn fifo_topics_get_group_and_deduplication_ids() {
 async fn sns_errors_are_reported_not_swallowed() {
     let (url, _) = fake_sns(404, NOT_FOUND).await;
     let err = SnsPublisher::new(client_config(&url), "arn:aws:sns:eu-west-1:123456789012:gone")
-        .publish(&alert())
+        .publish(&example_alert())
         .await
         .unwrap_err();
     assert!(err.to_string().contains("NotFound"), "{err}");
@@ -223,7 +210,7 @@ async fn the_email_links_to_the_device_when_the_dashboard_url_is_known() {
     let (url, seen) = fake_sns(200, OK).await;
     SnsPublisher::new(client_config(&url), "arn:aws:sns:eu-west-1:123456789012:a")
         .with_dashboard_url(Some("https://ops.example/dashboard".into()))
-        .publish(&alert())
+        .publish(&example_alert())
         .await
         .unwrap();
     let seen = seen.lock().unwrap();

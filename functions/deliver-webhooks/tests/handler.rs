@@ -5,13 +5,11 @@ use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use deliver_webhooks::{handle, DeliverWebhooks};
 use pisync_shared::adapters::webhook::HttpsWebhook;
-use pisync_shared::domain::event::DeviceId;
-use pisync_shared::domain::notice::{FailureAlert, Notice};
 use pisync_shared::domain::webhook::{signature, RetryPolicy};
 use pisync_shared::ports::{DeliveryQueue, StoreError};
+use pisync_shared::test_util::example_alert;
 use pisync_shared::test_util::lambda_events::{events_dir, files_of};
 use pisync_shared::test_util::receiver::Receiver;
-use pisync_shared::EventTime;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,20 +36,6 @@ impl DeliveryQueue for RecordedQueue {
             .push((body.to_owned(), reason.to_owned()));
         Ok(())
     }
-}
-
-fn alert() -> Notice {
-    let t = |s| EventTime::parse_rfc3339(s).unwrap();
-    Notice::RepeatedFailures(FailureAlert {
-        device_id: DeviceId::parse("device_12345").unwrap(),
-        consecutive_failures: 3,
-        threshold: 3,
-        streak_started_at: t("2025-05-07T10:31:00Z"),
-        last_failure_at: t("2025-05-07T10:33:00Z"),
-        last_total_errors: 2,
-        detected_at: t("2025-05-07T10:33:01Z"),
-        alert_id: "device_12345@start".into(),
-    })
 }
 
 /// An SQS message as the queue hands it over: the notice JSON (raw delivery).
@@ -107,7 +91,7 @@ async fn the_example_message_is_delivered() {
 #[tokio::test]
 async fn a_delivery_is_the_notice_and_a_text_line_signed_over_timestamp_and_body() {
     let (receiver, queue, deps) = setup().await;
-    let delivered = handle(&deps, batch(vec![message(&alert().to_json(), 1, 0)]), NOW).await;
+    let delivered = handle(&deps, batch(vec![message(&example_alert().to_json(), 1, 0)]), NOW).await;
     assert!(delivered.response.batch_item_failures.is_empty());
     let [request] = receiver.received().try_into().unwrap();
     let timestamp = request.header("x-pisync-timestamp").unwrap();
@@ -119,7 +103,7 @@ async fn a_delivery_is_the_notice_and_a_text_line_signed_over_timestamp_and_body
     );
     assert_eq!(request.header("content-type"), Some("application/json"));
     let body: serde_json::Value = serde_json::from_str(&request.body).unwrap();
-    let contract: serde_json::Value = serde_json::from_str(&alert().to_json()).unwrap();
+    let contract: serde_json::Value = serde_json::from_str(&example_alert().to_json()).unwrap();
     for (field, value) in contract.as_object().unwrap() {
         assert_eq!(&body[field], value, "{field}");
     }
@@ -135,8 +119,13 @@ async fn a_delivery_is_the_notice_and_a_text_line_signed_over_timestamp_and_body
 async fn server_errors_and_throttling_are_retried_with_backoff() {
     let (receiver, queue, deps) = setup().await;
     receiver.answer_with(&[500, 429]);
-    let first = handle(&deps, batch(vec![message(&alert().to_json(), 1, 0)]), NOW).await;
-    let second = handle(&deps, batch(vec![message(&alert().to_json(), 2, 10_000)]), NOW).await;
+    let first = handle(&deps, batch(vec![message(&example_alert().to_json(), 1, 0)]), NOW).await;
+    let second = handle(
+        &deps,
+        batch(vec![message(&example_alert().to_json(), 2, 10_000)]),
+        NOW,
+    )
+    .await;
     assert_eq!(first.response.batch_item_failures[0].item_identifier, "m-1");
     assert_eq!(second.response.batch_item_failures.len(), 1);
     assert_eq!(
@@ -147,7 +136,12 @@ async fn server_errors_and_throttling_are_retried_with_backoff() {
         ],
         "the first retry within 10 seconds, then twice as long"
     );
-    let third = handle(&deps, batch(vec![message(&alert().to_json(), 3, 30_000)]), NOW).await;
+    let third = handle(
+        &deps,
+        batch(vec![message(&example_alert().to_json(), 3, 30_000)]),
+        NOW,
+    )
+    .await;
     assert!(
         third.response.batch_item_failures.is_empty(),
         "the receiver is back"
@@ -159,7 +153,7 @@ async fn server_errors_and_throttling_are_retried_with_backoff() {
 async fn a_receiver_that_hangs_is_a_timeout_and_retried() {
     let (receiver, queue, deps) = setup().await;
     receiver.answer_with(&[0]);
-    let delivered = handle(&deps, batch(vec![message(&alert().to_json(), 1, 0)]), NOW).await;
+    let delivered = handle(&deps, batch(vec![message(&example_alert().to_json(), 1, 0)]), NOW).await;
     assert_eq!(delivered.response.batch_item_failures.len(), 1);
     assert_eq!(queue.delayed.lock().unwrap().len(), 1);
 }
@@ -168,14 +162,14 @@ async fn a_receiver_that_hangs_is_a_timeout_and_retried() {
 async fn a_rejection_or_a_day_of_failures_dead_letters_the_delivery() {
     let (receiver, queue, deps) = setup().await;
     receiver.answer_with(&[404, 503]);
-    let rejected = handle(&deps, batch(vec![message(&alert().to_json(), 1, 0)]), NOW).await;
+    let rejected = handle(&deps, batch(vec![message(&example_alert().to_json(), 1, 0)]), NOW).await;
     assert!(
         rejected.response.batch_item_failures.is_empty(),
         "removed from the queue"
     );
     let day_old = handle(
         &deps,
-        batch(vec![message(&alert().to_json(), 30, 86_400_000)]),
+        batch(vec![message(&example_alert().to_json(), 30, 86_400_000)]),
         NOW,
     )
     .await;
