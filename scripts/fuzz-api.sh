@@ -17,9 +17,12 @@ examples="${PISYNC_FUZZ_EXAMPLES:-400}"
 cargo build -q -p pisync-local
 bin=target/debug/pisync-local
 work="$(mktemp -d)"
-pids=()
+# Each runner's pid goes to a file: `start` runs in a command substitution (a
+# subshell), so a shell array set there would be lost and the runners left running.
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pidfile in "$work"/*/pid; do
+    [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -28,7 +31,7 @@ start() { # start NAME [FLAGS…]: prints the base URL
   local name="$1"; shift
   mkdir -p "$work/$name"
   "$bin" --addr 127.0.0.1:0 --data-dir "$work/$name" "$@" >"$work/$name/stdout" 2>"$work/$name/stderr" &
-  pids+=("$!")
+  echo "$!" >"$work/$name/pid"
   for _ in $(seq 1 100); do
     if [ -s "$work/$name/stdout" ]; then
       head -1 "$work/$name/stdout" | sed 's/^pisync-local listening on //'
