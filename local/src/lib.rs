@@ -99,11 +99,7 @@ fn webhook_secret(options: &cli::Options) -> Result<Vec<u8>, Failure> {
     }
     let path = options.data_dir.join(WEBHOOK_SECRET_FILE);
     let secret = owner_only_secret(&path, 32, || {
-        Ok(random_bytes(32)?
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-            .into_bytes())
+        Ok(pisync_shared::digest::hex(&random_bytes(32)?).into_bytes())
     })?;
     eprintln!(
         "pisync-local: webhook deliveries are signed with the secret in {}",

@@ -16,6 +16,7 @@
 pub mod adapters;
 pub mod auth;
 pub mod config;
+pub mod digest;
 pub mod domain;
 pub mod http;
 pub mod logging;

@@ -9,9 +9,9 @@ use lambda_http::http::header::{
 };
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
+use pisync_shared::digest::short_sha256;
 use pisync_shared::http::routes::{DASHBOARD, DASHBOARD_FILE};
 use pisync_shared::http::{self, ApiError, Call, SECURITY_HEADERS};
-use sha2::{Digest, Sha256};
 
 /// The pinned uPlot release the files come from (`static/vendor/`, with its licence).
 pub const UPLOT_VERSION: &str = "1.6.32";
@@ -151,9 +151,7 @@ pub async fn handle(deps: &ServeDashboard, req: Request) -> Response<Body> {
 
 /// A strong validator: the first 128 bits of the file's SHA-256.
 fn entity_tag(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("\"{hex}\"")
+    format!("\"{}\"", short_sha256(bytes))
 }
 
 /// The dashboard's routes are public: [`Call::admit`] never consults an authenticator

@@ -2,6 +2,7 @@
 //! without downtime: tokens name the key that signed them, new tokens use the current
 //! key, and a key stays accepted until it is removed from the set.
 
+use crate::digest::hex;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -110,10 +111,6 @@ pub fn valid_kid(kid: &str) -> bool {
         && kid
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

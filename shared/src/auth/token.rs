@@ -12,8 +12,9 @@
 //! is refused before anything is decoded, and the MAC is checked in constant time
 //! (`hmac`'s `verify_slice`, which compares with `subtle`) before the payload is read.
 
-use super::keys::{hex, valid_kid, SigningKeys};
+use super::keys::{valid_kid, SigningKeys};
 use super::Scope;
+use crate::digest::hex;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::Mac;

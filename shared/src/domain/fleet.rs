@@ -1,6 +1,7 @@
 //! The fleet at a glance: how many devices are healthy, failing and silent, and per
 //! UTC day (of the device timestamps) how many syncs there were and how they went.
 
+use crate::digest::short_sha256;
 use crate::domain::device::Status;
 use crate::domain::event::{Outcome, StoredEvent};
 use crate::domain::time::EventTime;
@@ -113,12 +114,9 @@ impl DayAddition {
     /// The key comes from the first event's identity: every stored event is applied
     /// (new) exactly once, so no other addition can have it.
     pub fn of(events: &[StoredEvent]) -> Option<Self> {
-        use sha2::{Digest, Sha256};
         let first = events.first()?;
-        let digest = Sha256::digest(format!("{}|{}", first.device_id, first.timestamp));
-        let key = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
         Some(Self {
-            key,
+            key: short_sha256(format!("{}|{}", first.device_id, first.timestamp).as_bytes()),
             days: day_totals(events),
         })
     }

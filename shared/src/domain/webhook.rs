@@ -32,13 +32,7 @@ pub fn signature(secret: &[u8], timestamp: i64, body: &str) -> String {
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body.as_bytes());
-    let digest = mac.finalize().into_bytes();
-    let mut hex = String::with_capacity(7 + 64);
-    hex.push_str("sha256=");
-    for byte in digest {
-        hex.push_str(&format!("{byte:02x}"));
-    }
-    hex
+    format!("sha256={}", crate::digest::hex(&mac.finalize().into_bytes()))
 }
 
 /// Signs `body` (a [`payload`]) at `timestamp` (Unix seconds) and POSTs it.

@@ -3,6 +3,7 @@
 
 use super::item::{day_partitions, day_pk, day_sk, COUNTS_SK, DAY_SHARDS, FLEET_PK, OUTBOX_PK};
 use super::{built, corrupt, n, s, unavailable, DynamoStore, Units};
+use crate::digest::short_sha256;
 use crate::domain::fleet::{Day, DayAddition, DayTotals, FleetCounts};
 use crate::ports::{Outbox, OutboxEntry, ReadFleet, RecordDays, StoreError};
 use async_trait::async_trait;
@@ -14,9 +15,7 @@ use std::collections::BTreeMap;
 /// and region, so the token names the table too: two stacks (or test tables) adding
 /// the same events' days never mistake each other's additions for retries.
 fn idempotency_token(table: &str, key: &str, chunk: usize) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(format!("{table}|{key}|{chunk}"));
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    short_sha256(format!("{table}|{key}|{chunk}").as_bytes())
 }
 
 /// Most actions in one `TransactWriteItems`.
