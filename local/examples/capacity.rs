@@ -8,7 +8,6 @@
 //! 1000) device states are loaded too (90% healthy, 5% failing, 5% silent), so the
 //! fleet reads can be compared across fleet sizes.
 
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use pisync_shared::adapters::dynamodb::item::{EventItem, StateItem};
 use pisync_shared::adapters::dynamodb::{CapacityMeter, DynamoStore};
 use pisync_shared::domain::delivery::deliver_pending;
@@ -81,49 +80,6 @@ fn row(name: &str, (read, write): (f64, f64), note: &str) {
     println!("| {name} | {read:.2} | {write:.2} | {note} |");
 }
 
-/// Writes `items` with `BatchWriteItem` from 16 concurrent writers (not measured).
-async fn load(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-    items: Vec<serde_dynamo::Item>,
-) -> Result<(), Failure> {
-    let chunks: Vec<Vec<serde_dynamo::Item>> = items.chunks(25).map(<[_]>::to_vec).collect();
-    let chunks = Arc::new(std::sync::Mutex::new(chunks));
-    let mut writers = tokio::task::JoinSet::new();
-    for _ in 0..16 {
-        let (client, table, chunks) = (client.clone(), table.to_owned(), chunks.clone());
-        writers.spawn(async move {
-            loop {
-                let Some(chunk) = chunks.lock().ok().and_then(|mut c| c.pop()) else {
-                    return Ok::<(), Failure>(());
-                };
-                let mut pending = Some(
-                    chunk
-                        .into_iter()
-                        .map(|item| {
-                            Ok(WriteRequest::builder()
-                                .put_request(PutRequest::builder().set_item(Some(item.into())).build()?)
-                                .build())
-                        })
-                        .collect::<Result<Vec<_>, Failure>>()?,
-                );
-                while let Some(requests) = pending.take().filter(|r| !r.is_empty()) {
-                    let out = client
-                        .batch_write_item()
-                        .request_items(&table, requests)
-                        .send()
-                        .await?;
-                    pending = out.unprocessed_items.and_then(|mut u| u.remove(&table));
-                }
-            }
-        });
-    }
-    while let Some(done) = writers.join_next().await {
-        done??;
-    }
-    Ok(())
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Failure> {
     let mut args = std::env::args().skip(1);
@@ -170,7 +126,7 @@ async fn main() -> Result<(), Failure> {
             &state, 1, status, failing,
         )?)?);
     }
-    load(&client, &table, items).await?;
+    store.put_items(items).await?;
     meter.take();
 
     println!("| operation ({stored} stored events, {fleet} devices) | read units | write units | note |");

@@ -206,37 +206,7 @@ async fn main() -> Result<(), Failure> {
             .chain((0..run).map(|i| event(10 * (i as i64 + 1), 1)))
             .map(|e| EventItem::new(&e, None).to_item())
             .collect::<Result<_, _>>()?;
-        for chunk in items.chunks(25) {
-            let mut pending: Option<Vec<aws_sdk_dynamodb::types::WriteRequest>> = Some(
-                chunk
-                    .iter()
-                    .map(
-                        |item: &std::collections::HashMap<
-                            String,
-                            aws_sdk_dynamodb::types::AttributeValue,
-                        >| {
-                            Ok::<_, Failure>(
-                                aws_sdk_dynamodb::types::WriteRequest::builder()
-                                    .put_request(
-                                        aws_sdk_dynamodb::types::PutRequest::builder()
-                                            .set_item(Some(item.clone()))
-                                            .build()?,
-                                    )
-                                    .build(),
-                            )
-                        },
-                    )
-                    .collect::<Result<_, _>>()?,
-            );
-            while let Some(requests) = pending.take().filter(|r| !r.is_empty()) {
-                let out = client
-                    .batch_write_item()
-                    .request_items(&table, requests)
-                    .send()
-                    .await?;
-                pending = out.unprocessed_items.and_then(|mut u| u.remove(&table));
-            }
-        }
+        store.put_items(items).await?;
         measure(&store, &store, &store, run, Some(&meter)).await?;
         client.delete_table().table_name(&table).send().await?;
     }

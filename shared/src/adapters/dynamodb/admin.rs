@@ -3,12 +3,12 @@
 //! capacity. Behind the `dynamodb-admin` feature, so it never ships in a Lambda.
 
 use super::item::{Projected, INDEXES, STREAM_VIEW, TABLE_KEYS, TTL_ATTRIBUTE};
-use super::{unavailable, DynamoCredentials, DynamoStore, Units, CREDENTIALS_KEY};
+use super::{unavailable, DynamoCredentials, DynamoStore, Item, Units, CREDENTIALS_KEY};
 use crate::ports::StoreError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, ConsumedCapacity, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
-    TimeToLiveSpecification,
+    Projection, ProjectionType, PutRequest, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification, WriteRequest,
 };
 use std::sync::{Arc, Mutex};
 
@@ -137,6 +137,50 @@ impl DynamoStore {
             .await
         {
             tracing::warn!(error = ?e, "could not enable TTL");
+        }
+        Ok(())
+    }
+
+    /// Writes `items` with `BatchWriteItem`, 25 a request from 16 concurrent writers,
+    /// resending what DynamoDB leaves unprocessed: loading benchmark data fast. Not
+    /// metered, and no condition: the items are taken as they are.
+    pub async fn put_items(&self, items: Vec<Item>) -> Result<(), StoreError> {
+        let chunks: Vec<Vec<Item>> = items.chunks(25).map(<[_]>::to_vec).collect();
+        let chunks = Arc::new(Mutex::new(chunks));
+        let mut writers = tokio::task::JoinSet::new();
+        for _ in 0..16 {
+            let (client, table, chunks) = (self.client.clone(), self.table.clone(), chunks.clone());
+            writers.spawn(async move {
+                loop {
+                    let Some(chunk) = chunks.lock().ok().and_then(|mut c| c.pop()) else {
+                        return Ok::<(), StoreError>(());
+                    };
+                    let mut pending = Some(
+                        chunk
+                            .into_iter()
+                            .map(|item| {
+                                let put = PutRequest::builder()
+                                    .set_item(Some(item))
+                                    .build()
+                                    .map_err(|e| StoreError::unavailable("PutRequest", e))?;
+                                Ok(WriteRequest::builder().put_request(put).build())
+                            })
+                            .collect::<Result<Vec<_>, StoreError>>()?,
+                    );
+                    while let Some(requests) = pending.take().filter(|r| !r.is_empty()) {
+                        let out = client
+                            .batch_write_item()
+                            .request_items(&table, requests)
+                            .send()
+                            .await
+                            .map_err(unavailable("BatchWriteItem"))?;
+                        pending = out.unprocessed_items.and_then(|mut u| u.remove(&table));
+                    }
+                }
+            });
+        }
+        while let Some(done) = writers.join_next().await {
+            done.map_err(|e| StoreError::unavailable("BatchWriteItem writer", e))??;
         }
         Ok(())
     }
