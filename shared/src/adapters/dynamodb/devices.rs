@@ -306,10 +306,9 @@ impl DeviceStates for DynamoStore {
         }
     }
 
-    /// One strongly consistent query over the window's events, oldest first, keeping
-    /// only failures and only their timestamps.
-    /// One page of a `Query` over the window, filtered to failures, projecting only
-    /// the timestamp: at most 1 MB of the device's events read.
+    /// One page of a strongly consistent `Query` over the window, oldest first,
+    /// filtered to failures, projecting only the timestamp: at most 1 MB of the
+    /// device's events read.
     async fn count_run(&self, device: &DeviceId, window: RunWindow) -> Result<RunCount, StoreError> {
         let lo = window
             .after

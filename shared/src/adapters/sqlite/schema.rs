@@ -68,6 +68,8 @@ CREATE TABLE IF NOT EXISTS day_additions (
     key      TEXT PRIMARY KEY,
     added_at INTEGER NOT NULL                               -- ms since epoch
 ) WITHOUT ROWID;
+-- Every addition drops the keys older than a day: a range, not a scan of the table.
+CREATE INDEX IF NOT EXISTS day_additions_added_at ON day_additions (added_at);
 -- Each device's current credential, as the SHA-256 of its token (never the token).
 CREATE TABLE IF NOT EXISTS device_credentials (
     device_id    TEXT PRIMARY KEY,
@@ -147,7 +149,6 @@ pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     tx.commit()
 }
 
-/// Adds `totals` to `day`'s row.
 /// Adds an addition's days unless its key was added before (kept a day; a retry comes
 /// within seconds).
 pub(super) fn add_days(conn: &Connection, addition: &DayAddition) -> rusqlite::Result<()> {
@@ -166,6 +167,7 @@ pub(super) fn add_days(conn: &Connection, addition: &DayAddition) -> rusqlite::R
         .try_for_each(|(day, totals)| add_day(conn, *day, totals))
 }
 
+/// Adds `totals` to `day`'s row.
 fn add_day(conn: &Connection, day: Day, totals: &DayTotals) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO days (day, syncs, failures, files_synced, speed_sum) VALUES (?1, ?2, ?3, ?4, ?5)
