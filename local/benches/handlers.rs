@@ -97,6 +97,7 @@ fn handlers(c: &mut Criterion) {
         days: Arc::new(store.clone()),
         outbox: Arc::new(store.clone()),
         rules: Rules::default(),
+        owed: Default::default(),
         alerts: Arc::new(Discard),
     };
     let m = AtomicU64::new(0);

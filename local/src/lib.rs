@@ -159,6 +159,7 @@ pub async fn run(options: cli::Options) -> Result<(), Failure> {
         outbox: store.outbox.clone(),
         alerts: alerts.clone(),
         rules,
+        owed: Default::default(),
     };
     match store.changes {
         Changes::Sqlite(ref sqlite) => {

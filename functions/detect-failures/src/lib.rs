@@ -13,7 +13,7 @@ use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use pisync_shared::adapters::dynamodb::item::event_from_image;
 use pisync_shared::domain::applied::StreamPosition;
-use pisync_shared::domain::delivery::deliver_pending;
+use pisync_shared::domain::delivery::{deliver_pending, Owed};
 use pisync_shared::domain::detection::{apply_records, Record, Rules};
 use pisync_shared::domain::fleet::DayAddition;
 use pisync_shared::metrics::Figures;
@@ -32,6 +32,9 @@ pub struct DetectFailures {
     pub outbox: Arc<dyn Outbox>,
     pub alerts: Arc<dyn AlertPublisher>,
     pub rules: Rules,
+    /// Shared by the clones: a round that left notices behind makes the next batch
+    /// deliver too.
+    pub owed: Arc<Owed>,
 }
 
 /// What one batch did: Lambda's answer, and the figures to report.
@@ -133,9 +136,12 @@ pub async fn detect(deps: &DetectFailures, event: Event) -> Detected {
             tokio::time::sleep(std::time::Duration::from_millis(250 << attempt)).await;
         }
     }
-    if decided > 0 {
-        // What fails waits in the outbox for the next round; the records succeed.
-        figures.delivered(deliver_pending(deps.outbox.as_ref(), deps.alerts.as_ref()).await);
+    if decided > 0 || deps.owed.is_owed() {
+        // What fails waits in the outbox for the next round (the next batch here, or
+        // the scheduled one); the records succeed.
+        let round = deliver_pending(deps.outbox.as_ref(), deps.alerts.as_ref()).await;
+        deps.owed.after(&round);
+        figures.delivered(round);
     }
     let mut response = DynamoDbEventResponse::default();
     if let Some(position) = first_failed {

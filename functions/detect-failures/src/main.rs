@@ -21,6 +21,7 @@ async fn main() -> Result<(), Error> {
         outbox: store,
         alerts: Arc::new(PublishOnce::new(SnsPublisher::from_config(&sdk, &config)?)),
         rules: config.rules(),
+        owed: Default::default(),
     };
     run(service_fn(|event: LambdaEvent<Event>| async {
         let detected = detect(&deps, event.payload).await;

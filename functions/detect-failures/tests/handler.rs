@@ -37,6 +37,7 @@ fn setup() -> Setup {
         outbox: Arc::new(store.clone()),
         alerts: alerts.clone(),
         rules: Rules::default(),
+        owed: Default::default(),
     };
     Setup {
         _dir: dir,
@@ -162,12 +163,25 @@ async fn a_failed_publish_leaves_the_alert_waiting_not_the_records() {
     assert_eq!(streak(&s).await, 3);
     assert_eq!(s.store.pending(10).await.unwrap().len(), 1, "the alert waits");
     s.alerts.set_failing(false);
-    // A redelivery neither decides the alert again nor needs to publish it.
+    // The next batch delivers what the failed round left, though it decides nothing
+    // (a redelivery here); later rounds find nothing more to send.
     handle(&s.detect, stream_event("detect-failures/three-failures.json")).await;
-    assert!(s.alerts.kinds().is_empty());
-    deliver_pending(&s.store, s.alerts.as_ref()).await.unwrap();
+    assert_eq!(s.alerts.kinds(), ["device.repeated_sync_failures"]);
+    assert!(s.store.pending(10).await.unwrap().is_empty());
     deliver_pending(&s.store, s.alerts.as_ref()).await.unwrap();
     assert_eq!(s.alerts.kinds(), ["device.repeated_sync_failures"]);
+}
+
+/// Once every notice is out, a batch that decides nothing does not read the outbox.
+#[tokio::test]
+async fn a_batch_deciding_nothing_delivers_only_when_a_round_left_notices() {
+    let s = setup();
+    store(&s, &FAILURES).await;
+    handle(&s.detect, stream_event("detect-failures/three-failures.json")).await;
+    assert!(!s.detect.owed.is_owed(), "the round published everything");
+    s.alerts.set_failing(true);
+    let redelivered = detect(&s.detect, stream_event("detect-failures/three-failures.json")).await;
+    assert_eq!(redelivered.figures.publish_failures, 0, "no round was run");
 }
 
 /// When a device's state cannot be saved, its lowest stream position is reported, so

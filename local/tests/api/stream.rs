@@ -46,6 +46,7 @@ async fn setup() -> Setup {
             outbox: Arc::new(store.clone()),
             alerts: alerts.clone(),
             rules: Rules::default(),
+            owed: Default::default(),
         },
         streams: aws_sdk_dynamodbstreams::Client::new(&sdk),
         store,

@@ -7,6 +7,7 @@ use crate::domain::notice::Notice;
 use crate::ports::{AlertPublisher, Outbox, PublishError, StoreError};
 use async_trait::async_trait;
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// Most notices one delivery round takes from the outbox.
@@ -46,6 +47,28 @@ pub async fn deliver_pending(
         }
     }
     Ok(delivered)
+}
+
+/// Whether this process's last delivery round may have left notices in the outbox
+/// (the store or the channel failed, or the round was full). The stream consumer then
+/// delivers with its next batch even if that batch decides nothing, so a notice held
+/// up by an outage goes out with the next records, not only at the scheduled round.
+#[derive(Debug, Default)]
+pub struct Owed(AtomicBool);
+
+impl Owed {
+    pub fn is_owed(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Remembers what a round left behind.
+    pub fn after(&self, round: &Result<Delivered, StoreError>) {
+        let left_some = match round {
+            Ok(delivered) => delivered.failed > 0 || delivered.published.len() >= NOTICES_PER_ROUND,
+            Err(_) => true,
+        };
+        self.0.store(left_some, Ordering::Relaxed);
+    }
 }
 
 /// Notice ids this process remembers having published.
@@ -114,17 +137,38 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_round_is_owed_after_a_failure_or_a_full_round_only() {
+        let owed = Owed::default();
+        let round = |failed, published| {
+            Ok(Delivered {
+                published: vec![recovery("d@start"); published],
+                failed,
+            })
+        };
+        owed.after(&Err(StoreError::unavailable_because("down")));
+        assert!(owed.is_owed());
+        owed.after(&round(0, 1));
+        assert!(!owed.is_owed());
+        owed.after(&round(1, 0));
+        assert!(owed.is_owed());
+        owed.after(&round(0, NOTICES_PER_ROUND));
+        assert!(owed.is_owed(), "a full round may have left more");
+    }
+
+    fn recovery(alert_id: &str) -> Notice {
+        Notice::Recovered(RecoveryNotice {
+            device_id: DeviceId::parse("d").unwrap(),
+            failures_before_recovery: 3,
+            recovered_at: EventTime::EPOCH,
+            alert_id: alert_id.into(),
+        })
+    }
+
     #[tokio::test]
     async fn a_notice_published_once_is_not_sent_again_by_this_process() {
         let once = PublishOnce::new(Counting::default());
-        let notice = |alert_id: &str| {
-            Notice::Recovered(RecoveryNotice {
-                device_id: DeviceId::parse("d").unwrap(),
-                failures_before_recovery: 3,
-                recovered_at: EventTime::EPOCH,
-                alert_id: alert_id.into(),
-            })
-        };
+        let notice = recovery;
         once.publish(&notice("d@start")).await.unwrap();
         once.publish(&notice("d@start")).await.unwrap();
         once.publish(&notice("d@other")).await.unwrap();
