@@ -263,3 +263,53 @@ async fn notices_wait_out_an_sns_outage_and_go_out_when_it_ends() {
         .collect();
     assert_eq!(kinds, ["device.repeated_sync_failures", "device.sync_recovered"]);
 }
+
+/// An SNS endpoint that takes connections and never answers: each publish gives up at
+/// its timeout, and a delivery round stops after `FAILURES_PER_ROUND` of them, so a
+/// hanging channel holds the batch that delivers for seconds, not until Lambda's
+/// timeout fails it. Everything stays in the outbox for the next round.
+#[tokio::test]
+async fn a_hanging_sns_fails_each_publish_and_the_round_stops_early() {
+    use pisync_shared::domain::delivery::{deliver_pending, FAILURES_PER_ROUND};
+    use pisync_shared::domain::detection::{apply_event, Rules};
+    use pisync_shared::ports::{Outbox, RecordEvents};
+    use pisync_shared::test_util::{sqlite_store, stored_event};
+    use std::sync::atomic::AtomicUsize;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    let publisher = SnsPublisher::new(client_config(&url), "arn:aws:sns:eu-west-1:123456789012:a");
+    let (_dir, store) = sqlite_store();
+    let devices = FAILURES_PER_ROUND + 2;
+    for d in 0..devices {
+        for m in 1..=3 {
+            let e = stored_event(&format!("hanging-{d}"), m, 1);
+            store.record(e.clone()).await.unwrap();
+            apply_event(&store, Rules::default(), &e, e.received_at)
+                .await
+                .unwrap();
+        }
+    }
+    let round = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        deliver_pending(&store, &publisher),
+    )
+    .await
+    .expect("the round ends")
+    .unwrap();
+    assert_eq!((round.published.len(), round.failed), (0, FAILURES_PER_ROUND));
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        FAILURES_PER_ROUND,
+        "one attempt per failed publish (retries are off here)"
+    );
+    assert_eq!(store.pending(10).await.unwrap().len(), devices, "all wait");
+}

@@ -11,15 +11,27 @@
 //! The SDK client is built on the first publish, not at init: most detect-failures
 //! sandboxes never publish, and building an SNS client (its endpoint rules and TLS
 //! setup) is a third of that function's init work (docs/performance.md).
+//!
+//! A publish gives up after [`PUBLISH_ATTEMPT_TIMEOUT`] per attempt and
+//! [`PUBLISH_TIMEOUT`] in all (the SDK sets none by default): SNS answers in tens of
+//! milliseconds, and an endpoint that hangs must not hold the stream batch that is
+//! delivering until Lambda's own timeout fails it.
 
 use super::aws::describe_sdk_error;
 use crate::domain::notice::Notice;
 use crate::ports::alerts::{AlertPublisher, PublishError};
 use async_trait::async_trait;
+use aws_sdk_sns::config::timeout::TimeoutConfig;
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_sns::{Client, Config};
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// Longest wait for one attempt at publishing.
+pub const PUBLISH_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest wait for a publish, retries included.
+pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(4);
 
 #[derive(Clone)]
 pub struct SnsPublisher {
@@ -31,9 +43,14 @@ pub struct SnsPublisher {
 }
 
 impl SnsPublisher {
+    /// A publisher over `config`, with the publish timeouts above.
     pub fn new(config: Config, topic_arn: impl Into<String>) -> Self {
+        let timeouts = TimeoutConfig::builder()
+            .operation_attempt_timeout(PUBLISH_ATTEMPT_TIMEOUT)
+            .operation_timeout(PUBLISH_TIMEOUT)
+            .build();
         Self {
-            config,
+            config: config.to_builder().timeout_config(timeouts).build(),
             client: Arc::default(),
             topic_arn: topic_arn.into(),
             dashboard_url: None,
@@ -96,7 +113,7 @@ impl AlertPublisher for SnsPublisher {
             .message_attributes("alert_id", string_attribute(&notice.notice_id())?);
         if self.topic_arn.ends_with(".fifo") {
             // Dedup ids are at most 128 characters: hash the notice id.
-            let dedup = format!("{:x}", Sha256::digest(notice.notice_id().as_bytes()));
+            let dedup = crate::digest::hex(&Sha256::digest(notice.notice_id().as_bytes()));
             request = request
                 .message_group_id(notice.device_id().as_str())
                 .message_deduplication_id(dedup);

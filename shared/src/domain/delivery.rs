@@ -13,6 +13,11 @@ use std::sync::Mutex;
 /// Most notices one delivery round takes from the outbox.
 pub const NOTICES_PER_ROUND: usize = 100;
 
+/// Failed publishes after which a round stops, taking the channel to be down: a
+/// failing or hanging channel costs a round at most this many publish timeouts, and
+/// the rest wait for the next round.
+pub const FAILURES_PER_ROUND: usize = 3;
+
 /// What one delivery round did.
 #[derive(Debug, Default)]
 pub struct Delivered {
@@ -43,6 +48,9 @@ pub async fn deliver_pending(
                 tracing::warn!(error = %err, event_type = entry.notice.event_type(), device_id = %device, "notice not published; it stays in the outbox");
                 held.insert(device.clone());
                 delivered.failed += 1;
+                if delivered.failed == FAILURES_PER_ROUND {
+                    break;
+                }
             }
         }
     }
