@@ -57,6 +57,15 @@ fn batch(messages: Vec<SqsMessage>) -> SqsEvent {
     event
 }
 
+/// A batch of one: the example alert, on its `receive_count`th receipt.
+fn alert_batch(receive_count: u32, sent_ms_ago: i64) -> SqsEvent {
+    batch(vec![message(
+        &example_alert().to_json(),
+        receive_count,
+        sent_ms_ago,
+    )])
+}
+
 async fn setup() -> (Receiver, Arc<RecordedQueue>, DeliverWebhooks) {
     let receiver = Receiver::start().await;
     let queue = Arc::new(RecordedQueue::default());
@@ -91,7 +100,7 @@ async fn the_example_message_is_delivered() {
 #[tokio::test]
 async fn a_delivery_is_the_notice_and_a_text_line_signed_over_timestamp_and_body() {
     let (receiver, queue, deps) = setup().await;
-    let delivered = handle(&deps, batch(vec![message(&example_alert().to_json(), 1, 0)]), NOW).await;
+    let delivered = handle(&deps, alert_batch(1, 0), NOW).await;
     assert!(delivered.response.batch_item_failures.is_empty());
     let [request] = receiver.received().try_into().unwrap();
     let timestamp = request.header("x-pisync-timestamp").unwrap();
@@ -119,13 +128,8 @@ async fn a_delivery_is_the_notice_and_a_text_line_signed_over_timestamp_and_body
 async fn server_errors_and_throttling_are_retried_with_backoff() {
     let (receiver, queue, deps) = setup().await;
     receiver.answer_with(&[500, 429]);
-    let first = handle(&deps, batch(vec![message(&example_alert().to_json(), 1, 0)]), NOW).await;
-    let second = handle(
-        &deps,
-        batch(vec![message(&example_alert().to_json(), 2, 10_000)]),
-        NOW,
-    )
-    .await;
+    let first = handle(&deps, alert_batch(1, 0), NOW).await;
+    let second = handle(&deps, alert_batch(2, 10_000), NOW).await;
     assert_eq!(first.response.batch_item_failures[0].item_identifier, "m-1");
     assert_eq!(second.response.batch_item_failures.len(), 1);
     assert_eq!(
@@ -136,12 +140,7 @@ async fn server_errors_and_throttling_are_retried_with_backoff() {
         ],
         "the first retry within 10 seconds, then twice as long"
     );
-    let third = handle(
-        &deps,
-        batch(vec![message(&example_alert().to_json(), 3, 30_000)]),
-        NOW,
-    )
-    .await;
+    let third = handle(&deps, alert_batch(3, 30_000), NOW).await;
     assert!(
         third.response.batch_item_failures.is_empty(),
         "the receiver is back"
@@ -153,7 +152,7 @@ async fn server_errors_and_throttling_are_retried_with_backoff() {
 async fn a_receiver_that_hangs_is_a_timeout_and_retried() {
     let (receiver, queue, deps) = setup().await;
     receiver.answer_with(&[0]);
-    let delivered = handle(&deps, batch(vec![message(&example_alert().to_json(), 1, 0)]), NOW).await;
+    let delivered = handle(&deps, alert_batch(1, 0), NOW).await;
     assert_eq!(delivered.response.batch_item_failures.len(), 1);
     assert_eq!(queue.delayed.lock().unwrap().len(), 1);
 }
@@ -162,17 +161,12 @@ async fn a_receiver_that_hangs_is_a_timeout_and_retried() {
 async fn a_rejection_or_a_day_of_failures_dead_letters_the_delivery() {
     let (receiver, queue, deps) = setup().await;
     receiver.answer_with(&[404, 503]);
-    let rejected = handle(&deps, batch(vec![message(&example_alert().to_json(), 1, 0)]), NOW).await;
+    let rejected = handle(&deps, alert_batch(1, 0), NOW).await;
     assert!(
         rejected.response.batch_item_failures.is_empty(),
         "removed from the queue"
     );
-    let day_old = handle(
-        &deps,
-        batch(vec![message(&example_alert().to_json(), 30, 86_400_000)]),
-        NOW,
-    )
-    .await;
+    let day_old = handle(&deps, alert_batch(30, 86_400_000), NOW).await;
     assert!(day_old.response.batch_item_failures.is_empty());
     let reasons: Vec<String> = queue
         .dead

@@ -176,10 +176,9 @@ mod tests {
     #[tokio::test]
     async fn a_notice_published_once_is_not_sent_again_by_this_process() {
         let once = PublishOnce::new(Counting::default());
-        let notice = recovery;
-        once.publish(&notice("d@start")).await.unwrap();
-        once.publish(&notice("d@start")).await.unwrap();
-        once.publish(&notice("d@other")).await.unwrap();
+        once.publish(&recovery("d@start")).await.unwrap();
+        once.publish(&recovery("d@start")).await.unwrap();
+        once.publish(&recovery("d@other")).await.unwrap();
         assert_eq!(once.inner.0.load(Ordering::SeqCst), 2);
     }
 }
