@@ -297,7 +297,7 @@ async fn streaks_alerts_and_recovery(backend: Backend) {
     // A newest success recovers the device.
     assert_eq!(post("dev-s", 60, 0).await, 201);
     let alerts = r.wait_for_alerts(|a| a.len() >= 2);
-    assert_eq!(alerts.len(), 2);
+    assert_eq!(alerts.len(), 2, "{alerts:#?}");
     assert_eq!(alerts[1]["type"], "device.sync_recovered");
     assert_eq!(alerts[1]["device_id"], "dev-s");
     assert_eq!(alerts[1]["failures_before_recovery"], 3);

@@ -8,7 +8,6 @@ use crate::ports::{AlertPublisher, Outbox, PublishError, StoreError};
 use async_trait::async_trait;
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 
 /// Most notices one delivery round takes from the outbox.
 pub const NOTICES_PER_ROUND: usize = 100;
@@ -85,31 +84,23 @@ const REMEMBERED: usize = 4096;
 /// A publisher that publishes each notice at most once per process: when the outbox
 /// entry of a published notice could not be removed (the store failed right then),
 /// the next delivery round finds it again, and this skips it instead of sending it a
-/// second time. Across processes (a crash, another Lambda sandbox) a notice can still
-/// go out twice; subscribers tell by `alert_id`, and FIFO topics drop it themselves.
+/// second time; and when two rounds run at once (the stream's and the schedule's, in
+/// the local runner) and read the same entry, only the first sends it. Across
+/// processes (a crash, another Lambda sandbox) a notice can still go out twice;
+/// subscribers tell by `alert_id`, and FIFO topics drop it themselves.
 pub struct PublishOnce<P> {
     inner: P,
-    published: Mutex<VecDeque<String>>,
+    /// Held for the whole publish, so a second round asking for the same notice waits
+    /// for the first one's outcome. Publishes in one process are sequential anyway (a
+    /// Lambda sandbox runs one invocation at a time; a round publishes in turn).
+    published: tokio::sync::Mutex<VecDeque<String>>,
 }
 
 impl<P> PublishOnce<P> {
     pub fn new(inner: P) -> Self {
         Self {
             inner,
-            published: Mutex::new(VecDeque::new()),
-        }
-    }
-
-    fn seen(&self, id: &str) -> bool {
-        self.published.lock().is_ok_and(|ids| ids.iter().any(|p| p == id))
-    }
-
-    fn remember(&self, id: String) {
-        if let Ok(mut ids) = self.published.lock() {
-            if ids.len() == REMEMBERED {
-                ids.pop_front();
-            }
-            ids.push_back(id);
+            published: tokio::sync::Mutex::new(VecDeque::new()),
         }
     }
 }
@@ -118,11 +109,15 @@ impl<P> PublishOnce<P> {
 impl<P: AlertPublisher> AlertPublisher for PublishOnce<P> {
     async fn publish(&self, notice: &Notice) -> Result<(), PublishError> {
         let id = notice.notice_id();
-        if self.seen(&id) {
+        let mut published = self.published.lock().await;
+        if published.contains(&id) {
             return Ok(());
         }
         self.inner.publish(notice).await?;
-        self.remember(id);
+        if published.len() == REMEMBERED {
+            published.pop_front();
+        }
+        published.push_back(id);
         Ok(())
     }
 }
@@ -171,6 +166,30 @@ mod tests {
             recovered_at: EventTime::EPOCH,
             alert_id: alert_id.into(),
         })
+    }
+
+    /// A publisher that takes a while, as SNS or a slow disk does.
+    #[derive(Default)]
+    struct Slow(AtomicUsize);
+
+    #[async_trait]
+    impl AlertPublisher for Slow {
+        async fn publish(&self, _: &Notice) -> Result<(), PublishError> {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn two_rounds_at_once_publish_a_notice_they_both_read_once() {
+        // The stream's round and the scheduled round can read the same outbox entry at
+        // the same moment; only one of them may send it.
+        let once = PublishOnce::new(Slow::default());
+        let notice = recovery("d@start");
+        let (first, second) = tokio::join!(once.publish(&notice), once.publish(&notice));
+        assert!(first.is_ok() && second.is_ok());
+        assert_eq!(once.inner.0.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
