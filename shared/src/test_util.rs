@@ -49,6 +49,15 @@ pub fn stored_event(device_id: &str, m: i64, errors: u32) -> StoredEvent {
     }
 }
 
+/// Stores `event` and applies it as the stream consumer would, at its received time
+/// and with the default rules: a report going through PiSync on its own.
+pub async fn record_and_apply(store: &(impl crate::ports::RecordEvents + DeviceStates), event: &StoredEvent) {
+    store.record(event.clone()).await.expect("stored");
+    crate::domain::detection::apply_event(store, Default::default(), event, event.received_at)
+        .await
+        .expect("applied");
+}
+
 /// A stored event of `device` at an RFC 3339 `timestamp`, received at that time, with
 /// the figures of the example events in `events/` (42 files, 5.3 Mbit/s).
 pub fn stored_event_at(device_id: &str, timestamp: &str, errors: u32) -> StoredEvent {

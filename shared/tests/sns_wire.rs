@@ -4,12 +4,14 @@
 #![cfg(feature = "sns")]
 
 use pisync_shared::adapters::sns::SnsPublisher;
+use pisync_shared::domain::delivery::{deliver_pending, FAILURES_PER_ROUND};
 use pisync_shared::domain::notice::{Notice, RecoveryNotice};
 use pisync_shared::ports::alerts::AlertPublisher;
-use pisync_shared::test_util::example_alert;
+use pisync_shared::ports::Outbox;
+use pisync_shared::test_util::{example_alert, record_and_apply, sqlite_store, stored_event};
 use pisync_shared::{DeviceId, EventTime};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -226,21 +228,13 @@ async fn the_email_links_to_the_device_when_the_dashboard_url_is_known() {
 /// publishes everything — in order — once SNS answers again.
 #[tokio::test]
 async fn notices_wait_out_an_sns_outage_and_go_out_when_it_ends() {
-    use pisync_shared::domain::delivery::deliver_pending;
-    use pisync_shared::domain::detection::{apply_event, Rules};
-    use pisync_shared::ports::{Outbox, RecordEvents};
-    use pisync_shared::test_util::{sqlite_store, stored_event};
     const UNAVAILABLE: &str = r#"<ErrorResponse><Error><Type>Receiver</Type><Code>InternalError</Code><Message>down</Message></Error><RequestId>x</RequestId></ErrorResponse>"#;
     let (url, seen, status) = switchable_sns(500, UNAVAILABLE).await;
     let publisher = SnsPublisher::new(client_config(&url), "arn:aws:sns:eu-west-1:123456789012:a");
     let (_dir, store) = sqlite_store();
     // Three failures, then a success: an alert and a recovery, both while SNS is down.
     for (m, errors) in [(1, 1), (2, 1), (3, 1), (4, 0)] {
-        let e = stored_event("outage", m, errors);
-        store.record(e.clone()).await.unwrap();
-        apply_event(&store, Rules::default(), &e, e.received_at)
-            .await
-            .unwrap();
+        record_and_apply(&store, &stored_event("outage", m, errors)).await;
         let round = deliver_pending(&store, &publisher).await.unwrap();
         assert!(round.published.is_empty());
     }
@@ -270,11 +264,6 @@ async fn notices_wait_out_an_sns_outage_and_go_out_when_it_ends() {
 /// timeout fails it. Everything stays in the outbox for the next round.
 #[tokio::test]
 async fn a_hanging_sns_fails_each_publish_and_the_round_stops_early() {
-    use pisync_shared::domain::delivery::{deliver_pending, FAILURES_PER_ROUND};
-    use pisync_shared::domain::detection::{apply_event, Rules};
-    use pisync_shared::ports::{Outbox, RecordEvents};
-    use pisync_shared::test_util::{sqlite_store, stored_event};
-    use std::sync::atomic::AtomicUsize;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let connections = Arc::new(AtomicUsize::new(0));
@@ -291,11 +280,7 @@ async fn a_hanging_sns_fails_each_publish_and_the_round_stops_early() {
     let devices = FAILURES_PER_ROUND + 2;
     for d in 0..devices {
         for m in 1..=3 {
-            let e = stored_event(&format!("hanging-{d}"), m, 1);
-            store.record(e.clone()).await.unwrap();
-            apply_event(&store, Rules::default(), &e, e.received_at)
-                .await
-                .unwrap();
+            record_and_apply(&store, &stored_event(&format!("hanging-{d}"), m, 1)).await;
         }
     }
     let round = tokio::time::timeout(

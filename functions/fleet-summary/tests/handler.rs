@@ -3,13 +3,12 @@
 
 use fleet_summary::{handle, FleetSummary};
 use pisync_shared::auth::Authenticator;
-use pisync_shared::domain::detection::{apply_event, Rules};
 use pisync_shared::domain::fleet::DayAddition;
-use pisync_shared::ports::{RecordDays, RecordEvents};
+use pisync_shared::ports::RecordDays;
 use pisync_shared::test_util::lambda_events::{
     api_request, assert_documented_answer, assert_every_example_is_a_case, error_fields, reply_json, Case,
 };
-use pisync_shared::test_util::{sqlite_store, TempDir};
+use pisync_shared::test_util::{record_and_apply, sqlite_store, TempDir};
 use pisync_shared::{DeviceId, EventTime, Outcome, StoredEvent};
 use std::sync::Arc;
 
@@ -38,10 +37,7 @@ async fn seeded() -> (TempDir, FleetSummary) {
     // Two syncs today, one failed; as detection records them.
     let events = [today_event("a", 0, 0, 2.0), today_event("b", 0, 3, 4.0)];
     for e in &events {
-        store.record(e.clone()).await.expect("stored");
-        apply_event(&store, Rules::default(), e, e.received_at)
-            .await
-            .expect("applied");
+        record_and_apply(&store, e).await;
     }
     let addition = DayAddition::of(&events).expect("events");
     store.add_days(&addition).await.expect("days added");

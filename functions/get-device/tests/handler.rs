@@ -3,12 +3,11 @@
 
 use get_device::{handle, GetDevice};
 use pisync_shared::auth::Authenticator;
-use pisync_shared::domain::detection::{apply_event, Rules};
-use pisync_shared::ports::RecordEvents;
+use pisync_shared::domain::detection::Rules;
 use pisync_shared::test_util::lambda_events::{
     api_request, assert_documented_answer, assert_every_example_is_a_case, error_fields, reply_json, Case,
 };
-use pisync_shared::test_util::{sqlite_store, stored_event_at, TempDir};
+use pisync_shared::test_util::{record_and_apply, sqlite_store, stored_event_at, TempDir};
 use std::sync::Arc;
 
 /// (file, status, error code)
@@ -29,10 +28,7 @@ async fn seeded() -> (TempDir, GetDevice) {
         ("2025-05-07T10:33:00Z", 1),
     ] {
         let e = stored_event_at("device_12345", ts, errors);
-        store.record(e.clone()).await.expect("stored");
-        apply_event(&store, Rules::default(), &e, e.received_at)
-            .await
-            .expect("applied");
+        record_and_apply(&store, &e).await;
     }
     let deps = GetDevice {
         devices: Arc::new(store),

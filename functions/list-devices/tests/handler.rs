@@ -3,13 +3,12 @@
 
 use list_devices::{handle, ListDevices};
 use pisync_shared::auth::Authenticator;
-use pisync_shared::domain::detection::{apply_event, Rules};
+use pisync_shared::domain::detection::Rules;
 use pisync_shared::http::cursor::CursorKey;
-use pisync_shared::ports::RecordEvents;
 use pisync_shared::test_util::lambda_events::{
     api_request, assert_documented_answer, assert_every_example_is_a_case, error_fields, reply_json, Case,
 };
-use pisync_shared::test_util::{sqlite_store, stored_event, TempDir};
+use pisync_shared::test_util::{record_and_apply, sqlite_store, stored_event, TempDir};
 use std::sync::Arc;
 
 /// (file, status, error code)
@@ -31,10 +30,7 @@ async fn seeded() -> (TempDir, ListDevices) {
     ] {
         for m in 0..failures.max(1) {
             let e = stored_event(device, m, u32::from(failures > 0));
-            store.record(e.clone()).await.expect("stored");
-            apply_event(&store, Rules::default(), &e, e.received_at)
-                .await
-                .expect("applied");
+            record_and_apply(&store, &e).await;
         }
     }
     let deps = ListDevices {

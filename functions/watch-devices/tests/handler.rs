@@ -2,10 +2,12 @@
 //! over an embedded store: a device quiet for the silent period goes silent once, and
 //! notices waiting in the outbox are published.
 
-use pisync_shared::domain::detection::{apply_event, Rules};
-use pisync_shared::ports::{DeviceStates, Outbox, ReadFleet, RecordEvents};
+use pisync_shared::domain::detection::Rules;
+use pisync_shared::ports::{DeviceStates, Outbox, ReadFleet};
 use pisync_shared::test_util::lambda_events::files_of;
-use pisync_shared::test_util::{device, sqlite_store, stored_event, RecordingAlerts, TempDir};
+use pisync_shared::test_util::{
+    device, record_and_apply, sqlite_store, stored_event, RecordingAlerts, TempDir,
+};
 use pisync_shared::{EventTime, StoredEvent};
 use std::sync::Arc;
 use watch_devices::{watch, WatchDevices};
@@ -48,10 +50,7 @@ async fn a_quiet_device_goes_silent_once_and_the_notice_goes_out() {
     let quiet = received("quiet", 0, 0, now.plus_millis(-49 * 3_600_000));
     let busy = received("busy", 0, 0, now.plus_millis(-3_600_000));
     for e in [&quiet, &busy] {
-        store.record(e.clone()).await.unwrap();
-        apply_event(&store, Rules::default(), e, e.received_at)
-            .await
-            .unwrap();
+        record_and_apply(&store, e).await;
     }
     let figures = watch(&deps, now).await;
     assert_eq!(alerts.kinds(), ["device.silent"]);
@@ -69,10 +68,7 @@ async fn notices_left_in_the_outbox_go_out_without_the_device_reporting_again() 
     // Three failures while the channel was down: the alert waits in the outbox.
     for m in 0..3 {
         let e = received("failing", m, 1, EventTime::now());
-        store.record(e.clone()).await.unwrap();
-        apply_event(&store, Rules::default(), &e, e.received_at)
-            .await
-            .unwrap();
+        record_and_apply(&store, &e).await;
     }
     assert_eq!(store.pending(10).await.unwrap().len(), 1);
     alerts.set_failing(true);
