@@ -7,9 +7,8 @@ use lambda_http::Body;
 use pisync_shared::adapters::sqlite::SqliteStore;
 use pisync_shared::auth::token::{digest, sign_device};
 use pisync_shared::auth::{Authenticator, KeyRing, SigningKeys};
-use pisync_shared::domain::detection::Rules;
 use pisync_shared::domain::notice::Notice;
-use pisync_shared::domain::validate::EventRules;
+use pisync_shared::function::{EventFunction, HttpFunction, HttpHandler, Local};
 use pisync_shared::ports::alerts::{AlertPublisher, PublishError};
 use pisync_shared::ports::{DeviceCredential, ManageCredentials, RecordEvents};
 use pisync_shared::{DeviceId, EventTime, Outcome, StoredEvent};
@@ -30,11 +29,10 @@ fn handlers(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("bench.db")).unwrap();
-    let record = RecordSyncEvent {
-        log: Arc::new(store.clone()),
-        rules: EventRules::default(),
-        auth: Authenticator::off(),
-    };
+    let mut local = pisync_shared::test_util::local(store.clone());
+    local.auth = Authenticator::off();
+    local.alerts = Arc::new(Discard);
+    let record = RecordSyncEvent::from_local(&local);
     let n = AtomicU64::new(0);
     c.bench_function("POST /sync-event handler, new event, embedded store (sequential)", |b| {
         b.to_async(&rt).iter(|| {
@@ -51,7 +49,7 @@ fn handlers(c: &mut Criterion) {
                 .unwrap();
             let record = &record;
             async move {
-                let response = record_sync_event::handle(record, req).await;
+                let response = record.handle(req).await;
                 assert_eq!(response.status(), 201);
             }
         })
@@ -67,10 +65,10 @@ fn handlers(c: &mut Criterion) {
         issued_at: EventTime::now(),
     }))
     .unwrap();
-    let authed = RecordSyncEvent {
+    let authed = RecordSyncEvent::from_local(&Local {
         auth: Authenticator::local(Arc::new(KeyRing::fixed(keys)), Arc::new(store.clone())),
-        ..record.clone()
-    };
+        ..local.clone()
+    });
     let bearer = format!("Bearer {token}");
     let k = AtomicU64::new(0);
     c.bench_function("POST /sync-event handler, device token checked, embedded store (sequential)", |b| {
@@ -86,20 +84,13 @@ fn handlers(c: &mut Criterion) {
                 .unwrap();
             let authed = &authed;
             async move {
-                let response = record_sync_event::handle(authed, req).await;
+                let response = authed.handle(req).await;
                 assert_eq!(response.status(), 201);
             }
         })
     });
 
-    let detect = DetectFailures {
-        states: Arc::new(store.clone()),
-        days: Arc::new(store.clone()),
-        outbox: Arc::new(store.clone()),
-        rules: Rules::default(),
-        owed: Default::default(),
-        alerts: Arc::new(Discard),
-    };
+    let detect = DetectFailures::from_local(&local);
     let m = AtomicU64::new(0);
     c.bench_function("detect-failures per record, embedded store", |b| {
         b.to_async(&rt).iter_custom(|iters| {
@@ -120,13 +111,13 @@ fn handlers(c: &mut Criterion) {
                         received_at: EventTime::now(),
                     };
                     store.record(event.clone()).await.unwrap();
-                    records.push(pisync_local::feed::insert_record(i as i64, &event).unwrap());
+                    records.push(pisync_local::feed::sqlite::insert_record(i as i64, &event).unwrap());
                 }
                 let start = std::time::Instant::now();
                 for record in records {
                     let mut batch = aws_lambda_events::event::dynamodb::Event::default();
                     batch.records = vec![record];
-                    let response = detect_failures::handle(detect, batch).await;
+                    let response = detect.handle(batch).await;
                     assert!(response.batch_item_failures.is_empty());
                 }
                 start.elapsed()

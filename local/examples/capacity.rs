@@ -88,7 +88,7 @@ async fn main() -> Result<(), Failure> {
         .ok_or("usage: capacity ENDPOINT [STORED_EVENTS] [DEVICES]")?;
     let stored: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(10_000);
     let fleet: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(1_000);
-    let aws = pisync_shared::adapters::aws::for_endpoint(&endpoint).await?;
+    let aws = pisync_shared::adapters::aws::for_endpoint(&Default::default(), &endpoint).await?;
     let client = aws_sdk_dynamodb::Client::new(&aws);
     let table = format!("capacity-{}", std::process::id());
     let meter = Arc::new(CapacityMeter::default());

@@ -195,7 +195,7 @@ async fn main() -> Result<(), Failure> {
         load_run(&store, run).await?;
         measure(&store, &store, &store, run, None).await?;
     } else {
-        let aws = pisync_shared::adapters::aws::for_endpoint(&target).await?;
+        let aws = pisync_shared::adapters::aws::for_endpoint(&Default::default(), &target).await?;
         let client = aws_sdk_dynamodb::Client::new(&aws);
         let table = format!("late-{}", std::process::id());
         let meter = Arc::new(CapacityMeter::default());

@@ -13,8 +13,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let [endpoint, table] = args.as_slice() else {
         return Err("usage: provision_example_token ENDPOINT CREDENTIALS_TABLE".into());
     };
-    let credentials = pisync_local::auth::dynamodb(endpoint, table.trim_end_matches("-credentials")).await?;
-    provision_token_of("record-sync-event/new-event.json", &credentials).await;
+    let store = pisync_local::cli::StoreArgs {
+        data_dir: std::env::temp_dir(),
+        dynamodb_endpoint: Some(endpoint.clone()),
+        table: table.trim_end_matches("-credentials").to_owned(),
+    };
+    let credentials = pisync_local::stores::Stores::credentials(&store, &Default::default()).await?;
+    provision_token_of("record-sync-event/new-event.json", credentials.as_ref()).await;
     println!("device_12345's example token is current in {table}");
     Ok(())
 }

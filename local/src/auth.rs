@@ -1,16 +1,15 @@
 //! Authentication in the local runner: token signing keys in the data directory
-//! (owner-only file), device credentials beside the events (the SQLite database, or
-//! the `<table>-credentials` DynamoDB table), and the `token` commands.
+//! (owner-only file), the server's authenticator, and the `token` commands.
 
-use crate::cli::{Options, TokenRequest};
+use crate::cli::TokenRequest;
+use crate::stores::Stores;
 use crate::Failure;
-use issue_device_credentials::IssueDeviceCredentials;
-use pisync_shared::adapters::dynamodb::DynamoCredentials;
-use pisync_shared::adapters::key_file::KeyFile;
-use pisync_shared::adapters::sqlite::SqliteStore;
-use pisync_shared::auth::{token, Authenticator, KeyRing, Scope};
-use pisync_shared::ports::{CheckCredentials, ManageCredentials};
+use pisync_shared::adapters::secret_file::KeyFile;
+use pisync_shared::auth::{issue_device_credential, token, Authenticator, KeyRing, Scope};
+use pisync_shared::config::Config;
+use pisync_shared::ports::CheckCredentials;
 use pisync_shared::DeviceId;
+use std::path::Path;
 use std::sync::Arc;
 
 /// The signing keys' file in the data directory.
@@ -18,81 +17,47 @@ pub const KEYS_FILE: &str = "signing-keys.json";
 /// How long a local operator token is valid.
 pub const OPERATOR_TOKEN_DAYS: i64 = 30;
 
-/// The credentials table beside `table` (DynamoDB).
-pub fn credentials_table(table: &str) -> String {
-    format!("{table}-credentials")
-}
-
 /// The data directory's signing keys, created on first use.
-pub async fn key_ring(options: &Options) -> Result<Arc<KeyRing>, Failure> {
-    std::fs::create_dir_all(&options.data_dir)
-        .map_err(|e| format!("cannot create data dir {}: {e}", options.data_dir.display()))?;
-    let file = KeyFile::create_if_missing(&options.data_dir.join(KEYS_FILE))?;
+pub async fn key_ring(data_dir: &Path) -> Result<Arc<KeyRing>, Failure> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
+    let file = KeyFile::create_if_missing(&data_dir.join(KEYS_FILE))?;
     Ok(Arc::new(KeyRing::load(Arc::new(file)).await?))
 }
 
-/// Device credentials on the runner's store.
-#[derive(Clone)]
-pub struct Credentials {
-    pub check: Arc<dyn CheckCredentials>,
-    pub manage: Arc<dyn ManageCredentials>,
-}
-
-impl Credentials {
-    pub fn of<S: CheckCredentials + ManageCredentials + Clone + 'static>(store: S) -> Self {
-        Self {
-            check: Arc::new(store.clone()),
-            manage: Arc::new(store),
-        }
-    }
-
-    /// The credentials of the store `options` name (for the `token` command).
-    pub async fn open(options: &Options) -> Result<Self, Failure> {
-        match &options.dynamodb_endpoint {
-            None => Ok(Self::of(SqliteStore::open(
-                &options.data_dir.join(crate::DB_FILE),
-            )?)),
-            Some(endpoint) => Ok(Self::of(dynamodb(endpoint, &options.table).await?)),
-        }
-    }
-}
-
-/// The credentials table on DynamoDB at `endpoint`, created if missing.
-pub async fn dynamodb(endpoint: &str, table: &str) -> Result<DynamoCredentials, Failure> {
-    let aws = pisync_shared::adapters::aws::for_endpoint(endpoint).await?;
-    let store = DynamoCredentials::new(aws_sdk_dynamodb::Client::new(&aws), credentials_table(table));
-    store.create_table_if_missing().await?;
-    Ok(store)
-}
-
 /// The server's authenticator: on unless `--no-auth`, which is announced loudly.
-pub fn authenticator(options: &Options, keys: Arc<KeyRing>, credentials: &Credentials) -> Authenticator {
-    if options.no_auth {
+pub fn authenticator(
+    no_auth: bool,
+    keys: Arc<KeyRing>,
+    credentials: Arc<dyn CheckCredentials>,
+) -> Authenticator {
+    if no_auth {
         tracing::warn!("AUTHENTICATION IS OFF (--no-auth): anyone who can reach this address may record and read everything");
         eprintln!("pisync-local: WARNING: authentication is off (--no-auth); do not expose this address");
         Authenticator::off()
     } else {
-        Authenticator::local(keys, credentials.check.clone())
+        Authenticator::local(keys, credentials)
     }
 }
 
 /// Runs a `token` command: the new token, to print alone on stdout.
-pub async fn issue(request: &TokenRequest, options: &Options) -> Result<String, Failure> {
-    let keys = key_ring(options).await?;
+pub async fn issue(request: &TokenRequest, config: &Config) -> Result<String, Failure> {
+    let keys = key_ring(&request.store().data_dir).await?;
     match request {
-        TokenRequest::Device(id) => {
+        TokenRequest::Device { id, store } => {
             let device = DeviceId::parse(id).ok_or_else(|| format!("device id {id:?} {}", DeviceId::RULE))?;
-            let deps = IssueDeviceCredentials {
-                credentials: Credentials::open(options).await?.manage,
-                keys,
-                auth: Authenticator::off(),
-            };
-            Ok(issue_device_credentials::issue(&deps, device).await?.token)
+            let credentials = Stores::credentials(store, config).await?;
+            Ok(issue_device_credential(&keys, credentials.as_ref(), device)
+                .await?
+                .token)
         }
-        TokenRequest::Operator { admin } => {
-            let scope = if *admin { Scope::Admin } else { Scope::Read };
-            let expires = chrono::Utc::now().timestamp() + OPERATOR_TOKEN_DAYS * 86_400;
-            Ok(token::sign_operator(&keys.current(), scope, expires)?)
-        }
+        TokenRequest::Operator { admin, .. } => Ok(operator_token(&keys, *admin)?),
     }
+}
+
+/// A local operator token, read or admin, valid [`OPERATOR_TOKEN_DAYS`].
+pub fn operator_token(keys: &KeyRing, admin: bool) -> Result<String, Failure> {
+    let scope = if admin { Scope::Admin } else { Scope::Read };
+    let expires = chrono::Utc::now().timestamp() + OPERATOR_TOKEN_DAYS * 86_400;
+    Ok(token::sign_operator(&keys.current(), scope, expires)?)
 }

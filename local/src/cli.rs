@@ -1,303 +1,232 @@
-//! Command-line flags, each with an environment-variable fallback.
+//! The command line, declared with clap. Every flag can also be given as an environment
+//! variable: a setting a Lambda function has too takes the Lambda's name
+//! (`FAILURE_THRESHOLD`, `SILENT_AFTER`, `WEBHOOK_URL`, `TABLE_NAME`, …), so one name
+//! means one setting everywhere; settings only the runner has are `PISYNC_*`. A flag
+//! beats its variable. The values become the same [`Config`] a Lambda function reads.
 
+use clap::{Args, Parser, Subcommand};
+use pisync_shared::config::{self, Config, ConfigError};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub const USAGE: &str = "\
-pisync-local: PiSync on one machine, same routes and handlers as production.
+#[derive(Parser, Debug)]
+#[command(
+    name = "pisync-local",
+    about = "PiSync on one machine: the production handlers behind a local HTTP server",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
 
-USAGE: pisync-local [FLAGS]                     serve the API
-       pisync-local token device ID [FLAGS]     issue a device token (earlier ones stop working)
-       pisync-local token operator [--admin] [FLAGS]   issue an operator token (read, or admin)
-
-  --addr ADDR                 listen address         [PISYNC_ADDR, default 127.0.0.1:3000]
-  --data-dir DIR              embedded store folder  [PISYNC_DATA_DIR, default ./.pisync]
-  --alerts-file PATH          append each alert as one JSON line  [PISYNC_ALERTS_FILE]
-  --failure-threshold N       failures in a row that alert        [PISYNC_FAILURE_THRESHOLD, default 3]
-  --silent-after DURATION     no report for this long: silent (48h, 90s, 30m, 2d)
-                                                     [PISYNC_SILENT_AFTER, default 48h]
-  --silent-check-interval DURATION   how often to look for silent devices and retry
-                              waiting notices        [PISYNC_SILENT_CHECK_INTERVAL, default 60s]
-  --webhook-url URL           POST each notice here as signed JSON (Slack-compatible)
-                                                     [PISYNC_WEBHOOK_URL]
-  --webhook-secret SECRET     signs webhook deliveries  [default: a random secret kept,
-                              owner-only, in DIR/webhook-secret; no environment variable,
-                              since environments leak]
-  --dynamodb-endpoint URL     use DynamoDB at URL instead of the embedded store
-                                                     [PISYNC_DYNAMODB_ENDPOINT]
-  --table NAME                DynamoDB table, created if missing  [PISYNC_TABLE, default pisync-local]
-                              (device credentials go in NAME-credentials)
-  --no-auth                   serve without authentication (development only)  [PISYNC_NO_AUTH=1]
-  -h, --help                  this text
-
-Tokens print alone on stdout. The token commands take the same --data-dir,
---dynamodb-endpoint and --table as the server and work while it runs.
-";
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Options {
-    pub addr: SocketAddr,
-    pub data_dir: PathBuf,
-    pub alerts_file: Option<PathBuf>,
-    pub failure_threshold: u32,
-    pub silent_after: Duration,
-    pub silent_check_interval: Duration,
-    pub webhook_url: Option<String>,
-    pub webhook_secret: Option<String>,
-    pub dynamodb_endpoint: Option<String>,
-    pub table: String,
-    /// Authentication off (`--no-auth`).
-    pub no_auth: bool,
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Issue a token; it is printed alone on stdout. Works while the server runs.
+    Token {
+        #[command(subcommand)]
+        kind: TokenRequest,
+    },
 }
 
 /// A `token` subcommand.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
 pub enum TokenRequest {
-    Device(String),
-    Operator { admin: bool },
+    /// A device token; the device's earlier tokens stop working.
+    Device {
+        /// The device id.
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// An operator token (read, or admin with --admin), valid 30 days.
+    Operator {
+        /// Also manage device credentials.
+        #[arg(long)]
+        admin: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
-pub enum Parsed {
-    Run(Options),
-    Token(TokenRequest, Options),
-    Help,
-}
-
-/// Parses `args` (without the program name): a `token` subcommand, or the server.
-pub fn parse(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Parsed, String> {
-    match args.first().map(String::as_str) {
-        Some("token") => {
-            let (request, rest) = match args.get(1).map(String::as_str) {
-                Some("device") => {
-                    let id = args
-                        .get(2)
-                        .filter(|id| !id.starts_with("--"))
-                        .ok_or("token device needs a device id")?;
-                    (TokenRequest::Device(id.clone()), &args[3..])
-                }
-                Some("operator") => {
-                    let admin = args.get(2).is_some_and(|a| a == "--admin");
-                    let skip = if admin { 3 } else { 2 };
-                    (TokenRequest::Operator { admin }, &args[skip..])
-                }
-                _ => return Err("token needs `device ID` or `operator [--admin]`".into()),
-            };
-            match parse_flags(rest, env)? {
-                Parsed::Run(options) => Ok(Parsed::Token(request, options)),
-                other => Ok(other),
-            }
+impl TokenRequest {
+    pub fn store(&self) -> &StoreArgs {
+        match self {
+            TokenRequest::Device { store, .. } | TokenRequest::Operator { store, .. } => store,
         }
-        _ => parse_flags(args, env),
+    }
+}
+
+/// Where the data is: the server's and the commands' flags alike.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct StoreArgs {
+    /// Embedded store folder (also keys and queues).
+    #[arg(long, env = "PISYNC_DATA_DIR", default_value = "./.pisync")]
+    pub data_dir: PathBuf,
+    /// Use DynamoDB at this URL (e.g. DynamoDB Local) instead of the embedded store.
+    #[arg(long, env = "PISYNC_DYNAMODB_ENDPOINT")]
+    pub dynamodb_endpoint: Option<String>,
+    /// DynamoDB table, created if missing; credentials go in TABLE-credentials.
+    #[arg(long, env = config::TABLE_NAME, default_value = "pisync-local")]
+    pub table: String,
+}
+
+/// The server's flags.
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct RunArgs {
+    /// Listen address (`127.0.0.1:0` picks a free port; the first stdout line says which).
+    #[arg(long, env = "PISYNC_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Append each notice as one JSON line.
+    #[arg(long, env = "PISYNC_ALERTS_FILE")]
+    pub alerts_file: Option<PathBuf>,
+    /// Failures in a row that alert.
+    #[arg(long, env = config::FAILURE_THRESHOLD, default_value_t = config::DEFAULT_FAILURE_THRESHOLD,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub failure_threshold: u32,
+    /// No report for this long makes a device silent (48h, 90m, 60s, 2d).
+    #[arg(long, env = config::SILENT_AFTER, default_value = config::DEFAULT_SILENT_AFTER, value_parser = duration)]
+    pub silent_after: Duration,
+    /// How often to look for silent devices and deliver waiting notices.
+    #[arg(long, env = "PISYNC_SILENT_CHECK_INTERVAL", default_value = "60s", value_parser = duration)]
+    pub silent_check_interval: Duration,
+    /// POST each notice here as signed JSON (Slack-compatible `text`); https://, or
+    /// http:// to this machine.
+    #[arg(long, env = config::WEBHOOK_URL, value_parser = webhook_url)]
+    pub webhook_url: Option<String>,
+    /// A file holding the webhook signing secret (default: a random secret kept,
+    /// owner-only, in DATA_DIR/webhook-secret). Never the secret itself: a command
+    /// line is visible to every user of the machine.
+    #[arg(long, env = "PISYNC_WEBHOOK_SECRET_FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Serve without authentication (development only; the runner warns at start).
+    #[arg(long, env = "PISYNC_NO_AUTH")]
+    pub no_auth: bool,
+}
+
+impl RunArgs {
+    /// The process's configuration: the environment's settings (those without a flag,
+    /// such as `MAX_CLOCK_SKEW_SECONDS` or `CURSOR_SIGNING_KEY`), with the flags' values.
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        let mut config = Config::from_env()?;
+        config.rule.threshold = self.failure_threshold;
+        config.silence.after = self.silent_after;
+        config.webhook_url = self.webhook_url.clone();
+        config.table = Some(self.store.table.clone());
+        Ok(config)
     }
 }
 
-/// Parses the flags; `env` looks up fallbacks.
-fn parse_flags(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Parsed, String> {
-    let mut flags: Vec<(&str, String)> = Vec::new();
-    let mut no_auth = false;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        if arg == "-h" || arg == "--help" {
-            return Ok(Parsed::Help);
-        }
-        if arg == "--no-auth" {
-            no_auth = true;
-            continue;
-        }
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_owned())),
-            None => (arg.as_str(), None),
-        };
-        let known = [
-            "--addr",
-            "--data-dir",
-            "--alerts-file",
-            "--failure-threshold",
-            "--silent-after",
-            "--silent-check-interval",
-            "--webhook-url",
-            "--webhook-secret",
-            "--dynamodb-endpoint",
-            "--table",
-        ];
-        let Some(flag) = known.iter().find(|k| **k == name) else {
-            return Err(format!("unknown argument {arg:?}"));
-        };
-        let value = match inline {
-            Some(v) => v,
-            None => it
-                .next()
-                .cloned()
-                .ok_or_else(|| format!("{flag} needs a value"))?,
-        };
-        flags.push((flag, value));
-    }
-    let get = |flag: &str, var: &str| {
-        flags
-            .iter()
-            .rev()
-            .find(|(f, _)| *f == flag)
-            .map(|(_, v)| v.clone())
-            .or_else(|| env(var).filter(|v| !v.is_empty()))
-    };
-    let addr = get("--addr", "PISYNC_ADDR").unwrap_or_else(|| "127.0.0.1:3000".into());
-    let addr = addr
-        .parse()
-        .map_err(|_| format!("--addr must be HOST:PORT with an IP host, got {addr:?}"))?;
-    let threshold = match get("--failure-threshold", "PISYNC_FAILURE_THRESHOLD") {
-        None => pisync_shared::domain::streak::StreakRule::default().threshold,
-        Some(v) => pisync_shared::config::parse_positive(&v)
-            .ok_or_else(|| format!("--failure-threshold must be a positive integer, got {v:?}"))?,
-    };
-    let duration = |flag: &str, var: &str, default: &str| {
-        let text = get(flag, var).unwrap_or_else(|| default.into());
-        parse_duration(&text)
-            .ok_or_else(|| format!("{flag} must be a duration such as 48h, 30m or 90s, got {text:?}"))
-    };
-    let webhook_url = get("--webhook-url", "PISYNC_WEBHOOK_URL");
-    if let Some(url) = &webhook_url {
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(format!(
-                "--webhook-url must be an http:// or https:// URL, got {url:?}"
-            ));
-        }
-    }
-    Ok(Parsed::Run(Options {
-        silent_after: duration("--silent-after", "PISYNC_SILENT_AFTER", "48h")?,
-        silent_check_interval: duration("--silent-check-interval", "PISYNC_SILENT_CHECK_INTERVAL", "60s")?,
-        webhook_url,
-        webhook_secret: flags
-            .iter()
-            .rev()
-            .find(|(f, _)| *f == "--webhook-secret")
-            .map(|(_, v)| v.clone()),
-        addr,
-        data_dir: get("--data-dir", "PISYNC_DATA_DIR")
-            .unwrap_or_else(|| "./.pisync".into())
-            .into(),
-        alerts_file: get("--alerts-file", "PISYNC_ALERTS_FILE").map(PathBuf::from),
-        failure_threshold: threshold,
-        dynamodb_endpoint: get("--dynamodb-endpoint", "PISYNC_DYNAMODB_ENDPOINT"),
-        table: get("--table", "PISYNC_TABLE").unwrap_or_else(|| "pisync-local".into()),
-        no_auth: no_auth || env("PISYNC_NO_AUTH").is_some_and(|v| v == "1" || v == "true"),
-    }))
+fn duration(text: &str) -> Result<Duration, String> {
+    config::parse_duration(text).ok_or_else(|| format!("{text:?} is not a duration such as 48h, 30m or 90s"))
 }
 
-/// `90s`, `30m`, `48h`, `2d`: a positive whole number and a unit.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let unit_at = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(unit_at);
-    let n: u64 = number.parse().ok().filter(|n| *n > 0)?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return None,
-    };
-    n.checked_mul(seconds).map(Duration::from_secs)
+fn webhook_url(text: &str) -> Result<String, String> {
+    if config::is_webhook_url(text) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "{text:?} is not an https:// URL (or http:// to this machine)"
+        ))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Options, String> {
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let lookup = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
-        match parse(&args, lookup)? {
-            Parsed::Run(o) => Ok(o),
-            Parsed::Token(..) => Err("token".into()),
-            Parsed::Help => Err("help".into()),
-        }
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("pisync-local").chain(args.iter().copied()))
     }
 
-    fn token(args: &[&str]) -> Result<(TokenRequest, Options), String> {
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        match parse(&args, |_| None)? {
-            Parsed::Token(request, options) => Ok((request, options)),
-            _ => Err("not a token command".into()),
+    fn run(args: &[&str]) -> RunArgs {
+        let cli = parse(args).expect("valid flags");
+        assert!(cli.command.is_none());
+        cli.run
+    }
+
+    fn token(args: &[&str]) -> Result<TokenRequest, clap::Error> {
+        match parse(args)?.command {
+            Some(Command::Token { kind }) => Ok(kind),
+            None => panic!("not a token command"),
         }
     }
 
     #[test]
     fn authentication_is_on_unless_turned_off() {
-        assert!(!run(&[], &[]).unwrap().no_auth);
-        assert!(run(&["--no-auth"], &[]).unwrap().no_auth);
-        assert!(run(&[], &[("PISYNC_NO_AUTH", "1")]).unwrap().no_auth);
+        assert!(!run(&[]).no_auth);
+        assert!(run(&["--no-auth"]).no_auth);
     }
 
     #[test]
-    fn token_commands_take_the_server_flags() {
-        let (request, options) = token(&["token", "device", "device_1", "--data-dir", "/d"]).unwrap();
-        assert_eq!(request, TokenRequest::Device("device_1".into()));
-        assert_eq!(options.data_dir, PathBuf::from("/d"));
-        assert_eq!(
-            token(&["token", "operator"]).unwrap().0,
-            TokenRequest::Operator { admin: false }
+    fn token_commands_take_the_store_flags() {
+        let request = token(&["token", "device", "device_1", "--data-dir", "/d"]).unwrap();
+        assert_eq!(request.store().data_dir, PathBuf::from("/d"));
+        assert!(matches!(request, TokenRequest::Device { ref id, .. } if id == "device_1"));
+        assert!(matches!(
+            token(&["token", "operator"]).unwrap(),
+            TokenRequest::Operator { admin: false, .. }
+        ));
+        let admin = token(&["token", "operator", "--admin", "--table", "t"]).unwrap();
+        assert!(matches!(admin, TokenRequest::Operator { admin: true, .. }));
+        assert_eq!(admin.store(), &run(&["--table", "t"]).store);
+        assert!(parse(&["token"]).is_err());
+        assert!(parse(&["token", "device"]).is_err());
+        assert!(
+            parse(&["token", "operator", "--addr", "127.0.0.1:1"]).is_err(),
+            "not a server flag"
         );
-        assert_eq!(
-            token(&["token", "operator", "--admin", "--table", "t"]).unwrap(),
-            (
-                TokenRequest::Operator { admin: true },
-                run(&["--table", "t"], &[]).unwrap()
-            )
-        );
-        assert!(token(&["token"]).is_err());
-        assert!(token(&["token", "device"]).is_err());
-        assert!(token(&["token", "device", "--data-dir"]).is_err());
     }
 
     #[test]
     fn defaults_match_the_contract() {
-        let o = run(&[], &[]).unwrap();
+        let o = run(&[]);
         assert_eq!(o.addr.to_string(), "127.0.0.1:3000");
-        assert_eq!(o.data_dir, PathBuf::from("./.pisync"));
+        assert_eq!(o.store.data_dir, PathBuf::from("./.pisync"));
         assert_eq!(o.failure_threshold, 3);
         assert_eq!(o.silent_after, Duration::from_secs(48 * 3600));
         assert_eq!(o.silent_check_interval, Duration::from_secs(60));
-        assert_eq!((o.alerts_file, o.dynamodb_endpoint), (None, None));
+        assert_eq!((o.alerts_file, o.store.dynamodb_endpoint), (None, None));
     }
 
     #[test]
-    fn flags_beat_environment() {
-        let env = [
-            ("PISYNC_ADDR", "127.0.0.1:1"),
-            ("PISYNC_FAILURE_THRESHOLD", "5"),
-            ("PISYNC_TABLE", "t"),
-        ];
-        let o = run(&["--addr", "127.0.0.1:2", "--alerts-file=a.jsonl"], &env).unwrap();
+    fn flags_are_typed_and_checked() {
+        let o = run(&[
+            "--addr",
+            "127.0.0.1:2",
+            "--alerts-file=a.jsonl",
+            "--silent-after",
+            "90s",
+        ]);
         assert_eq!(o.addr.port(), 2);
-        assert_eq!(o.failure_threshold, 5);
-        assert_eq!(o.table, "t");
         assert_eq!(o.alerts_file, Some(PathBuf::from("a.jsonl")));
-    }
-
-    #[test]
-    fn durations_take_a_unit() {
-        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("48h"), Some(Duration::from_secs(48 * 3600)));
-        assert_eq!(parse_duration("2d"), Some(Duration::from_secs(2 * 86_400)));
-        for bad in ["", "90", "0s", "-1h", "1.5h", "h", "10w"] {
-            assert_eq!(parse_duration(bad), None, "{bad}");
+        assert_eq!(o.silent_after, Duration::from_secs(90));
+        for bad in [
+            &["--nope"][..],
+            &["--addr"],
+            &["--failure-threshold", "0"],
+            &["--addr", "localhost"],
+            &["--silent-after", "soon"],
+            &["--webhook-url", "ftp://x"],
+            &["--webhook-url", "http://hooks.example/x"],
+            &["--webhook-secret", "hunter2"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
         }
-        let o = run(&["--silent-after", "90s", "--silent-check-interval=1s"], &[]).unwrap();
-        assert_eq!(
-            (o.silent_after, o.silent_check_interval),
-            (Duration::from_secs(90), Duration::from_secs(1))
-        );
-        assert!(run(&["--silent-after", "soon"], &[]).is_err());
-        assert!(run(&["--webhook-url", "ftp://x"], &[]).is_err());
     }
 
     #[test]
-    fn bad_flags_are_errors() {
-        assert!(run(&["--nope"], &[]).is_err());
-        assert!(run(&["--addr"], &[]).is_err());
-        assert!(run(&["--failure-threshold", "0"], &[]).is_err());
-        assert!(run(&["--addr", "localhost"], &[]).is_err());
-        assert_eq!(run(&["--help"], &[]), Err("help".into()));
+    fn the_flags_become_the_lambda_configuration() {
+        let config = run(&["--failure-threshold", "5", "--silent-after", "2h", "--table", "t"])
+            .config()
+            .unwrap();
+        assert_eq!(config.rule.threshold, 5);
+        assert_eq!(config.silence.after, Duration::from_secs(7200));
+        assert_eq!(config.table().unwrap(), "t");
     }
 }

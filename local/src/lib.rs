@@ -1,11 +1,12 @@
 //! pisync-local: the production handlers behind a local HTTP server, an embedded
 //! durable store (or DynamoDB), the real failure detector fed by a change feed, and
-//! alerts printed as JSON lines.
+//! notices printed as JSON lines.
 
 pub mod alerts;
 pub mod auth;
 pub mod cli;
 pub mod feed;
+pub mod functions;
 pub mod listener;
 pub mod server;
 pub mod shaped;
@@ -14,26 +15,13 @@ pub mod watch;
 pub mod webhooks;
 
 use detect_failures::DetectFailures;
-use fleet_summary::FleetSummary;
-use get_device::GetDevice;
-use get_sync_history::GetSyncHistory;
-use issue_device_credentials::IssueDeviceCredentials;
-use list_devices::ListDevices;
-use list_repeated_failures::ListRepeatedFailures;
+use pisync_shared::adapters::secret_file;
 use pisync_shared::adapters::webhook::HttpsWebhook;
 use pisync_shared::config::{Config, MIN_CURSOR_KEY_LEN};
 use pisync_shared::domain::delivery::PublishOnce;
-use pisync_shared::domain::detection::Rules;
-use pisync_shared::domain::silence::SilenceRule;
-use pisync_shared::domain::streak::StreakRule;
 use pisync_shared::domain::webhook::RetryPolicy;
+use pisync_shared::function::Local;
 use pisync_shared::http::cursor::CursorKey;
-use pisync_shared::metrics::Registry;
-use record_sync_event::RecordSyncEvent;
-use record_sync_events::RecordSyncEvents;
-use revoke_device_credentials::RevokeDeviceCredentials;
-use serve_dashboard::{ServeDashboard, SignIn};
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -45,61 +33,44 @@ use watch_devices::WatchDevices;
 
 pub type Failure = Box<dyn std::error::Error + Send + Sync>;
 
-/// The embedded store's database in the data directory.
-pub const DB_FILE: &str = "pisync.db";
 /// The webhook delivery queue in the data directory.
 pub const WEBHOOK_QUEUE_FILE: &str = "webhooks.db";
-/// The webhook signing secret in the data directory, unless `--webhook-secret`.
+/// The webhook signing secret in the data directory, unless `--webhook-secret-file`.
 pub const WEBHOOK_SECRET_FILE: &str = "webhook-secret";
-
-/// A secret kept in `path`, readable by its owner only, created (`make`) if missing.
-fn owner_only_secret(
-    path: &Path,
-    min_len: usize,
-    make: impl FnOnce() -> Result<Vec<u8>, Failure>,
-) -> Result<Vec<u8>, Failure> {
-    if let Ok(secret) = std::fs::read(path) {
-        if secret.len() >= min_len {
-            return Ok(secret);
-        }
-    }
-    let secret = make()?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(&secret)?;
-    Ok(secret)
-}
-
-fn random_bytes(n: usize) -> Result<Vec<u8>, Failure> {
-    let mut bytes = vec![0u8; n];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(bytes)
-}
+/// The cursor key in the data directory, unless `CURSOR_SIGNING_KEY`.
+pub const CURSOR_KEY_FILE: &str = "cursor.key";
 
 /// The cursor key: `CURSOR_SIGNING_KEY` if set, else a random key kept in the data
 /// directory so cursors stay valid across restarts.
 fn cursor_key(config: &Config, data_dir: &Path) -> Result<CursorKey, Failure> {
-    if let Some(key) = config.cursor_key_if_set() {
-        return Ok(key);
+    if let Some(key) = &config.cursor_key {
+        return Ok(key.clone());
     }
-    // Owner-only, like the signing keys: a cursor key is a secret too.
-    let secret = owner_only_secret(&data_dir.join("cursor.key"), MIN_CURSOR_KEY_LEN, || {
-        random_bytes(32)
+    let secret = secret_file::read_or_create(&data_dir.join(CURSOR_KEY_FILE), MIN_CURSOR_KEY_LEN, || {
+        secret_file::random_bytes(32)
     })?;
     Ok(CursorKey::from_secret(&secret))
 }
 
-/// The webhook's signing secret: `--webhook-secret`, else a random one (64 hex
-/// characters, so receivers can paste it) kept owner-only in the data directory.
-fn webhook_secret(options: &cli::Options) -> Result<Vec<u8>, Failure> {
-    if let Some(secret) = &options.webhook_secret {
-        return Ok(secret.clone().into_bytes());
+/// The webhook's signing secret: the file `--webhook-secret-file` names, else a random
+/// one (64 hex characters, so receivers can paste it) kept owner-only in the data
+/// directory.
+fn webhook_secret(args: &cli::RunArgs) -> Result<Vec<u8>, Failure> {
+    if let Some(path) = &args.webhook_secret_file {
+        let secret = std::fs::read(path).map_err(|e| format!("webhook secret {}: {e}", path.display()))?;
+        let secret = secret.trim_ascii().to_vec();
+        if secret.len() < 32 {
+            return Err(format!(
+                "the webhook secret in {} must be at least 32 bytes",
+                path.display()
+            )
+            .into());
+        }
+        return Ok(secret);
     }
-    let path = options.data_dir.join(WEBHOOK_SECRET_FILE);
-    let secret = owner_only_secret(&path, 32, || {
-        Ok(pisync_shared::digest::hex(&random_bytes(32)?).into_bytes())
+    let path = args.store.data_dir.join(WEBHOOK_SECRET_FILE);
+    let secret = secret_file::read_or_create(&path, 32, || {
+        Ok(pisync_shared::digest::hex(&secret_file::random_bytes(32)?).into_bytes())
     })?;
     eprintln!(
         "pisync-local: webhook deliveries are signed with the secret in {}",
@@ -109,164 +80,87 @@ fn webhook_secret(options: &cli::Options) -> Result<Vec<u8>, Failure> {
 }
 
 /// Runs PiSync until SIGINT or SIGTERM.
-pub async fn run(options: cli::Options) -> Result<(), Failure> {
-    std::fs::create_dir_all(&options.data_dir)
-        .map_err(|e| format!("cannot create data dir {}: {e}", options.data_dir.display()))?;
+pub async fn run(args: cli::RunArgs) -> Result<(), Failure> {
+    let data_dir = &args.store.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
     // Fail at start, naming the path, rather than on the first write.
-    let probe = options.data_dir.join(".write-probe");
+    let probe = data_dir.join(".write-probe");
     std::fs::write(&probe, b"")
         .and_then(|()| std::fs::remove_file(&probe))
-        .map_err(|e| format!("data dir {} is not writable: {e}", options.data_dir.display()))?;
-    // One typed configuration: the environment's settings, the flags' overrides.
-    let mut config = Config::from_env()?;
-    config.rule = StreakRule {
-        threshold: options.failure_threshold,
-    };
-    config.silence = SilenceRule {
-        after: options.silent_after,
-    };
-    let rules: Rules = config.rules();
-    let cursor_key = cursor_key(&config, &options.data_dir)?;
-    let metrics = Arc::new(Registry::default());
+        .map_err(|e| format!("data dir {} is not writable: {e}", data_dir.display()))?;
+    let config = args.config()?;
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    pisync_shared::metrics::describe();
     let (stop_tx, stop) = signal::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
 
-    let webhook = match &options.webhook_url {
+    let webhook = match &args.webhook_url {
         None => None,
         Some(url) => {
-            let queue = Arc::new(webhooks::WebhookQueue::open(
-                &options.data_dir.join(WEBHOOK_QUEUE_FILE),
-            )?);
+            let queue = Arc::new(webhooks::WebhookQueue::open(&data_dir.join(WEBHOOK_QUEUE_FILE))?);
             let transport = Arc::new(HttpsWebhook::new(url.clone())?);
             tasks.spawn(webhooks::run_worker(
                 queue.clone(),
                 transport,
-                webhook_secret(&options)?,
+                webhook_secret(&args)?,
                 RetryPolicy::default(),
                 stop.clone(),
             ));
             Some(queue)
         }
     };
-    let alerts = Arc::new(PublishOnce::new(alerts::LocalAlerts::new(
-        options.alerts_file.as_deref(),
-        webhook,
-    )?));
-    let store = Stores::open(&options).await?;
-    let detector = DetectFailures {
-        states: store.states.clone(),
-        days: store.days.clone(),
-        outbox: store.outbox.clone(),
-        alerts: alerts.clone(),
-        rules,
-        owed: Default::default(),
+    let stores = Stores::open(&args.store, &config).await?;
+    let keys = auth::key_ring(data_dir).await?;
+    let local = Local {
+        auth: auth::authenticator(args.no_auth, keys.clone(), stores.credentials.clone()),
+        cursor_key: cursor_key(&config, data_dir)?,
+        alerts: Arc::new(PublishOnce::new(alerts::LocalAlerts::new(
+            args.alerts_file.as_deref(),
+            webhook,
+        )?)),
+        store: stores.store,
+        credentials: stores.credentials,
+        keys,
+        config,
+        owed: Arc::default(),
     };
-    match store.changes {
-        Changes::Sqlite(ref sqlite) => {
-            tasks.spawn(feed::run_sqlite(
-                sqlite.clone(),
-                detector,
-                metrics.clone(),
-                stop.clone(),
-            ));
+    let detector = DetectFailures::from_local(&local);
+    match stores.changes {
+        Changes::Sqlite(sqlite) => {
+            tasks.spawn(feed::sqlite::run(sqlite, detector, stop.clone()));
         }
-        Changes::Dynamo {
-            ref streams,
-            ref stream_arn,
-        } => {
-            let checkpoints = feed::Checkpoints::open(&options.data_dir, &options.table)?;
-            tasks.spawn(feed::run_dynamodb_streams(
-                streams.clone(),
-                stream_arn.clone(),
+        Changes::Dynamo { streams, stream_arn } => {
+            let checkpoints = feed::dynamodb_streams::Checkpoints::open(data_dir, &args.store.table)?;
+            tasks.spawn(feed::dynamodb_streams::run(
+                streams,
+                stream_arn,
                 checkpoints,
                 detector,
-                metrics.clone(),
                 stop.clone(),
             ));
         }
     }
-    let watcher = WatchDevices {
-        states: store.states.clone(),
-        watch: store.watch.clone(),
-        outbox: store.outbox.clone(),
-        alerts,
-        rules,
-    };
     tasks.spawn(watch::run(
-        watcher,
-        options.silent_check_interval,
-        metrics.clone(),
+        WatchDevices::from_local(&local),
+        args.silent_check_interval,
         stop.clone(),
     ));
-
-    let keys = auth::key_ring(&options).await?;
-    let auth = auth::authenticator(&options, keys.clone(), &store.credentials);
-    let routes = server::Routes {
-        record_batch: RecordSyncEvents {
-            log: store.events.clone(),
-            rules: config.event_rules,
-            auth: auth.clone(),
-        },
-        record: RecordSyncEvent {
-            log: store.events.clone(),
-            rules: config.event_rules,
-            auth: auth.clone(),
-        },
-        history: GetSyncHistory {
-            log: store.history.clone(),
-            cursor_key: cursor_key.clone(),
-            auth: auth.clone(),
-        },
-        failures: ListRepeatedFailures {
-            failing: store.failing.clone(),
-            rule: rules.streak,
-            cursor_key: cursor_key.clone(),
-            auth: auth.clone(),
-        },
-        device: GetDevice {
-            devices: store.devices.clone(),
-            rule: rules.streak,
-            auth: auth.clone(),
-        },
-        devices: ListDevices {
-            devices: store.devices.clone(),
-            rule: rules.streak,
-            cursor_key,
-            auth: auth.clone(),
-        },
-        summary: FleetSummary {
-            fleet: store.fleet.clone(),
-            auth: auth.clone(),
-        },
-        dashboard: ServeDashboard {
-            sign_in: SignIn::Token,
-        },
-        issue: IssueDeviceCredentials {
-            credentials: store.credentials.manage.clone(),
-            keys,
-            auth: auth.clone(),
-        },
-        revoke: RevokeDeviceCredentials {
-            credentials: store.credentials.manage.clone(),
-            auth: auth.clone(),
-        },
-        metrics,
-        auth,
-    };
-    let listener = TcpListener::bind(options.addr)
+    let server = server::Server::new(functions::http_handlers(&local), local.auth.clone(), metrics)?;
+    let listener = TcpListener::bind(args.addr)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", options.addr))?;
+        .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
     let addr = listener.local_addr()?;
     // The first stdout line; the black-box tests read the port from it.
     println!("pisync-local listening on http://{addr}");
-    if !options.no_auth {
+    if !args.no_auth {
         // A read token for the dashboard, in the URL fragment: browsers never send a
         // fragment to the server, so it stays out of every request line and log.
-        let token = auth::issue(&cli::TokenRequest::Operator { admin: false }, &options).await?;
+        let token = auth::operator_token(&local.keys, false)?;
         println!("pisync-local dashboard: {}", sign_in_link(addr, &token));
     }
 
-    listener::serve(listener, routes).await;
+    listener::serve(listener, server).await;
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         while tasks.join_next().await.is_some() {}

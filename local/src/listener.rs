@@ -1,7 +1,7 @@
 //! The runner as a server: accepts connections within bounds a client cannot push,
 //! serves each with the routes, and stops gracefully on SIGINT or SIGTERM.
 
-use crate::server::Routes;
+use crate::server::Server;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::sync::Arc;
@@ -18,9 +18,9 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Serves until SIGINT or SIGTERM, then lets open requests finish (up to 10 s).
-pub async fn serve(listener: TcpListener, routes: Routes) {
+pub async fn serve(listener: TcpListener, server: Server) {
     let graceful = GracefulShutdown::new();
-    let routes = Arc::new(routes);
+    let server = Arc::new(server);
     let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
@@ -43,10 +43,10 @@ pub async fn serve(listener: TcpListener, routes: Routes) {
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let routes = routes.clone();
+                let server = server.clone();
                 let service = hyper::service::service_fn(move |req| {
-                    let routes = routes.clone();
-                    async move { Ok::<_, std::convert::Infallible>(routes.serve(req).await) }
+                    let server = server.clone();
+                    async move { Ok::<_, std::convert::Infallible>(server.serve(req).await) }
                 });
                 let stream = crate::shaped::ShapedErrors::new(stream);
                 let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();

@@ -4,29 +4,19 @@
 //! One route exists only here: `GET /metrics`, the runner's counters in Prometheus
 //! text (in AWS the same figures go to CloudWatch).
 
-use fleet_summary::FleetSummary;
-use get_device::GetDevice;
-use get_sync_history::GetSyncHistory;
+use crate::functions::Handlers;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use issue_device_credentials::IssueDeviceCredentials;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 use lambda_http::aws_lambda_events::query_map::QueryMap;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt};
-use list_devices::ListDevices;
-use list_repeated_failures::ListRepeatedFailures;
+use metrics_exporter_prometheus::PrometheusHandle;
 use pisync_shared::auth::{Access, Authenticator};
 use pisync_shared::domain::validate::FieldError;
 use pisync_shared::http::routes::{self, Route};
 use pisync_shared::http::{self, ApiError, Call};
-use pisync_shared::metrics::Registry;
-use record_sync_event::RecordSyncEvent;
-use record_sync_events::RecordSyncEvents;
-use revoke_device_credentials::RevokeDeviceCredentials;
-use serve_dashboard::ServeDashboard;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 /// The runner's counters: operators only, like every read route.
 pub const METRICS: Route = Route {
@@ -37,31 +27,38 @@ pub const METRICS: Route = Route {
     access: Access::Read,
 };
 
-/// The API routes' handlers.
-#[derive(Clone)]
-pub struct Routes {
-    pub record: RecordSyncEvent,
-    pub record_batch: RecordSyncEvents,
-    pub history: GetSyncHistory,
-    pub failures: ListRepeatedFailures,
-    pub device: GetDevice,
-    pub devices: ListDevices,
-    pub summary: FleetSummary,
-    pub dashboard: ServeDashboard,
-    pub issue: IssueDeviceCredentials,
-    pub revoke: RevokeDeviceCredentials,
-    pub metrics: Arc<Registry>,
-    /// For `GET /metrics` (the API routes' handlers hold their own).
-    pub auth: Authenticator,
+/// The API: each route of the table to its function's handler, and `GET /metrics`.
+pub struct Server {
+    handlers: Handlers,
+    /// For `GET /metrics` (the functions' handlers hold their own).
+    auth: Authenticator,
+    metrics: PrometheusHandle,
 }
 
-impl Routes {
+impl Server {
+    /// Fails, naming them, if a route of the table has no handler.
+    pub fn new(handlers: Handlers, auth: Authenticator, metrics: PrometheusHandle) -> Result<Self, String> {
+        let unserved = crate::functions::unserved(&handlers);
+        if !unserved.is_empty() {
+            return Err(format!("no handler for {}", unserved.join(", ")));
+        }
+        Ok(Self {
+            handlers,
+            auth,
+            metrics,
+        })
+    }
+
     pub async fn serve(&self, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
         let request_id = http::generate_request_id();
         let response = match to_lambda(req, &request_id).await {
             Ok((route, req)) if route == &METRICS => self.metrics(req).await,
             Err(err) => http::error(&err, &request_id),
-            Ok((route, req)) => self.dispatch(route, req).await,
+            Ok((route, req)) => match self.handlers.get(route.function) {
+                Some(handler) => handler.handle(req).await,
+                // Not reached: `new` refuses a table with an unserved route.
+                None => http::error(&ApiError::route_not_found(), &request_id),
+            },
         };
         let (parts, body) = response.into_parts();
         let bytes = match body {
@@ -73,44 +70,11 @@ impl Routes {
         hyper::Response::from_parts(parts, Full::new(bytes))
     }
 
-    /// The handler API Gateway would invoke for `route`.
-    async fn dispatch(
-        &self,
-        route: &'static Route,
-        req: lambda_http::Request,
-    ) -> lambda_http::Response<Body> {
-        if route == &routes::RECORD_SYNC_EVENT {
-            record_sync_event::handle(&self.record, req).await
-        } else if route == &routes::RECORD_SYNC_EVENTS {
-            record_sync_events::handle(&self.record_batch, req).await
-        } else if route == &routes::GET_SYNC_HISTORY {
-            get_sync_history::handle(&self.history, req).await
-        } else if route == &routes::LIST_REPEATED_FAILURES {
-            list_repeated_failures::handle(&self.failures, req).await
-        } else if route == &routes::GET_DEVICE {
-            get_device::handle(&self.device, req).await
-        } else if route == &routes::LIST_DEVICES {
-            list_devices::handle(&self.devices, req).await
-        } else if route == &routes::FLEET_SUMMARY {
-            fleet_summary::handle(&self.summary, req).await
-        } else if route == &routes::DASHBOARD || route == &routes::DASHBOARD_FILE {
-            serve_dashboard::handle(&self.dashboard, req).await
-        } else if route == &routes::ISSUE_DEVICE_CREDENTIALS {
-            issue_device_credentials::handle(&self.issue, req).await
-        } else if route == &routes::REVOKE_DEVICE_CREDENTIALS {
-            revoke_device_credentials::handle(&self.revoke, req).await
-        } else {
-            // Every route in the table has a handler above (a test walks the table).
-            http::error(&ApiError::route_not_found(), &http::request_id(&req))
-        }
-    }
-}
-
-impl Routes {
     /// `GET /metrics`: Prometheus text, with the API's security headers.
     async fn metrics(&self, req: lambda_http::Request) -> lambda_http::Response<Body> {
         match Call::admit(&METRICS, &req, &self.auth).await {
             Ok(call) => {
+                self.metrics.run_upkeep();
                 let mut response = http::json(lambda_http::http::StatusCode::OK, &(), &call.request_id);
                 *response.body_mut() = Body::Text(self.metrics.render());
                 response.headers_mut().insert(

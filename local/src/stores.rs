@@ -1,16 +1,17 @@
-//! The runner's store behind every port the handlers, detection and the watch use:
-//! the embedded SQLite database, or DynamoDB (for example DynamoDB Local).
+//! The runner's store behind every port the functions use: the embedded SQLite
+//! database, or DynamoDB (for example DynamoDB Local), and where detection's records
+//! come from.
 
-use crate::auth::Credentials;
-use crate::cli::Options;
+use crate::cli::StoreArgs;
 use crate::Failure;
-use pisync_shared::adapters::dynamodb::DynamoStore;
+use pisync_shared::adapters::dynamodb::{DynamoCredentials, DynamoStore};
 use pisync_shared::adapters::sqlite::SqliteStore;
-use pisync_shared::ports::{
-    DeviceStates, ListFailing, Outbox, ReadDevices, ReadFleet, ReadHistory, RecordDays, RecordEvents,
-    SilenceWatch,
-};
+use pisync_shared::config::Config;
+use pisync_shared::ports::{Credentials, Store};
 use std::sync::Arc;
+
+/// The embedded store's database in the data directory.
+pub const DB_FILE: &str = "pisync.db";
 
 /// Where detection's records come from.
 pub enum Changes {
@@ -23,95 +24,71 @@ pub enum Changes {
     },
 }
 
-/// One store behind every port.
+/// One store behind every port, and the device credentials beside it.
 pub struct Stores {
-    pub events: Arc<dyn RecordEvents>,
-    pub history: Arc<dyn ReadHistory>,
-    pub failing: Arc<dyn ListFailing>,
-    pub devices: Arc<dyn ReadDevices>,
-    pub fleet: Arc<dyn ReadFleet>,
-    pub states: Arc<dyn DeviceStates>,
-    pub days: Arc<dyn RecordDays>,
-    pub outbox: Arc<dyn Outbox>,
-    pub watch: Arc<dyn SilenceWatch>,
-    pub credentials: Credentials,
+    pub store: Arc<dyn Store>,
+    pub credentials: Arc<dyn Credentials>,
     pub changes: Changes,
 }
 
-trait AllPorts:
-    RecordEvents
-    + ReadHistory
-    + ListFailing
-    + ReadDevices
-    + ReadFleet
-    + DeviceStates
-    + RecordDays
-    + Outbox
-    + SilenceWatch
-    + Clone
-    + 'static
-{
-}
-
-impl<S> AllPorts for S where
-    S: RecordEvents
-        + ReadHistory
-        + ListFailing
-        + ReadDevices
-        + ReadFleet
-        + DeviceStates
-        + RecordDays
-        + Outbox
-        + SilenceWatch
-        + Clone
-        + 'static
-{
+/// The credentials table beside `table` (DynamoDB).
+pub fn credentials_table(table: &str) -> String {
+    format!("{table}-credentials")
 }
 
 impl Stores {
-    fn of<S: AllPorts>(store: S, credentials: Credentials, changes: Changes) -> Self {
-        Self {
-            events: Arc::new(store.clone()),
-            history: Arc::new(store.clone()),
-            failing: Arc::new(store.clone()),
-            devices: Arc::new(store.clone()),
-            fleet: Arc::new(store.clone()),
-            states: Arc::new(store.clone()),
-            days: Arc::new(store.clone()),
-            outbox: Arc::new(store.clone()),
-            watch: Arc::new(store),
-            credentials,
-            changes,
-        }
-    }
-
-    /// The store `options` name: DynamoDB at `--dynamodb-endpoint` (the table created
+    /// The store `args` name: DynamoDB at `--dynamodb-endpoint` (the tables created
     /// if missing), else the embedded one in the data directory.
-    pub async fn open(options: &Options) -> Result<Self, Failure> {
-        match &options.dynamodb_endpoint {
+    pub async fn open(args: &StoreArgs, config: &Config) -> Result<Self, Failure> {
+        match &args.dynamodb_endpoint {
             None => {
-                let path = options.data_dir.join(crate::DB_FILE);
+                let path = args.data_dir.join(DB_FILE);
                 let store = SqliteStore::open(&path)?;
                 tracing::info!(path = %path.display(), "embedded store");
-                let credentials = Credentials::of(store.clone());
-                Ok(Self::of(store.clone(), credentials, Changes::Sqlite(store)))
+                Ok(Self {
+                    store: Arc::new(store.clone()),
+                    credentials: Arc::new(store.clone()),
+                    changes: Changes::Sqlite(store),
+                })
             }
             Some(endpoint) => {
-                let aws = pisync_shared::adapters::aws::for_endpoint(endpoint).await?;
-                let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &options.table);
+                let aws = pisync_shared::adapters::aws::for_endpoint(config, endpoint).await?;
+                let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &args.table);
                 store.create_table_if_missing().await?;
                 let stream_arn = store
                     .stream_arn()
                     .await?
                     .ok_or("the table has no stream; enable NEW_IMAGE streams on it")?;
-                tracing::info!(endpoint, table = %options.table, "DynamoDB store");
-                let credentials = Credentials::of(crate::auth::dynamodb(endpoint, &options.table).await?);
-                let changes = Changes::Dynamo {
-                    streams: aws_sdk_dynamodbstreams::Client::new(&aws),
-                    stream_arn,
-                };
-                Ok(Self::of(store, credentials, changes))
+                tracing::info!(endpoint, table = %args.table, "DynamoDB store");
+                Ok(Self {
+                    store: Arc::new(store),
+                    credentials: Arc::new(dynamodb_credentials(&aws, &args.table).await?),
+                    changes: Changes::Dynamo {
+                        streams: aws_sdk_dynamodbstreams::Client::new(&aws),
+                        stream_arn,
+                    },
+                })
             }
         }
     }
+
+    /// Only the device credentials of the store `args` name (the token commands).
+    pub async fn credentials(args: &StoreArgs, config: &Config) -> Result<Arc<dyn Credentials>, Failure> {
+        match &args.dynamodb_endpoint {
+            None => Ok(Arc::new(SqliteStore::open(&args.data_dir.join(DB_FILE))?)),
+            Some(endpoint) => {
+                let aws = pisync_shared::adapters::aws::for_endpoint(config, endpoint).await?;
+                Ok(Arc::new(dynamodb_credentials(&aws, &args.table).await?))
+            }
+        }
+    }
+}
+
+async fn dynamodb_credentials(
+    aws: &aws_config::SdkConfig,
+    table: &str,
+) -> Result<DynamoCredentials, Failure> {
+    let store = DynamoCredentials::new(aws_sdk_dynamodb::Client::new(aws), credentials_table(table));
+    store.create_table_if_missing().await?;
+    Ok(store)
 }

@@ -1,35 +1,44 @@
-//! One typed configuration per process, read from the environment once, in `main`.
-//! Handlers receive the values they need; nothing else reads the environment.
+//! One typed configuration per process, read once at start, here and nowhere else.
+//!
+//! A Lambda function reads it from its environment ([`Config::from_env`]); the local
+//! runner declares the same settings as command-line flags (clap, each with `env =`
+//! one of the names below, so a flag and a Lambda environment variable are the same
+//! setting) and builds the same [`Config`] from them. Handlers, adapters and logging
+//! receive the values they need; nothing else reads the environment.
 
 use crate::domain::detection::Rules;
 use crate::domain::silence::SilenceRule;
 use crate::domain::streak::StreakRule;
 use crate::domain::validate::EventRules;
 use crate::http::cursor::CursorKey;
+use std::time::Duration;
 
-/// `FAILURE_THRESHOLD`: failures in a row before an alert (default: [`StreakRule::default`]).
+/// `FAILURE_THRESHOLD`: failures in a row before an alert (default 3).
 pub const FAILURE_THRESHOLD: &str = "FAILURE_THRESHOLD";
 /// `MAX_CLOCK_SKEW_SECONDS`: how far in the future a device timestamp may be (default 900).
 pub const MAX_CLOCK_SKEW_SECONDS: &str = "MAX_CLOCK_SKEW_SECONDS";
-/// `CURSOR_SIGNING_KEY`: secret for page cursors; the same on every instance.
+/// `SILENT_AFTER`: no report received for this long makes an unassigned device silent
+/// (a duration: `48h`, `90m`, `60s`, `2d`; default 48h).
+pub const SILENT_AFTER: &str = "SILENT_AFTER";
+/// `CURSOR_SIGNING_KEY`: secret for page cursors (local development; AWS reads
+/// `CURSOR_SIGNING_KEY_SECRET_ARN`).
 pub const CURSOR_SIGNING_KEY: &str = "CURSOR_SIGNING_KEY";
 /// `TABLE_NAME`: the DynamoDB table.
 pub const TABLE_NAME: &str = "TABLE_NAME";
-/// `EVENT_RETENTION_DAYS`: days an event is kept (TTL); unset or 0 keeps events.
+/// `EVENT_RETENTION_DAYS`: days an event is kept after it was received (TTL); unset or
+/// 0 keeps events.
 pub const EVENT_RETENTION_DAYS: &str = "EVENT_RETENTION_DAYS";
 /// `ALERT_TOPIC_ARN`: the SNS topic for operator notices.
 pub const ALERT_TOPIC_ARN: &str = "ALERT_TOPIC_ARN";
 /// `TLS_TRUST_ROOTS`: `aws` (default: the Amazon roots compiled in) or `system`.
 pub const TLS_TRUST_ROOTS: &str = "TLS_TRUST_ROOTS";
-/// `SILENT_AFTER_HOURS`: hours without a report that make a device silent (default 48).
-pub const SILENT_AFTER_HOURS: &str = "SILENT_AFTER_HOURS";
 /// `DASHBOARD_URL`: the dashboard's address, for links in e-mails (optional).
 pub const DASHBOARD_URL: &str = "DASHBOARD_URL";
-/// `SIGN_IN_DOMAIN`, `SIGN_IN_CLIENT_ID`, `DASHBOARD_URL`: the dashboard's Cognito
-/// hosted UI sign-in (all three, or the dashboard asks for a pasted token).
+/// `SIGN_IN_DOMAIN`, `SIGN_IN_CLIENT_ID` (with `DASHBOARD_URL`): the dashboard's
+/// Cognito hosted-UI sign-in (all three, or the dashboard asks for a pasted token).
 pub const SIGN_IN_DOMAIN: &str = "SIGN_IN_DOMAIN";
 pub const SIGN_IN_CLIENT_ID: &str = "SIGN_IN_CLIENT_ID";
-/// `WEBHOOK_URL`: where deliver-webhooks POSTs each notice (`https://`).
+/// `WEBHOOK_URL`: where every notice is POSTed (`https://`; locally also loopback http).
 pub const WEBHOOK_URL: &str = "WEBHOOK_URL";
 /// `WEBHOOK_SECRET_ARN`: the Secrets Manager secret that signs webhook deliveries.
 pub const WEBHOOK_SECRET_ARN: &str = "WEBHOOK_SECRET_ARN";
@@ -37,9 +46,7 @@ pub const WEBHOOK_SECRET_ARN: &str = "WEBHOOK_SECRET_ARN";
 pub const WEBHOOK_QUEUE_URL: &str = "WEBHOOK_QUEUE_URL";
 /// `WEBHOOK_DEAD_LETTER_QUEUE_URL`: where a delivery the receiver rejects goes.
 pub const WEBHOOK_DEAD_LETTER_QUEUE_URL: &str = "WEBHOOK_DEAD_LETTER_QUEUE_URL";
-
-/// `CURSOR_SIGNING_KEY_SECRET_ARN`: the Secrets Manager secret holding the cursor key
-/// (AWS; `CURSOR_SIGNING_KEY` gives the value directly for local development).
+/// `CURSOR_SIGNING_KEY_SECRET_ARN`: the Secrets Manager secret holding the cursor key.
 pub const CURSOR_SIGNING_KEY_SECRET_ARN: &str = "CURSOR_SIGNING_KEY_SECRET_ARN";
 /// `CREDENTIALS_TABLE_NAME`: the DynamoDB table of device credentials.
 pub const CREDENTIALS_TABLE_NAME: &str = "CREDENTIALS_TABLE_NAME";
@@ -53,9 +60,29 @@ pub const CREDENTIAL_CACHE_SECONDS: &str = "CREDENTIAL_CACHE_SECONDS";
 /// `OPERATOR_GROUPS_CLAIM`: the JWT claim listing an operator's groups
 /// (default `cognito:groups`).
 pub const OPERATOR_GROUPS_CLAIM: &str = "OPERATOR_GROUPS_CLAIM";
+/// `AWS_LAMBDA_LOG_LEVEL` (else `RUST_LOG`) and `AWS_LAMBDA_LOG_FORMAT`: Lambda's
+/// logging controls, as the template sets them.
+pub const LOG_LEVEL: &str = "AWS_LAMBDA_LOG_LEVEL";
+pub const RUST_LOG: &str = "RUST_LOG";
+pub const LOG_FORMAT: &str = "AWS_LAMBDA_LOG_FORMAT";
+/// What Lambda puts in every function's environment: the region and the role's
+/// credentials (only whether they are there is kept, never their values).
+pub const AWS_REGION: &str = "AWS_REGION";
+pub const AWS_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
+pub const AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+pub const AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+
+/// Defaults, shared by the Lambda environment and the local runner's flags.
+pub const DEFAULT_FAILURE_THRESHOLD: u32 = 3;
+pub const DEFAULT_SILENT_AFTER: &str = "48h";
+pub const DEFAULT_MAX_CLOCK_SKEW_SECONDS: u32 = 900;
+pub const DEFAULT_CREDENTIAL_CACHE_SECONDS: u32 = 60;
+pub const DEFAULT_OPERATOR_GROUPS_CLAIM: &str = "cognito:groups";
 
 /// Longest credential cache: the contract's revocation delay in AWS.
 pub const MAX_CREDENTIAL_CACHE_SECONDS: u32 = 300;
+/// Shortest accepted `CURSOR_SIGNING_KEY`.
+pub const MIN_CURSOR_KEY_LEN: usize = 32;
 
 /// Where a secret comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,9 +92,6 @@ pub enum SecretSource {
     /// A file readable by its owner only (local development).
     File(std::path::PathBuf),
 }
-
-/// Shortest accepted `CURSOR_SIGNING_KEY`.
-pub const MIN_CURSOR_KEY_LEN: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -93,8 +117,32 @@ pub enum TrustRoots {
     System,
 }
 
-/// Everything a PiSync process reads from its environment. Values a process may not
-/// need are optional here and required by the accessor that process calls.
+/// How a Lambda function logs (Lambda's own controls).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Logging {
+    pub level: String,
+    pub json: bool,
+}
+
+impl Default for Logging {
+    fn default() -> Self {
+        Self {
+            level: "INFO".into(),
+            json: false,
+        }
+    }
+}
+
+/// What the environment already says about AWS, so the SDK need not search for it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AwsEnvironment {
+    pub region: Option<String>,
+    /// Both access keys are set: the environment credentials provider alone answers.
+    pub has_credentials: bool,
+}
+
+/// Everything a PiSync process is configured with. Values a process may not need are
+/// optional here and required by the accessor that process calls.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub rule: StreakRule,
@@ -106,20 +154,28 @@ pub struct Config {
     pub retention_days: Option<u32>,
     pub trust_roots: TrustRoots,
     /// How long a device route trusts a credential it read.
-    pub credential_cache: std::time::Duration,
+    pub credential_cache: Duration,
     /// The JWT claim with an operator's groups.
     pub operator_groups_claim: String,
-    table: Option<String>,
-    credentials_table: Option<String>,
-    cursor_key: Option<CursorKey>,
-    cursor_key_secret: Option<String>,
-    signing_keys: Option<SecretSource>,
-    alert_topic_arn: Option<String>,
-    webhook_url: Option<String>,
-    webhook_secret_arn: Option<String>,
-    webhook_dead_letter_queue: Option<String>,
-    webhook_queue: Option<String>,
-    sign_in: Option<(String, String)>,
+    pub logging: Logging,
+    pub aws: AwsEnvironment,
+    pub table: Option<String>,
+    pub credentials_table: Option<String>,
+    pub cursor_key: Option<CursorKey>,
+    pub cursor_key_secret: Option<String>,
+    pub signing_keys: Option<SecretSource>,
+    pub alert_topic_arn: Option<String>,
+    pub webhook_url: Option<String>,
+    pub webhook_secret_arn: Option<String>,
+    pub webhook_dead_letter_queue: Option<String>,
+    pub webhook_queue: Option<String>,
+    pub sign_in: Option<(String, String)>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::from_lookup(|_| None).unwrap_or_else(|_| unreachable!("the defaults are valid"))
+    }
 }
 
 impl Config {
@@ -130,7 +186,6 @@ impl Config {
     /// Reads the settings through `var` (the environment, or a test's map).
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
-        let default_skew_secs = (EventRules::default().max_clock_skew_millis / 1000) as u32;
         let positive = |name: &'static str, default: u32| match set(name) {
             None => Ok(default),
             Some(v) => parse_positive(&v).ok_or(ConfigError::Invalid {
@@ -148,16 +203,13 @@ impl Config {
                 value: v,
             })?),
         };
-        let trust_roots = match set(TLS_TRUST_ROOTS).as_deref() {
-            None | Some("aws") => TrustRoots::Aws,
-            Some("system") => TrustRoots::System,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: TLS_TRUST_ROOTS,
-                    expected: "must be \"aws\" or \"system\"",
-                    value: other.to_owned(),
-                })
-            }
+        let trust_roots = match set(TLS_TRUST_ROOTS) {
+            None => TrustRoots::Aws,
+            Some(v) => parse_trust_roots(&v).ok_or(ConfigError::Invalid {
+                name: TLS_TRUST_ROOTS,
+                expected: "must be \"aws\" or \"system\"",
+                value: v,
+            })?,
         };
         let cursor_key = match set(CURSOR_SIGNING_KEY) {
             None => None,
@@ -171,8 +223,8 @@ impl Config {
             }
             Some(secret) => Some(CursorKey::from_secret(secret.as_bytes())),
         };
-        let credential_cache = match positive(CREDENTIAL_CACHE_SECONDS, 60)? {
-            secs if secs <= MAX_CREDENTIAL_CACHE_SECONDS => std::time::Duration::from_secs(secs.into()),
+        let credential_cache = match positive(CREDENTIAL_CACHE_SECONDS, DEFAULT_CREDENTIAL_CACHE_SECONDS)? {
+            secs if secs <= MAX_CREDENTIAL_CACHE_SECONDS => Duration::from_secs(secs.into()),
             secs => {
                 return Err(ConfigError::Invalid {
                     name: CREDENTIAL_CACHE_SECONDS,
@@ -186,49 +238,74 @@ impl Config {
             (None, Some(path)) => Some(SecretSource::File(path.into())),
             (None, None) => None,
         };
+        let silent_after = set(SILENT_AFTER).unwrap_or_else(|| DEFAULT_SILENT_AFTER.into());
         let silence = SilenceRule {
-            after: std::time::Duration::from_secs(3600 * u64::from(positive(SILENT_AFTER_HOURS, 48)?)),
+            after: parse_duration(&silent_after).ok_or(ConfigError::Invalid {
+                name: SILENT_AFTER,
+                expected: "must be a duration such as 48h, 90m, 60s or 2d",
+                value: silent_after.clone(),
+            })?,
         };
         let webhook_url = match set(WEBHOOK_URL) {
-            Some(url) if !url.starts_with("https://") => {
+            Some(url) if !is_webhook_url(&url) => {
                 return Err(ConfigError::Invalid {
                     name: WEBHOOK_URL,
-                    expected: "must be an https:// URL",
+                    expected: "must be an https:// URL (or http:// to a loopback host)",
                     value: url,
                 })
             }
             other => other,
         };
+        let logging = Logging {
+            level: set(LOG_LEVEL)
+                .or_else(|| set(RUST_LOG))
+                .unwrap_or_else(|| Logging::default().level),
+            json: set(LOG_FORMAT).is_some_and(|f| f.eq_ignore_ascii_case("json")),
+        };
         Ok(Self {
+            rule: StreakRule {
+                threshold: positive(FAILURE_THRESHOLD, DEFAULT_FAILURE_THRESHOLD)?,
+            },
             silence,
             dashboard_url: set(DASHBOARD_URL),
+            event_rules: EventRules {
+                max_clock_skew_millis: i64::from(positive(
+                    MAX_CLOCK_SKEW_SECONDS,
+                    DEFAULT_MAX_CLOCK_SKEW_SECONDS,
+                )?) * 1000,
+            },
+            retention_days,
+            trust_roots,
+            credential_cache,
+            operator_groups_claim: set(OPERATOR_GROUPS_CLAIM)
+                .unwrap_or_else(|| DEFAULT_OPERATOR_GROUPS_CLAIM.into()),
+            logging,
+            aws: AwsEnvironment {
+                region: set(AWS_REGION),
+                has_credentials: set(AWS_ACCESS_KEY_ID).is_some() && set(AWS_SECRET_ACCESS_KEY).is_some(),
+            },
+            table: set(TABLE_NAME),
+            credentials_table: set(CREDENTIALS_TABLE_NAME),
+            cursor_key,
+            cursor_key_secret: set(CURSOR_SIGNING_KEY_SECRET_ARN),
+            signing_keys,
+            alert_topic_arn: set(ALERT_TOPIC_ARN),
             webhook_url,
             webhook_secret_arn: set(WEBHOOK_SECRET_ARN),
             webhook_dead_letter_queue: set(WEBHOOK_DEAD_LETTER_QUEUE_URL),
             webhook_queue: set(WEBHOOK_QUEUE_URL),
             sign_in: set(SIGN_IN_DOMAIN).zip(set(SIGN_IN_CLIENT_ID)),
-            credential_cache,
-            operator_groups_claim: set(OPERATOR_GROUPS_CLAIM).unwrap_or_else(|| "cognito:groups".into()),
-            credentials_table: set(CREDENTIALS_TABLE_NAME),
-            cursor_key_secret: set(CURSOR_SIGNING_KEY_SECRET_ARN),
-            signing_keys,
-            rule: StreakRule {
-                threshold: positive(FAILURE_THRESHOLD, StreakRule::default().threshold)?,
-            },
-            event_rules: EventRules {
-                max_clock_skew_millis: i64::from(positive(MAX_CLOCK_SKEW_SECONDS, default_skew_secs)?) * 1000,
-            },
-            retention_days,
-            trust_roots,
-            table: set(TABLE_NAME),
-            cursor_key,
-            alert_topic_arn: set(ALERT_TOPIC_ARN),
         })
     }
 
-    /// `TABLE_NAME`, required by every function.
+    /// The region for an endpoint such as DynamoDB Local: the environment's, else any.
+    pub fn region_or_default(&self) -> String {
+        self.aws.region.clone().unwrap_or_else(|| "us-east-1".into())
+    }
+
+    /// `TABLE_NAME`, required by every function that uses the table.
     pub fn table(&self) -> Result<&str, ConfigError> {
-        self.table.as_deref().ok_or(ConfigError::Missing(TABLE_NAME))
+        required(&self.table, TABLE_NAME)
     }
 
     /// `CURSOR_SIGNING_KEY` given directly (local development).
@@ -238,16 +315,9 @@ impl Config {
             .ok_or(ConfigError::Missing(CURSOR_SIGNING_KEY))
     }
 
-    /// `CURSOR_SIGNING_KEY_SECRET_ARN`, where the paged read functions find their key in AWS.
-    pub fn cursor_key_secret(&self) -> Option<&str> {
-        self.cursor_key_secret.as_deref()
-    }
-
     /// `CREDENTIALS_TABLE_NAME`, required by device routes and credential management.
     pub fn credentials_table(&self) -> Result<&str, ConfigError> {
-        self.credentials_table
-            .as_deref()
-            .ok_or(ConfigError::Missing(CREDENTIALS_TABLE_NAME))
+        required(&self.credentials_table, CREDENTIALS_TABLE_NAME)
     }
 
     /// Where the token signing keys are: `TOKEN_SIGNING_KEYS_SECRET_ARN`, else
@@ -258,38 +328,33 @@ impl Config {
             .ok_or(ConfigError::Missing(TOKEN_SIGNING_KEYS_SECRET_ARN))
     }
 
-    /// `CURSOR_SIGNING_KEY` if it is set (the local runner falls back to its own key).
-    pub fn cursor_key_if_set(&self) -> Option<CursorKey> {
-        self.cursor_key.clone()
-    }
-
     /// The streak and silence rules together, as detection applies them.
     pub fn rules(&self) -> Rules {
         Rules {
             streak: self.rule,
             silence: self.silence,
+            ..Rules::default()
         }
     }
 
-    /// `WEBHOOK_URL`, required by deliver-webhooks (always `https://`).
+    /// `WEBHOOK_URL`, required by deliver-webhooks.
     pub fn webhook_url(&self) -> Result<&str, ConfigError> {
-        self.webhook_url
-            .as_deref()
-            .ok_or(ConfigError::Missing(WEBHOOK_URL))
+        required(&self.webhook_url, WEBHOOK_URL)
     }
 
     /// `WEBHOOK_SECRET_ARN`, required by deliver-webhooks.
     pub fn webhook_secret_arn(&self) -> Result<&str, ConfigError> {
-        self.webhook_secret_arn
-            .as_deref()
-            .ok_or(ConfigError::Missing(WEBHOOK_SECRET_ARN))
+        required(&self.webhook_secret_arn, WEBHOOK_SECRET_ARN)
     }
 
     /// `WEBHOOK_DEAD_LETTER_QUEUE_URL`, required by deliver-webhooks.
     pub fn webhook_dead_letter_queue(&self) -> Result<&str, ConfigError> {
-        self.webhook_dead_letter_queue
-            .as_deref()
-            .ok_or(ConfigError::Missing(WEBHOOK_DEAD_LETTER_QUEUE_URL))
+        required(&self.webhook_dead_letter_queue, WEBHOOK_DEAD_LETTER_QUEUE_URL)
+    }
+
+    /// `WEBHOOK_QUEUE_URL`, required by deliver-webhooks.
+    pub fn webhook_queue(&self) -> Result<&str, ConfigError> {
+        required(&self.webhook_queue, WEBHOOK_QUEUE_URL)
     }
 
     /// The dashboard's hosted-UI sign-in: (domain, client id, redirect URI), when the
@@ -299,24 +364,75 @@ impl Config {
         Some((domain, client, self.dashboard_url.as_deref()?))
     }
 
-    /// `WEBHOOK_QUEUE_URL`, required by deliver-webhooks.
-    pub fn webhook_queue(&self) -> Result<&str, ConfigError> {
-        self.webhook_queue
-            .as_deref()
-            .ok_or(ConfigError::Missing(WEBHOOK_QUEUE_URL))
-    }
-
-    /// `ALERT_TOPIC_ARN`, required by detect-failures.
+    /// `ALERT_TOPIC_ARN`, required by the functions that publish notices.
     pub fn alert_topic_arn(&self) -> Result<&str, ConfigError> {
-        self.alert_topic_arn
-            .as_deref()
-            .ok_or(ConfigError::Missing(ALERT_TOPIC_ARN))
+        required(&self.alert_topic_arn, ALERT_TOPIC_ARN)
     }
+}
+
+fn required<'a>(value: &'a Option<String>, name: &'static str) -> Result<&'a str, ConfigError> {
+    value.as_deref().ok_or(ConfigError::Missing(name))
 }
 
 /// A whole number above zero.
 pub fn parse_positive(v: &str) -> Option<u32> {
     v.trim().parse::<u32>().ok().filter(|n| *n > 0)
+}
+
+fn parse_trust_roots(v: &str) -> Option<TrustRoots> {
+    match v.trim() {
+        "aws" => Some(TrustRoots::Aws),
+        "system" => Some(TrustRoots::System),
+        _ => None,
+    }
+}
+
+/// `90s`, `30m`, `48h`, `2d`: a positive whole number and a unit.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let unit_at = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(unit_at);
+    let n: u64 = number.parse().ok().filter(|n| *n > 0)?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(seconds).map(Duration::from_secs)
+}
+
+/// A duration as [`parse_duration`] reads it: the largest whole unit.
+pub fn format_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        s if s > 0 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s > 0 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s > 0 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// A webhook receiver: `https://`, or plain `http://` to this machine only (a local
+/// receiver during development; nothing else is sent in clear).
+pub fn is_webhook_url(url: &str) -> bool {
+    if url.starts_with("https://") && url.len() > "https://".len() {
+        return true;
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    host == "localhost"
+        || host == "[::1]"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -335,8 +451,10 @@ mod tests {
         assert_eq!(c.dashboard_url, None);
         assert_eq!(c.event_rules, EventRules::default());
         assert_eq!((c.retention_days, c.trust_roots), (None, TrustRoots::Aws));
-        assert_eq!(c.credential_cache, std::time::Duration::from_secs(60));
+        assert_eq!(c.credential_cache, Duration::from_secs(60));
         assert_eq!(c.operator_groups_claim, "cognito:groups");
+        assert_eq!(c.logging, Logging::default());
+        assert_eq!(c.aws, AwsEnvironment::default());
         assert!(matches!(c.signing_keys(), Err(ConfigError::Missing(_))));
         assert!(matches!(c.table(), Err(ConfigError::Missing(TABLE_NAME))));
         assert!(matches!(
@@ -353,6 +471,9 @@ mod tests {
             (EVENT_RETENTION_DAYS, "30"),
             (TABLE_NAME, "t"),
             (TLS_TRUST_ROOTS, "system"),
+            (SILENT_AFTER, "90m"),
+            (LOG_LEVEL, "DEBUG"),
+            (LOG_FORMAT, "JSON"),
         ])
         .unwrap();
         assert_eq!(c.rule.threshold, 5);
@@ -360,6 +481,14 @@ mod tests {
         assert_eq!(c.retention_days, Some(30));
         assert_eq!(c.table().unwrap(), "t");
         assert_eq!(c.trust_roots, TrustRoots::System);
+        assert_eq!(c.silence.after, Duration::from_secs(90 * 60));
+        assert_eq!(
+            c.logging,
+            Logging {
+                level: "DEBUG".into(),
+                json: true
+            }
+        );
         assert_eq!(
             config(&[(EVENT_RETENTION_DAYS, "0")]).unwrap().retention_days,
             None
@@ -378,6 +507,26 @@ mod tests {
     }
 
     #[test]
+    fn lambdas_environment_answers_region_and_credentials() {
+        let c = config(&[
+            (AWS_REGION, "eu-west-1"),
+            (AWS_ACCESS_KEY_ID, "AKIA"),
+            (AWS_SECRET_ACCESS_KEY, "s"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.aws,
+            AwsEnvironment {
+                region: Some("eu-west-1".into()),
+                has_credentials: true
+            }
+        );
+        let partial = config(&[(AWS_ACCESS_KEY_ID, "AKIA")]).unwrap();
+        assert!(!partial.aws.has_credentials, "both keys or neither");
+        assert!(!format!("{c:?}").contains("AKIA"), "no credential is kept");
+    }
+
+    #[test]
     fn bad_values_are_errors_that_name_the_variable() {
         for (name, value) in [
             (FAILURE_THRESHOLD, "0"),
@@ -387,8 +536,10 @@ mod tests {
             (CURSOR_SIGNING_KEY, "short"),
             (CREDENTIAL_CACHE_SECONDS, "301"),
             (CREDENTIAL_CACHE_SECONDS, "0"),
-            (SILENT_AFTER_HOURS, "0"),
+            (SILENT_AFTER, "0h"),
+            (SILENT_AFTER, "soon"),
             (WEBHOOK_URL, "http://hooks.example/x"),
+            (WEBHOOK_URL, "ftp://x"),
         ] {
             let err = config(&[(name, value)]).unwrap_err().to_string();
             assert!(err.contains(name), "{err}");
@@ -401,5 +552,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn durations_take_a_unit_and_read_back() {
+        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("48h"), Some(Duration::from_secs(48 * 3600)));
+        assert_eq!(parse_duration("2d"), Some(Duration::from_secs(2 * 86_400)));
+        for bad in ["", "90", "0s", "-1h", "1.5h", "h", "10w", "99999999999999999999d"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+        for text in ["90s", "16h", "2d", "90m"] {
+            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
+        }
+    }
+
+    #[test]
+    fn webhooks_go_over_tls_or_stay_on_this_machine() {
+        for ok in [
+            "https://hooks.example/x",
+            "http://127.0.0.1:9000/hook",
+            "http://localhost/x",
+            "http://[::1]:80/",
+        ] {
+            assert!(is_webhook_url(ok), "{ok}");
+        }
+        for bad in [
+            "http://hooks.example/x",
+            "http://127.0.0.1.evil/x",
+            "ftp://x",
+            "https://",
+            "hooks",
+        ] {
+            assert!(!is_webhook_url(bad), "{bad}");
+        }
     }
 }

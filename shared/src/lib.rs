@@ -10,15 +10,19 @@
 //!   replies in the one error shape, query parsing and signed cursors.
 //! - [`adapters`]: the ports' implementations, each behind a feature so a Lambda links
 //!   only what it calls (SQLite for the local runner, DynamoDB and SNS in AWS).
+//! - [`function`]: what each function crate exposes (a handler with two
+//!   constructors: from AWS, from the local stores); [`lambda`] runs one in Lambda.
 //! - [`config`]: one typed configuration per process, read once at start.
-//! - [`metrics`]: what detection and delivery did, as CloudWatch EMF or Prometheus text.
+//! - [`metrics`]: what the API, detection and delivery did, through the `metrics` facade.
 
 pub mod adapters;
 pub mod auth;
 pub mod config;
 pub mod digest;
 pub mod domain;
+pub mod function;
 pub mod http;
+pub mod lambda;
 pub mod logging;
 pub mod metrics;
 pub mod ports;

@@ -10,16 +10,15 @@ use lambda_http::tracing::subscriber::fmt::MakeWriter;
 /// The `lambda_runtime` target that logs raw events at TRACE.
 pub const RAW_EVENT_TARGET: &str = "lambda_runtime::layers::api_response";
 
-/// Installs the function's subscriber, writing to stdout (CloudWatch Logs).
-pub fn init_lambda() {
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG"));
-    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+/// Installs the function's subscriber, writing to stdout (CloudWatch Logs), at the
+/// level and in the format the configuration read from Lambda's controls.
+pub fn init_lambda(logging: &crate::config::Logging) {
     let builder = lambda_http::tracing::subscriber::fmt()
         .with_target(false)
         .without_time()
-        .with_env_filter(filter(level.as_deref().unwrap_or("INFO")))
+        .with_env_filter(filter(&logging.level))
         .with_writer(std::io::stdout);
-    let installed = if json {
+    let installed = if logging.json {
         builder.json().try_init()
     } else {
         builder.try_init()
@@ -27,21 +26,6 @@ pub fn init_lambda() {
     if let Err(e) = installed {
         eprintln!("logging was already set up: {e}");
     }
-}
-
-/// Prints an invocation's figures as CloudWatch Embedded Metric Format lines on
-/// stdout: CloudWatch turns them into metrics with no API call from the function.
-pub fn metrics(function: &str, figures: &crate::metrics::Figures, now: crate::EventTime) {
-    use std::io::Write;
-    let lines = figures.to_emf(function, now);
-    if lines.is_empty() {
-        return;
-    }
-    let mut out = std::io::stdout().lock();
-    for line in lines {
-        let _ = writeln!(out, "{line}");
-    }
-    let _ = out.flush();
 }
 
 /// The filter for `level`, with the raw-event target capped at DEBUG.

@@ -1,19 +1,99 @@
-//! Operational figures: what detection, the silence check and notice delivery did.
-//! A Lambda function prints them once per invocation in CloudWatch Embedded Metric
-//! Format (one log line, no API call); the local runner adds them up and serves them
-//! at `GET /metrics` in Prometheus text format. Both read the same [`Figures`].
+//! Operational metrics through the `metrics` facade: what the API recorded, what
+//! detection, the periodic check and delivery did. The process decides where they go
+//! — a Lambda function prints them in CloudWatch Embedded Metric Format
+//! ([`crate::lambda`], `metrics_cloudwatch_embedded`), the local runner serves them at
+//! `GET /metrics` in Prometheus text (`metrics-exporter-prometheus`). Every name is
+//! declared here, once; each moves with what it counts.
 
 use crate::domain::delivery::Delivered;
 use crate::domain::notice::Notice;
 use crate::domain::time::EventTime;
 use crate::ports::StoreError;
-use serde_json::{json, Map, Value};
-use std::sync::Mutex;
 
 /// The CloudWatch namespace of PiSync's metrics.
 pub const NAMESPACE: &str = "PiSync";
 
-/// What one invocation (a stream batch, a check, a delivery round) did.
+/// Events the API answered, one by one (each item of a batch), by `result`:
+/// `created`, `replayed`, `conflict` (same identity, other figures), `rejected`
+/// (invalid, or not the caller's device), `failed` (the store was down: 503).
+pub const EVENTS_RECORDED: &str = "pisync_events_recorded_total";
+/// Requests the HTTP seam refused before any handler logic, by `status` (401, 403,
+/// 405, 413, 415; and 429 when a device is over its limits).
+pub const REQUESTS_REFUSED: &str = "pisync_requests_refused_total";
+/// New events applied by detection, by `outcome`.
+pub const SYNCS_DETECTED: &str = "pisync_syncs_detected_total";
+/// Notices published, by `type`.
+pub const NOTICES_PUBLISHED: &str = "pisync_notices_published_total";
+/// Notices that could not be published (they stay in the outbox).
+pub const PUBLISH_FAILURES: &str = "pisync_publish_failures_total";
+/// Stream records detection will retry.
+pub const RECORDS_FAILED: &str = "pisync_records_failed_total";
+/// Events whose day totals could not be added (the fleet summary misses them).
+pub const DAY_TOTALS_LOST: &str = "pisync_day_totals_lost_total";
+/// Time from receiving an event to applying it.
+pub const DETECTION_LAG: &str = "pisync_detection_lag_seconds";
+
+/// Describes every metric (the Prometheus exporter's `# HELP` lines).
+pub fn describe() {
+    use metrics::{describe_counter, describe_histogram, Unit};
+    describe_counter!(
+        EVENTS_RECORDED,
+        Unit::Count,
+        "Events the API answered: created, replayed, conflict or rejected."
+    );
+    describe_counter!(
+        REQUESTS_REFUSED,
+        Unit::Count,
+        "Requests refused before any handler logic, by status."
+    );
+    describe_counter!(
+        SYNCS_DETECTED,
+        Unit::Count,
+        "New events applied by failure detection, by outcome."
+    );
+    describe_counter!(NOTICES_PUBLISHED, Unit::Count, "Notices published, by type.");
+    describe_counter!(
+        PUBLISH_FAILURES,
+        Unit::Count,
+        "Notices that could not be published (they stay in the outbox)."
+    );
+    describe_counter!(
+        RECORDS_FAILED,
+        Unit::Count,
+        "Stream records detection will retry."
+    );
+    describe_counter!(
+        DAY_TOTALS_LOST,
+        Unit::Count,
+        "Events whose day totals could not be added."
+    );
+    describe_histogram!(
+        DETECTION_LAG,
+        Unit::Seconds,
+        "Time from receiving an event to applying it."
+    );
+}
+
+/// Counts the API's answer to one event, by the status it got (as the event's own
+/// request, or as its item of a batch).
+pub fn event_answered(status: u16) {
+    let result = match status {
+        201 => "created",
+        200 => "replayed",
+        409 => "conflict",
+        500..=599 => "failed",
+        _ => "rejected",
+    };
+    metrics::counter!(EVENTS_RECORDED, "result" => result).increment(1);
+}
+
+/// Counts a request the seam refused, by its status.
+pub fn request_refused(status: u16) {
+    metrics::counter!(REQUESTS_REFUSED, "status" => status.to_string()).increment(1);
+}
+
+/// What one invocation (a stream batch, a check, a delivery round) did; its handler
+/// returns it (the tests read it) and [`Figures::record`] hands it to the facade.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Figures {
     /// New events applied by detection, by outcome.
@@ -25,8 +105,8 @@ pub struct Figures {
     pub publish_failures: u64,
     /// Stream records that will be retried.
     pub records_failed: u64,
-    /// Longest time from receiving an event to applying it, in milliseconds.
-    pub detection_lag_ms: Option<i64>,
+    /// Time from receiving each new event to applying it, in milliseconds.
+    pub detection_lags_ms: Vec<i64>,
     /// Day totals that could not be added (the fleet summary misses them).
     pub day_totals_lost: u64,
 }
@@ -58,227 +138,141 @@ impl Figures {
     }
 
     pub fn lag(&mut self, received_at: EventTime, now: EventTime) {
-        let lag = (now.millis() - received_at.millis()).max(0);
-        self.detection_lag_ms = Some(self.detection_lag_ms.map_or(lag, |l| l.max(lag)));
+        self.detection_lags_ms
+            .push((now.millis() - received_at.millis()).max(0));
     }
 
-    pub fn add(&mut self, other: &Figures) {
-        self.syncs_succeeded += other.syncs_succeeded;
-        self.syncs_failed += other.syncs_failed;
-        self.publish_failures += other.publish_failures;
-        self.records_failed += other.records_failed;
-        self.day_totals_lost += other.day_totals_lost;
-        for (kind, n) in &other.notices {
-            match self.notices.iter_mut().find(|(k, _)| k == kind) {
-                Some((_, total)) => *total += n,
-                None => self.notices.push((kind, *n)),
-            }
-        }
-        if let Some(lag) = other.detection_lag_ms {
-            self.detection_lag_ms = Some(self.detection_lag_ms.map_or(lag, |l| l.max(lag)));
-        }
+    /// The longest lag, if any event was applied.
+    pub fn max_lag_ms(&self) -> Option<i64> {
+        self.detection_lags_ms.iter().copied().max()
     }
 
-    /// One Embedded Metric Format document per dimension set: the counts without
-    /// dimensions, notices by type. Empty when there is nothing to say.
-    pub fn to_emf(&self, function: &str, now: EventTime) -> Vec<String> {
-        let mut lines = Vec::new();
-        let mut counts: Vec<(&str, Value, &str)> = [
-            ("SyncsSucceeded", self.syncs_succeeded, "Count"),
-            ("SyncsFailed", self.syncs_failed, "Count"),
-            ("PublishFailures", self.publish_failures, "Count"),
-            ("RecordsFailed", self.records_failed, "Count"),
-            ("DayTotalsLost", self.day_totals_lost, "Count"),
-        ]
-        .into_iter()
-        .filter(|(_, n, _)| *n > 0)
-        .map(|(name, n, unit)| (name, json!(n), unit))
-        .collect();
-        if let Some(lag) = self.detection_lag_ms {
-            counts.push(("DetectionLag", json!(lag), "Milliseconds"));
-        }
-        if !counts.is_empty() {
-            lines.push(emf(function, now, &[], &counts));
-        }
-        for (kind, n) in &self.notices {
-            lines.push(emf(
-                function,
-                now,
-                &[("NoticeType", kind)],
-                &[("NoticesPublished", json!(n), "Count")],
-            ));
-        }
-        lines
-    }
-}
-
-fn emf(
-    function: &str,
-    now: EventTime,
-    dimensions: &[(&str, &str)],
-    metrics: &[(&str, Value, &str)],
-) -> String {
-    let mut doc = Map::new();
-    let mut names: Vec<&str> = vec!["Function"];
-    names.extend(dimensions.iter().map(|(name, _)| *name));
-    doc.insert(
-        "_aws".into(),
-        json!({
-            "Timestamp": now.millis(),
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [names],
-                "Metrics": metrics.iter().map(|(name, _, unit)| json!({"Name": name, "Unit": unit})).collect::<Vec<_>>(),
-            }],
-        }),
-    );
-    doc.insert("Function".into(), json!(function));
-    for (name, value) in dimensions {
-        doc.insert((*name).into(), json!(value));
-    }
-    for (name, value, _) in metrics {
-        doc.insert((*name).into(), value.clone());
-    }
-    Value::Object(doc).to_string()
-}
-
-/// The local runner's running totals, rendered as Prometheus text.
-#[derive(Default)]
-pub struct Registry {
-    totals: Mutex<Figures>,
-    /// Events stored through the API, by route outcome.
-    recorded: Mutex<(u64, u64)>,
-}
-
-impl Registry {
-    pub fn add(&self, figures: &Figures) {
-        if let Ok(mut totals) = self.totals.lock() {
-            totals.add(figures);
-        }
-    }
-
-    /// Counts events the API stored (created) and answered as replays.
-    pub fn recorded(&self, created: u64, replayed: u64) {
-        if let Ok(mut recorded) = self.recorded.lock() {
-            recorded.0 += created;
-            recorded.1 += replayed;
-        }
-    }
-
-    pub fn render(&self) -> String {
-        let totals = self.totals.lock().map(|t| t.clone()).unwrap_or_default();
-        let (created, replayed) = self.recorded.lock().map(|r| *r).unwrap_or_default();
-        let mut out = String::new();
-        let mut counter = |name: &str, help: &str, samples: &[(String, u64)]| {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
-            for (labels, value) in samples {
-                out.push_str(&format!("{name}{labels} {value}\n"));
+    /// Adds these figures to the process's metrics.
+    pub fn record(&self) {
+        let counter = |name: &'static str, value: u64| {
+            if value > 0 {
+                metrics::counter!(name).increment(value);
             }
         };
-        counter(
-            "pisync_events_recorded_total",
-            "Events stored through the API, and replays answered without storing.",
-            &[
-                ("{result=\"created\"}".into(), created),
-                ("{result=\"replayed\"}".into(), replayed),
-            ],
-        );
-        counter(
-            "pisync_syncs_detected_total",
-            "New events applied by failure detection, by outcome.",
-            &[
-                ("{outcome=\"success\"}".into(), totals.syncs_succeeded),
-                ("{outcome=\"failure\"}".into(), totals.syncs_failed),
-            ],
-        );
-        let mut notices: Vec<(String, u64)> = totals
-            .notices
-            .iter()
-            .map(|(kind, n)| (format!("{{type=\"{kind}\"}}"), *n))
-            .collect();
-        notices.sort();
-        counter(
-            "pisync_notices_published_total",
-            "Notices published, by type.",
-            &notices,
-        );
-        counter(
-            "pisync_publish_failures_total",
-            "Notices that could not be published (they stay in the outbox).",
-            &[(String::new(), totals.publish_failures)],
-        );
-        counter(
-            "pisync_records_failed_total",
-            "Stream records detection will retry.",
-            &[(String::new(), totals.records_failed)],
-        );
-        out.push_str(
-            "# HELP pisync_detection_lag_max_seconds Longest time from receiving an event to applying it.\n\
-             # TYPE pisync_detection_lag_max_seconds gauge\n",
-        );
-        let lag = totals.detection_lag_ms.unwrap_or(0) as f64 / 1000.0;
-        out.push_str(&format!("pisync_detection_lag_max_seconds {lag}\n"));
-        out
+        if self.syncs_succeeded > 0 {
+            metrics::counter!(SYNCS_DETECTED, "outcome" => "success").increment(self.syncs_succeeded);
+        }
+        if self.syncs_failed > 0 {
+            metrics::counter!(SYNCS_DETECTED, "outcome" => "failure").increment(self.syncs_failed);
+        }
+        for (kind, n) in &self.notices {
+            metrics::counter!(NOTICES_PUBLISHED, "type" => *kind).increment(*n);
+        }
+        counter(PUBLISH_FAILURES, self.publish_failures);
+        counter(RECORDS_FAILED, self.records_failed);
+        counter(DAY_TOTALS_LOST, self.day_totals_lost);
+        let lag = metrics::histogram!(DETECTION_LAG);
+        for ms in &self.detection_lags_ms {
+            lag.record(*ms as f64 / 1000.0);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use metrics_util::MetricKind;
+
+    type Snapshot = Vec<(
+        metrics_util::CompositeKey,
+        Option<metrics::Unit>,
+        Option<metrics::SharedString>,
+        DebugValue,
+    )>;
+
+    /// Every counter's value in `snapshot`, as `name{label=value}` → count.
+    fn counters(snapshot: &Snapshot) -> Vec<(String, u64)> {
+        let mut out: Vec<(String, u64)> = snapshot
+            .iter()
+            .filter_map(|(key, _, _, value)| {
+                let name = key.key().name().to_owned();
+                let labels: Vec<String> = key
+                    .key()
+                    .labels()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect();
+                match (key.kind(), value) {
+                    (MetricKind::Counter, DebugValue::Counter(n)) => {
+                        Some((format!("{name}{{{}}}", labels.join(",")), *n))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        out.sort();
+        out
+    }
 
     #[test]
-    fn emf_documents_name_their_metrics() {
+    fn each_figure_moves_its_own_counter() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
         let mut figures = Figures {
             syncs_succeeded: 3,
             syncs_failed: 1,
+            publish_failures: 2,
+            records_failed: 4,
+            day_totals_lost: 5,
             ..Figures::default()
         };
+        figures.notices.push(("device.silent", 6));
         figures.lag(
             EventTime::from_millis(1_000).unwrap(),
             EventTime::from_millis(3_500).unwrap(),
         );
-        figures.notices.push(("device.silent", 2));
-        let lines = figures.to_emf("detect-failures", EventTime::from_millis(5_000).unwrap());
-        assert_eq!(lines.len(), 2);
-        let counts: Value = serde_json::from_str(&lines[0]).unwrap();
-        assert_eq!(counts["SyncsFailed"], 1);
-        assert_eq!(counts["DetectionLag"], 2500);
-        assert_eq!(counts["_aws"]["CloudWatchMetrics"][0]["Namespace"], NAMESPACE);
-        let names: Vec<&str> = counts["_aws"]["CloudWatchMetrics"][0]["Metrics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["Name"].as_str().unwrap())
-            .collect();
-        assert_eq!(names, ["SyncsSucceeded", "SyncsFailed", "DetectionLag"]);
-        let notices: Value = serde_json::from_str(&lines[1]).unwrap();
+        metrics::with_local_recorder(&recorder, || figures.record());
+        // One snapshot: taking it drains the histograms.
+        let snapshot = snapshotter.snapshot().into_vec();
         assert_eq!(
-            (
-                notices["NoticeType"].as_str(),
-                notices["NoticesPublished"].as_u64()
-            ),
-            (Some("device.silent"), Some(2))
+            counters(&snapshot),
+            [
+                (format!("{DAY_TOTALS_LOST}{{}}"), 5),
+                (format!("{NOTICES_PUBLISHED}{{type=device.silent}}"), 6),
+                (format!("{PUBLISH_FAILURES}{{}}"), 2),
+                (format!("{RECORDS_FAILED}{{}}"), 4),
+                (format!("{SYNCS_DETECTED}{{outcome=failure}}"), 1),
+                (format!("{SYNCS_DETECTED}{{outcome=success}}"), 3),
+            ]
         );
-        assert!(Figures::default().to_emf("f", EventTime::EPOCH).is_empty());
+        let lags: Vec<f64> = snapshot
+            .into_iter()
+            .filter_map(|(key, _, _, value)| match value {
+                DebugValue::Histogram(values) if key.key().name() == DETECTION_LAG => {
+                    Some(values.into_iter().map(|v| v.into_inner()).collect::<Vec<_>>())
+                }
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(lags, [2.5]);
     }
 
     #[test]
-    fn prometheus_text_adds_up_every_invocation() {
-        let registry = Registry::default();
-        let mut one = Figures {
-            syncs_failed: 2,
-            ..Figures::default()
-        };
-        one.notices.push(("device.repeated_sync_failures", 1));
-        registry.add(&one);
-        registry.add(&one);
-        registry.recorded(5, 1);
-        let text = registry.render();
-        assert!(
-            text.contains("pisync_syncs_detected_total{outcome=\"failure\"} 4\n"),
-            "{text}"
+    fn each_answer_counts_under_its_result() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            for status in [201, 200, 200, 409, 400, 403, 503] {
+                event_answered(status);
+            }
+            request_refused(401);
+        });
+        assert_eq!(
+            counters(&snapshotter.snapshot().into_vec()),
+            [
+                (format!("{EVENTS_RECORDED}{{result=conflict}}"), 1),
+                (format!("{EVENTS_RECORDED}{{result=created}}"), 1),
+                (format!("{EVENTS_RECORDED}{{result=failed}}"), 1),
+                (format!("{EVENTS_RECORDED}{{result=rejected}}"), 2),
+                (format!("{EVENTS_RECORDED}{{result=replayed}}"), 2),
+                (format!("{REQUESTS_REFUSED}{{status=401}}"), 1),
+            ]
         );
-        assert!(text.contains("pisync_notices_published_total{type=\"device.repeated_sync_failures\"} 2\n"));
-        assert!(text.contains("pisync_events_recorded_total{result=\"created\"} 5\n"));
     }
 }

@@ -180,12 +180,18 @@ pub fn unique_table(prefix: &str) -> String {
     )
 }
 
+/// AWS settings for the suite's DynamoDB Local (a fixed region, placeholder keys).
+#[cfg(feature = "dynamodb")]
+pub async fn dynamodb_local_sdk() -> aws_config::SdkConfig {
+    crate::adapters::aws::for_endpoint(&crate::config::Config::default(), &dynamodb_endpoint())
+        .await
+        .expect("AWS settings")
+}
+
 /// A fresh credentials table on the suite's DynamoDB Local.
 #[cfg(feature = "dynamodb-admin")]
 pub async fn dynamodb_local_credentials(prefix: &str) -> crate::adapters::dynamodb::DynamoCredentials {
-    let sdk = crate::adapters::aws::for_endpoint(&dynamodb_endpoint())
-        .await
-        .expect("AWS settings");
+    let sdk = dynamodb_local_sdk().await;
     let store = crate::adapters::dynamodb::DynamoCredentials::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         unique_table(prefix),
@@ -200,9 +206,7 @@ pub async fn dynamodb_local_credentials(prefix: &str) -> crate::adapters::dynamo
 /// A fresh table on the suite's DynamoDB Local, created as `template.yaml` declares it.
 #[cfg(feature = "dynamodb-admin")]
 pub async fn dynamodb_local_store(prefix: &str) -> crate::adapters::dynamodb::DynamoStore {
-    let sdk = crate::adapters::aws::for_endpoint(&dynamodb_endpoint())
-        .await
-        .expect("AWS settings");
+    let sdk = dynamodb_local_sdk().await;
     let store = crate::adapters::dynamodb::DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         unique_table(prefix),
@@ -316,6 +320,20 @@ pub mod lambda_events {
             .collect()
     }
 
+    /// Every file in `events/<function>/` is one of `cases` (and every case a file),
+    /// and `handler` answers each as its case says: one check per function crate.
+    pub async fn assert_examples_answered(
+        function: &str,
+        cases: &[Case],
+        handler: &dyn crate::function::HttpHandler,
+    ) {
+        assert_every_example_is_a_case(function, cases);
+        for (file, status, code) in cases {
+            let response = handler.handle(api_request(file)).await;
+            assert_documented_answer(file, &response, *status, *code);
+        }
+    }
+
     /// Asserts an example event's reply: its status, the standard headers, and either
     /// the error `code` with API Gateway's request id or no error at all.
     pub fn assert_documented_answer(file: &str, response: &Response<Body>, status: u16, code: Option<&str>) {
@@ -364,6 +382,38 @@ pub fn sqlite_store() -> (tempfile::TempDir, crate::adapters::sqlite::SqliteStor
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = crate::adapters::sqlite::SqliteStore::open(&dir.path().join("test.db")).expect("store opens");
     (dir, store)
+}
+
+/// The cursor key of every test's [`local`].
+pub const TEST_CURSOR_KEY: &[u8] = b"a test cursor key of 32 bytes or more";
+
+/// What the local runner would build, over `store` (its credentials too), for a
+/// function's tests: default rules, the example events' signing keys, a fixed cursor
+/// key, notices captured by a [`RecordingAlerts`], and operators as API Gateway's JWT
+/// authorizer presents them (the example events carry its claims). Fields are public:
+/// a test changes what it is about.
+pub fn local<S>(store: S) -> crate::function::Local
+where
+    S: crate::ports::Store + crate::ports::Credentials + Clone + 'static,
+{
+    local_with(Arc::new(store.clone()), Arc::new(store))
+}
+
+/// [`local`] over a store and credentials kept apart (DynamoDB keeps them in two tables).
+pub fn local_with(
+    store: Arc<dyn crate::ports::Store>,
+    credentials: Arc<dyn crate::ports::Credentials>,
+) -> crate::function::Local {
+    crate::function::Local {
+        config: crate::config::Config::default(),
+        store,
+        credentials,
+        keys: Arc::new(lambda_events::dev_keys()),
+        auth: crate::auth::Authenticator::gateway_operators(crate::config::DEFAULT_OPERATOR_GROUPS_CLAIM),
+        cursor_key: crate::http::cursor::CursorKey::from_secret(TEST_CURSOR_KEY),
+        alerts: Arc::new(RecordingAlerts::default()),
+        owed: Arc::default(),
+    }
 }
 
 /// A real HTTP server on loopback standing in for an operator's webhook receiver: it

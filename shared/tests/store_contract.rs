@@ -11,43 +11,13 @@ use pisync_shared::domain::streak::RunWindow;
 use pisync_shared::domain::sweep::check_silent_devices;
 use pisync_shared::ports::{
     DeviceKey, DeviceStates, FailingKey, HistoryQuery, ListFailing, Order, Outbox, ReadDevices, ReadFleet,
-    ReadHistory, RecordDays, RecordEvents, Recorded, SilenceWatch,
+    ReadHistory, RecordDays, RecordEvents, Recorded, SilenceWatch, Store,
 };
 use pisync_shared::test_util::{
     device as dev, dynamodb_local_store, minute as t, stored_event as event, RecordingAlerts,
 };
 use pisync_shared::{EventTime, StoredEvent};
 use std::sync::Arc;
-
-trait Store:
-    RecordEvents
-    + ReadHistory
-    + DeviceStates
-    + ListFailing
-    + ReadDevices
-    + ReadFleet
-    + RecordDays
-    + Outbox
-    + SilenceWatch
-    + Clone
-    + 'static
-{
-}
-
-impl<S> Store for S where
-    S: RecordEvents
-        + ReadHistory
-        + DeviceStates
-        + ListFailing
-        + ReadDevices
-        + ReadFleet
-        + RecordDays
-        + Outbox
-        + SilenceWatch
-        + Clone
-        + 'static
-{
-}
 
 /// One store behind each of its ports.
 struct Fixture {
@@ -64,17 +34,18 @@ struct Fixture {
 }
 
 impl Fixture {
-    fn of<S: Store>(store: S, dir: Option<tempfile::TempDir>) -> Self {
+    fn of<S: Store + 'static>(store: S, dir: Option<tempfile::TempDir>) -> Self {
+        let store: Arc<dyn Store> = Arc::new(store);
         Fixture {
-            events: Arc::new(store.clone()),
-            history: Arc::new(store.clone()),
-            states: Arc::new(store.clone()),
-            failing: Arc::new(store.clone()),
-            devices: Arc::new(store.clone()),
-            fleet: Arc::new(store.clone()),
-            days: Arc::new(store.clone()),
-            outbox: Arc::new(store.clone()),
-            watch: Arc::new(store),
+            events: store.clone(),
+            history: store.clone(),
+            states: store.clone(),
+            failing: store.clone(),
+            devices: store.clone(),
+            fleet: store.clone(),
+            days: store.clone(),
+            outbox: store.clone(),
+            watch: store,
             _dir: dir,
         }
     }

@@ -13,19 +13,62 @@
 //! headers, and its HTTPS retry policy ends within an hour (docs/design.md).
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use pisync_shared::adapters::webhook::HttpsWebhook;
 use pisync_shared::domain::notice::Notice;
 use pisync_shared::domain::webhook::{self, Answer, RetryPolicy};
+use pisync_shared::function::{Aws, BoxError, EventFunction};
 use pisync_shared::metrics::Figures;
 use pisync_shared::ports::{DeliveryQueue, WebhookTransport};
+use pisync_shared::EventTime;
 use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone)]
 pub struct DeliverWebhooks {
-    pub transport: Arc<dyn WebhookTransport>,
-    pub queue: Arc<dyn DeliveryQueue>,
-    pub secret: Arc<Vec<u8>>,
-    pub policy: RetryPolicy,
+    transport: Arc<dyn WebhookTransport>,
+    queue: Arc<dyn DeliveryQueue>,
+    secret: Arc<Vec<u8>>,
+    policy: RetryPolicy,
+}
+
+impl EventFunction for DeliverWebhooks {
+    const NAME: &'static str = env!("CARGO_PKG_NAME");
+    type Event = SqsEvent;
+    type Response = SqsBatchResponse;
+
+    async fn from_aws(aws: &Aws) -> Result<Self, BoxError> {
+        Ok(Self::new(
+            Arc::new(HttpsWebhook::new(aws.config.webhook_url()?)?),
+            aws.delivery_queue().await?,
+            aws.webhook_secret().await?,
+            RetryPolicy::default(),
+        ))
+    }
+
+    async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        let delivered = deliver_batch(self, event, EventTime::now().millis()).await;
+        delivered.figures.record();
+        delivered.response
+    }
+}
+
+impl DeliverWebhooks {
+    /// Deliveries through `transport`, retried through `queue`, signed with `secret`.
+    /// (The local runner delivers from its own queue, `pisync-local`'s webhooks worker,
+    /// with the same domain code.)
+    pub fn new(
+        transport: Arc<dyn WebhookTransport>,
+        queue: Arc<dyn DeliveryQueue>,
+        secret: Vec<u8>,
+        policy: RetryPolicy,
+    ) -> Self {
+        Self {
+            transport,
+            queue,
+            secret: Arc::new(secret),
+            policy,
+        }
+    }
 }
 
 /// What one batch did: the messages to keep, and the figures.
@@ -41,7 +84,8 @@ enum Outcome {
     Retry,
 }
 
-pub async fn handle(deps: &DeliverWebhooks, event: SqsEvent, now_millis: i64) -> Delivered {
+/// Delivers one queue batch at `now_millis` (the tests give the time).
+pub async fn deliver_batch(deps: &DeliverWebhooks, event: SqsEvent, now_millis: i64) -> Delivered {
     let deliveries = event
         .records
         .iter()

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use deliver_webhooks::{handle, DeliverWebhooks};
+use deliver_webhooks::{deliver_batch, DeliverWebhooks};
 use pisync_shared::adapters::webhook::HttpsWebhook;
 use pisync_shared::domain::webhook::{signature, RetryPolicy};
 use pisync_shared::ports::{DeliveryQueue, StoreError};
@@ -69,12 +69,12 @@ fn alert_batch(receive_count: u32, sent_ms_ago: i64) -> SqsEvent {
 async fn setup() -> (Receiver, Arc<RecordedQueue>, DeliverWebhooks) {
     let receiver = Receiver::start().await;
     let queue = Arc::new(RecordedQueue::default());
-    let deps = DeliverWebhooks {
-        transport: Arc::new(HttpsWebhook::new(&receiver.url).unwrap()),
-        queue: queue.clone(),
-        secret: Arc::new(SECRET.to_vec()),
-        policy: RetryPolicy::default(),
-    };
+    let deps = DeliverWebhooks::new(
+        Arc::new(HttpsWebhook::new(&receiver.url).unwrap()),
+        queue.clone(),
+        SECRET.to_vec(),
+        RetryPolicy::default(),
+    );
     (receiver, queue, deps)
 }
 
@@ -90,7 +90,7 @@ async fn the_example_message_is_delivered() {
         &std::fs::read_to_string(events_dir().join("deliver-webhooks/alert.json")).unwrap(),
     )
     .unwrap();
-    let delivered = handle(&deps, event, NOW).await;
+    let delivered = deliver_batch(&deps, event, NOW).await;
     assert!(delivered.response.batch_item_failures.is_empty());
     let body: serde_json::Value = serde_json::from_str(&receiver.received()[0].body).unwrap();
     assert_eq!(body["type"], "device.repeated_sync_failures");
@@ -100,7 +100,7 @@ async fn the_example_message_is_delivered() {
 #[tokio::test]
 async fn a_delivery_is_the_notice_and_a_text_line_signed_over_timestamp_and_body() {
     let (receiver, queue, deps) = setup().await;
-    let delivered = handle(&deps, alert_batch(1, 0), NOW).await;
+    let delivered = deliver_batch(&deps, alert_batch(1, 0), NOW).await;
     assert!(delivered.response.batch_item_failures.is_empty());
     let [request] = receiver.received().try_into().unwrap();
     let timestamp = request.header("x-pisync-timestamp").unwrap();
@@ -128,8 +128,8 @@ async fn a_delivery_is_the_notice_and_a_text_line_signed_over_timestamp_and_body
 async fn server_errors_and_throttling_are_retried_with_backoff() {
     let (receiver, queue, deps) = setup().await;
     receiver.answer_with(&[500, 429]);
-    let first = handle(&deps, alert_batch(1, 0), NOW).await;
-    let second = handle(&deps, alert_batch(2, 10_000), NOW).await;
+    let first = deliver_batch(&deps, alert_batch(1, 0), NOW).await;
+    let second = deliver_batch(&deps, alert_batch(2, 10_000), NOW).await;
     assert_eq!(first.response.batch_item_failures[0].item_identifier, "m-1");
     assert_eq!(second.response.batch_item_failures.len(), 1);
     assert_eq!(
@@ -140,7 +140,7 @@ async fn server_errors_and_throttling_are_retried_with_backoff() {
         ],
         "the first retry within 10 seconds, then twice as long"
     );
-    let third = handle(&deps, alert_batch(3, 30_000), NOW).await;
+    let third = deliver_batch(&deps, alert_batch(3, 30_000), NOW).await;
     assert!(
         third.response.batch_item_failures.is_empty(),
         "the receiver is back"
@@ -152,7 +152,7 @@ async fn server_errors_and_throttling_are_retried_with_backoff() {
 async fn a_receiver_that_hangs_is_a_timeout_and_retried() {
     let (receiver, queue, deps) = setup().await;
     receiver.answer_with(&[0]);
-    let delivered = handle(&deps, alert_batch(1, 0), NOW).await;
+    let delivered = deliver_batch(&deps, alert_batch(1, 0), NOW).await;
     assert_eq!(delivered.response.batch_item_failures.len(), 1);
     assert_eq!(queue.delayed.lock().unwrap().len(), 1);
 }
@@ -161,12 +161,12 @@ async fn a_receiver_that_hangs_is_a_timeout_and_retried() {
 async fn a_rejection_or_a_day_of_failures_dead_letters_the_delivery() {
     let (receiver, queue, deps) = setup().await;
     receiver.answer_with(&[404, 503]);
-    let rejected = handle(&deps, alert_batch(1, 0), NOW).await;
+    let rejected = deliver_batch(&deps, alert_batch(1, 0), NOW).await;
     assert!(
         rejected.response.batch_item_failures.is_empty(),
         "removed from the queue"
     );
-    let day_old = handle(&deps, alert_batch(30, 86_400_000), NOW).await;
+    let day_old = deliver_batch(&deps, alert_batch(30, 86_400_000), NOW).await;
     assert!(day_old.response.batch_item_failures.is_empty());
     let reasons: Vec<String> = queue
         .dead
@@ -176,7 +176,7 @@ async fn a_rejection_or_a_day_of_failures_dead_letters_the_delivery() {
         .map(|(_, r)| r.clone())
         .collect();
     assert_eq!(reasons, ["rejected by the receiver", "failing for 24 hours"]);
-    let garbage = handle(&deps, batch(vec![message("{\"not\":\"a notice\"}", 1, 0)]), NOW).await;
+    let garbage = deliver_batch(&deps, batch(vec![message("{\"not\":\"a notice\"}", 1, 0)]), NOW).await;
     assert!(garbage.response.batch_item_failures.is_empty());
     assert_eq!(queue.dead.lock().unwrap().len(), 3);
     assert_eq!(receiver.received().len(), 2, "garbage is never sent");

@@ -16,6 +16,7 @@ use pisync_shared::domain::applied::StreamPosition;
 use pisync_shared::domain::delivery::{deliver_pending, Owed};
 use pisync_shared::domain::detection::{apply_records, Record, Rules};
 use pisync_shared::domain::fleet::DayAddition;
+use pisync_shared::function::{Aws, BoxError, EventFunction, Local};
 use pisync_shared::metrics::Figures;
 use pisync_shared::ports::{AlertPublisher, DeviceStates, Outbox, RecordDays};
 use pisync_shared::{EventTime, Outcome, StoredEvent};
@@ -27,25 +28,71 @@ const DAY_TOTAL_ATTEMPTS: u32 = 5;
 
 #[derive(Clone)]
 pub struct DetectFailures {
-    pub states: Arc<dyn DeviceStates>,
-    pub days: Arc<dyn RecordDays>,
-    pub outbox: Arc<dyn Outbox>,
-    pub alerts: Arc<dyn AlertPublisher>,
-    pub rules: Rules,
+    states: Arc<dyn DeviceStates>,
+    days: Arc<dyn RecordDays>,
+    outbox: Arc<dyn Outbox>,
+    alerts: Arc<dyn AlertPublisher>,
+    rules: Rules,
     /// Shared by the clones: a round that left notices behind makes the next batch
     /// deliver too.
-    pub owed: Arc<Owed>,
+    owed: Arc<Owed>,
+}
+
+impl EventFunction for DetectFailures {
+    const NAME: &'static str = env!("CARGO_PKG_NAME");
+    type Event = Event;
+    type Response = DynamoDbEventResponse;
+
+    async fn from_aws(aws: &Aws) -> Result<Self, BoxError> {
+        let store = aws.store().await?;
+        Ok(Self {
+            states: store.clone(),
+            days: store.clone(),
+            outbox: store,
+            alerts: aws.alerts().await?,
+            rules: aws.config.rules(),
+            owed: Arc::default(),
+        })
+    }
+
+    /// Processes one batch (see [`detect`]), adds its figures to the process's
+    /// metrics and answers Lambda.
+    async fn handle(&self, event: Event) -> DynamoDbEventResponse {
+        let detected = detect(self, event).await;
+        detected.figures.record();
+        detected.response
+    }
+}
+
+impl DetectFailures {
+    /// The local runner's detector: the runner's store, notices and rules.
+    pub fn from_local(local: &Local) -> Self {
+        Self {
+            states: local.store.clone(),
+            days: local.store.clone(),
+            outbox: local.store.clone(),
+            alerts: local.alerts.clone(),
+            rules: local.config.rules(),
+            owed: local.owed.clone(),
+        }
+    }
+
+    /// The same, loading and saving device states through `states` instead (a test's
+    /// store that fails on demand).
+    pub fn with_states(self, states: Arc<dyn DeviceStates>) -> Self {
+        Self { states, ..self }
+    }
+
+    /// The same, with other rules.
+    pub fn with_rules(self, rules: Rules) -> Self {
+        Self { rules, ..self }
+    }
 }
 
 /// What one batch did: Lambda's answer, and the figures to report.
 pub struct Detected {
     pub response: DynamoDbEventResponse,
     pub figures: Figures,
-}
-
-/// Processes one batch (see [`detect`]) and answers Lambda.
-pub async fn handle(deps: &DetectFailures, event: Event) -> DynamoDbEventResponse {
-    detect(deps, event).await.response
 }
 
 /// Records are grouped by device; each device's are applied together in

@@ -1,14 +1,15 @@
 //! detect-failures' handler, called directly with the example stream events in
 //! `events/detect-failures/`, over an embedded store holding the events they refer to.
 
-use detect_failures::{detect, handle, DetectFailures};
+use detect_failures::{detect, DetectFailures};
 use pisync_shared::adapters::sqlite::SqliteStore;
 use pisync_shared::domain::delivery::deliver_pending;
-use pisync_shared::domain::detection::Rules;
+use pisync_shared::domain::delivery::Owed;
 use pisync_shared::domain::fleet::Day;
+use pisync_shared::function::EventFunction;
 use pisync_shared::ports::{DeviceStates, Outbox, ReadFleet, RecordEvents};
 use pisync_shared::test_util::lambda_events::{files_of, stream_event};
-use pisync_shared::test_util::{device, sqlite_store, stored_event_at, FlakyStates, RecordingAlerts};
+use pisync_shared::test_util::{device, local, sqlite_store, stored_event_at, FlakyStates, RecordingAlerts};
 use std::sync::Arc;
 
 /// device_12345's events the stream events refer to: three failures, then a success.
@@ -24,6 +25,8 @@ struct Setup {
     store: SqliteStore,
     states: Arc<FlakyStates>,
     alerts: Arc<RecordingAlerts>,
+    /// The process's delivery debt, which the detector shares.
+    owed: Arc<Owed>,
     detect: DetectFailures,
 }
 
@@ -31,15 +34,11 @@ fn setup() -> Setup {
     let (dir, store) = sqlite_store();
     let alerts = Arc::new(RecordingAlerts::default());
     let states = Arc::new(FlakyStates::new(Arc::new(store.clone())));
-    let detect = DetectFailures {
-        states: states.clone(),
-        days: Arc::new(store.clone()),
-        outbox: Arc::new(store.clone()),
-        alerts: alerts.clone(),
-        rules: Rules::default(),
-        owed: Default::default(),
-    };
+    let mut local = local(store.clone());
+    local.alerts = alerts.clone();
+    let detect = DetectFailures::from_local(&local).with_states(states.clone());
     Setup {
+        owed: local.owed,
         _dir: dir,
         store,
         states,
@@ -78,17 +77,26 @@ fn every_example_event_has_a_case() {
 async fn three_failures_alert_once_and_a_success_recovers() {
     let s = setup();
     store(&s, &FAILURES).await;
-    let response = handle(&s.detect, stream_event("detect-failures/three-failures.json")).await;
+    let response = s
+        .detect
+        .handle(stream_event("detect-failures/three-failures.json"))
+        .await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(s.alerts.kinds(), ["device.repeated_sync_failures"]);
     assert_eq!(streak(&s).await, 3);
     // Redelivery of the same batch changes nothing and alerts no more.
-    let response = handle(&s.detect, stream_event("detect-failures/three-failures.json")).await;
+    let response = s
+        .detect
+        .handle(stream_event("detect-failures/three-failures.json"))
+        .await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(s.alerts.kinds().len(), 1);
     // The success's batch also holds state-item records, which are skipped.
     store(&s, &[SUCCESS]).await;
-    let response = handle(&s.detect, stream_event("detect-failures/recovery.json")).await;
+    let response = s
+        .detect
+        .handle(stream_event("detect-failures/recovery.json"))
+        .await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(
         s.alerts.kinds(),
@@ -106,7 +114,9 @@ async fn each_new_event_counts_once_in_its_day_and_the_devices_totals() {
         (detected.figures.syncs_failed, detected.figures.syncs_succeeded),
         (3, 0)
     );
-    handle(&s.detect, stream_event("detect-failures/three-failures.json")).await;
+    s.detect
+        .handle(stream_event("detect-failures/three-failures.json"))
+        .await;
     let day = Day::parse("2025-05-07").unwrap();
     let days = s.store.days(day, day).await.unwrap();
     assert_eq!(
@@ -138,7 +148,7 @@ async fn an_undecodable_record_is_reported_by_its_sequence_number() {
         "outcome": {"S": "failure"}, "received_at": {"S": "2025-05-07T10:33:05.000Z"}
     });
     event.records[1].change.new_image = serde_json::from_value(image).expect("an image");
-    let response = handle(&s.detect, event).await;
+    let response = s.detect.handle(event).await;
     let ids: Vec<_> = response
         .batch_item_failures
         .iter()
@@ -165,7 +175,9 @@ async fn a_failed_publish_leaves_the_alert_waiting_not_the_records() {
     s.alerts.set_failing(false);
     // The next batch delivers what the failed round left, though it decides nothing
     // (a redelivery here); later rounds find nothing more to send.
-    handle(&s.detect, stream_event("detect-failures/three-failures.json")).await;
+    s.detect
+        .handle(stream_event("detect-failures/three-failures.json"))
+        .await;
     assert_eq!(s.alerts.kinds(), ["device.repeated_sync_failures"]);
     assert!(s.store.pending(10).await.unwrap().is_empty());
     deliver_pending(&s.store, s.alerts.as_ref()).await.unwrap();
@@ -177,8 +189,10 @@ async fn a_failed_publish_leaves_the_alert_waiting_not_the_records() {
 async fn a_batch_deciding_nothing_delivers_only_when_a_round_left_notices() {
     let s = setup();
     store(&s, &FAILURES).await;
-    handle(&s.detect, stream_event("detect-failures/three-failures.json")).await;
-    assert!(!s.detect.owed.is_owed(), "the round published everything");
+    s.detect
+        .handle(stream_event("detect-failures/three-failures.json"))
+        .await;
+    assert!(!s.owed.is_owed(), "the round published everything");
     s.alerts.set_failing(true);
     let redelivered = detect(&s.detect, stream_event("detect-failures/three-failures.json")).await;
     assert_eq!(redelivered.figures.publish_failures, 0, "no round was run");
@@ -191,7 +205,10 @@ async fn a_store_failure_reports_the_devices_lowest_position() {
     let s = setup();
     store(&s, &FAILURES).await;
     s.states.set_failing("device_12345", true);
-    let response = handle(&s.detect, stream_event("detect-failures/three-failures.json")).await;
+    let response = s
+        .detect
+        .handle(stream_event("detect-failures/three-failures.json"))
+        .await;
     let ids: Vec<_> = response
         .batch_item_failures
         .iter()
@@ -200,7 +217,10 @@ async fn a_store_failure_reports_the_devices_lowest_position() {
     assert_eq!(ids, ["111000000000000000000001"]);
     assert!(s.store.load(&device("device_12345")).await.unwrap().is_none());
     s.states.set_failing("device_12345", false);
-    let response = handle(&s.detect, stream_event("detect-failures/three-failures.json")).await;
+    let response = s
+        .detect
+        .handle(stream_event("detect-failures/three-failures.json"))
+        .await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(streak(&s).await, 3);
     assert_eq!(s.alerts.kinds(), ["device.repeated_sync_failures"]);

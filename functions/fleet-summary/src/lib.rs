@@ -8,17 +8,17 @@ use lambda_http::{Body, Request, Response};
 use pisync_shared::auth::Authenticator;
 use pisync_shared::domain::fleet::{summarize_days, Day, DaySummary, FleetCounts};
 use pisync_shared::domain::validate::FieldError;
+use pisync_shared::function::{async_trait, Aws, BoxError, HttpFunction, HttpHandler, Local};
 use pisync_shared::http::routes::FLEET_SUMMARY;
-use pisync_shared::http::{self, ApiError, Call};
+use pisync_shared::http::{ApiError, Call};
 use pisync_shared::ports::ReadFleet;
 use pisync_shared::EventTime;
 use serde::Serialize;
 use std::sync::Arc;
 
-#[derive(Clone)]
 pub struct FleetSummary {
-    pub fleet: Arc<dyn ReadFleet>,
-    pub auth: Authenticator,
+    fleet: Arc<dyn ReadFleet>,
+    auth: Authenticator,
 }
 
 #[derive(Serialize)]
@@ -30,10 +30,31 @@ struct SummaryBody {
 const DEFAULT_DAYS: u32 = 14;
 const MAX_DAYS: u32 = 90;
 
-pub async fn handle(deps: &FleetSummary, req: Request) -> Response<Body> {
-    match Call::admit(&FLEET_SUMMARY, &req, &deps.auth).await {
-        Ok(call) => call.reply(summary(deps, &call).await.map(|body| (StatusCode::OK, body))),
-        Err(refused) => *refused,
+impl HttpFunction for FleetSummary {
+    const NAME: &'static str = env!("CARGO_PKG_NAME");
+
+    async fn from_aws(aws: &Aws) -> Result<Self, BoxError> {
+        Ok(Self {
+            fleet: aws.store().await?,
+            auth: aws.operator_auth(),
+        })
+    }
+
+    fn from_local(local: &Local) -> Self {
+        Self {
+            fleet: local.store.clone(),
+            auth: local.auth.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl HttpHandler for FleetSummary {
+    async fn handle(&self, req: Request) -> Response<Body> {
+        match Call::admit(&FLEET_SUMMARY, &req, &self.auth).await {
+            Ok(call) => call.reply(summary(self, &call).await.map(|body| (StatusCode::OK, body))),
+            Err(refused) => *refused,
+        }
     }
 }
 
@@ -58,10 +79,9 @@ async fn summary(deps: &FleetSummary, call: &Call<'_>) -> Result<SummaryBody, Ap
     }
     let today = Day::of(EventTime::now());
     let first = today.plus(1 - i64::from(days));
-    let failed = |e| http::store_failure(&e, &call.request_id);
     let (counts, stored) = tokio::join!(deps.fleet.counts(), deps.fleet.days(first, today));
     Ok(SummaryBody {
-        devices: counts.map_err(failed)?,
-        days: summarize_days(today, days, &stored.map_err(failed)?),
+        devices: counts?,
+        days: summarize_days(today, days, &stored?),
     })
 }

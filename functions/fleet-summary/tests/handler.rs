@@ -1,16 +1,15 @@
 //! fleet-summary's handler, called directly with the example events in
 //! `events/fleet-summary/`, over an embedded store with today's syncs.
 
-use fleet_summary::{handle, FleetSummary};
-use pisync_shared::auth::Authenticator;
+use fleet_summary::FleetSummary;
 use pisync_shared::domain::fleet::DayAddition;
+use pisync_shared::function::{HttpFunction, HttpHandler};
 use pisync_shared::ports::RecordDays;
 use pisync_shared::test_util::lambda_events::{
-    api_request, assert_documented_answer, assert_every_example_is_a_case, error_fields, reply_json, Case,
+    api_request, assert_examples_answered, error_fields, reply_json, Case,
 };
-use pisync_shared::test_util::{record_and_apply, sqlite_store, TempDir};
+use pisync_shared::test_util::{local, record_and_apply, sqlite_store, TempDir};
 use pisync_shared::{DeviceId, EventTime, Outcome, StoredEvent};
-use std::sync::Arc;
 
 /// (file, status, error code)
 const CASES: &[Case] = &[
@@ -41,30 +40,20 @@ async fn seeded() -> (TempDir, FleetSummary) {
     }
     let addition = DayAddition::of(&events).expect("events");
     store.add_days(&addition).await.expect("days added");
-    let deps = FleetSummary {
-        fleet: Arc::new(store),
-        auth: Authenticator::gateway_operators("cognito:groups"),
-    };
+    let deps = FleetSummary::from_local(&local(store));
     (dir, deps)
-}
-
-#[test]
-fn every_example_event_has_a_case() {
-    assert_every_example_is_a_case("fleet-summary", CASES);
 }
 
 #[tokio::test]
 async fn each_example_event_gets_its_documented_answer() {
     let (_dir, deps) = seeded().await;
-    for (file, status, code) in CASES {
-        assert_documented_answer(file, &handle(&deps, api_request(file)).await, *status, *code);
-    }
+    assert_examples_answered("fleet-summary", CASES, &deps).await;
 }
 
 #[tokio::test]
 async fn fourteen_days_oldest_first_ending_today() {
     let (_dir, deps) = seeded().await;
-    let body = reply_json(&handle(&deps, api_request("fleet-summary/fourteen-days.json")).await);
+    let body = reply_json(&deps.handle(api_request("fleet-summary/fourteen-days.json")).await);
     assert_eq!(
         body["devices"],
         serde_json::json!({"total": 2, "healthy": 2, "failing": 0, "silent": 0})
@@ -89,6 +78,6 @@ async fn fourteen_days_oldest_first_ending_today() {
 #[tokio::test]
 async fn days_out_of_range_are_refused() {
     let (_dir, deps) = seeded().await;
-    let body = reply_json(&handle(&deps, api_request("fleet-summary/bad-days.json")).await);
+    let body = reply_json(&deps.handle(api_request("fleet-summary/bad-days.json")).await);
     assert_eq!(error_fields(&body), ["days"]);
 }

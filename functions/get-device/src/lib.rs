@@ -6,41 +6,61 @@ use lambda_http::{Body, Request, Response};
 use pisync_shared::auth::Authenticator;
 use pisync_shared::domain::device::DeviceStatus;
 use pisync_shared::domain::streak::StreakRule;
+use pisync_shared::function::{async_trait, Aws, BoxError, HttpFunction, HttpHandler, Local};
 use pisync_shared::http::routes::GET_DEVICE;
-use pisync_shared::http::{self, ApiError, Call};
+use pisync_shared::http::{ApiError, Call};
 use pisync_shared::ports::ReadDevices;
 use std::sync::Arc;
 
-#[derive(Clone)]
 pub struct GetDevice {
-    pub devices: Arc<dyn ReadDevices>,
+    devices: Arc<dyn ReadDevices>,
     /// The rule detection saves states with; it decides `failing`.
-    pub rule: StreakRule,
-    pub auth: Authenticator,
+    rule: StreakRule,
+    auth: Authenticator,
 }
 
-pub async fn handle(deps: &GetDevice, req: Request) -> Response<Body> {
-    match Call::admit(&GET_DEVICE, &req, &deps.auth).await {
-        Ok(call) => call.reply(device(deps, &call).await.map(|body| (StatusCode::OK, body))),
-        Err(refused) => *refused,
+impl HttpFunction for GetDevice {
+    const NAME: &'static str = env!("CARGO_PKG_NAME");
+
+    async fn from_aws(aws: &Aws) -> Result<Self, BoxError> {
+        Ok(Self {
+            devices: aws.store().await?,
+            rule: aws.config.rule,
+            auth: aws.operator_auth(),
+        })
+    }
+
+    fn from_local(local: &Local) -> Self {
+        Self {
+            devices: local.store.clone(),
+            rule: local.config.rule,
+            auth: local.auth.clone(),
+        }
     }
 }
 
-async fn device(deps: &GetDevice, call: &Call<'_>) -> Result<DeviceStatus, ApiError> {
-    let mut problems = Vec::new();
-    let device = call.device_id().map_err(|e| problems.push(e)).ok();
-    call.query(&[], &mut problems);
-    let (Some(device), true) = (device, problems.is_empty()) else {
-        return Err(ApiError::invalid_request(problems));
-    };
-    let state = deps
-        .devices
-        .device(&device)
-        .await
-        .map_err(|e| http::store_failure(&e, &call.request_id))?;
-    match state {
-        // A device with credentials but no stored report has no state: not seen.
-        Some(state) if state.last_seen_at.is_some() => Ok(state.view(deps.rule)),
-        _ => Err(ApiError::device_not_found(device.as_str())),
+#[async_trait]
+impl HttpHandler for GetDevice {
+    async fn handle(&self, req: Request) -> Response<Body> {
+        match Call::admit(&GET_DEVICE, &req, &self.auth).await {
+            Ok(call) => call.reply(self.device(&call).await.map(|body| (StatusCode::OK, body))),
+            Err(refused) => *refused,
+        }
+    }
+}
+
+impl GetDevice {
+    async fn device(&self, call: &Call<'_>) -> Result<DeviceStatus, ApiError> {
+        let mut problems = Vec::new();
+        let device = call.device_id().map_err(|e| problems.push(e)).ok();
+        call.query(&[], &mut problems);
+        let (Some(device), true) = (device, problems.is_empty()) else {
+            return Err(ApiError::invalid_request(problems));
+        };
+        match self.devices.device(&device).await? {
+            // A device with credentials but no stored report has no state: not seen.
+            Some(state) if state.last_seen_at.is_some() => Ok(state.view(self.rule)),
+            _ => Err(ApiError::device_not_found(device.as_str())),
+        }
     }
 }

@@ -1,14 +1,12 @@
 //! get-device's handler, called directly with the example events in
 //! `events/get-device/`, over an embedded store where device_12345 reported.
 
-use get_device::{handle, GetDevice};
-use pisync_shared::auth::Authenticator;
-use pisync_shared::domain::detection::Rules;
+use get_device::GetDevice;
+use pisync_shared::function::{HttpFunction, HttpHandler};
 use pisync_shared::test_util::lambda_events::{
-    api_request, assert_documented_answer, assert_every_example_is_a_case, error_fields, reply_json, Case,
+    api_request, assert_examples_answered, error_fields, reply_json, Case,
 };
-use pisync_shared::test_util::{record_and_apply, sqlite_store, stored_event_at, TempDir};
-use std::sync::Arc;
+use pisync_shared::test_util::{local, record_and_apply, sqlite_store, stored_event_at, TempDir};
 
 /// (file, status, error code)
 const CASES: &[Case] = &[
@@ -30,31 +28,19 @@ async fn seeded() -> (TempDir, GetDevice) {
         let e = stored_event_at("device_12345", ts, errors);
         record_and_apply(&store, &e).await;
     }
-    let deps = GetDevice {
-        devices: Arc::new(store),
-        rule: Rules::default().streak,
-        auth: Authenticator::gateway_operators("cognito:groups"),
-    };
-    (dir, deps)
-}
-
-#[test]
-fn every_example_event_has_a_case() {
-    assert_every_example_is_a_case("get-device", CASES);
+    (dir, GetDevice::from_local(&local(store)))
 }
 
 #[tokio::test]
 async fn each_example_event_gets_its_documented_answer() {
-    let (_dir, deps) = seeded().await;
-    for (file, status, code) in CASES {
-        assert_documented_answer(file, &handle(&deps, api_request(file)).await, *status, *code);
-    }
+    let (_dir, handler) = seeded().await;
+    assert_examples_answered("get-device", CASES, &handler).await;
 }
 
 #[tokio::test]
 async fn the_device_reads_as_the_contract_says() {
-    let (_dir, deps) = seeded().await;
-    let response = handle(&deps, api_request("get-device/known-device.json")).await;
+    let (_dir, handler) = seeded().await;
+    let response = handler.handle(api_request("get-device/known-device.json")).await;
     let body = reply_json(&response);
     assert_eq!(
         body,
@@ -77,7 +63,7 @@ async fn the_device_reads_as_the_contract_says() {
 
 #[tokio::test]
 async fn a_bad_id_names_the_field() {
-    let (_dir, deps) = seeded().await;
-    let response = handle(&deps, api_request("get-device/bad-device-id.json")).await;
+    let (_dir, handler) = seeded().await;
+    let response = handler.handle(api_request("get-device/bad-device-id.json")).await;
     assert_eq!(error_fields(&reply_json(&response)), ["id"]);
 }

@@ -4,6 +4,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use pisync_shared::auth::Authenticator;
 use pisync_shared::domain::validate::FieldError;
+use pisync_shared::function::{async_trait, Aws, BoxError, HttpFunction, HttpHandler, Local};
 use pisync_shared::http::cursor::CursorKey;
 use pisync_shared::http::routes::GET_SYNC_HISTORY;
 use pisync_shared::http::{self, ApiError, Call};
@@ -12,11 +13,10 @@ use pisync_shared::{DeviceId, EventTime, StoredEvent};
 use serde::Serialize;
 use std::sync::Arc;
 
-#[derive(Clone)]
 pub struct GetSyncHistory {
-    pub log: Arc<dyn ReadHistory>,
-    pub cursor_key: CursorKey,
-    pub auth: Authenticator,
+    log: Arc<dyn ReadHistory>,
+    cursor_key: CursorKey,
+    auth: Authenticator,
 }
 
 #[derive(Serialize)]
@@ -28,15 +28,37 @@ struct HistoryBody {
 
 const PARAMS: [&str; 5] = ["limit", "cursor", "from", "to", "order"];
 
-pub async fn handle(deps: &GetSyncHistory, req: Request) -> Response<Body> {
-    match Call::admit(&GET_SYNC_HISTORY, &req, &deps.auth).await {
-        Ok(call) => call.reply(history(deps, &call).await.map(|body| (StatusCode::OK, body))),
-        Err(refused) => *refused,
+impl HttpFunction for GetSyncHistory {
+    const NAME: &'static str = env!("CARGO_PKG_NAME");
+
+    async fn from_aws(aws: &Aws) -> Result<Self, BoxError> {
+        Ok(Self {
+            log: aws.store().await?,
+            cursor_key: aws.cursor_key().await?,
+            auth: aws.operator_auth(),
+        })
+    }
+
+    fn from_local(local: &Local) -> Self {
+        Self {
+            log: local.store.clone(),
+            cursor_key: local.cursor_key.clone(),
+            auth: local.auth.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl HttpHandler for GetSyncHistory {
+    async fn handle(&self, req: Request) -> Response<Body> {
+        match Call::admit(&GET_SYNC_HISTORY, &req, &self.auth).await {
+            Ok(call) => call.reply(history(self, &call).await.map(|body| (StatusCode::OK, body))),
+            Err(refused) => *refused,
+        }
     }
 }
 
 async fn history(deps: &GetSyncHistory, call: &Call<'_>) -> Result<HistoryBody, ApiError> {
-    let request_id = call.request_id.as_str();
     let mut problems = Vec::new();
     let device = DeviceId::parse(call.path_param("id"));
     if device.is_none() {
@@ -108,17 +130,9 @@ async fn history(deps: &GetSyncHistory, call: &Call<'_>) -> Result<HistoryBody, 
         limit,
         after,
     };
-    let page = deps
-        .log
-        .history(&device, &query)
-        .await
-        .map_err(|e| http::store_failure(&e, request_id))?;
+    let page = deps.log.history(&device, &query).await?;
     if page.events.is_empty() && after.is_none() {
-        let exists = deps
-            .log
-            .device_exists(&device)
-            .await
-            .map_err(|e| http::store_failure(&e, request_id))?;
+        let exists = deps.log.device_exists(&device).await?;
         if !exists {
             return Err(ApiError::device_not_found(device.as_str()));
         }

@@ -1,15 +1,13 @@
 //! get-sync-history's handler, called directly with the example events in
 //! `events/get-sync-history/`, over a seeded embedded store.
 
-use get_sync_history::{handle, GetSyncHistory};
-use pisync_shared::auth::Authenticator;
-use pisync_shared::http::cursor::CursorKey;
+use get_sync_history::GetSyncHistory;
+use pisync_shared::function::{HttpFunction, HttpHandler};
 use pisync_shared::ports::RecordEvents;
 use pisync_shared::test_util::lambda_events::{
-    api_request, assert_documented_answer, assert_every_example_is_a_case, error_fields, reply_json, Case,
+    api_request, assert_examples_answered, error_fields, reply_json, Case,
 };
-use pisync_shared::test_util::{sqlite_store, stored_event_at};
-use std::sync::Arc;
+use pisync_shared::test_util::{local, sqlite_store, stored_event_at};
 
 /// (file, status, error code)
 const CASES: &[Case] = &[
@@ -50,11 +48,7 @@ async fn seeded() -> (pisync_shared::test_util::TempDir, GetSyncHistory) {
             .await
             .expect("stored");
     }
-    let deps = GetSyncHistory {
-        log: Arc::new(store),
-        cursor_key: CursorKey::from_secret(b"handler tests"),
-        auth: Authenticator::gateway_operators("cognito:groups"),
-    };
+    let deps = GetSyncHistory::from_local(&local(store));
     (dir, deps)
 }
 
@@ -67,23 +61,20 @@ fn timestamps(body: &serde_json::Value) -> Vec<&str> {
         .collect()
 }
 
-#[test]
-fn every_example_event_has_a_case() {
-    assert_every_example_is_a_case("get-sync-history", CASES);
-}
-
 #[tokio::test]
-async fn example_events_get_their_documented_answers() {
+async fn each_example_event_gets_its_documented_answer() {
     let (_dir, deps) = seeded().await;
-    for (file, status, code) in CASES {
-        assert_documented_answer(file, &handle(&deps, api_request(file)).await, *status, *code);
-    }
+    assert_examples_answered("get-sync-history", CASES, &deps).await;
 }
 
 #[tokio::test]
 async fn pages_come_newest_first_or_in_the_window_asked() {
     let (_dir, deps) = seeded().await;
-    let body = reply_json(&handle(&deps, api_request("get-sync-history/newest-first.json")).await);
+    let body = reply_json(
+        &deps
+            .handle(api_request("get-sync-history/newest-first.json"))
+            .await,
+    );
     assert_eq!(
         timestamps(&body),
         [
@@ -94,7 +85,11 @@ async fn pages_come_newest_first_or_in_the_window_asked() {
         ]
     );
     assert_eq!(body["next_cursor"], serde_json::Value::Null);
-    let body = reply_json(&handle(&deps, api_request("get-sync-history/window-oldest-first.json")).await);
+    let body = reply_json(
+        &deps
+            .handle(api_request("get-sync-history/window-oldest-first.json"))
+            .await,
+    );
     assert_eq!(
         timestamps(&body),
         ["2025-05-07T10:31:00.000Z", "2025-05-07T10:32:00.000Z"]
@@ -105,7 +100,11 @@ async fn pages_come_newest_first_or_in_the_window_asked() {
 #[tokio::test]
 async fn bad_parameters_are_all_reported() {
     let (_dir, deps) = seeded().await;
-    let body = reply_json(&handle(&deps, api_request("get-sync-history/bad-parameters.json")).await);
+    let body = reply_json(
+        &deps
+            .handle(api_request("get-sync-history/bad-parameters.json"))
+            .await,
+    );
     assert_eq!(error_fields(&body).len(), 3, "{body}");
 }
 
@@ -118,7 +117,7 @@ async fn a_bad_cursor_is_reported_with_the_other_problems() {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .into();
     let req = api_request("get-sync-history/newest-first.json").with_query_string_parameters(query);
-    let response = handle(&deps, req).await;
+    let response = deps.handle(req).await;
     assert_eq!(response.status(), 400);
     let mut fields = error_fields(&reply_json(&response));
     fields.sort();
@@ -139,22 +138,24 @@ async fn the_next_page_needs_only_the_cursor() {
         api_request("get-sync-history/newest-first.json").with_query_string_parameters(query)
     };
     let first = reply_json(
-        &handle(
-            &deps,
-            with(&[("limit", "1"), ("order", "asc"), ("from", "2025-05-07T10:32:00Z")]),
-        )
-        .await,
+        &deps
+            .handle(with(&[
+                ("limit", "1"),
+                ("order", "asc"),
+                ("from", "2025-05-07T10:32:00Z"),
+            ]))
+            .await,
     );
     assert_eq!(first["events"][0]["timestamp"], "2025-05-07T10:32:00.000Z");
     let cursor = first["next_cursor"].as_str().unwrap().to_owned();
-    let second = reply_json(&handle(&deps, with(&[("limit", "1"), ("cursor", &cursor)])).await);
+    let second = reply_json(&deps.handle(with(&[("limit", "1"), ("cursor", &cursor)])).await);
     assert_eq!(
         second["events"][0]["timestamp"], "2025-05-07T10:33:00.000Z",
         "still ascending from 10:32"
     );
-    let same = handle(&deps, with(&[("cursor", &cursor), ("order", "asc")])).await;
+    let same = deps.handle(with(&[("cursor", &cursor), ("order", "asc")])).await;
     assert_eq!(same.status(), 200, "its own parameters may be repeated");
-    let other = handle(&deps, with(&[("cursor", &cursor), ("order", "desc")])).await;
+    let other = deps.handle(with(&[("cursor", &cursor), ("order", "desc")])).await;
     assert_eq!(other.status(), 400);
     assert_eq!(error_fields(&reply_json(&other)), ["cursor"]);
 }

@@ -2,13 +2,14 @@
 //! `events/issue-device-credentials/`, as API Gateway delivers them after its JWT
 //! authorizer.
 
-use issue_device_credentials::{handle, IssueDeviceCredentials};
+use issue_device_credentials::IssueDeviceCredentials;
 use pisync_shared::auth::{token, Authenticator, Caller};
+use pisync_shared::function::{HttpFunction, HttpHandler};
 use pisync_shared::ports::{CheckCredentials, Freshness};
 use pisync_shared::test_util::lambda_events::{
-    api_request, assert_documented_answer, assert_every_example_is_a_case, dev_keys, reply_json, Case,
+    api_request, assert_examples_answered, dev_keys, reply_json, Case,
 };
-use pisync_shared::test_util::{sqlite_store, TempDir};
+use pisync_shared::test_util::{local, sqlite_store, TempDir};
 use std::sync::Arc;
 
 /// (file, status, error code)
@@ -32,32 +33,29 @@ fn handler() -> (
     pisync_shared::adapters::sqlite::SqliteStore,
 ) {
     let (dir, store) = sqlite_store();
-    let deps = IssueDeviceCredentials {
-        credentials: Arc::new(store.clone()),
-        keys: Arc::new(dev_keys()),
-        auth: Authenticator::gateway_operators("cognito:groups"),
-    };
+    let deps = IssueDeviceCredentials::from_local(&local(store.clone()));
     (dir, deps, store)
 }
 
-#[test]
-fn every_example_event_has_a_case() {
-    assert_every_example_is_a_case("issue-device-credentials", CASES);
-}
-
 #[tokio::test]
-async fn example_events_get_their_documented_answers() {
+async fn each_example_event_gets_its_documented_answer() {
     let (_dir, deps, _) = handler();
-    for (file, status, code) in CASES {
-        assert_documented_answer(file, &handle(&deps, api_request(file)).await, *status, *code);
-    }
+    assert_examples_answered("issue-device-credentials", CASES, &deps).await;
 }
 
 #[tokio::test]
 async fn the_issued_token_is_the_devices_only_credential() {
     let (_dir, deps, store) = handler();
-    let first = reply_json(&handle(&deps, api_request("issue-device-credentials/admin.json")).await);
-    let second = reply_json(&handle(&deps, api_request("issue-device-credentials/admin.json")).await);
+    let first = reply_json(
+        &deps
+            .handle(api_request("issue-device-credentials/admin.json"))
+            .await,
+    );
+    let second = reply_json(
+        &deps
+            .handle(api_request("issue-device-credentials/admin.json"))
+            .await,
+    );
     assert_eq!(second["device_id"], "device_12345");
     assert!(second["issued_at"].is_string());
     let (first, second) = (

@@ -9,6 +9,7 @@ use pisync_shared::auth::Authenticator;
 use pisync_shared::domain::device::{DeviceStatus, Status};
 use pisync_shared::domain::streak::StreakRule;
 use pisync_shared::domain::validate::FieldError;
+use pisync_shared::function::{async_trait, Aws, BoxError, HttpFunction, HttpHandler, Local};
 use pisync_shared::http::cursor::CursorKey;
 use pisync_shared::http::routes::LIST_DEVICES;
 use pisync_shared::http::{self, ApiError, Call};
@@ -17,13 +18,12 @@ use pisync_shared::{DeviceId, EventTime};
 use serde::Serialize;
 use std::sync::Arc;
 
-#[derive(Clone)]
 pub struct ListDevices {
-    pub devices: Arc<dyn ReadDevices>,
+    devices: Arc<dyn ReadDevices>,
     /// The rule detection saves states with; it decides `failing`.
-    pub rule: StreakRule,
-    pub cursor_key: CursorKey,
-    pub auth: Authenticator,
+    rule: StreakRule,
+    cursor_key: CursorKey,
+    auth: Authenticator,
 }
 
 #[derive(Serialize)]
@@ -34,10 +34,35 @@ struct DevicesBody {
 
 const PARAMS: [&str; 3] = ["status", "limit", "cursor"];
 
-pub async fn handle(deps: &ListDevices, req: Request) -> Response<Body> {
-    match Call::admit(&LIST_DEVICES, &req, &deps.auth).await {
-        Ok(call) => call.reply(list(deps, &call).await.map(|body| (StatusCode::OK, body))),
-        Err(refused) => *refused,
+impl HttpFunction for ListDevices {
+    const NAME: &'static str = env!("CARGO_PKG_NAME");
+
+    async fn from_aws(aws: &Aws) -> Result<Self, BoxError> {
+        Ok(Self {
+            devices: aws.store().await?,
+            rule: aws.config.rule,
+            cursor_key: aws.cursor_key().await?,
+            auth: aws.operator_auth(),
+        })
+    }
+
+    fn from_local(local: &Local) -> Self {
+        Self {
+            devices: local.store.clone(),
+            rule: local.config.rule,
+            cursor_key: local.cursor_key.clone(),
+            auth: local.auth.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl HttpHandler for ListDevices {
+    async fn handle(&self, req: Request) -> Response<Body> {
+        match Call::admit(&LIST_DEVICES, &req, &self.auth).await {
+            Ok(call) => call.reply(list(self, &call).await.map(|body| (StatusCode::OK, body))),
+            Err(refused) => *refused,
+        }
     }
 }
 
@@ -76,11 +101,7 @@ async fn list(deps: &ListDevices, call: &Call<'_>) -> Result<DevicesBody, ApiErr
         Some((listed, key)) => (listed, Some(key)),
         None => (status, None),
     };
-    let page = deps
-        .devices
-        .devices(status, limit, after.as_ref())
-        .await
-        .map_err(|e| http::store_failure(&e, &call.request_id))?;
+    let page = deps.devices.devices(status, limit, after.as_ref()).await?;
     let next_cursor = match (page.more, page.devices.last()) {
         (true, Some(last)) => Some(
             deps.cursor_key

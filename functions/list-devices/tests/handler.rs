@@ -1,15 +1,12 @@
 //! list-devices' handler, called directly with the example events in
 //! `events/list-devices/`, over an embedded store with a small fleet.
 
-use list_devices::{handle, ListDevices};
-use pisync_shared::auth::Authenticator;
-use pisync_shared::domain::detection::Rules;
-use pisync_shared::http::cursor::CursorKey;
+use list_devices::ListDevices;
+use pisync_shared::function::{HttpFunction, HttpHandler};
 use pisync_shared::test_util::lambda_events::{
-    api_request, assert_documented_answer, assert_every_example_is_a_case, error_fields, reply_json, Case,
+    api_request, assert_examples_answered, error_fields, reply_json, Case,
 };
-use pisync_shared::test_util::{record_and_apply, sqlite_store, stored_event, TempDir};
-use std::sync::Arc;
+use pisync_shared::test_util::{local, record_and_apply, sqlite_store, stored_event, TempDir};
 
 /// (file, status, error code)
 const CASES: &[Case] = &[
@@ -33,12 +30,7 @@ async fn seeded() -> (TempDir, ListDevices) {
             record_and_apply(&store, &e).await;
         }
     }
-    let deps = ListDevices {
-        devices: Arc::new(store),
-        rule: Rules::default().streak,
-        cursor_key: CursorKey::from_secret(b"handler tests"),
-        auth: Authenticator::gateway_operators("cognito:groups"),
-    };
+    let deps = ListDevices::from_local(&local(store));
     (dir, deps)
 }
 
@@ -51,28 +43,21 @@ fn ids(body: &serde_json::Value) -> Vec<&str> {
         .collect()
 }
 
-#[test]
-fn every_example_event_has_a_case() {
-    assert_every_example_is_a_case("list-devices", CASES);
-}
-
 #[tokio::test]
 async fn each_example_event_gets_its_documented_answer() {
     let (_dir, deps) = seeded().await;
-    for (file, status, code) in CASES {
-        assert_documented_answer(file, &handle(&deps, api_request(file)).await, *status, *code);
-    }
+    assert_examples_answered("list-devices", CASES, &deps).await;
 }
 
 #[tokio::test]
 async fn all_devices_by_id_failing_longest_first() {
     let (_dir, deps) = seeded().await;
-    let first = reply_json(&handle(&deps, api_request("list-devices/all-first-page.json")).await);
+    let first = reply_json(&deps.handle(api_request("list-devices/all-first-page.json")).await);
     assert_eq!(ids(&first), ["a-healthy", "b-failing"], "limit=2, by device id");
     assert!(first["next_cursor"].is_string());
     assert_eq!(first["devices"][1]["status"], "failing");
     assert_eq!(first["devices"][1]["totals"]["failures"], 3);
-    let failing = reply_json(&handle(&deps, api_request("list-devices/failing.json")).await);
+    let failing = reply_json(&deps.handle(api_request("list-devices/failing.json")).await);
     assert_eq!(ids(&failing), ["c-failing", "b-failing"]);
     assert!(failing["next_cursor"].is_null());
 }
@@ -80,7 +65,7 @@ async fn all_devices_by_id_failing_longest_first() {
 #[tokio::test]
 async fn every_bad_parameter_is_listed() {
     let (_dir, deps) = seeded().await;
-    let body = reply_json(&handle(&deps, api_request("list-devices/bad-parameters.json")).await);
+    let body = reply_json(&deps.handle(api_request("list-devices/bad-parameters.json")).await);
     let mut fields = error_fields(&body);
     fields.sort();
     assert_eq!(fields, ["limit", "status"]);

@@ -6,6 +6,7 @@ use lambda_http::{Body, Request, Response};
 use pisync_shared::auth::Authenticator;
 use pisync_shared::domain::streak::StreakRule;
 use pisync_shared::domain::validate::FieldError;
+use pisync_shared::function::{async_trait, Aws, BoxError, HttpFunction, HttpHandler, Local};
 use pisync_shared::http::cursor::CursorKey;
 use pisync_shared::http::routes::LIST_REPEATED_FAILURES;
 use pisync_shared::http::{self, ApiError, Call};
@@ -14,13 +15,12 @@ use pisync_shared::DeviceId;
 use serde::Serialize;
 use std::sync::Arc;
 
-#[derive(Clone)]
 pub struct ListRepeatedFailures {
-    pub failing: Arc<dyn ListFailing>,
+    failing: Arc<dyn ListFailing>,
     /// The rule detection saves devices as failing with; its threshold is reported.
-    pub rule: StreakRule,
-    pub cursor_key: CursorKey,
-    pub auth: Authenticator,
+    rule: StreakRule,
+    cursor_key: CursorKey,
+    auth: Authenticator,
 }
 
 #[derive(Serialize)]
@@ -32,10 +32,35 @@ struct FailuresBody {
 
 const PARAMS: [&str; 2] = ["limit", "cursor"];
 
-pub async fn handle(deps: &ListRepeatedFailures, req: Request) -> Response<Body> {
-    match Call::admit(&LIST_REPEATED_FAILURES, &req, &deps.auth).await {
-        Ok(call) => call.reply(list(deps, &call).await.map(|body| (StatusCode::OK, body))),
-        Err(refused) => *refused,
+impl HttpFunction for ListRepeatedFailures {
+    const NAME: &'static str = env!("CARGO_PKG_NAME");
+
+    async fn from_aws(aws: &Aws) -> Result<Self, BoxError> {
+        Ok(Self {
+            failing: aws.store().await?,
+            rule: aws.config.rule,
+            cursor_key: aws.cursor_key().await?,
+            auth: aws.operator_auth(),
+        })
+    }
+
+    fn from_local(local: &Local) -> Self {
+        Self {
+            failing: local.store.clone(),
+            rule: local.config.rule,
+            cursor_key: local.cursor_key.clone(),
+            auth: local.auth.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl HttpHandler for ListRepeatedFailures {
+    async fn handle(&self, req: Request) -> Response<Body> {
+        match Call::admit(&LIST_REPEATED_FAILURES, &req, &self.auth).await {
+            Ok(call) => call.reply(list(self, &call).await.map(|body| (StatusCode::OK, body))),
+            Err(refused) => *refused,
+        }
     }
 }
 
@@ -58,11 +83,7 @@ async fn list(deps: &ListRepeatedFailures, call: &Call<'_>) -> Result<FailuresBo
     if !problems.is_empty() {
         return Err(ApiError::invalid_request(problems));
     }
-    let page = deps
-        .failing
-        .repeated_failures(limit, after.as_ref())
-        .await
-        .map_err(|e| http::store_failure(&e, &call.request_id))?;
+    let page = deps.failing.repeated_failures(limit, after.as_ref()).await?;
     let next_cursor = match (page.more, page.devices.last()) {
         (true, Some(last)) => Some(deps.cursor_key.seal(&context, &position(&last.key()))),
         _ => None,

@@ -1,25 +1,17 @@
 //! list-repeated-failures' handler, called directly with the example events in
 //! `events/list-repeated-failures/`, over a store where one device is failing.
 
-use list_repeated_failures::{handle, ListRepeatedFailures};
-use pisync_shared::auth::Authenticator;
+use list_repeated_failures::ListRepeatedFailures;
 use pisync_shared::domain::detection::{apply_event, Rules};
-use pisync_shared::domain::streak::StreakRule;
-use pisync_shared::http::cursor::CursorKey;
+use pisync_shared::function::{HttpFunction, HttpHandler};
 use pisync_shared::test_util::lambda_events::{
     api_request, assert_documented_answer, assert_standard_headers, error_fields, files_of, reply_json,
     GATEWAY_REQUEST_ID,
 };
-use pisync_shared::test_util::{minute, sqlite_store, stored_event};
-use std::sync::Arc;
+use pisync_shared::test_util::{local, minute, sqlite_store, stored_event};
 
 fn handler(store: pisync_shared::adapters::sqlite::SqliteStore) -> ListRepeatedFailures {
-    ListRepeatedFailures {
-        failing: Arc::new(store),
-        rule: StreakRule::default(),
-        cursor_key: CursorKey::from_secret(b"handler tests"),
-        auth: Authenticator::gateway_operators("cognito:groups"),
-    }
+    ListRepeatedFailures::from_local(&local(store))
 }
 
 #[test]
@@ -56,7 +48,9 @@ async fn the_first_page_lists_the_failing_device_with_its_streak() {
     .await
     .expect("applied");
     let deps = handler(store);
-    let response = handle(&deps, api_request("list-repeated-failures/first-page.json")).await;
+    let response = deps
+        .handle(api_request("list-repeated-failures/first-page.json"))
+        .await;
     assert_eq!(response.status(), 200);
     assert_standard_headers(response.headers(), "first page");
     let body = reply_json(&response);
@@ -70,11 +64,9 @@ async fn the_first_page_lists_the_failing_device_with_its_streak() {
 #[tokio::test]
 async fn a_bad_limit_is_a_400_naming_it() {
     let (_dir, store) = sqlite_store();
-    let response = handle(
-        &handler(store),
-        api_request("list-repeated-failures/bad-limit.json"),
-    )
-    .await;
+    let response = handler(store)
+        .handle(api_request("list-repeated-failures/bad-limit.json"))
+        .await;
     assert_eq!(response.status(), 400);
     assert_standard_headers(response.headers(), "bad limit");
     let body = reply_json(&response);
@@ -88,11 +80,9 @@ async fn a_bad_limit_is_a_400_naming_it() {
 #[tokio::test]
 async fn a_request_without_the_authorizers_claims_is_401() {
     let (_dir, store) = sqlite_store();
-    let response = handle(
-        &handler(store),
-        api_request("list-repeated-failures/device-token.json"),
-    )
-    .await;
+    let response = handler(store)
+        .handle(api_request("list-repeated-failures/device-token.json"))
+        .await;
     assert_documented_answer("device-token.json", &response, 401, Some("unauthorized"));
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
 }

@@ -4,24 +4,53 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use pisync_shared::auth::Authenticator;
 use pisync_shared::domain::validate::{parse_sync_event, EventRules};
+use pisync_shared::function::{async_trait, Aws, BoxError, HttpFunction, HttpHandler, Local};
 use pisync_shared::http::routes::RECORD_SYNC_EVENT;
-use pisync_shared::http::{self, ApiError, Call};
+use pisync_shared::http::{ApiError, Call};
+use pisync_shared::metrics;
 use pisync_shared::ports::{RecordEvents, Recorded};
 use pisync_shared::{EventTime, StoredEvent};
 use std::sync::Arc;
 
 /// What the handler needs, built once per Lambda instance.
-#[derive(Clone)]
 pub struct RecordSyncEvent {
-    pub log: Arc<dyn RecordEvents>,
-    pub rules: EventRules,
-    pub auth: Authenticator,
+    log: Arc<dyn RecordEvents>,
+    rules: EventRules,
+    auth: Authenticator,
 }
 
-pub async fn handle(deps: &RecordSyncEvent, req: Request) -> Response<Body> {
-    match Call::admit(&RECORD_SYNC_EVENT, &req, &deps.auth).await {
-        Ok(call) => call.reply(record(deps, &call).await),
-        Err(refused) => *refused,
+impl HttpFunction for RecordSyncEvent {
+    const NAME: &'static str = env!("CARGO_PKG_NAME");
+
+    async fn from_aws(aws: &Aws) -> Result<Self, BoxError> {
+        Ok(Self {
+            log: aws.store().await?,
+            rules: aws.config.event_rules,
+            // No gateway authorizer on this route: device tokens are checked here.
+            auth: aws.device_auth().await?,
+        })
+    }
+
+    fn from_local(local: &Local) -> Self {
+        Self {
+            log: local.store.clone(),
+            rules: local.config.event_rules,
+            auth: local.auth.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl HttpHandler for RecordSyncEvent {
+    async fn handle(&self, req: Request) -> Response<Body> {
+        match Call::admit(&RECORD_SYNC_EVENT, &req, &self.auth).await {
+            Ok(call) => {
+                let outcome = record(self, &call).await;
+                metrics::event_answered(outcome.as_ref().map_or_else(|e| e.status, |(s, _)| *s).as_u16());
+                call.reply(outcome)
+            }
+            Err(refused) => *refused,
+        }
     }
 }
 
@@ -38,6 +67,6 @@ async fn record(deps: &RecordSyncEvent, call: &Call<'_>) -> Result<(StatusCode, 
         Ok(Recorded::Created(event)) => Ok((StatusCode::CREATED, event)),
         Ok(Recorded::Replayed(event)) => Ok((StatusCode::OK, event)),
         Ok(Recorded::Conflict(existing)) => Err(ApiError::conflicting_event(&existing, &stored)),
-        Err(err) => Err(http::store_failure(&err, &call.request_id)),
+        Err(err) => Err(err.into()),
     }
 }

@@ -2,14 +2,12 @@
 //! `events/record-sync-event/`, as API Gateway delivers them.
 
 use pisync_shared::auth::Authenticator;
-use pisync_shared::domain::validate::EventRules;
+use pisync_shared::function::{HttpFunction, HttpHandler};
 use pisync_shared::test_util::lambda_events::{
-    api_request, assert_documented_answer, assert_every_example_is_a_case, dev_keys, error_fields,
-    provision_token_of, reply_json, Case,
+    api_request, assert_examples_answered, error_fields, provision_token_of, reply_json, Case,
 };
-use pisync_shared::test_util::sqlite_store;
-use record_sync_event::{handle, RecordSyncEvent};
-use std::sync::Arc;
+use pisync_shared::test_util::{local, sqlite_store};
+use record_sync_event::RecordSyncEvent;
 use std::time::Duration;
 
 /// (file, status, error code)
@@ -48,31 +46,30 @@ const CASES: &[Case] = &[
 async fn handler() -> (pisync_shared::test_util::TempDir, RecordSyncEvent) {
     let (dir, store) = sqlite_store();
     provision_token_of("record-sync-event/new-event.json", &store).await;
-    let deps = RecordSyncEvent {
-        log: Arc::new(store.clone()),
-        rules: EventRules::default(),
-        auth: Authenticator::devices(Arc::new(dev_keys()), Arc::new(store), Duration::from_secs(60)),
-    };
+    let mut local = local(store);
+    local.auth = Authenticator::devices(
+        local.keys.clone(),
+        local.credentials.clone(),
+        Duration::from_secs(60),
+    );
+    let deps = RecordSyncEvent::from_local(&local);
     (dir, deps)
 }
 
-#[test]
-fn every_example_event_has_a_case() {
-    assert_every_example_is_a_case("record-sync-event", CASES);
-}
-
 #[tokio::test]
-async fn example_events_get_their_documented_answers() {
+async fn each_example_event_gets_its_documented_answer() {
     let (_dir, deps) = handler().await;
-    for (file, status, code) in CASES {
-        assert_documented_answer(file, &handle(&deps, api_request(file)).await, *status, *code);
-    }
+    assert_examples_answered("record-sync-event", CASES, &deps).await;
 }
 
 #[tokio::test]
 async fn invalid_events_name_every_problem() {
     let (_dir, deps) = handler().await;
-    let body = reply_json(&handle(&deps, api_request("record-sync-event/invalid-fields.json")).await);
+    let body = reply_json(
+        &deps
+            .handle(api_request("record-sync-event/invalid-fields.json"))
+            .await,
+    );
     assert_eq!(
         error_fields(&body),
         [
@@ -83,14 +80,20 @@ async fn invalid_events_name_every_problem() {
             "internet_speed"
         ]
     );
-    let body = reply_json(&handle(&deps, api_request("record-sync-event/unknown-field.json")).await);
+    let body = reply_json(
+        &deps
+            .handle(api_request("record-sync-event/unknown-field.json"))
+            .await,
+    );
     assert_eq!(error_fields(&body), ["total_eror"]);
 }
 
 #[tokio::test]
 async fn an_exact_replay_answers_200_with_the_stored_event() {
     let (_dir, deps) = handler().await;
-    let first = handle(&deps, api_request("record-sync-event/failed-sync.json")).await;
+    let first = deps
+        .handle(api_request("record-sync-event/failed-sync.json"))
+        .await;
     assert_eq!(first.status(), 201);
     let stored = reply_json(&first);
     assert_eq!(
@@ -98,7 +101,9 @@ async fn an_exact_replay_answers_200_with_the_stored_event() {
         "+05:30 normalised to UTC"
     );
     assert_eq!(stored["outcome"], "failure");
-    let again = handle(&deps, api_request("record-sync-event/failed-sync.json")).await;
+    let again = deps
+        .handle(api_request("record-sync-event/failed-sync.json"))
+        .await;
     assert_eq!(again.status(), 200);
     assert_eq!(reply_json(&again), stored, "the stored event, unchanged");
 }

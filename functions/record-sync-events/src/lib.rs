@@ -7,19 +7,20 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use pisync_shared::auth::Authenticator;
 use pisync_shared::domain::validate::{parse_batch, parse_sync_event, EventRules, FieldError};
+use pisync_shared::function::{async_trait, Aws, BoxError, HttpFunction, HttpHandler, Local};
 use pisync_shared::http::routes::RECORD_SYNC_EVENTS;
 use pisync_shared::http::{ApiError, Call};
+use pisync_shared::metrics;
 use pisync_shared::ports::{RecordEvents, Recorded, StoreError};
 use pisync_shared::{EventTime, StoredEvent};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-#[derive(Clone)]
 pub struct RecordSyncEvents {
-    pub log: Arc<dyn RecordEvents>,
-    pub rules: EventRules,
-    pub auth: Authenticator,
+    log: Arc<dyn RecordEvents>,
+    rules: EventRules,
+    auth: Authenticator,
 }
 
 #[derive(Serialize)]
@@ -64,10 +65,34 @@ impl ItemResult {
     }
 }
 
-pub async fn handle(deps: &RecordSyncEvents, req: Request) -> Response<Body> {
-    match Call::admit(&RECORD_SYNC_EVENTS, &req, &deps.auth).await {
-        Ok(call) => call.reply(record(deps, &call).await.map(|reply| (StatusCode::OK, reply))),
-        Err(refused) => *refused,
+impl HttpFunction for RecordSyncEvents {
+    const NAME: &'static str = env!("CARGO_PKG_NAME");
+
+    async fn from_aws(aws: &Aws) -> Result<Self, BoxError> {
+        Ok(Self {
+            log: aws.store().await?,
+            rules: aws.config.event_rules,
+            // No gateway authorizer on this route: device tokens are checked here.
+            auth: aws.device_auth().await?,
+        })
+    }
+
+    fn from_local(local: &Local) -> Self {
+        Self {
+            log: local.store.clone(),
+            rules: local.config.event_rules,
+            auth: local.auth.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl HttpHandler for RecordSyncEvents {
+    async fn handle(&self, req: Request) -> Response<Body> {
+        match Call::admit(&RECORD_SYNC_EVENTS, &req, &self.auth).await {
+            Ok(call) => call.reply(record(self, &call).await.map(|reply| (StatusCode::OK, reply))),
+            Err(refused) => *refused,
+        }
     }
 }
 
@@ -128,6 +153,9 @@ async fn record(deps: &RecordSyncEvents, call: &Call<'_>) -> Result<BatchReply, 
         .into_iter()
         .map(|r| r.unwrap_or_else(|| ItemResult::refused(ApiError::internal())))
         .collect();
+    for result in &results {
+        metrics::event_answered(result.status());
+    }
     let count = |status: u16| results.iter().filter(|r| r.status() == status).count();
     let (created, replayed) = (count(201), count(200));
     Ok(BatchReply {
@@ -150,6 +178,9 @@ fn answer(outcome: &Result<Recorded, StoreError>, sent: &StoredEvent, request_id
             event: e.clone(),
         },
         Ok(Recorded::Conflict(existing)) => ItemResult::refused(ApiError::conflicting_event(existing, sent)),
-        Err(err) => ItemResult::refused(pisync_shared::http::store_failure(err, request_id)),
+        Err(err) => {
+            tracing::error!(error = %err, source = ?std::error::Error::source(err), request_id, "a batch item was not stored");
+            ItemResult::refused(ApiError::unavailable())
+        }
     }
 }

@@ -2,15 +2,13 @@
 //! `events/record-sync-events/`, as API Gateway delivers them.
 
 use pisync_shared::auth::Authenticator;
-use pisync_shared::domain::validate::EventRules;
+use pisync_shared::function::{HttpFunction, HttpHandler};
 use pisync_shared::ports::{HistoryQuery, Order, ReadHistory};
 use pisync_shared::test_util::lambda_events::{
-    api_request, assert_documented_answer, assert_every_example_is_a_case, dev_keys, error_fields,
-    provision_token_of, reply_json, Case,
+    api_request, assert_examples_answered, error_fields, provision_token_of, reply_json, Case,
 };
-use pisync_shared::test_util::{device, sqlite_store, TempDir};
-use record_sync_events::{handle, RecordSyncEvents};
-use std::sync::Arc;
+use pisync_shared::test_util::{device, local, sqlite_store, TempDir};
+use record_sync_events::RecordSyncEvents;
 use std::time::Duration;
 
 /// (file, status, error code)
@@ -36,29 +34,20 @@ async fn handler() -> (
 ) {
     let (dir, store) = sqlite_store();
     provision_token_of("record-sync-events/backlog.json", &store).await;
-    let deps = RecordSyncEvents {
-        log: Arc::new(store.clone()),
-        rules: EventRules::default(),
-        auth: Authenticator::devices(
-            Arc::new(dev_keys()),
-            Arc::new(store.clone()),
-            Duration::from_secs(60),
-        ),
-    };
+    let mut local = local(store.clone());
+    local.auth = Authenticator::devices(
+        local.keys.clone(),
+        local.credentials.clone(),
+        Duration::from_secs(60),
+    );
+    let deps = RecordSyncEvents::from_local(&local);
     (dir, deps, store)
 }
 
-#[test]
-fn every_example_event_has_a_case() {
-    assert_every_example_is_a_case("record-sync-events", CASES);
-}
-
 #[tokio::test]
-async fn example_events_get_their_documented_answers() {
+async fn each_example_event_gets_its_documented_answer() {
     let (_dir, deps, _) = handler().await;
-    for (file, status, code) in CASES {
-        assert_documented_answer(file, &handle(&deps, api_request(file)).await, *status, *code);
-    }
+    assert_examples_answered("record-sync-events", CASES, &deps).await;
 }
 
 /// Each item is answered as `POST /sync-event` would answer it alone; duplicates in
@@ -67,7 +56,7 @@ async fn example_events_get_their_documented_answers() {
 #[tokio::test]
 async fn a_mixed_backlog_is_answered_item_by_item() {
     let (_dir, deps, store) = handler().await;
-    let body = reply_json(&handle(&deps, api_request("record-sync-events/backlog.json")).await);
+    let body = reply_json(&deps.handle(api_request("record-sync-events/backlog.json")).await);
     let statuses: Vec<u64> = body["results"]
         .as_array()
         .unwrap()
@@ -108,7 +97,7 @@ async fn a_mixed_backlog_is_answered_item_by_item() {
         async move { store.history(&device(id), &query).await.unwrap().events.len() }
     };
     assert_eq!(stored("device_12345").await, 2);
-    let again = reply_json(&handle(&deps, api_request("record-sync-events/backlog.json")).await);
+    let again = reply_json(&deps.handle(api_request("record-sync-events/backlog.json")).await);
     assert_eq!(
         (again["created"].as_u64(), again["replayed"].as_u64()),
         (Some(0), Some(3))
@@ -124,6 +113,10 @@ async fn a_mixed_backlog_is_answered_item_by_item() {
 #[tokio::test]
 async fn every_envelope_problem_is_listed() {
     let (_dir, deps, _) = handler().await;
-    let body = reply_json(&handle(&deps, api_request("record-sync-events/invalid-envelope.json")).await);
+    let body = reply_json(
+        &deps
+            .handle(api_request("record-sync-events/invalid-envelope.json"))
+            .await,
+    );
     assert_eq!(error_fields(&body), ["evnts", "events"]);
 }

@@ -2,14 +2,13 @@
 //! `events/revoke-device-credentials/`, as API Gateway delivers them after its JWT
 //! authorizer.
 
-use pisync_shared::auth::Authenticator;
+use pisync_shared::function::{HttpFunction, HttpHandler};
 use pisync_shared::ports::{CheckCredentials, Freshness};
 use pisync_shared::test_util::lambda_events::{
     api_request, assert_documented_answer, files_of, provision_token_of,
 };
-use pisync_shared::test_util::{sqlite_store, TempDir};
-use revoke_device_credentials::{handle, RevokeDeviceCredentials};
-use std::sync::Arc;
+use pisync_shared::test_util::{local, sqlite_store, TempDir};
+use revoke_device_credentials::RevokeDeviceCredentials;
 
 fn handler() -> (
     TempDir,
@@ -17,10 +16,7 @@ fn handler() -> (
     pisync_shared::adapters::sqlite::SqliteStore,
 ) {
     let (dir, store) = sqlite_store();
-    let deps = RevokeDeviceCredentials {
-        credentials: Arc::new(store.clone()),
-        auth: Authenticator::gateway_operators("cognito:groups"),
-    };
+    let deps = RevokeDeviceCredentials::from_local(&local(store.clone()));
     (dir, deps, store)
 }
 
@@ -40,7 +36,9 @@ fn every_example_event_has_a_case() {
 async fn an_admin_revokes_and_the_credential_is_gone() {
     let (_dir, deps, store) = handler();
     provision_token_of("record-sync-event/new-event.json", &store).await;
-    let response = handle(&deps, api_request("revoke-device-credentials/admin.json")).await;
+    let response = deps
+        .handle(api_request("revoke-device-credentials/admin.json"))
+        .await;
     assert_eq!(response.status(), 204);
     assert!(response.body().is_empty());
     for (name, value) in pisync_shared::http::SECURITY_HEADERS {
@@ -51,7 +49,9 @@ async fn an_admin_revokes_and_the_credential_is_gone() {
         None
     );
     // Revoking again is still 204: the device has no working token either way.
-    let again = handle(&deps, api_request("revoke-device-credentials/admin.json")).await;
+    let again = deps
+        .handle(api_request("revoke-device-credentials/admin.json"))
+        .await;
     assert_eq!(again.status(), 204);
 }
 
@@ -62,7 +62,7 @@ async fn a_reader_cannot_revoke_and_nothing_changes() {
     let file = "revoke-device-credentials/read-only-operator.json";
     assert_documented_answer(
         file,
-        &handle(&deps, api_request(file)).await,
+        &deps.handle(api_request(file)).await,
         403,
         Some("forbidden"),
     );
@@ -79,7 +79,7 @@ async fn a_bad_device_id_is_400() {
     let file = "revoke-device-credentials/bad-device-id.json";
     assert_documented_answer(
         file,
-        &handle(&deps, api_request(file)).await,
+        &deps.handle(api_request(file)).await,
         400,
         Some("invalid_request"),
     );

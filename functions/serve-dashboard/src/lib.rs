@@ -9,7 +9,9 @@ use lambda_http::http::header::{
 };
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
+use pisync_shared::config::Config;
 use pisync_shared::digest::short_sha256;
+use pisync_shared::function::{async_trait, Aws, BoxError, HttpFunction, HttpHandler, Local};
 use pisync_shared::http::routes::{DASHBOARD, DASHBOARD_FILE};
 use pisync_shared::http::{self, ApiError, Call, SECURITY_HEADERS};
 
@@ -66,9 +68,39 @@ pub enum SignIn {
     },
 }
 
-#[derive(Clone)]
+impl SignIn {
+    /// The Cognito hosted UI when the configuration names one, else a token.
+    pub fn of(config: &Config) -> Self {
+        match config.dashboard_sign_in() {
+            Some((domain, client_id, redirect_uri)) => SignIn::Cognito {
+                domain: domain.to_owned(),
+                client_id: client_id.to_owned(),
+                redirect_uri: redirect_uri.to_owned(),
+            },
+            None => SignIn::Token,
+        }
+    }
+}
+
 pub struct ServeDashboard {
-    pub sign_in: SignIn,
+    sign_in: SignIn,
+}
+
+impl HttpFunction for ServeDashboard {
+    const NAME: &'static str = env!("CARGO_PKG_NAME");
+
+    /// No AWS client: the files are compiled in.
+    async fn from_aws(aws: &Aws) -> Result<Self, BoxError> {
+        Ok(Self {
+            sign_in: SignIn::of(&aws.config),
+        })
+    }
+
+    fn from_local(local: &Local) -> Self {
+        Self {
+            sign_in: SignIn::of(&local.config),
+        }
+    }
 }
 
 impl ServeDashboard {
@@ -97,7 +129,14 @@ impl ServeDashboard {
     }
 }
 
-pub async fn handle(deps: &ServeDashboard, req: Request) -> Response<Body> {
+#[async_trait]
+impl HttpHandler for ServeDashboard {
+    async fn handle(&self, req: Request) -> Response<Body> {
+        serve(self, req).await
+    }
+}
+
+async fn serve(deps: &ServeDashboard, req: Request) -> Response<Body> {
     let route = if req.uri().path() == DASHBOARD.path {
         &DASHBOARD
     } else {

@@ -2,9 +2,11 @@
 //! dashboard's security headers, the sign-in configuration, the pinned uPlot.
 
 use lambda_http::{Body, Request, RequestExt, Response};
+use pisync_shared::config::{self, Config};
+use pisync_shared::function::{Aws, HttpFunction, HttpHandler};
 use pisync_shared::http::routes::{DASHBOARD, DASHBOARD_FILE};
 use pisync_shared::test_util::lambda_events::{api_request, files_of};
-use serve_dashboard::{handle, ServeDashboard, SignIn, UPLOT_VERSION};
+use serve_dashboard::{ServeDashboard, SignIn, UPLOT_VERSION};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
@@ -19,10 +21,11 @@ fn get(path: &str) -> Request {
     req.with_path_parameters(params)
 }
 
-fn local() -> ServeDashboard {
-    ServeDashboard {
-        sign_in: SignIn::Token,
-    }
+/// As the local runner (and a stack without a Cognito pool) configures it.
+async fn local() -> ServeDashboard {
+    ServeDashboard::from_aws(&Aws::new(Config::default()))
+        .await
+        .unwrap()
 }
 
 fn header<'a>(response: &'a Response<Body>, name: &str) -> &'a str {
@@ -39,7 +42,7 @@ fn text(response: &Response<Body>) -> String {
 
 #[tokio::test]
 async fn every_file_is_served_with_its_type_and_the_security_headers() {
-    let deps = local();
+    let deps = local().await;
     for (path, content_type) in [
         (DASHBOARD.path, "text/html; charset=utf-8"),
         ("/dashboard/app.js", "text/javascript; charset=utf-8"),
@@ -50,7 +53,7 @@ async fn every_file_is_served_with_its_type_and_the_security_headers() {
         ("/dashboard/LICENSE-uPlot.txt", "text/plain; charset=utf-8"),
         ("/dashboard/config.json", "application/json"),
     ] {
-        let response = handle(&deps, get(path)).await;
+        let response = deps.handle(get(path)).await;
         assert_eq!(response.status(), 200, "{path}");
         assert_eq!(header(&response, "content-type"), content_type, "{path}");
         assert_eq!(
@@ -66,7 +69,7 @@ async fn every_file_is_served_with_its_type_and_the_security_headers() {
 
 #[tokio::test]
 async fn the_page_loads_only_its_own_files() {
-    let page = text(&handle(&local(), get("/dashboard")).await);
+    let page = text(&local().await.handle(get("/dashboard")).await);
     for attribute in ["src=\"", "href=\""] {
         for reference in page.split(attribute).skip(1) {
             let url = reference.split('"').next().unwrap();
@@ -88,12 +91,12 @@ async fn the_page_loads_only_its_own_files() {
 
 #[tokio::test]
 async fn an_unchanged_file_is_a_304_without_a_body() {
-    let first = handle(&local(), get("/dashboard/app.js")).await;
+    let first = local().await.handle(get("/dashboard/app.js")).await;
     let etag = header(&first, "etag").to_owned();
     assert!(etag.starts_with('"') && etag.len() == 34, "{etag}");
     let mut again = get("/dashboard/app.js");
     again.headers_mut().insert("if-none-match", etag.parse().unwrap());
-    let response = handle(&local(), again).await;
+    let response = local().await.handle(again).await;
     assert_eq!(response.status(), 304);
     assert!(response.body().as_ref().is_empty());
     assert_eq!(header(&response, "etag"), etag);
@@ -101,12 +104,12 @@ async fn an_unchanged_file_is_a_304_without_a_body() {
     stale
         .headers_mut()
         .insert("if-none-match", "\"0000\"".parse().unwrap());
-    assert_eq!(handle(&local(), stale).await.status(), 200);
+    assert_eq!(local().await.handle(stale).await.status(), 200);
 }
 
 #[tokio::test]
 async fn unknown_files_are_404_in_the_error_shape() {
-    let response = handle(&local(), get("/dashboard/secrets.txt")).await;
+    let response = local().await.handle(get("/dashboard/secrets.txt")).await;
     assert_eq!(response.status(), 404);
     let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
     assert_eq!(body["error"]["code"], "not_found");
@@ -114,14 +117,22 @@ async fn unknown_files_are_404_in_the_error_shape() {
 
 #[tokio::test]
 async fn cognito_sign_in_is_configured_and_allowed_to_connect() {
-    let deps = ServeDashboard {
-        sign_in: SignIn::Cognito {
-            domain: "https://pisync-1-eu-west-1.auth.eu-west-1.amazoncognito.com".into(),
-            client_id: "exampleclientid".into(),
-            redirect_uri: "https://abc123.execute-api.eu-west-1.amazonaws.com/dashboard".into(),
-        },
-    };
-    let response = handle(&deps, get("/dashboard/config.json")).await;
+    let vars = [
+        (
+            config::SIGN_IN_DOMAIN,
+            "https://pisync-1-eu-west-1.auth.eu-west-1.amazoncognito.com",
+        ),
+        (config::SIGN_IN_CLIENT_ID, "exampleclientid"),
+        (
+            config::DASHBOARD_URL,
+            "https://abc123.execute-api.eu-west-1.amazonaws.com/dashboard",
+        ),
+    ];
+    let config =
+        Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())).unwrap();
+    assert!(matches!(SignIn::of(&config), SignIn::Cognito { .. }));
+    let deps = ServeDashboard::from_aws(&Aws::new(config)).await.unwrap();
+    let response = deps.handle(get("/dashboard/config.json")).await;
     let config: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
     assert_eq!(config["sign_in"], "cognito");
     assert_eq!(config["client_id"], "exampleclientid");
@@ -130,7 +141,9 @@ async fn cognito_sign_in_is_configured_and_allowed_to_connect() {
         "default-src 'self'; connect-src 'self' https://pisync-1-eu-west-1.auth.eu-west-1.amazoncognito.com; frame-ancestors 'none'"
     );
     let local: serde_json::Value = serde_json::from_slice(
-        handle(&local(), get("/dashboard/config.json"))
+        local()
+            .await
+            .handle(get("/dashboard/config.json"))
             .await
             .body()
             .as_ref(),
@@ -157,7 +170,7 @@ async fn the_vendored_chart_library_is_the_pinned_release() {
             "8f989229699b4fe2f1a0432d0e9edc338a8a911e250e2d1b01ecd770a5f5b1bd",
         ),
     ] {
-        let response = handle(&local(), get(&format!("/dashboard/{file}"))).await;
+        let response = local().await.handle(get(&format!("/dashboard/{file}"))).await;
         let digest = format!("{:x}", Sha256::digest(response.body().as_ref()));
         assert_eq!(digest, sha256, "{file}");
     }
@@ -184,7 +197,7 @@ fn every_example_event_has_a_case() {
 #[tokio::test]
 async fn each_example_event_gets_its_file() {
     for &(file, status, content_type) in CASES {
-        let response = handle(&local(), api_request(file)).await;
+        let response = local().await.handle(api_request(file)).await;
         assert_eq!(response.status(), status, "{file}");
         assert_eq!(header(&response, "content-type"), content_type, "{file}");
         assert_eq!(header(&response, "x-content-type-options"), "nosniff", "{file}");

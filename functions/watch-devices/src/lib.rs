@@ -7,6 +7,7 @@
 use pisync_shared::domain::delivery::deliver_pending;
 use pisync_shared::domain::detection::Rules;
 use pisync_shared::domain::sweep::check_silent_devices;
+use pisync_shared::function::{Aws, BoxError, EventFunction, Local};
 use pisync_shared::metrics::Figures;
 use pisync_shared::ports::{AlertPublisher, DeviceStates, Outbox, SilenceWatch};
 use pisync_shared::EventTime;
@@ -14,11 +15,46 @@ use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct WatchDevices {
-    pub states: Arc<dyn DeviceStates>,
-    pub watch: Arc<dyn SilenceWatch>,
-    pub outbox: Arc<dyn Outbox>,
-    pub alerts: Arc<dyn AlertPublisher>,
-    pub rules: Rules,
+    states: Arc<dyn DeviceStates>,
+    watch: Arc<dyn SilenceWatch>,
+    outbox: Arc<dyn Outbox>,
+    alerts: Arc<dyn AlertPublisher>,
+    rules: Rules,
+}
+
+impl EventFunction for WatchDevices {
+    const NAME: &'static str = env!("CARGO_PKG_NAME");
+    /// The schedule's event carries nothing the run needs.
+    type Event = serde_json::Value;
+    type Response = ();
+
+    async fn from_aws(aws: &Aws) -> Result<Self, BoxError> {
+        let store = aws.store().await?;
+        Ok(Self {
+            states: store.clone(),
+            watch: store.clone(),
+            outbox: store,
+            alerts: aws.alerts().await?,
+            rules: aws.config.rules(),
+        })
+    }
+
+    async fn handle(&self, _: serde_json::Value) {
+        watch(self, EventTime::now()).await.record();
+    }
+}
+
+impl WatchDevices {
+    /// The local runner's schedule: the runner's store, notices and rules.
+    pub fn from_local(local: &Local) -> Self {
+        Self {
+            states: local.store.clone(),
+            watch: local.store.clone(),
+            outbox: local.store.clone(),
+            alerts: local.alerts.clone(),
+            rules: local.config.rules(),
+        }
+    }
 }
 
 /// One run: the silence check, then a delivery round. A failed check is logged and

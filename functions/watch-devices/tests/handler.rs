@@ -2,11 +2,10 @@
 //! over an embedded store: a device quiet for the silent period goes silent once, and
 //! notices waiting in the outbox are published.
 
-use pisync_shared::domain::detection::Rules;
 use pisync_shared::ports::{DeviceStates, Outbox, ReadFleet};
 use pisync_shared::test_util::lambda_events::files_of;
 use pisync_shared::test_util::{
-    device, record_and_apply, sqlite_store, stored_event, RecordingAlerts, TempDir,
+    device, local, record_and_apply, sqlite_store, stored_event, RecordingAlerts, TempDir,
 };
 use pisync_shared::{EventTime, StoredEvent};
 use std::sync::Arc;
@@ -20,13 +19,9 @@ fn setup() -> (
 ) {
     let (dir, store) = sqlite_store();
     let alerts = Arc::new(RecordingAlerts::default());
-    let deps = WatchDevices {
-        states: Arc::new(store.clone()),
-        watch: Arc::new(store.clone()),
-        outbox: Arc::new(store.clone()),
-        alerts: alerts.clone(),
-        rules: Rules::default(),
-    };
+    let mut local = local(store.clone());
+    local.alerts = alerts.clone();
+    let deps = WatchDevices::from_local(&local);
     (dir, store, alerts, deps)
 }
 

@@ -4,6 +4,7 @@
 use crate::support::{handlers, Handlers};
 use lambda_http::http::Request;
 use lambda_http::{Body, RequestExt};
+use pisync_shared::function::{HttpFunction, HttpHandler};
 use proptest::prelude::*;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -120,7 +121,7 @@ async fn post(h: &Handlers, method: &str, ct: Option<String>, body: Vec<u8>) -> 
             req = req.header("content-type", v);
         }
     }
-    record_sync_event::handle(&h.record, req.body(Body::Binary(body)).unwrap()).await
+    h.record.handle(req.body(Body::Binary(body)).unwrap()).await
 }
 
 proptest! {
@@ -138,7 +139,7 @@ proptest! {
                 // Acknowledged means stored: the history shows it.
                 let device = json["device_id"].as_str().unwrap().to_owned();
                 let req = Request::get("/").body(Body::Empty).unwrap().with_path_parameters(HashMap::from([("id".to_owned(), device)]));
-                let history = get_sync_history::handle(&h.history, req).await;
+                let history = h.history.handle(req).await;
                 let listed: Value = serde_json::from_slice(history.body().as_ref()).unwrap();
                 prop_assert_eq!(&listed["events"][0], &json);
             }
@@ -155,9 +156,9 @@ proptest! {
                 .with_query_string_parameters(q)
                 .with_path_parameters(HashMap::from([("id".to_owned(), id)]));
             let response = if which {
-                get_sync_history::handle(&h.history, req).await
+                h.history.handle(req).await
             } else {
-                list_repeated_failures::handle(&h.failures, req).await
+                h.failures.handle(req).await
             };
             check_shape(response.status().as_u16(), response.body().as_ref())?;
             Ok::<(), TestCaseError>(())
@@ -193,17 +194,15 @@ proptest! {
         let rt = runtime();
         let (_dir, store) = pisync_shared::test_util::sqlite_store();
         let keys = SigningKeys::new("k1", [("k1", &[3u8; 32][..])]).unwrap();
-        let record = record_sync_event::RecordSyncEvent {
-            log: std::sync::Arc::new(store.clone()),
-            rules: Default::default(),
-            auth: Authenticator::local(std::sync::Arc::new(KeyRing::fixed(keys)), std::sync::Arc::new(store)),
-        };
+        let mut local = pisync_shared::test_util::local(store.clone());
+        local.auth = Authenticator::local(std::sync::Arc::new(KeyRing::fixed(keys)), std::sync::Arc::new(store));
+        let record = record_sync_event::RecordSyncEvent::from_local(&local);
         rt.block_on(async {
             let mut req = Request::post("/sync-event").header("content-type", "application/json");
             if let Ok(v) = lambda_http::http::HeaderValue::from_bytes(&header) {
                 req = req.header("authorization", v);
             }
-            let response = record_sync_event::handle(&record, req.body(Body::Binary(body)).unwrap()).await;
+            let response = record.handle(req.body(Body::Binary(body)).unwrap()).await;
             prop_assert_eq!(response.status().as_u16(), 401);
             check_shape(401, response.body().as_ref())?;
             prop_assert_eq!(response.headers()["www-authenticate"].to_str().unwrap(), "Bearer");

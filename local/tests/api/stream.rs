@@ -7,10 +7,13 @@ use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use detect_failures::DetectFailures;
 use pisync_shared::adapters::dynamodb::DynamoStore;
 use pisync_shared::domain::delivery::deliver_pending;
-use pisync_shared::domain::detection::Rules;
 use pisync_shared::domain::device::DeviceState;
+use pisync_shared::function::EventFunction;
 use pisync_shared::ports::{DeviceStates, Outbox, RecordEvents};
-use pisync_shared::test_util::{dynamodb_local_store, stored_event as event, FlakyStates, RecordingAlerts};
+use pisync_shared::test_util::{
+    dynamodb_local_store, local_with, sqlite_store, stored_event as event, FlakyStates, RecordingAlerts,
+    TempDir,
+};
 use pisync_shared::DeviceId;
 use std::sync::Arc;
 
@@ -25,6 +28,7 @@ async fn stored_state(s: &Setup, device: &DeviceId) -> DeviceState {
 }
 
 struct Setup {
+    _credentials_dir: TempDir,
     store: DynamoStore,
     streams: aws_sdk_dynamodbstreams::Client,
     alerts: Arc<RecordingAlerts>,
@@ -36,18 +40,13 @@ async fn setup() -> Setup {
     let store = dynamodb_local_store("stream").await;
     let alerts = Arc::new(RecordingAlerts::default());
     let states = Arc::new(FlakyStates::new(Arc::new(store.clone())));
-    let sdk = pisync_shared::adapters::aws::for_endpoint(&pisync_shared::test_util::dynamodb_endpoint())
-        .await
-        .expect("AWS settings");
+    let sdk = pisync_shared::test_util::dynamodb_local_sdk().await;
+    let (credentials_dir, credentials) = sqlite_store();
+    let mut local = local_with(Arc::new(store.clone()), Arc::new(credentials));
+    local.alerts = alerts.clone();
     Setup {
-        detect: DetectFailures {
-            states: states.clone(),
-            days: Arc::new(store.clone()),
-            outbox: Arc::new(store.clone()),
-            alerts: alerts.clone(),
-            rules: Rules::default(),
-            owed: Default::default(),
-        },
+        detect: DetectFailures::from_local(&local).with_states(states.clone()),
+        _credentials_dir: credentials_dir,
         streams: aws_sdk_dynamodbstreams::Client::new(&sdk),
         store,
         alerts,
@@ -83,7 +82,11 @@ async fn inserts(s: &Setup, expected: usize) -> Vec<EventRecord> {
                 if batch.is_empty() {
                     break;
                 }
-                records.extend(batch.into_iter().map(pisync_local::feed::to_lambda_record));
+                records.extend(
+                    batch
+                        .into_iter()
+                        .map(pisync_local::feed::dynamodb_streams::to_lambda_record),
+                );
                 iterator = out.next_shard_iterator;
             }
         }
@@ -127,7 +130,7 @@ async fn redelivered_and_reordered_batches_change_nothing() {
         "one INSERT per stored event, none for the replay"
     );
 
-    let response = detect_failures::handle(&s.detect, batch(records.clone())).await;
+    let response = s.detect.handle(batch(records.clone())).await;
     assert!(response.batch_item_failures.is_empty());
     let device = DeviceId::parse("dev-stream").unwrap();
     let state = stored_state(&s, &device).await;
@@ -139,12 +142,14 @@ async fn redelivered_and_reordered_batches_change_nothing() {
     assert_eq!(s.alerts.kinds(), ["device.repeated_sync_failures"]);
 
     // Lambda redelivers the same batch, then a reordered split of it.
-    let response = detect_failures::handle(&s.detect, batch(records.clone())).await;
+    let response = s.detect.handle(batch(records.clone())).await;
     assert!(response.batch_item_failures.is_empty());
     let mut reordered = records.clone();
     reordered.reverse();
     for half in reordered.chunks(2) {
-        assert!(detect_failures::handle(&s.detect, batch(half.to_vec()))
+        assert!(s
+            .detect
+            .handle(batch(half.to_vec()))
             .await
             .batch_item_failures
             .is_empty());
@@ -167,7 +172,7 @@ async fn redelivered_and_reordered_batches_change_nothing() {
         })
         .collect();
     assert_eq!(all.len(), 6);
-    let response = detect_failures::handle(&s.detect, batch(all)).await;
+    let response = s.detect.handle(batch(all)).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(
         s.alerts.kinds(),
@@ -187,7 +192,7 @@ async fn a_failed_publish_never_fails_the_records_or_loses_the_alert() {
     s.store.record(event("dev-calm", 0, 0)).await.unwrap();
     let records = inserts(&s, 4).await;
     s.alerts.set_failing(true);
-    let response = detect_failures::handle(&s.detect, batch(records.clone())).await;
+    let response = s.detect.handle(batch(records.clone())).await;
     assert!(response.batch_item_failures.is_empty());
     let device = DeviceId::parse("dev-flaky").unwrap();
     assert_eq!(stored_state(&s, &device).await.consecutive_failures(), 3);
@@ -198,7 +203,7 @@ async fn a_failed_publish_never_fails_the_records_or_loses_the_alert() {
     );
     s.alerts.set_failing(false);
     for _ in 0..2 {
-        let response = detect_failures::handle(&s.detect, batch(records.clone())).await;
+        let response = s.detect.handle(batch(records.clone())).await;
         assert!(response.batch_item_failures.is_empty());
     }
     deliver_pending(&s.store, s.alerts.as_ref()).await.unwrap();
@@ -220,7 +225,9 @@ async fn a_failed_device_never_checkpoints_past_an_unapplied_record() {
         s.store.record(event("dev-late", m, 1)).await.unwrap();
     }
     let earlier = inserts(&s, 2).await;
-    assert!(detect_failures::handle(&s.detect, batch(earlier))
+    assert!(s
+        .detect
+        .handle(batch(earlier))
         .await
         .batch_item_failures
         .is_empty());
@@ -240,7 +247,7 @@ async fn a_failed_device_never_checkpoints_past_an_unapplied_record() {
     let a = position_of(&success).expect("A is in the batch");
     assert!(a < position_of(&late_failure).expect("B is in the batch"));
     s.states.set_failing("dev-late", true);
-    let response = detect_failures::handle(&s.detect, batch(records.clone())).await;
+    let response = s.detect.handle(batch(records.clone())).await;
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(
         response.batch_item_failures[0].item_identifier, records[a].change.sequence_number,
@@ -248,7 +255,7 @@ async fn a_failed_device_never_checkpoints_past_an_unapplied_record() {
     );
     // Lambda redelivers from A (the other device's record again too).
     s.states.set_failing("dev-late", false);
-    let retry = detect_failures::handle(&s.detect, batch(records[a..].to_vec())).await;
+    let retry = s.detect.handle(batch(records[a..].to_vec())).await;
     assert!(retry.batch_item_failures.is_empty());
     deliver_pending(&s.store, s.alerts.as_ref()).await.unwrap();
     assert_eq!(

@@ -21,11 +21,22 @@ fn failure(device: &str, minute: u32) -> Value {
            "total_files_synced": 1, "total_errors": 1, "internet_speed": 1.0})
 }
 
+/// The runner with a webhook, its secret in a file the operator made (a secret is
+/// never given on the command line).
 fn start(dir: &std::path::Path, receiver: &Receiver) -> TestApp {
+    std::fs::create_dir_all(dir).expect("data dir");
+    let secret_file = dir.join("operators-webhook-secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).expect("secret file written");
+    let secret_file = secret_file.to_string_lossy().into_owned();
     TestApp::start(
         &Backend::Embedded,
         dir,
-        &["--webhook-url", &receiver.url, "--webhook-secret", SECRET],
+        &[
+            "--webhook-url",
+            &receiver.url,
+            "--webhook-secret-file",
+            &secret_file,
+        ],
     )
 }
 

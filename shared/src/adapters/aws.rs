@@ -11,11 +11,14 @@
 //!   (which also look for profile files, SSO, web identity, ECS and IMDS). Without them,
 //!   as on a developer machine, the usual chains apply.
 
-use crate::config::{ConfigError, TrustRoots};
+use crate::config::{Config, ConfigError, TrustRoots};
+use crate::function::BoxError;
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::{BehaviorVersion, ConfigLoader, Region};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
 use aws_smithy_http_client::Builder;
+#[allow(unused_imports)] // used by the feature-gated builders
+use std::sync::Arc;
 
 /// Amazon Root CA 1–4 and Starfield Services Root CA G2, PEM.
 pub const AWS_ROOTS_PEM: &[u8] = include_bytes!("aws_roots.pem");
@@ -42,33 +45,29 @@ fn with_https_client(loader: ConfigLoader, roots: TrustRoots) -> Result<ConfigLo
 
 /// A loader with PiSync's HTTPS client and, when the environment holds them (always in
 /// Lambda), the region and credentials from there. Callers may add overrides.
-pub fn loader(roots: TrustRoots) -> Result<ConfigLoader, ConfigError> {
-    let mut loader = with_https_client(aws_config::defaults(BehaviorVersion::latest()), roots)?;
-    let known = KnownFromEnv::read(|name| std::env::var(name).ok());
-    if let Some(region) = known.region {
-        loader = loader.region(Region::new(region));
+pub fn loader(config: &Config) -> Result<ConfigLoader, ConfigError> {
+    let mut loader = with_https_client(
+        aws_config::defaults(BehaviorVersion::latest()),
+        config.trust_roots,
+    )?;
+    if let Some(region) = &config.aws.region {
+        loader = loader.region(Region::new(region.clone()));
     }
-    if known.credentials {
+    if config.aws.has_credentials {
         loader = loader.credentials_provider(EnvironmentVariableCredentialsProvider::new());
     }
     Ok(loader)
-}
-
-/// The configuration a Lambda function builds its clients from.
-pub async fn load(roots: TrustRoots) -> Result<aws_config::SdkConfig, ConfigError> {
-    Ok(loader(roots)?.load().await)
 }
 
 /// AWS settings for an endpoint such as DynamoDB Local, built like the functions' own
 /// (same HTTPS client): the region defaults to us-east-1 and, when no credentials are
 /// configured, placeholder ones are used (DynamoDB Local accepts any).
 #[cfg(feature = "dynamodb")]
-pub async fn for_endpoint(endpoint: &str) -> Result<aws_config::SdkConfig, ConfigError> {
-    let mut loader = loader(TrustRoots::default())?.endpoint_url(endpoint);
-    if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
-        loader = loader.region(Region::new("us-east-1"));
-    }
-    if std::env::var("AWS_ACCESS_KEY_ID").is_err() {
+pub async fn for_endpoint(config: &Config, endpoint: &str) -> Result<aws_config::SdkConfig, ConfigError> {
+    let mut loader = loader(config)?
+        .endpoint_url(endpoint)
+        .region(Region::new(config.region_or_default()));
+    if !config.aws.has_credentials {
         loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "local",
             "local",
@@ -80,21 +79,108 @@ pub async fn for_endpoint(endpoint: &str) -> Result<aws_config::SdkConfig, Confi
     Ok(loader.load().await)
 }
 
-/// What the environment already answers, so aws-config need not search for it.
-#[derive(Debug, PartialEq, Eq)]
-struct KnownFromEnv {
-    region: Option<String>,
-    /// Both keys are set: the environment provider alone will answer.
-    credentials: bool,
-}
+/// What a Lambda function builds from its environment, each once, when its `from_aws`
+/// asks for it.
+impl crate::function::Aws {
+    /// The SDK settings, loaded on the first call.
+    pub async fn sdk(&self) -> Result<&aws_config::SdkConfig, ConfigError> {
+        self.sdk
+            .get_or_try_init(|| async { Ok(loader(&self.config)?.load().await) })
+            .await
+    }
 
-impl KnownFromEnv {
-    fn read(var: impl Fn(&str) -> Option<String>) -> Self {
-        let set = |name| var(name).filter(|v| !v.is_empty());
-        KnownFromEnv {
-            region: set("AWS_REGION"),
-            credentials: set("AWS_ACCESS_KEY_ID").is_some() && set("AWS_SECRET_ACCESS_KEY").is_some(),
+    /// The events table (`TABLE_NAME`), with the retention setting.
+    #[cfg(feature = "dynamodb")]
+    pub async fn store(&self) -> Result<Arc<super::dynamodb::DynamoStore>, BoxError> {
+        let client = aws_sdk_dynamodb::Client::new(self.sdk().await?);
+        Ok(Arc::new(
+            super::dynamodb::DynamoStore::new(client, self.config.table()?)
+                .with_retention_days(self.config.retention_days),
+        ))
+    }
+
+    /// The device credentials table (`CREDENTIALS_TABLE_NAME`).
+    #[cfg(feature = "dynamodb")]
+    pub async fn credentials(&self) -> Result<Arc<super::dynamodb::DynamoCredentials>, BoxError> {
+        let client = aws_sdk_dynamodb::Client::new(self.sdk().await?);
+        Ok(Arc::new(super::dynamodb::DynamoCredentials::new(
+            client,
+            self.config.credentials_table()?,
+        )))
+    }
+
+    /// The token signing keys, where the configuration says (a secret, or a file).
+    #[cfg(feature = "secrets")]
+    pub async fn signing_keys(&self) -> Result<Arc<crate::auth::KeyRing>, BoxError> {
+        use crate::config::SecretSource;
+        let source: Arc<dyn crate::ports::LoadKeys> = match self.config.signing_keys()? {
+            SecretSource::SecretsManager(id) => Arc::new(super::secrets::SecretKeys::new(
+                aws_sdk_secretsmanager::Client::new(self.sdk().await?),
+                id,
+            )),
+            SecretSource::File(path) => Arc::new(super::secret_file::KeyFile::new(path)),
+        };
+        Ok(Arc::new(crate::auth::KeyRing::load(source).await?))
+    }
+
+    /// A device route's authenticator: device tokens checked against the credentials
+    /// table, each acceptance trusted for `CREDENTIAL_CACHE_SECONDS`.
+    #[cfg(all(feature = "dynamodb", feature = "secrets"))]
+    pub async fn device_auth(&self) -> Result<crate::auth::Authenticator, BoxError> {
+        Ok(crate::auth::Authenticator::devices(
+            self.signing_keys().await?,
+            self.credentials().await?,
+            self.config.credential_cache,
+        ))
+    }
+
+    /// The cursor key: `CURSOR_SIGNING_KEY_SECRET_ARN`'s value, else `CURSOR_SIGNING_KEY`.
+    #[cfg(feature = "secrets")]
+    pub async fn cursor_key(&self) -> Result<crate::http::cursor::CursorKey, BoxError> {
+        match &self.config.cursor_key_secret {
+            Some(id) => {
+                let client = aws_sdk_secretsmanager::Client::new(self.sdk().await?);
+                let secret = super::secrets::secret_string(&client, id).await?;
+                if secret.len() < crate::config::MIN_CURSOR_KEY_LEN {
+                    return Err(format!("the cursor key in {id} must be at least 32 characters").into());
+                }
+                Ok(crate::http::cursor::CursorKey::from_secret(secret.as_bytes()))
+            }
+            None => Ok(self.config.cursor_key()?),
         }
+    }
+
+    /// The webhook signing secret (`WEBHOOK_SECRET_ARN`).
+    #[cfg(feature = "secrets")]
+    pub async fn webhook_secret(&self) -> Result<Vec<u8>, BoxError> {
+        let id = self.config.webhook_secret_arn()?;
+        let client = aws_sdk_secretsmanager::Client::new(self.sdk().await?);
+        let secret = super::secrets::secret_string(&client, id).await?;
+        if secret.len() < 32 {
+            return Err(format!("the webhook secret in {id} must be at least 32 characters").into());
+        }
+        Ok(secret.into_bytes())
+    }
+
+    /// The webhook delivery queue and its dead-letter queue.
+    #[cfg(feature = "sqs")]
+    pub async fn delivery_queue(&self) -> Result<Arc<super::sqs::SqsDeliveryQueue>, BoxError> {
+        Ok(Arc::new(super::sqs::SqsDeliveryQueue::new(
+            aws_sdk_sqs::Client::new(self.sdk().await?),
+            self.config.webhook_queue()?,
+            self.config.webhook_dead_letter_queue()?,
+        )))
+    }
+
+    /// Notices to the alert topic (`ALERT_TOPIC_ARN`), each at most once per process.
+    #[cfg(feature = "sns")]
+    pub async fn alerts(
+        &self,
+    ) -> Result<Arc<crate::domain::delivery::PublishOnce<super::sns::SnsPublisher>>, BoxError> {
+        let sns = aws_sdk_sns::Config::new(self.sdk().await?);
+        let publisher = super::sns::SnsPublisher::new(sns, self.config.alert_topic_arn()?)
+            .with_dashboard_url(self.config.dashboard_url.clone());
+        Ok(Arc::new(crate::domain::delivery::PublishOnce::new(publisher)))
     }
 }
 

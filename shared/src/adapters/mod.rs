@@ -5,7 +5,7 @@
 pub mod aws;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
-pub mod key_file;
+pub mod secret_file;
 #[cfg(feature = "secrets")]
 pub mod secrets;
 #[cfg(feature = "sns")]

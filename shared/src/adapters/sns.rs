@@ -62,15 +62,6 @@ impl SnsPublisher {
         self
     }
 
-    /// The publisher the functions use, from the SDK configuration they loaded once.
-    pub fn from_config(
-        sdk: &aws_config::SdkConfig,
-        config: &crate::config::Config,
-    ) -> Result<Self, crate::config::ConfigError> {
-        Ok(Self::new(Config::new(sdk), config.alert_topic_arn()?)
-            .with_dashboard_url(config.dashboard_url.clone()))
-    }
-
     /// One client per publisher (and so per sandbox), built when first needed.
     fn client(&self) -> &Client {
         self.client.get_or_init(|| Client::from_conf(self.config.clone()))

@@ -27,17 +27,6 @@ impl SqsDeliveryQueue {
             dead_letter_url: dead_letter_url.into(),
         }
     }
-
-    pub fn from_config(
-        sdk: &aws_config::SdkConfig,
-        config: &crate::config::Config,
-    ) -> Result<Self, crate::config::ConfigError> {
-        Ok(Self::new(
-            Client::new(sdk),
-            config.webhook_queue()?,
-            config.webhook_dead_letter_queue()?,
-        ))
-    }
 }
 
 #[async_trait]

@@ -11,6 +11,42 @@ pub mod token;
 pub use authenticator::{AuthError, Authenticator, KeyRing, Presented};
 pub use keys::{KeysError, SigningKeys};
 
+use crate::ports::{DeviceCredential, ManageCredentials, StoreError};
+use crate::{DeviceId, EventTime};
+
+/// A device credential just issued: the token is here and nowhere else.
+#[derive(Debug, serde::Serialize)]
+pub struct Issued {
+    pub device_id: DeviceId,
+    pub token: String,
+    pub issued_at: EventTime,
+}
+
+/// Signs a new token for `device_id` and makes its digest the device's only
+/// credential, so every earlier token stops working (`POST /device/{id}/credentials`
+/// and the local runner's `token device`).
+pub async fn issue_device_credential(
+    keys: &KeyRing,
+    credentials: &dyn ManageCredentials,
+    device_id: DeviceId,
+) -> Result<Issued, StoreError> {
+    let token = token::sign_device(&keys.current(), device_id.as_str())
+        .map_err(|e| StoreError::unavailable("OS randomness", std::io::Error::other(e)))?;
+    let issued_at = EventTime::now();
+    credentials
+        .replace(&DeviceCredential {
+            device_id: device_id.as_str().to_owned(),
+            token_digest: token::digest(&token),
+            issued_at,
+        })
+        .await?;
+    Ok(Issued {
+        device_id,
+        token,
+        issued_at,
+    })
+}
+
 /// An operator's permission.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Scope {

@@ -19,21 +19,29 @@ use std::time::Duration;
 /// Attempts at an optimistic state update before giving up (the stream retries).
 const MAX_STATE_ATTEMPTS: u32 = 10;
 
-/// Pages of a run count one batch (or one periodic check) may read: about 16 MB of a
-/// device's events on DynamoDB, a second or two. A longer count goes on in the next
-/// batch or check ([`crate::domain::streak::PendingCount`]).
-#[cfg(not(test))]
+/// Pages of a run count one batch (or one periodic check) may read by default: about
+/// 16 MB of a device's events on DynamoDB, a second or two. A longer count goes on in
+/// the next batch or check ([`crate::domain::streak::PendingCount`]).
 pub const COUNT_PAGES_PER_BATCH: u32 = 16;
-/// Few in the domain's own tests, so their short timelines have counts that span
-/// batches and checks.
-#[cfg(test)]
-pub const COUNT_PAGES_PER_BATCH: u32 = 3;
 
 /// The rules detection applies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rules {
     pub streak: StreakRule,
     pub silence: SilenceRule,
+    /// Pages of a run count one batch or check reads at most (the domain's own tests
+    /// use a few, so their short timelines have counts that span batches and checks).
+    pub count_pages_per_batch: u32,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self {
+            streak: StreakRule::default(),
+            silence: SilenceRule::default(),
+            count_pages_per_batch: COUNT_PAGES_PER_BATCH,
+        }
+    }
 }
 
 /// A stream record: a stored event and its position in the stream (when known).
@@ -95,7 +103,7 @@ pub async fn apply_records(
         // A count finished in this batch includes every event of the batch: all of
         // them were stored before the batch was delivered.
         let mut counted_in_batch = false;
-        let mut pages = COUNT_PAGES_PER_BATCH;
+        let mut pages = rules.count_pages_per_batch;
         for record in &ordered {
             let e = &record.event;
             if state.applied.contains(e.timestamp, state.last_sync_at) {
@@ -118,7 +126,7 @@ pub async fn apply_records(
         }
         // A count left by an earlier batch goes on too.
         let pages = count_pages(states, &mut state, rules, now, &mut notices, pages).await?;
-        let counted = pages < COUNT_PAGES_PER_BATCH;
+        let counted = pages < rules.count_pages_per_batch;
         if new_events.is_empty() && !counted {
             return Ok(DeviceBatch {
                 state,

@@ -5,7 +5,7 @@
 //! too, so a quiet device's count finishes. Devices are found through
 //! [`SilenceWatch`], never by reading every device.
 
-use crate::domain::detection::{contention_pause, count_pages, kept_changing, Rules, COUNT_PAGES_PER_BATCH};
+use crate::domain::detection::{contention_pause, count_pages, kept_changing, Rules};
 use crate::domain::event::DeviceId;
 use crate::domain::fleet::FleetDelta;
 use crate::domain::notice::Notice;
@@ -70,7 +70,7 @@ async fn check_device(
             rules,
             now,
             &mut notices,
-            COUNT_PAGES_PER_BATCH,
+            rules.count_pages_per_batch,
         )
         .await?;
         let mut next_check = None;

@@ -1,10 +1,14 @@
 //! The one error a handler returns, rendered by [`super::reply::error`].
 
 use crate::domain::validate::FieldError;
+use crate::ports::StoreError;
 use lambda_http::http::StatusCode;
+use std::sync::Arc;
 
-/// An error reply: status, machine-readable code, human message, per-field details.
-#[derive(Clone, Debug, PartialEq)]
+/// An error reply: status, machine-readable code, human message, per-field details,
+/// and for PiSync's own failures the error that caused it (logged with the request id
+/// when the reply is made, never sent).
+#[derive(Clone, Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
@@ -14,6 +18,51 @@ pub struct ApiError {
     pub allow: Option<String>,
     /// A 401 carries `WWW-Authenticate: Bearer`.
     pub challenge: bool,
+    pub source: Option<Arc<StoreError>>,
+}
+
+/// Two errors are the same reply; what caused them is not part of it.
+impl PartialEq for ApiError {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            self.status,
+            self.code,
+            &self.message,
+            &self.details,
+            &self.allow,
+            self.challenge,
+        ) == (
+            other.status,
+            other.code,
+            &other.message,
+            &other.details,
+            &other.allow,
+            other.challenge,
+        )
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as _)
+    }
+}
+
+/// The store failed: not the client's fault, and worth retrying (503 with
+/// `Retry-After`); the store's error is kept as the source.
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        Self {
+            source: Some(Arc::new(err)),
+            ..Self::unavailable()
+        }
+    }
 }
 
 impl ApiError {
@@ -25,7 +74,29 @@ impl ApiError {
             details: Vec::new(),
             allow: None,
             challenge: false,
+            source: None,
         }
+    }
+
+    /// Logs PiSync's own failure (a 5xx) with the request id and its chain of causes;
+    /// client errors are not logged.
+    pub fn log(&self, request_id: &str) {
+        if !self.status.is_server_error() {
+            return;
+        }
+        let mut chain = String::new();
+        let mut cause = std::error::Error::source(self);
+        while let Some(e) = cause {
+            chain.push_str(": ");
+            chain.push_str(&e.to_string());
+            cause = e.source();
+        }
+        tracing::error!(
+            status = self.status.as_u16(),
+            code = self.code,
+            request_id,
+            "request failed{chain}"
+        );
     }
 
     pub fn invalid_event(details: Vec<FieldError>) -> Self {
@@ -196,10 +267,4 @@ fn bounded(mut details: Vec<FieldError>) -> Vec<FieldError> {
         ));
     }
     details
-}
-
-/// Logs a store failure with the request id and maps it to a retryable 503.
-pub fn store_failure(err: &crate::ports::StoreError, request_id: &str) -> ApiError {
-    tracing::error!(error = %err, source = ?std::error::Error::source(err), request_id, "store operation failed");
-    ApiError::unavailable()
 }

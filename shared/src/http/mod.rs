@@ -8,7 +8,7 @@ pub mod reply;
 pub mod request;
 pub mod routes;
 
-pub use error::{store_failure, ApiError};
+pub use error::ApiError;
 pub use reply::{error, json, no_content, SECURITY_HEADERS};
 pub use request::{
     generate_request_id, parse_limit, request_id, Call, Caller, QueryParams, DEFAULT_LIMIT, MAX_LIMIT,

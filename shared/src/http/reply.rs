@@ -44,6 +44,7 @@ pub fn json<T: Serialize>(status: StatusCode, body: &T, request_id: &str) -> Res
 }
 
 pub fn error(err: &ApiError, request_id: &str) -> Response<Body> {
+    err.log(request_id);
     let body = ErrorBody {
         error: ErrorFields {
             code: err.code,

@@ -3,7 +3,7 @@
 //! functions, the local runner and the tests all go through it, because every
 //! handler starts with [`Call::admit`].
 
-use super::error::{store_failure, ApiError};
+use super::error::ApiError;
 use super::reply;
 use super::routes::Route;
 pub use crate::auth::Caller;
@@ -36,7 +36,10 @@ impl<'r> Call<'r> {
         auth: &Authenticator,
     ) -> Result<Self, Box<Response<Body>>> {
         let request_id = request_id(req);
-        let refuse = |err: ApiError| Box::new(reply::error(&err, &request_id));
+        let refuse = |err: ApiError| {
+            crate::metrics::request_refused(err.status.as_u16());
+            Box::new(reply::error(&err, &request_id))
+        };
         if req.method() != route.method {
             return Err(refuse(ApiError::method_not_allowed(route.method.as_str())));
         }
@@ -47,7 +50,7 @@ impl<'r> Call<'r> {
             match auth.authenticate(presented(req)).await {
                 Ok(caller) => caller,
                 Err(AuthError::Unauthorized(reason)) => return Err(refuse(ApiError::unauthorized(reason))),
-                Err(AuthError::Unavailable(err)) => return Err(refuse(store_failure(&err, &request_id))),
+                Err(AuthError::Unavailable(err)) => return Err(refuse(err.into())),
             }
         };
         if !route.access.allows(&caller) {

@@ -44,6 +44,40 @@ pub use states::{DeviceStates, Saved, StateWrite, Versioned};
 pub use watch::{DueChecks, SilenceWatch};
 pub use webhook::{DeliveryQueue, WebhookTransport};
 
+/// One store behind every port: what the local runner and the storage contract tests
+/// hold, and what each function's local constructor takes its ports from. Each adapter
+/// implements every port; a function keeps only the ones it calls.
+pub trait Store:
+    RecordEvents
+    + ReadHistory
+    + ListFailing
+    + ReadDevices
+    + ReadFleet
+    + DeviceStates
+    + RecordDays
+    + Outbox
+    + SilenceWatch
+{
+}
+
+impl<S> Store for S where
+    S: RecordEvents
+        + ReadHistory
+        + ListFailing
+        + ReadDevices
+        + ReadFleet
+        + DeviceStates
+        + RecordDays
+        + Outbox
+        + SilenceWatch
+{
+}
+
+/// Device credentials: checked on device routes, issued and revoked by operators.
+pub trait Credentials: CheckCredentials + ManageCredentials {}
+
+impl<C: CheckCredentials + ManageCredentials> Credentials for C {}
+
 /// Adapters fetch one item more than a page holds; it is dropped and only says "more".
 pub(crate) fn overfetched<T>(mut items: Vec<T>, limit: usize) -> (Vec<T>, bool) {
     let more = items.len() > limit;

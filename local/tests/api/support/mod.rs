@@ -64,12 +64,9 @@ pub async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, mut c
 use get_sync_history::GetSyncHistory;
 use list_repeated_failures::ListRepeatedFailures;
 use pisync_shared::auth::Authenticator;
-use pisync_shared::domain::streak::StreakRule;
-use pisync_shared::domain::validate::EventRules;
-use pisync_shared::http::cursor::CursorKey;
+use pisync_shared::function::HttpFunction;
 use pisync_shared::test_util::{sqlite_store, TempDir};
 use record_sync_event::RecordSyncEvent;
-use std::sync::Arc;
 
 /// The HTTP handlers over one embedded store in a temporary directory, with
 /// authentication off: these tests are about bodies and queries (the hostile
@@ -83,24 +80,12 @@ pub struct Handlers {
 
 pub fn handlers() -> Handlers {
     let (dir, store) = sqlite_store();
-    let key = CursorKey::from_secret(b"test key");
+    let mut local = pisync_shared::test_util::local(store);
+    local.auth = Authenticator::off();
     Handlers {
-        record: RecordSyncEvent {
-            log: Arc::new(store.clone()),
-            rules: EventRules::default(),
-            auth: Authenticator::off(),
-        },
-        history: GetSyncHistory {
-            log: Arc::new(store.clone()),
-            cursor_key: key.clone(),
-            auth: Authenticator::off(),
-        },
-        failures: ListRepeatedFailures {
-            failing: Arc::new(store),
-            rule: StreakRule::default(),
-            cursor_key: key,
-            auth: Authenticator::off(),
-        },
+        record: RecordSyncEvent::from_local(&local),
+        history: GetSyncHistory::from_local(&local),
+        failures: ListRepeatedFailures::from_local(&local),
         _dir: dir,
     }
 }

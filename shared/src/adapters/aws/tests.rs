@@ -1,7 +1,6 @@
 use super::*;
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 
 /// SHA-256 of each root's DER, as published by Amazon Trust Services
 /// (https://www.amazontrust.com/repository/).
@@ -67,55 +66,6 @@ fn sdk_errors_are_rendered_with_their_causes() {
     assert_eq!(
         describe_sdk_error("PutItem", &err),
         "PutItem: service error: throttled"
-    );
-}
-
-fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-    let map: HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    move |name| map.get(name).cloned()
-}
-
-#[test]
-fn lambdas_environment_answers_region_and_credentials_without_the_provider_chains() {
-    let lambda = env(&[
-        ("AWS_REGION", "eu-west-1"),
-        ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE"),
-        ("AWS_SECRET_ACCESS_KEY", "secret"),
-        ("AWS_SESSION_TOKEN", "token"),
-    ]);
-    assert_eq!(
-        KnownFromEnv::read(lambda),
-        KnownFromEnv {
-            region: Some("eu-west-1".into()),
-            credentials: true
-        }
-    );
-}
-
-#[test]
-fn a_developer_machine_without_them_falls_back_to_the_chains() {
-    assert_eq!(
-        KnownFromEnv::read(env(&[])),
-        KnownFromEnv {
-            region: None,
-            credentials: false
-        }
-    );
-    // A key id alone, or empty values, are not credentials: let the chain decide.
-    let partial = env(&[
-        ("AWS_REGION", ""),
-        ("AWS_ACCESS_KEY_ID", "AKID"),
-        ("AWS_SECRET_ACCESS_KEY", ""),
-    ]);
-    assert_eq!(
-        KnownFromEnv::read(partial),
-        KnownFromEnv {
-            region: None,
-            credentials: false
-        }
     );
 }
 

@@ -28,14 +28,6 @@ impl DynamoCredentials {
             table: table.into(),
         }
     }
-
-    /// The store a Lambda function uses: `CREDENTIALS_TABLE_NAME`.
-    pub fn from_config(
-        sdk: &aws_config::SdkConfig,
-        config: &crate::config::Config,
-    ) -> Result<Self, crate::config::ConfigError> {
-        Ok(Self::new(Client::new(sdk), config.credentials_table()?))
-    }
 }
 
 #[async_trait]

@@ -23,7 +23,6 @@ pub use admin::CapacityMeter;
 
 use self::item::{device_pk, event_sk, EventItem, EVENT_KEY_MAX, EVENT_PREFIX};
 use super::aws::describe_sdk_error;
-use crate::config::{Config, ConfigError};
 use crate::domain::event::{DeviceId, StoredEvent};
 use crate::ports::{HistoryPage, HistoryQuery, Order, ReadHistory, RecordEvents, Recorded, StoreError};
 use async_trait::async_trait;
@@ -96,11 +95,6 @@ impl DynamoStore {
             #[cfg(feature = "dynamodb-admin")]
             meter: None,
         }
-    }
-
-    /// The store a Lambda function uses: `TABLE_NAME` and the retention setting.
-    pub fn from_config(sdk: &aws_config::SdkConfig, config: &Config) -> Result<Self, ConfigError> {
-        Ok(Self::new(Client::new(sdk), config.table()?).with_retention_days(config.retention_days))
     }
 
     pub fn with_retention_days(mut self, days: Option<u32>) -> Self {

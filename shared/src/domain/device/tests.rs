@@ -225,9 +225,12 @@ fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
         .block_on(f)
 }
 
+/// Few count pages per batch, so these short timelines have counts that span batches
+/// and checks.
 fn rules(threshold: u32) -> Rules {
     Rules {
         streak: StreakRule { threshold },
+        count_pages_per_batch: 3,
         ..Rules::default()
     }
 }

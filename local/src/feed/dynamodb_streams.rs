@@ -1,68 +1,19 @@
-//! Change feeds: deliver every stored event to the real detect-failures handler as
-//! DynamoDB stream records, as the Lambda event source mapping does in AWS.
-//!
-//! - Embedded store: reads events in commit order from SQLite and checkpoints its
-//!   position after each batch; after a restart or crash it resumes there.
-//! - DynamoDB: reads the table's stream through the DynamoDB Streams API and keeps
-//!   each shard's checkpoint in the data directory, so a restart resumes there too.
-//!
-//! Either way a batch with a failed record is retried from that record after a pause,
-//! and at most one batch is ever delivered twice — the redelivery detection is built
-//! to recognise (docs/design.md).
+//! The table's DynamoDB stream, read through the DynamoDB Streams API as the Lambda
+//! event source mapping reads it.
 
-use aws_lambda_events::event::dynamodb::{Event, EventRecord, StreamRecord};
+use super::{backoff, detect, wait, BATCH};
+use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use detect_failures::DetectFailures;
-use pisync_shared::adapters::dynamodb::item::EventItem;
-use pisync_shared::adapters::sqlite::SqliteStore;
-use pisync_shared::metrics::Registry;
-use pisync_shared::StoredEvent;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-
 use std::time::Duration;
 use tokio::sync::watch;
 
-const BATCH: usize = 100;
-/// How long the DynamoDB Streams feed waits for more records after a partial read
-/// (the template's window is 5 s; locally a short one keeps tests quick).
+/// How long the feed waits for more records after a partial read (the template's
+/// window is 5 s; locally a short one keeps tests quick).
 const BATCHING_WINDOW: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
-fn backoff(current: Duration) -> Duration {
-    (current * 2).clamp(Duration::from_millis(200), MAX_BACKOFF)
-}
-
-/// A stream record for an event, shaped as DynamoDB Streams delivers an INSERT.
-pub fn insert_record(sequence: i64, event: &StoredEvent) -> Result<EventRecord, serde_dynamo::Error> {
-    let image: serde_dynamo::Item = EventItem::new(event, None).to_item()?;
-    let mut change = StreamRecord::default();
-    change.keys = [("pk", image.get("pk")), ("sk", image.get("sk"))]
-        .into_iter()
-        .filter_map(|(k, v)| Some((k.to_owned(), v?.clone())))
-        .collect::<std::collections::HashMap<_, _>>()
-        .into();
-    change.new_image = image;
-    change.sequence_number = Some(format!("{sequence:021}"));
-    change.approximate_creation_date_time = chrono::Utc::now();
-    let mut record = EventRecord::default();
-    record.event_name = "INSERT".into();
-    record.event_source = Some("aws:dynamodb".into());
-    record.aws_region = "local".into();
-    record.change = change;
-    Ok(record)
-}
-
-/// The sequence number of the earliest record the handler reported as failed, read
-/// from the record ids it reported (never from positions in a batch).
-fn first_failed_seq(response: &aws_lambda_events::event::streams::DynamoDbEventResponse) -> Option<i64> {
-    response
-        .batch_item_failures
-        .iter()
-        .filter_map(|f| f.item_identifier.as_deref()?.parse::<i64>().ok())
-        .min()
-}
 
 /// Index of the first record the handler reported as failed (DynamoDB Streams: the
 /// batch is exactly the records read, one for one).
@@ -81,109 +32,6 @@ fn first_failure(
             .as_deref()
             .is_some_and(|s| failed.contains(s))
     })
-}
-
-/// Stream records for `changes`, in order, up to the first event that cannot be
-/// encoded (a bug, logged): that one and its successors are not delivered, and its
-/// sequence number is returned so the feed retries from it instead of skipping it.
-fn encode(changes: &[(i64, StoredEvent)]) -> (Vec<EventRecord>, Option<i64>) {
-    let mut records = Vec::with_capacity(changes.len());
-    for (seq, event) in changes {
-        match insert_record(*seq, event) {
-            Ok(record) => records.push(record),
-            Err(err) => {
-                tracing::error!(error = %err, seq, "event could not be encoded as a stream record");
-                return (records, Some(*seq));
-            }
-        }
-    }
-    (records, None)
-}
-
-/// Where the feed resumes after a batch: after the last delivered record, or just
-/// before the earliest record that failed or was not delivered.
-fn checkpoint(delivered_up_to: i64, failed: Option<i64>, undelivered: Option<i64>) -> (i64, bool) {
-    match failed.into_iter().chain(undelivered).min() {
-        Some(seq) => (seq - 1, true),
-        None => (delivered_up_to, false),
-    }
-}
-
-/// Runs the detector on `event` and adds what it did to the runner's counters.
-async fn detect(
-    detector: &DetectFailures,
-    metrics: &Registry,
-    event: Event,
-) -> aws_lambda_events::event::streams::DynamoDbEventResponse {
-    let detected = detect_failures::detect(detector, event).await;
-    metrics.add(&detected.figures);
-    detected.response
-}
-
-pub async fn run_sqlite(
-    store: SqliteStore,
-    detector: DetectFailures,
-    metrics: Arc<Registry>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let changed = store.changed();
-    let mut cursor = match store.feed_position().await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "change feed could not start");
-            return;
-        }
-    };
-    let mut pause = Duration::ZERO;
-    while !*stop.borrow() {
-        let notified = changed.notified();
-        let changes = match store.changes_after(cursor, BATCH).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "change feed read failed");
-                pause = backoff(pause);
-                wait(&mut stop, pause).await;
-                continue;
-            }
-        };
-        if changes.is_empty() {
-            tokio::select! {
-                _ = notified => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = stop.changed() => {}
-            }
-            continue;
-        }
-        let (records, undelivered) = encode(&changes);
-        let delivered_up_to = records
-            .last()
-            .and_then(|r| r.change.sequence_number.as_deref()?.parse().ok())
-            .unwrap_or(cursor);
-        let mut event = Event::default();
-        event.records = records;
-        let response = detect(&detector, &metrics, event).await;
-        let (next, retry) = checkpoint(delivered_up_to, first_failed_seq(&response), undelivered);
-        cursor = next;
-        if retry {
-            pause = backoff(pause);
-            tracing::warn!(retry_in = ?pause, "detection failed; retrying from the failed record");
-            wait(&mut stop, pause).await;
-        } else {
-            pause = Duration::ZERO;
-            // Like an event source mapping's checkpoint: after a crash, delivery
-            // resumes here and at most this batch is delivered twice.
-            if let Err(e) = store.save_feed_position(cursor).await {
-                tracing::warn!(error = %e, "could not save the feed position");
-            }
-        }
-    }
-}
-
-async fn wait(stop: &mut watch::Receiver<bool>, pause: Duration) {
-    tokio::select! {
-        _ = tokio::time::sleep(pause) => {}
-        _ = stop.changed() => {}
-    }
 }
 
 /// Each shard's last processed sequence number, kept in the data directory
@@ -231,12 +79,11 @@ impl Checkpoints {
 /// Reads every shard of the table's stream — from its checkpoint, or from its oldest
 /// record (TRIM_HORIZON, as the template's event source mapping starts) — and keeps
 /// following new shards.
-pub async fn run_dynamodb_streams(
+pub async fn run(
     client: aws_sdk_dynamodbstreams::Client,
     stream_arn: String,
     checkpoints: Checkpoints,
     detector: DetectFailures,
-    metrics: Arc<Registry>,
     stop: watch::Receiver<bool>,
 ) {
     let mut started: HashSet<String> = HashSet::new();
@@ -251,10 +98,7 @@ pub async fn run_dynamodb_streams(
                             stream_arn.clone(),
                             shard,
                             checkpoints.clone(),
-                            Feed {
-                                detector: detector.clone(),
-                                metrics: metrics.clone(),
-                            },
+                            detector.clone(),
                             stop.clone(),
                         ));
                     }
@@ -340,18 +184,12 @@ pub fn to_lambda_record(record: aws_sdk_dynamodbstreams::types::Record) -> Event
     out
 }
 
-/// What a shard reader hands its records to.
-struct Feed {
-    detector: DetectFailures,
-    metrics: Arc<Registry>,
-}
-
 async fn read_shard(
     client: aws_sdk_dynamodbstreams::Client,
     arn: String,
     shard: String,
     checkpoints: Checkpoints,
-    feed: Feed,
+    detector: DetectFailures,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut iterator = None;
@@ -434,7 +272,7 @@ async fn read_shard(
         }
         let mut event = Event::default();
         event.records = records;
-        let response = detect(&feed.detector, &feed.metrics, event.clone()).await;
+        let response = detect(&detector, event.clone()).await;
         match first_failure(&event, &response) {
             None => {
                 pause = Duration::ZERO;
@@ -462,49 +300,5 @@ async fn read_shard(
                 wait(&mut stop, pause).await;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-    use pisync_shared::test_util::stored_event;
-
-    fn failed(ids: &[&str]) -> DynamoDbEventResponse {
-        let mut response = DynamoDbEventResponse::default();
-        for id in ids {
-            let mut failure = DynamoDbBatchItemFailure::default();
-            failure.item_identifier = Some((*id).to_owned());
-            response.batch_item_failures.push(failure);
-        }
-        response
-    }
-
-    #[test]
-    fn records_carry_their_own_sequence_numbers() {
-        let changes = [(7, stored_event("a", 1, 0)), (12, stored_event("b", 2, 1))];
-        let (records, undelivered) = encode(&changes);
-        let seqs: Vec<_> = records
-            .iter()
-            .map(|r| r.change.sequence_number.clone().unwrap())
-            .collect();
-        assert_eq!(seqs, ["000000000000000000007", "000000000000000000012"]);
-        assert_eq!(undelivered, None);
-    }
-
-    #[test]
-    fn the_feed_resumes_before_the_earliest_failed_sequence_number() {
-        // Sequence numbers with gaps: a position in the batch is not a sequence number.
-        let response = failed(&["000000000000000000040", "000000000000000000012"]);
-        assert_eq!(first_failed_seq(&response), Some(12));
-        assert_eq!(checkpoint(40, first_failed_seq(&response), None), (11, true));
-        assert_eq!(checkpoint(40, None, None), (40, false));
-    }
-
-    #[test]
-    fn an_undelivered_record_is_retried_not_skipped() {
-        assert_eq!(checkpoint(9, None, Some(15)), (14, true));
-        assert_eq!(checkpoint(9, Some(20), Some(15)), (14, true));
     }
 }
