@@ -22,6 +22,79 @@ fn yaml(name: &str) -> Value {
     serde_yaml::from_str(&repo_file(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
+/// `template.yaml` as CloudFormation sees it after the `AWS::LanguageExtensions`
+/// transform: each `Fn::ForEach` loop of `Resources` expanded (a literal list, its
+/// identifier replaced in keys and strings).
+fn template() -> Value {
+    let mut template = yaml("template.yaml");
+    let resources = template["Resources"].as_mapping().expect("Resources").clone();
+    let mut expanded = serde_yaml::Mapping::new();
+    for (key, value) in resources {
+        match text(&key).strip_prefix("Fn::ForEach::") {
+            None => {
+                expanded.insert(key, value);
+            }
+            Some(_) => {
+                let [name, items, body] = value.as_sequence().expect("a loop").as_slice() else {
+                    panic!("{key:?}: a loop is [identifier, list, body]");
+                };
+                let placeholder = format!("${{{}}}", text(name));
+                for item in items.as_sequence().expect("a literal list") {
+                    let body = substitute(body, &placeholder, text(item));
+                    for (k, v) in body.as_mapping().expect("resources") {
+                        expanded.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+    }
+    template["Resources"] = Value::Mapping(expanded);
+    template
+}
+
+fn substitute(value: &Value, placeholder: &str, item: &str) -> Value {
+    match value {
+        Value::String(s) => Value::String(s.replace(placeholder, item)),
+        Value::Sequence(seq) => {
+            Value::Sequence(seq.iter().map(|v| substitute(v, placeholder, item)).collect())
+        }
+        Value::Mapping(map) => Value::Mapping(
+            map.iter()
+                .map(|(k, v)| (substitute(k, placeholder, item), substitute(v, placeholder, item)))
+                .collect(),
+        ),
+        Value::Tagged(tagged) => Value::Tagged(Box::new(serde_yaml::value::TaggedValue {
+            tag: tagged.tag.clone(),
+            value: substitute(&tagged.value, placeholder, item),
+        })),
+        other => other.clone(),
+    }
+}
+
+/// A function's environment as deployed: the template's Globals, then its own.
+fn environment(template: &Value, function: &Value) -> serde_yaml::Mapping {
+    let mut env = template["Globals"]["Function"]["Environment"]["Variables"]
+        .as_mapping()
+        .cloned()
+        .unwrap_or_default();
+    if let Some(own) = function["Properties"]["Environment"]["Variables"].as_mapping() {
+        env.extend(own.clone());
+    }
+    env
+}
+
+/// The logical id `Ref` (short or long form, or `Ref: {Fn::Sub}` in a loop) names.
+fn reference(value: &Value) -> Option<String> {
+    match value {
+        Value::Tagged(t) if t.tag == "!Ref" => t.value.as_str().map(str::to_owned),
+        Value::Mapping(m) => match m.get("Ref")? {
+            Value::String(s) => Some(s.clone()),
+            other => other["Fn::Sub"].as_str().map(str::to_owned),
+        },
+        _ => None,
+    }
+}
+
 fn text(v: &Value) -> &str {
     v.as_str()
         .unwrap_or_else(|| panic!("expected a string, got {v:?}"))
@@ -58,7 +131,7 @@ fn openapi_documents_exactly_the_route_table() {
 
 #[test]
 fn template_routes_each_route_to_its_function() {
-    let template = yaml("template.yaml");
+    let template = template();
     let resources = template["Resources"].as_mapping().expect("Resources");
     for route in ROUTES {
         let name = route.template_resource();
@@ -122,7 +195,7 @@ fn hash_range(keys: [&str; 2]) -> Vec<(String, String)> {
 
 #[test]
 fn template_table_matches_the_schema_the_code_uses() {
-    let template = yaml("template.yaml");
+    let template = template();
     let table = &template["Resources"]["EventsTable"]["Properties"];
     let mut attributes = pairs(&table["AttributeDefinitions"], "AttributeType");
     attributes.sort();
@@ -170,7 +243,7 @@ fn template_table_matches_the_schema_the_code_uses() {
 /// and while one batch of a shard is processed at a time.
 #[test]
 fn stream_batches_fit_what_detection_remembers() {
-    let template = yaml("template.yaml");
+    let template = template();
     let stream =
         &template["Resources"]["DetectFailuresFunction"]["Properties"]["Events"]["TableStream"]["Properties"];
     let batch = stream["BatchSize"].as_u64().expect("BatchSize");
@@ -230,7 +303,7 @@ fn items_carry_the_attributes_the_schema_names() {
 #[test]
 fn template_guards_every_route() {
     use pisync_shared::auth::Access;
-    let template = yaml("template.yaml");
+    let template = template();
     let api = &template["Resources"]["HttpApi"]["Properties"]["Auth"];
     let default = text(&api["DefaultAuthorizer"]);
     let authorizer = &api["Authorizers"][default];
@@ -251,7 +324,7 @@ fn template_guards_every_route() {
         let gateway_authorizer = event["Properties"]["Auth"]["Authorizer"]
             .as_str()
             .unwrap_or(default);
-        let env = &function["Properties"]["Environment"]["Variables"];
+        let env = environment(&template, function);
         match route.access {
             Access::Device => {
                 assert_eq!(
@@ -265,7 +338,7 @@ fn template_guards_every_route() {
                     "CREDENTIAL_CACHE_SECONDS",
                 ] {
                     assert!(
-                        !env[var].is_null(),
+                        env.contains_key(var),
                         "{} verifies device tokens: needs {var}",
                         route.path
                     );
@@ -281,7 +354,7 @@ fn template_guards_every_route() {
             Access::Read | Access::Admin => {
                 assert_eq!(gateway_authorizer, default, "{} {}", route.method, route.path);
                 assert!(
-                    !env["OPERATOR_GROUPS_CLAIM"].is_null(),
+                    env.contains_key("OPERATOR_GROUPS_CLAIM"),
                     "{}: maps groups to scopes",
                     route.path
                 );
@@ -299,12 +372,12 @@ fn no_secret_value_in_any_environment() {
         !raw.contains("{{resolve:"),
         "dynamic references put secret values in the environment"
     );
-    let template = yaml("template.yaml");
+    let template = template();
     for (name, resource) in template["Resources"].as_mapping().expect("Resources") {
-        let Some(vars) = resource["Properties"]["Environment"]["Variables"].as_mapping() else {
+        if resource["Type"] != "AWS::Serverless::Function" {
             continue;
-        };
-        for (var, _) in vars {
+        }
+        for (var, _) in &environment(&template, resource) {
             let var = text(var);
             assert!(
                 !(var.contains("KEY") || var.contains("SECRET")) || var.ends_with("_SECRET_ARN"),
@@ -312,6 +385,49 @@ fn no_secret_value_in_any_environment() {
                 text(name)
             );
         }
+    }
+}
+
+/// Every function has its own log group (with the retention setting), writes to it,
+/// and has an errors alarm on its own name; a route's function is one of them.
+#[test]
+fn every_function_has_its_log_group_and_errors_alarm() {
+    let template = template();
+    let resources = template["Resources"].as_mapping().expect("Resources");
+    let functions: Vec<String> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .map(|(name, _)| text(name).to_owned())
+        .collect();
+    for route in ROUTES {
+        assert!(functions.contains(&route.template_resource()), "{}", route.path);
+    }
+    for function in &functions {
+        let stem = function.strip_suffix("Function").expect("named …Function");
+        let logs = &template["Resources"][format!("{stem}Logs").as_str()];
+        assert_eq!(logs["Type"], "AWS::Logs::LogGroup", "{function}: its log group");
+        assert!(
+            !logs["Properties"]["RetentionInDays"].is_null(),
+            "{function}: log retention"
+        );
+        assert_eq!(
+            reference(&template["Resources"][function.as_str()]["Properties"]["LoggingConfig"]["LogGroup"]),
+            Some(format!("{stem}Logs")),
+            "{function} logs to its group"
+        );
+        let alarm = &template["Resources"][format!("{stem}ErrorsAlarm").as_str()];
+        assert_eq!(
+            alarm["Type"], "AWS::CloudWatch::Alarm",
+            "{function}: its errors alarm"
+        );
+        assert_eq!(alarm["Properties"]["MetricName"], "Errors");
+        let dimension = &alarm["Properties"]["Dimensions"][0];
+        assert_eq!(dimension["Name"], "FunctionName");
+        assert_eq!(
+            reference(&dimension["Value"]),
+            Some(function.clone()),
+            "{stem}ErrorsAlarm"
+        );
     }
 }
 
