@@ -117,7 +117,13 @@ impl WebhookQueue {
         })
     }
 
-    fn settle(&self, delivery: &Delivery, answer: Answer, policy: &RetryPolicy) -> rusqlite::Result<()> {
+    /// Records what came of `delivery`; returns it as a metric's `result`.
+    fn settle(
+        &self,
+        delivery: &Delivery,
+        answer: Answer,
+        policy: &RetryPolicy,
+    ) -> rusqlite::Result<&'static str> {
         let attempts = delivery.attempts + 1;
         let now = ms_now();
         let elapsed = Duration::from_millis(u64::try_from(now - delivery.first_at).unwrap_or(0));
@@ -133,20 +139,22 @@ impl WebhookQueue {
             )?;
             conn.execute("DELETE FROM deliveries WHERE id = ?1", [delivery.id])
         };
-        self.with(|conn| {
-            match answer {
-                Answer::Delivered => conn.execute("DELETE FROM deliveries WHERE id = ?1", [delivery.id]),
-                Answer::Rejected => give_up(conn, "rejected by the receiver"),
-                Answer::TryAgain if !policy.may_retry(elapsed) => give_up(conn, "failing for 24 hours"),
-                Answer::TryAgain => {
-                    let wait = i64::try_from(policy.delay(attempts).as_millis()).unwrap_or(i64::MAX);
-                    conn.execute(
-                        "UPDATE deliveries SET attempts = ?2, next_at = ?3 WHERE id = ?1",
-                        params![delivery.id, attempts, now.saturating_add(wait)],
-                    )
-                }
+        self.with(|conn| match answer {
+            Answer::Delivered => conn
+                .execute("DELETE FROM deliveries WHERE id = ?1", [delivery.id])
+                .map(|_| "delivered"),
+            Answer::Rejected => give_up(conn, "rejected by the receiver").map(|_| "rejected"),
+            Answer::TryAgain if !policy.may_retry(elapsed) => {
+                give_up(conn, "failing for 24 hours").map(|_| "rejected")
             }
-            .map(drop)
+            Answer::TryAgain => {
+                let wait = i64::try_from(policy.delay(attempts).as_millis()).unwrap_or(i64::MAX);
+                conn.execute(
+                    "UPDATE deliveries SET attempts = ?2, next_at = ?3 WHERE id = ?1",
+                    params![delivery.id, attempts, now.saturating_add(wait)],
+                )
+                .map(|_| "retry")
+            }
         })
     }
 }
@@ -176,9 +184,15 @@ pub async fn run_worker(
         });
         let answers = futures_util::future::join_all(sends).await;
         for (delivery, answer) in due.iter().zip(answers) {
-            if let Err(e) = queue.settle(delivery, answer, &policy) {
-                tracing::error!(error = %e, "webhook queue not updated; the delivery may be sent again");
+            match queue.settle(delivery, answer, &policy) {
+                Ok(result) => pisync_shared::metrics::webhook_delivery(result),
+                Err(e) => {
+                    tracing::error!(error = %e, "webhook queue not updated; the delivery may be sent again")
+                }
             }
+        }
+        if let Ok((waiting, _)) = queue.counts() {
+            metrics::gauge!(pisync_shared::metrics::WEBHOOKS_WAITING).set(waiting as f64);
         }
         if due.len() as i64 == BATCH {
             continue;

@@ -32,6 +32,13 @@ pub const RECORDS_FAILED: &str = "pisync_records_failed_total";
 pub const DAY_TOTALS_LOST: &str = "pisync_day_totals_lost_total";
 /// Time from receiving an event to applying it.
 pub const DETECTION_LAG: &str = "pisync_detection_lag_seconds";
+/// Runs of the periodic check (silence, waiting notices) completed.
+pub const CHECKS: &str = "pisync_periodic_checks_total";
+/// Webhook deliveries, by `result`: `delivered`, `retry` (to be tried again) or
+/// `rejected` (given up: the receiver refused it, or 24 hours passed).
+pub const WEBHOOK_DELIVERIES: &str = "pisync_webhook_deliveries_total";
+/// Webhook deliveries waiting in the local runner's queue.
+pub const WEBHOOKS_WAITING: &str = "pisync_webhooks_waiting";
 
 /// Describes every metric (the Prometheus exporter's `# HELP` lines).
 pub fn describe() {
@@ -67,6 +74,17 @@ pub fn describe() {
         Unit::Count,
         "Events whose day totals could not be added."
     );
+    describe_counter!(CHECKS, Unit::Count, "Runs of the periodic check completed.");
+    describe_counter!(
+        WEBHOOK_DELIVERIES,
+        Unit::Count,
+        "Webhook deliveries: delivered, retry or rejected."
+    );
+    metrics::describe_gauge!(
+        WEBHOOKS_WAITING,
+        Unit::Count,
+        "Webhook deliveries waiting in the local queue."
+    );
     describe_histogram!(
         DETECTION_LAG,
         Unit::Seconds,
@@ -85,6 +103,11 @@ pub fn event_answered(status: u16) {
         _ => "rejected",
     };
     metrics::counter!(EVENTS_RECORDED, "result" => result).increment(1);
+}
+
+/// Counts one webhook delivery attempt by what came of it.
+pub fn webhook_delivery(result: &'static str) {
+    metrics::counter!(WEBHOOK_DELIVERIES, "result" => result).increment(1);
 }
 
 /// Counts a request the seam refused, by its status.
@@ -109,6 +132,8 @@ pub struct Figures {
     pub detection_lags_ms: Vec<i64>,
     /// Day totals that could not be added (the fleet summary misses them).
     pub day_totals_lost: u64,
+    /// Periodic check runs completed.
+    pub checks: u64,
 }
 
 impl Figures {
@@ -166,6 +191,7 @@ impl Figures {
         counter(PUBLISH_FAILURES, self.publish_failures);
         counter(RECORDS_FAILED, self.records_failed);
         counter(DAY_TOTALS_LOST, self.day_totals_lost);
+        counter(CHECKS, self.checks);
         let lag = metrics::histogram!(DETECTION_LAG);
         for ms in &self.detection_lags_ms {
             lag.record(*ms as f64 / 1000.0);
@@ -219,6 +245,7 @@ mod tests {
             publish_failures: 2,
             records_failed: 4,
             day_totals_lost: 5,
+            checks: 7,
             ..Figures::default()
         };
         figures.notices.push(("device.silent", 6));
@@ -233,6 +260,7 @@ mod tests {
             counters(&snapshot),
             [
                 (format!("{DAY_TOTALS_LOST}{{}}"), 5),
+                (format!("{CHECKS}{{}}"), 7),
                 (format!("{NOTICES_PUBLISHED}{{type=device.silent}}"), 6),
                 (format!("{PUBLISH_FAILURES}{{}}"), 2),
                 (format!("{RECORDS_FAILED}{{}}"), 4),

@@ -77,5 +77,6 @@ pub async fn watch(deps: &WatchDevices, now: EventTime) -> Figures {
         }
     }
     figures.delivered(deliver_pending(deps.outbox.as_ref(), deps.alerts.as_ref()).await);
+    figures.checks += 1;
     figures
 }

@@ -1,8 +1,8 @@
 //! `POST /sync-events` through the real runner, on both stores, and the reference
 //! client (pisync-client) uploading against it, a restart included.
 
-use crate::support::on_both_backends;
 use crate::support::runner::{Backend, TestApp};
+use crate::support::{on_both_backends, wait_until};
 use pisync_client::{Client, Outcome, RetryPolicy};
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -133,7 +133,7 @@ async fn envelope_errors_and_limits(backend: Backend) {
 /// The notices of a backlog are those of its events sent one by one.
 async fn a_backlog_alerts_like_one_by_one(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start(&backend, dir.path(), &[]);
+    let app = TestApp::start(&backend, dir.path(), &["--silent-check-interval", "1s"]);
     for m in 0..4 {
         let errors = u32::from(m < 3);
         assert_eq!(
@@ -159,7 +159,7 @@ async fn a_backlog_alerts_like_one_by_one(backend: Backend) {
     let alerts = app
         .wait_for_alerts(|a| kinds_of(a, "dev-single").len() == 2 && kinds_of(a, "dev-backlog").len() == 2);
     assert_eq!(kinds_of(&alerts, "dev-single"), kinds_of(&alerts, "dev-backlog"));
-    std::thread::sleep(Duration::from_millis(300));
+    app.settle(1).await;
     assert_eq!(app.alerts().len(), 4, "no notice twice");
 }
 
@@ -323,10 +323,18 @@ async fn the_client_survives_a_restart_mid_upload(backend: Backend) {
         let lines = lines.clone();
         async move { client.upload(&lines).await }
     });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Killed once the upload is under way (some events stored), restarted once the
+    // address refuses connections: the client sees the runner gone, then back.
+    wait_until("the upload under way", || async {
+        !stored(&app, device).await.is_empty()
+    })
+    .await;
     let addr = app.addr.clone();
     app.kill();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until("the old runner gone", || async {
+        tokio::net::TcpStream::connect(&addr).await.is_err()
+    })
+    .await;
     let app = TestApp::start_at(&backend, dir.path(), &addr, &[]);
     let outcomes = upload.await.unwrap();
     assert_eq!(outcomes.len(), 3000);

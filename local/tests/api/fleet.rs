@@ -137,7 +137,7 @@ async fn silent_then_back_online_once_each(backend: Backend) {
     assert!(notice["detected_at"].is_string());
     assert_eq!(list_all(&app, Some("silent"), 10).await, ["dev-quiet"]);
     // Several checks later: still one notice for this silence.
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    app.settle(2).await;
     assert_eq!(app.alerts().len(), 1, "{:#?}", app.alerts());
     assert_eq!(
         app.post_sync_event(&event("dev-quiet", &ago(1), 0, 1))

@@ -9,6 +9,7 @@ mod blackbox;
 mod faults;
 mod fleet;
 mod fuzz_requests;
+mod metrics;
 mod stream;
 mod support;
 mod webhooks;

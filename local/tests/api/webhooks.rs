@@ -3,7 +3,7 @@
 //! detection, deliveries that survive a restart and are never repeated once taken.
 
 use crate::support::runner::{Backend, TestApp};
-use crate::support::wait_for;
+use crate::support::{wait_for, wait_until};
 use pisync_local::webhooks::{run_worker, WebhookQueue};
 use pisync_shared::adapters::webhook::HttpsWebhook;
 use pisync_shared::domain::notice::{Notice, RecoveryNotice};
@@ -38,6 +38,18 @@ fn start(dir: &std::path::Path, receiver: &Receiver) -> TestApp {
             &secret_file,
         ],
     )
+}
+
+/// Waits until the runner has delivered `delivered` webhooks and none waits: nothing is
+/// left that could be sent (again).
+async fn webhooks_idle(app: &TestApp, delivered: f64) {
+    wait_until("webhooks delivered, none waiting", || async {
+        app.metric_series("pisync_webhook_deliveries_total{result=\"delivered\"}")
+            .await
+            >= delivered
+            && app.metric("pisync_webhooks_waiting").await == 0.0
+    })
+    .await;
 }
 
 async fn fail_three_times(app: &TestApp, device: &str) {
@@ -77,8 +89,8 @@ async fn an_alert_reaches_the_webhook_signed_with_the_notice_and_a_text_line() {
         .as_str()
         .unwrap()
         .starts_with("PiSync: dev-hook failed 3 syncs in a row"));
-    // Taken once: never sent again.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Taken once: delivered, and nothing left in the queue to send again.
+    webhooks_idle(&app, 1.0).await;
     assert_eq!(receiver.received().len(), 1);
 }
 
@@ -124,7 +136,7 @@ async fn pending_deliveries_survive_a_restart() {
         refused,
         "the old URL is not used again"
     );
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    webhooks_idle(&app, 1.0).await;
     assert_eq!(healthy.received().len(), 1, "delivered once");
     drop(app);
 }
@@ -165,11 +177,11 @@ async fn failures_are_retried_with_back_off_until_taken() {
         requests.iter().all(|r| r.body == requests[0].body),
         "the same body each time"
     );
+    // Taken: the queue holds nothing more to send.
     wait_for("delivered", || async {
         (queue.counts().unwrap() == (0, 0)).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(receiver.received().len(), 4, "nothing after the 2xx");
     let _ = stop_tx.send(true);
     let _ = worker.await;

@@ -256,6 +256,59 @@ impl TestApp {
         .await
     }
 
+    /// The runner's metrics as `(series, value)`, a series written as Prometheus
+    /// prints it (`name{label="value"}`).
+    pub async fn metrics_samples(&self) -> Vec<(String, f64)> {
+        let (status, text) = self.metrics().await;
+        assert_eq!(status, 200, "{text}");
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (series, value) = l.rsplit_once(' ')?;
+                Some((series.to_owned(), value.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// The sum of every series of metric `name` (0 when it has none yet).
+    pub async fn metric(&self, name: &str) -> f64 {
+        self.metrics_samples()
+            .await
+            .iter()
+            .filter(|(series, _)| series.split('{').next() == Some(name))
+            .map(|(_, v)| v)
+            .sum()
+    }
+
+    /// Waits until the runner is idle: every event the API created applied by
+    /// detection (whose batch delivers what it decided), then `checks` more runs of
+    /// the periodic check (each a delivery round of whatever still waits). A notice
+    /// that was going to go out twice, or late, has by then. Needs a short
+    /// `--silent-check-interval`.
+    pub async fn settle(&self, checks: u32) {
+        super::wait_until("every created event applied", || async {
+            let created = self
+                .metric_series("pisync_events_recorded_total{result=\"created\"}")
+                .await;
+            self.metric("pisync_syncs_detected_total").await >= created
+        })
+        .await;
+        let start = self.metric("pisync_periodic_checks_total").await;
+        super::wait_until("more periodic checks", || async {
+            self.metric("pisync_periodic_checks_total").await >= start + f64::from(checks)
+        })
+        .await;
+    }
+
+    /// One series' value (0 when it is not there yet).
+    pub async fn metric_series(&self, series: &str) -> f64 {
+        self.metrics_samples()
+            .await
+            .iter()
+            .find(|(s, _)| s == series)
+            .map_or(0.0, |(_, v)| *v)
+    }
+
     /// Graceful stop (SIGTERM), waiting for the exit.
     pub fn stop(mut self) {
         unsafe_kill(self.child.id(), "TERM");
