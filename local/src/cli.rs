@@ -107,6 +107,9 @@ pub struct RunArgs {
     /// Serve without authentication (development only; the runner warns at start).
     #[arg(long, env = "PISYNC_NO_AUTH")]
     pub no_auth: bool,
+    /// What to log, on stderr (a tracing filter: `info`, `warn`, `pisync=debug`, …).
+    #[arg(long, env = config::RUST_LOG, default_value = "info")]
+    pub log: String,
 }
 
 impl RunArgs {

@@ -19,9 +19,7 @@ fn serve(args: pisync_local::cli::RunArgs) -> Result<(), pisync_local::Failure> 
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).unwrap_or_else(|_| "info".into()))
         .init();
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;

@@ -6,46 +6,57 @@
 //! Exit status: 0 when every report was delivered (created or already there), 1 when
 //! some were rejected or could not be delivered, 2 on a usage error.
 
+use clap::Parser;
 use pisync_client::{Client, Outcome, RetryPolicy};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: pisync-upload [--url URL] [--token-file PATH] BACKLOG.jsonl
-  URL    PiSync's API URL            [PISYNC_URL]
-  token  the device's token          [PISYNC_TOKEN, or --token-file]";
+/// Sends a device's backlog of sync reports (one JSON object per line) to PiSync.
+#[derive(Parser)]
+#[command(name = "pisync-upload")]
+struct Args {
+    /// PiSync's API URL.
+    #[arg(long, env = "PISYNC_URL")]
+    url: String,
+    /// A file holding the device's token (else PISYNC_TOKEN; never the token itself on
+    /// the command line, where other processes could read it).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// The backlog file.
+    file: PathBuf,
+}
+
+/// The variable holding the device's token, when no --token-file is given.
+const TOKEN_VARIABLE: &str = "PISYNC_TOKEN";
 
 fn main() -> ExitCode {
-    match run() {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) if e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+    };
+    match run(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("pisync-upload: {e}\n{USAGE}");
+            eprintln!("pisync-upload: {e}");
             ExitCode::from(2)
         }
     }
 }
 
-fn run() -> Result<ExitCode, String> {
-    let mut url = std::env::var("PISYNC_URL").ok();
-    let mut token = std::env::var("PISYNC_TOKEN").ok();
-    let mut file = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--url" => url = Some(args.next().ok_or("--url needs a value")?),
-            "--token-file" => {
-                let path = args.next().ok_or("--token-file needs a path")?;
-                token = Some(std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?);
-            }
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return Ok(ExitCode::SUCCESS);
-            }
-            other if file.is_none() && !other.starts_with("--") => file = Some(other.to_owned()),
-            other => return Err(format!("unexpected argument {other:?}")),
-        }
-    }
-    let url = url.ok_or("no URL: set PISYNC_URL or pass --url")?;
-    let token = token.ok_or("no token: set PISYNC_TOKEN or pass --token-file")?;
-    let file = file.ok_or("no backlog file")?;
+fn run(args: Args) -> Result<ExitCode, String> {
+    let token = match &args.token_file {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
+        None => std::env::var(TOKEN_VARIABLE)
+            .map_err(|_| format!("no token: set {TOKEN_VARIABLE} or pass --token-file"))?,
+    };
+    let (url, file) = (args.url, args.file.display().to_string());
     let text = std::fs::read_to_string(&file).map_err(|e| format!("{file}: {e}"))?;
     // Line numbers of the non-empty lines, so each outcome names its line.
     let (numbers, events): (Vec<usize>, Vec<String>) = text
