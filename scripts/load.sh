@@ -5,6 +5,7 @@
 # Installs wrk from Debian if missing.
 #
 #   scripts/load.sh [SECONDS] [CONNECTIONS]      (defaults: 20 s, 64 connections)
+#   PISYNC_LOCAL_BIN=/path/to/pisync-local scripts/load.sh …   (that build, not this tree's)
 #
 # Prints requests/s, p50 and p99 latency and the non-2xx count for each phase. Not part
 # of the test suite: figures go to docs/performance.md.
@@ -21,12 +22,14 @@ connections="${2:-64}"
 if ! command -v wrk >/dev/null; then
   apt-get update -qq && apt-get install -y -qq wrk
 fi
-cargo build --release -p pisync-local
+# PISYNC_LOCAL_BIN runs another build (an A/B against an earlier commit's binary).
+bin="${PISYNC_LOCAL_BIN:-target/release/pisync-local}"
+[ -n "${PISYNC_LOCAL_BIN:-}" ] || cargo build --release -p pisync-local
 data="$(mktemp -d)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 auth_flag=()
 [ "${PISYNC_LOAD_NO_AUTH:-}" = "1" ] && auth_flag=(--no-auth)
-RUST_LOG=warn target/release/pisync-local --addr "127.0.0.1:$port" --data-dir "$data" "${auth_flag[@]}" >/dev/null &
+RUST_LOG=warn "$bin" --addr "127.0.0.1:$port" --data-dir "$data" "${auth_flag[@]}" >/dev/null &
 runner=$!
 trap 'kill $runner 2>/dev/null; wait $runner 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$port/devices/repeated-failures" && break; sleep 0.1; done
@@ -37,8 +40,8 @@ if [ "${PISYNC_LOAD_NO_AUTH:-}" = "1" ]; then
   echo "== authentication off (--no-auth)"
   : >"$tokens"
 else
-  admin="$(target/release/pisync-local token operator --admin --data-dir "$data")"
-  read_token="$(target/release/pisync-local token operator --data-dir "$data")"
+  admin="$("$bin" token operator --admin --data-dir "$data")"
+  read_token="$("$bin" token operator --data-dir "$data")"
   echo "read $read_token" >"$tokens"
   # One token per simulated device (2 wrk threads x 5,000), not timed.
   python3 scripts/load/issue-tokens.py "127.0.0.1:$port" "$admin" "$run_id" 2 5000 >>"$tokens"
