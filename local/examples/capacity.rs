@@ -1,12 +1,13 @@
 //! Measures the DynamoDB capacity each PiSync operation consumes, on DynamoDB Local
 //! (`ReturnConsumedCapacity=TOTAL`). Prints a Markdown table.
 //!
-//!   cargo run --release -p pisync-local --example capacity -- ENDPOINT [STORED_EVENTS] [DEVICES]
+//!   cargo run --release -p pisync-local --example capacity -- ENDPOINT [STORED_EVENTS] [DEVICES] [SCHOOLS]
 //!
 //! STORED_EVENTS (default 10000) healthy events are loaded first, spread over 1000
 //! devices, so the list figures can be compared across table sizes; DEVICES (default
-//! 1000) device states are loaded too (90% healthy, 5% failing, 5% silent), so the
-//! fleet reads can be compared across fleet sizes.
+//! 1000) device states are loaded too (90% healthy, 5% failing, 5% silent), spread
+//! over SCHOOLS schools (default 10), so the fleet and school reads can be compared
+//! across fleet and district sizes.
 
 use pisync_shared::adapters::dynamodb::item::{EventItem, StateItem};
 use pisync_shared::adapters::dynamodb::{CapacityMeter, DynamoStore};
@@ -14,10 +15,11 @@ use pisync_shared::domain::delivery::deliver_pending;
 use pisync_shared::domain::detection::{apply_event, apply_records, Record, Rules};
 use pisync_shared::domain::device::{DeviceState, Status};
 use pisync_shared::domain::fleet::{Day, DayAddition};
+use pisync_shared::domain::school::SchoolId;
 use pisync_shared::domain::sweep::check_silent_devices;
 use pisync_shared::ports::{
-    AlertPublisher, HistoryQuery, ListFailing, Order, PublishError, ReadDevices, ReadFleet, ReadHistory,
-    RecordDays, RecordEvents,
+    AlertPublisher, HistoryQuery, ListFailing, ManageSchools, Order, PublishError, ReadDevices, ReadFleet,
+    ReadHistory, ReadSchools, RecordDays, RecordEvents, Within,
 };
 use pisync_shared::{DeviceId, EventTime, Outcome, StoredEvent};
 use std::sync::Arc;
@@ -85,9 +87,13 @@ async fn main() -> Result<(), Failure> {
     let mut args = std::env::args().skip(1);
     let endpoint = args
         .next()
-        .ok_or("usage: capacity ENDPOINT [STORED_EVENTS] [DEVICES]")?;
+        .ok_or("usage: capacity ENDPOINT [STORED_EVENTS] [DEVICES] [SCHOOLS]")?;
     let stored: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(10_000);
     let fleet: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(1_000);
+    let school_count: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(10).max(1);
+    let school_ids: Vec<SchoolId> = (0..school_count)
+        .map(|k| SchoolId::parse(&format!("school-{k:03}")).ok_or("a valid school id"))
+        .collect::<Result<_, _>>()?;
     let aws = pisync_shared::adapters::aws::for_endpoint(&Default::default(), &endpoint).await?;
     let client = aws_sdk_dynamodb::Client::new(&aws);
     let table = format!("capacity-{}", std::process::id());
@@ -104,6 +110,7 @@ async fn main() -> Result<(), Failure> {
     }
     for i in 0..fleet {
         let mut state = DeviceState::new(DeviceId::parse(&format!("fleet-{i:07}")).ok_or("a valid id")?);
+        state.school_id = Some(school_ids[i % school_count].clone());
         let errors = u32::from(i % 20 == 1);
         for m in 0..3 {
             state.apply(
@@ -123,13 +130,23 @@ async fn main() -> Result<(), Failure> {
         };
         let failing = state.is_failing(rules.streak);
         items.push(serde_dynamo::to_item(StateItem::new(
-            &state, 1, status, failing,
+            &state,
+            1,
+            Some(status),
+            failing,
         )?)?);
     }
     store.put_items(items).await?;
+    for id in &school_ids {
+        store
+            .put_school(&pisync_shared::test_util::school(id.as_str()), true)
+            .await?;
+    }
     meter.take();
 
-    println!("| operation ({stored} stored events, {fleet} devices) | read units | write units | note |");
+    println!(
+        "| operation ({stored} stored events, {fleet} devices, {school_count} schools) | read units | write units | note |"
+    );
     println!("| --- | --- | --- | --- |");
     let e = event("device_12345", 0, 2);
     store.record(e.clone()).await?;
@@ -236,12 +253,20 @@ async fn main() -> Result<(), Failure> {
         meter.take(),
         "GetItem + a Query counting the failures after it (1 here) + PutItem",
     );
-    let addition = DayAddition::of(&[event(d, 10, 0), event(d, 11, 1)]).ok_or("no events")?;
-    store.add_days(&addition).await?;
+    let school = Some(school_ids[0].clone());
+    let addition = DayAddition::of(&[(school.clone(), event(d, 10, 0)), (school, event(d, 11, 1))])
+        .ok_or("no events")?;
+    store.add_days(&addition, addition.at).await?;
     row(
         "detect: day totals, per stream batch",
         meter.take(),
-        "TransactWriteItems of one ADD per day the batch touched (usually 1), idempotent",
+        "one conditional PutItem of the batch's totals into its 5-minute slot, idempotent",
+    );
+    store.roll_up_days(addition.at.plus_millis(30 * 60_000)).await?;
+    row(
+        "roll-up of the day totals (per run, 1 batch waiting)",
+        meter.take(),
+        "cursor GetItem, one Query per slot since the last run, one UpdateItem per scope and day touched + the cursor",
     );
 
     for n in 0..60 {
@@ -253,7 +278,7 @@ async fn main() -> Result<(), Failure> {
         }
     }
     meter.take();
-    let page = store.repeated_failures(50, None).await?;
+    let page = store.repeated_failures(50, None, &Within::Fleet).await?;
     row(
         &format!("GET repeated-failures page ({} devices)", page.devices.len()),
         meter.take(),
@@ -268,20 +293,68 @@ async fn main() -> Result<(), Failure> {
         ("failing", Some(Status::Failing)),
         ("silent", Some(Status::Silent)),
     ] {
-        let page = store.devices(status, 50, None).await?;
+        let page = store.devices(status, 50, None, &Within::Fleet).await?;
         row(
             &format!("GET devices page, {name} ({} devices)", page.devices.len()),
             meter.take(),
             "index Query (3 partitions for all, 5 for failing) + BatchGetItem of the page's states",
         );
     }
+    let one_school = Within::Schools(vec![school_ids[0].clone()]);
+    for (name, status) in [
+        ("all", None),
+        ("failing", Some(Status::Failing)),
+        ("silent", Some(Status::Silent)),
+    ] {
+        let page = store.devices(status, 50, None, &one_school).await?;
+        row(
+            &format!(
+                "GET devices?school= page, {name} ({} devices)",
+                page.devices.len()
+            ),
+            meter.take(),
+            "school index Query (one partition per status) + BatchGetItem of the page's states",
+        );
+    }
+    let page = store.repeated_failures(50, None, &one_school).await?;
+    row(
+        &format!(
+            "GET repeated-failures?school= page ({} devices)",
+            page.devices.len()
+        ),
+        meter.take(),
+        "school failing index: two partitions (reporting, silent)",
+    );
+    store.school(&school_ids[0]).await?;
+    store.school_counts(std::slice::from_ref(&school_ids[0])).await?;
+    row(
+        "GET school",
+        meter.take(),
+        "GetItem of the school + GetItem of its counts",
+    );
+    let schools = store.schools(None, 50).await?;
+    let ids: Vec<SchoolId> = schools.schools.iter().map(|s| s.school_id.clone()).collect();
+    store.school_counts(&ids).await?;
+    row(
+        &format!("GET schools page ({} schools)", ids.len()),
+        meter.take(),
+        "one Query of the schools partition + BatchGetItem of their counts items",
+    );
     let today = Day::of(t(0));
-    store.counts().await?;
-    store.days(today.plus(-13), today).await?;
+    store.counts(&Within::Fleet).await?;
+    store.days(today.plus(-13), today, &Within::Fleet).await?;
     row(
         "GET fleet summary (14 days)",
         meter.take(),
-        "GetItem of the counts + one Query per day shard (4)",
+        "GetItem of the counts + one Query of the days (+ 4 of the day shards written before schools)",
+    );
+    store.school(&school_ids[0]).await?;
+    store.counts(&one_school).await?;
+    store.days(today.plus(-13), today, &one_school).await?;
+    row(
+        "GET fleet summary?school= (14 days)",
+        meter.take(),
+        "GetItem of the school + of its counts + one Query of its days",
     );
 
     // The silence check: `fleet` devices are due now... none here (they were loaded

@@ -5,8 +5,9 @@ use crate::cli::TokenRequest;
 use crate::stores::Stores;
 use crate::Failure;
 use pisync_shared::adapters::secret_file::KeyFile;
-use pisync_shared::auth::{issue_device_credential, token, Authenticator, KeyRing, Scope};
+use pisync_shared::auth::{issue_device_credential, token, Authenticator, KeyRing, Operator, Reach, Scope};
 use pisync_shared::config::Config;
+use pisync_shared::domain::school::SchoolId;
 use pisync_shared::ports::CheckCredentials;
 use pisync_shared::DeviceId;
 use std::path::Path;
@@ -51,13 +52,33 @@ pub async fn issue(request: &TokenRequest, config: &Config) -> Result<String, Fa
                 .await?
                 .token)
         }
-        TokenRequest::Operator { admin, .. } => Ok(operator_token(&keys, *admin)?),
+        TokenRequest::Operator {
+            admin, school, name, ..
+        } => {
+            let scope = if *admin { Scope::Admin } else { Scope::Read };
+            let mut schools = Vec::with_capacity(school.len());
+            for id in school {
+                schools
+                    .push(SchoolId::parse(id).ok_or_else(|| format!("school id {id:?} {}", SchoolId::RULE))?);
+            }
+            if schools.len() > token::MAX_OPERATOR_SCHOOLS {
+                return Err(
+                    format!("a token reaches at most {} schools", token::MAX_OPERATOR_SCHOOLS).into(),
+                );
+            }
+            if !token::valid_subject(name) {
+                return Err(format!("--name {name:?}: 1–64 characters of A-Z a-z 0-9 _ - . @").into());
+            }
+            Ok(operator_token(
+                &keys,
+                &Operator::of(scope, Reach::of(schools), name),
+            )?)
+        }
     }
 }
 
-/// A local operator token, read or admin, valid [`OPERATOR_TOKEN_DAYS`].
-pub fn operator_token(keys: &KeyRing, admin: bool) -> Result<String, Failure> {
-    let scope = if admin { Scope::Admin } else { Scope::Read };
+/// A local operator token for `operator`, valid [`OPERATOR_TOKEN_DAYS`].
+pub fn operator_token(keys: &KeyRing, operator: &Operator) -> Result<String, Failure> {
     let expires = chrono::Utc::now().timestamp() + OPERATOR_TOKEN_DAYS * 86_400;
-    Ok(token::sign_operator(&keys.current(), scope, expires)?)
+    Ok(token::sign_operator(&keys.current(), operator, expires)?)
 }

@@ -42,11 +42,18 @@ pub enum TokenRequest {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// An operator token (read, or admin with --admin), valid 30 days.
+    /// An operator token (read, or admin with --admin), valid 30 days: the district's,
+    /// or with --school one school operator's (repeat it for several schools).
     Operator {
-        /// Also manage device credentials.
+        /// Also manage credentials, assignments (and, for the district, schools).
         #[arg(long)]
         admin: bool,
+        /// A school this operator looks after (none: the whole district).
+        #[arg(long, value_name = "ID")]
+        school: Vec<String>,
+        /// Who holds the token, as the audit trail names them.
+        #[arg(long, default_value = pisync_shared::auth::token::DEFAULT_SUBJECT)]
+        name: String,
         #[command(flatten)]
         store: StoreArgs,
     },

@@ -27,6 +27,11 @@ pub fn http_handlers(local: &Local) -> Handlers {
         entry::<serve_dashboard::ServeDashboard>(local),
         entry::<issue_device_credentials::IssueDeviceCredentials>(local),
         entry::<revoke_device_credentials::RevokeDeviceCredentials>(local),
+        entry::<assign_device_school::AssignDeviceSchool>(local),
+        entry::<put_school::PutSchool>(local),
+        entry::<get_school::GetSchool>(local),
+        entry::<delete_school::DeleteSchool>(local),
+        entry::<list_schools::ListSchools>(local),
     ])
 }
 

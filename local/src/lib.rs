@@ -131,6 +131,11 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Failure> {
             tasks.spawn(feed::sqlite::run(sqlite, detector, stop.clone()));
         }
         Changes::Dynamo { streams, stream_arn } => {
+            tasks.spawn(watch::roll_up(
+                local.store.clone(),
+                stores::ROLLUP_SLOT,
+                stop.clone(),
+            ));
             let checkpoints = feed::dynamodb_streams::Checkpoints::open(data_dir, &args.store.table)?;
             tasks.spawn(feed::dynamodb_streams::run(
                 streams,
@@ -156,7 +161,14 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Failure> {
     if !args.no_auth {
         // A read token for the dashboard, in the URL fragment: browsers never send a
         // fragment to the server, so it stays out of every request line and log.
-        let token = auth::operator_token(&local.keys, false)?;
+        let token = auth::operator_token(
+            &local.keys,
+            &pisync_shared::auth::Operator::of(
+                pisync_shared::auth::Scope::Read,
+                pisync_shared::auth::Reach::District,
+                "dashboard",
+            ),
+        )?;
         println!("pisync-local dashboard: {}", sign_in_link(addr, &token));
     }
 

@@ -10,6 +10,9 @@ use pisync_shared::config::Config;
 use pisync_shared::ports::{Credentials, Store};
 use std::sync::Arc;
 
+/// The local DynamoDB store's day-totals slot; [`crate::watch::roll_up`] runs every slot.
+pub const ROLLUP_SLOT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The embedded store's database in the data directory.
 pub const DB_FILE: &str = "pisync.db";
 
@@ -53,7 +56,10 @@ impl Stores {
             }
             Some(endpoint) => {
                 let aws = pisync_shared::adapters::aws::for_endpoint(config, endpoint).await?;
-                let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &args.table);
+                // Day totals roll up within seconds here (AWS: five-minute slots, rolled
+                // up by the minute's periodic check); school settings are read each time.
+                let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &args.table)
+                    .with_rollup(ROLLUP_SLOT, ROLLUP_SLOT * 2);
                 store.create_table_if_missing().await?;
                 let stream_arn = store
                     .stream_arn()

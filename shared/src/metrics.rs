@@ -260,8 +260,8 @@ mod tests {
             counters(&snapshot),
             [
                 (format!("{DAY_TOTALS_LOST}{{}}"), 5),
-                (format!("{CHECKS}{{}}"), 7),
                 (format!("{NOTICES_PUBLISHED}{{type=device.silent}}"), 6),
+                (format!("{CHECKS}{{}}"), 7),
                 (format!("{PUBLISH_FAILURES}{{}}"), 2),
                 (format!("{RECORDS_FAILED}{{}}"), 4),
                 (format!("{SYNCS_DETECTED}{{outcome=failure}}"), 1),

@@ -20,6 +20,21 @@ pub fn device(id: &str) -> DeviceId {
     DeviceId::parse(id).expect("a valid device id")
 }
 
+/// A school in UTC, open every day all day, with the fleet's settings.
+pub fn school(id: &str) -> crate::domain::school::School {
+    crate::domain::school::School {
+        school_id: crate::domain::school::SchoolId::parse(id).expect("a valid school id"),
+        name: format!("School {id}"),
+        timezone: chrono_tz::UTC,
+        hours: None,
+        closures: Vec::new(),
+        failure_threshold: None,
+        silent_after: None,
+        webhook_url: None,
+        digest_at: None,
+    }
+}
+
 /// A stored event of `device` at `minute(m)` with `errors` errors (a failure when > 0).
 /// An alert for `device_12345` (three failures from 10:31 to 10:33 on 2025-05-07), as
 /// the example events carry it.
@@ -34,6 +49,7 @@ pub fn example_alert() -> Notice {
         last_total_errors: 2,
         detected_at: t("2025-05-07T10:33:01Z"),
         alert_id: "device_12345@start".into(),
+        school_id: None,
     })
 }
 
@@ -157,6 +173,13 @@ impl DeviceStates for FlakyStates {
     async fn count_run(&self, device: &DeviceId, window: RunWindow) -> Result<RunCount, StoreError> {
         self.check(device)?;
         self.inner.count_run(device, window).await
+    }
+
+    async fn school(
+        &self,
+        id: &crate::domain::school::SchoolId,
+    ) -> Result<Option<crate::domain::school::School>, StoreError> {
+        self.inner.school(id).await
     }
 }
 

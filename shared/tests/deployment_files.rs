@@ -3,10 +3,12 @@
 //! `adapters::dynamodb::item`.
 
 use pisync_shared::adapters::dynamodb::item::{
-    EventItem, Projected, StateItem, FAILING, INDEXES, STREAM_VIEW, TABLE_KEYS, TTL_ATTRIBUTE,
+    EventItem, Projected, StateItem, FAILING, INDEXES, SCHOOL_DEVICES, SCHOOL_FAILING, SCHOOL_SILENT,
+    STREAM_VIEW, TABLE_KEYS, TTL_ATTRIBUTE,
 };
 use pisync_shared::domain::applied::MAX_RECENT;
 use pisync_shared::domain::device::{DeviceState, Status};
+use pisync_shared::domain::school::SchoolId;
 use pisync_shared::domain::streak::Streak;
 use pisync_shared::http::ROUTES;
 use pisync_shared::test_util::{device, minute, stored_event};
@@ -48,8 +50,37 @@ fn template() -> Value {
             }
         }
     }
-    template["Resources"] = Value::Mapping(expanded);
+    template["Resources"] = resolve_conditions(&Value::Mapping(expanded));
     template
+}
+
+/// The school indexes' `!If [condition, then, else]` as a stack with every index
+/// deployed sees them (the conditions only hold indexes back during an upgrade): the
+/// `then` value. Other conditions stay as written.
+fn resolve_conditions(value: &Value) -> Value {
+    const INDEX_CONDITIONS: [&str; 2] = ["HasTwoSchoolIndexes", "HasThreeSchoolIndexes"];
+    match value {
+        Value::Tagged(t) if t.tag == "!If" => match t.value.as_sequence().map(Vec::as_slice) {
+            Some([condition, then, _]) if INDEX_CONDITIONS.contains(&text(condition)) => {
+                resolve_conditions(then)
+            }
+            _ => Value::Tagged(Box::new(serde_yaml::value::TaggedValue {
+                tag: t.tag.clone(),
+                value: resolve_conditions(&t.value),
+            })),
+        },
+        Value::Sequence(seq) => Value::Sequence(seq.iter().map(resolve_conditions).collect()),
+        Value::Mapping(map) => Value::Mapping(
+            map.iter()
+                .map(|(k, v)| (k.clone(), resolve_conditions(v)))
+                .collect(),
+        ),
+        Value::Tagged(t) => Value::Tagged(Box::new(serde_yaml::value::TaggedValue {
+            tag: t.tag.clone(),
+            value: resolve_conditions(&t.value),
+        })),
+        other => other.clone(),
+    }
 }
 
 fn substitute(value: &Value, placeholder: &str, item: &str) -> Value {
@@ -278,22 +309,48 @@ fn items_carry_the_attributes_the_schema_names() {
         serde_dynamo::to_item(StateItem::new(&state, 1, status, failing).expect("a state item"))
             .expect("an item")
     };
-    let failing = item(Status::Failing, true);
+    let failing = item(Some(Status::Failing), true);
     for key in TABLE_KEYS.iter().chain(&FAILING.keys).chain(failing_projection) {
         assert!(failing.get(*key).is_some(), "failing state items carry {key}");
     }
-    let healthy = item(Status::Healthy, false);
+    let healthy = item(Some(Status::Healthy), false);
     for key in FAILING.keys {
         assert!(
             healthy.get(key).is_none(),
             "only failing states enter the index ({key})"
         );
     }
+    let school_keys: Vec<&str> = [SCHOOL_DEVICES, SCHOOL_FAILING, SCHOOL_SILENT]
+        .iter()
+        .flat_map(|i| i.keys)
+        .collect();
+    let unassigned = item(Some(Status::Silent), true);
+    for key in &school_keys {
+        assert!(
+            unassigned.get(*key).is_none(),
+            "a device in no school is in no school index ({key})"
+        );
+    }
+    state.school_id = SchoolId::parse("north");
+    let in_school = |status, failing| -> serde_dynamo::Item {
+        serde_dynamo::to_item(StateItem::new(&state, 1, status, failing).expect("a state item"))
+            .expect("an item")
+    };
+    let silent = in_school(Some(Status::Silent), true);
     for schema in INDEXES.iter().filter(|i| i.name != FAILING.name) {
-        let silent = item(Status::Silent, true);
         for key in schema.keys {
-            assert!(silent.get(key).is_some(), "silent state items carry {key}");
+            assert!(
+                silent.get(key).is_some(),
+                "silent state items in a school carry {key}"
+            );
         }
+    }
+    let never_reported = in_school(None, false);
+    for key in INDEXES.iter().flat_map(|i| i.keys) {
+        assert!(
+            never_reported.get(key).is_none(),
+            "a device assigned before it reported is in no list ({key})"
+        );
     }
 }
 

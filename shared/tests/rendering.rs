@@ -5,6 +5,7 @@
 use pisync_shared::adapters::sns::per_protocol;
 use pisync_shared::domain::notice::render::{MAX_SMS, MAX_SUBJECT};
 use pisync_shared::domain::notice::{BackOnlineNotice, FailureAlert, Notice, RecoveryNotice, SilentNotice};
+use pisync_shared::domain::school::SchoolId;
 use pisync_shared::{DeviceId, EventTime};
 use std::path::PathBuf;
 
@@ -28,6 +29,7 @@ fn samples() -> Vec<(&'static str, Notice)> {
                 last_total_errors: 2,
                 detected_at: t("2025-05-07T10:40:03Z"),
                 alert_id: "pibox-library-2@2025-05-07T09:00:00.000Z".into(),
+                school_id: SchoolId::parse("north-high"),
             }),
         ),
         (
@@ -37,6 +39,7 @@ fn samples() -> Vec<(&'static str, Notice)> {
                 failures_before_recovery: 5,
                 recovered_at: t("2025-05-07T12:15:00Z"),
                 alert_id: "pibox-library-2@2025-05-07T09:00:00.000Z".into(),
+                school_id: SchoolId::parse("north-high"),
             }),
         ),
         (
@@ -47,6 +50,7 @@ fn samples() -> Vec<(&'static str, Notice)> {
                 silent_after_hours: 48.0,
                 detected_at: t("2025-05-07T16:03:00Z"),
                 alert_id: "pibox-library-2@silent@2025-05-05T16:02:11.000Z".into(),
+                school_id: None,
             }),
         ),
         (
@@ -56,6 +60,7 @@ fn samples() -> Vec<(&'static str, Notice)> {
                 silent_since: t("2025-05-05T16:02:11Z"),
                 back_at: t("2025-05-09T07:45:30Z"),
                 alert_id: "pibox-library-2@silent@2025-05-05T16:02:11.000Z".into(),
+                school_id: None,
             }),
         ),
     ]

@@ -149,7 +149,8 @@ async fn publishes_the_contract_message_with_attributes_and_subject() {
             "type": "device.repeated_sync_failures", "device_id": "device_12345",
             "consecutive_failures": 3, "threshold": 3,
             "streak_started_at": "2025-05-07T10:31:00.000Z", "last_failure_at": "2025-05-07T10:33:00.000Z",
-            "last_total_errors": 2, "detected_at": "2025-05-07T10:33:01.000Z", "alert_id": "device_12345@start"
+            "last_total_errors": 2, "detected_at": "2025-05-07T10:33:01.000Z", "alert_id": "device_12345@start",
+            "school_id": null
         })
     );
     let attrs = attributes(&r.params);
@@ -162,6 +163,7 @@ async fn publishes_the_contract_message_with_attributes_and_subject() {
         attrs["alert_id"],
         ("String".into(), "device_12345@start#alert".into())
     );
+    assert!(!attrs.contains_key("school_id"), "a device in no school");
     assert!(!r.params.contains_key("MessageDeduplicationId"), "standard topic");
 }
 
@@ -173,6 +175,7 @@ async fn fifo_topics_get_group_and_deduplication_ids() {
         failures_before_recovery: 4,
         recovered_at: EventTime::parse_rfc3339("2025-05-07T11:00:00Z").unwrap(),
         alert_id: "device_12345@start".into(),
+        school_id: pisync_shared::domain::school::SchoolId::parse("north-high"),
     });
     let publisher = SnsPublisher::new(
         client_config(&url),
@@ -184,6 +187,11 @@ async fn fifo_topics_get_group_and_deduplication_ids() {
     let r = &seen[0];
     assert_eq!(r.params["Subject"], "PiSync: device_12345 is syncing again");
     assert_eq!(r.params["MessageGroupId"], "device_12345");
+    assert_eq!(
+        attributes(&r.params)["school_id"],
+        ("String".into(), "north-high".into()),
+        "a school's staff filter on it"
+    );
     let dedup = &r.params["MessageDeduplicationId"];
     assert_eq!(dedup.len(), 64);
     assert_eq!(

@@ -3,18 +3,21 @@
 
 use pisync_shared::adapters::sqlite::SqliteStore;
 use pisync_shared::domain::applied::StreamPosition;
+use pisync_shared::domain::assignment::{assign, Assigned};
 use pisync_shared::domain::delivery::deliver_pending;
 use pisync_shared::domain::detection::{self, DeviceBatch, Record, Rules};
 use pisync_shared::domain::device::{DeviceState, Status};
 use pisync_shared::domain::fleet::{Day, DayAddition};
+use pisync_shared::domain::school::SchoolId;
 use pisync_shared::domain::streak::RunWindow;
 use pisync_shared::domain::sweep::check_silent_devices;
 use pisync_shared::ports::{
-    DeviceKey, DeviceStates, FailingKey, HistoryQuery, ListFailing, Order, Outbox, ReadDevices, ReadFleet,
-    ReadHistory, RecordDays, RecordEvents, Recorded, SilenceWatch, Store,
+    DeviceKey, DeviceStates, FailingKey, HistoryQuery, ListFailing, ManageSchools, Order, Outbox,
+    ReadDevices, ReadFleet, ReadHistory, ReadSchools, RecordDays, RecordEvents, Recorded, SchoolDeleted,
+    SchoolPut, SilenceWatch, Store, Within,
 };
 use pisync_shared::test_util::{
-    device as dev, dynamodb_local_store, minute as t, stored_event as event, RecordingAlerts,
+    device as dev, dynamodb_local_store, minute as t, school, stored_event as event, RecordingAlerts,
 };
 use pisync_shared::{EventTime, StoredEvent};
 use std::sync::Arc;
@@ -30,6 +33,8 @@ struct Fixture {
     days: Arc<dyn RecordDays>,
     outbox: Arc<dyn Outbox>,
     watch: Arc<dyn SilenceWatch>,
+    schools: Arc<dyn ReadSchools>,
+    manage: Arc<dyn ManageSchools>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -45,7 +50,9 @@ impl Fixture {
             fleet: store.clone(),
             days: store.clone(),
             outbox: store.clone(),
-            watch: store,
+            watch: store.clone(),
+            schools: store.clone(),
+            manage: store,
             _dir: dir,
         }
     }
@@ -63,6 +70,19 @@ impl Fixture {
 
     async fn state(&self, device: &str) -> Option<DeviceState> {
         self.states.load(&dev(device)).await.unwrap().map(|v| v.state)
+    }
+
+    /// Adds the days of `events` (each with its device's school) as detection does
+    /// when it applies them.
+    async fn add_days(&self, events: &[(Option<SchoolId>, StoredEvent)]) {
+        let addition = DayAddition::of(events).expect("events");
+        self.days.add_days(&addition, addition.at).await.unwrap();
+    }
+
+    /// The periodic check's roll-up, well after `at` (in a real run no addition comes
+    /// after it for a slot it rolled up: it lags the clock by a margin).
+    async fn roll_up(&self, at: EventTime) {
+        self.days.roll_up_days(at.plus_millis(30 * 60_000)).await.unwrap();
     }
 
     /// The notices waiting in the outbox, by type.
@@ -323,7 +343,11 @@ async fn repeated_failures_are_ordered_and_paged(f: Fixture) {
     let mut got = Vec::new();
     let mut after: Option<FailingKey> = None;
     loop {
-        let page = f.failing.repeated_failures(2, after.as_ref()).await.unwrap();
+        let page = f
+            .failing
+            .repeated_failures(2, after.as_ref(), &Within::Fleet)
+            .await
+            .unwrap();
         got.extend(
             page.devices
                 .iter()
@@ -338,7 +362,11 @@ async fn repeated_failures_are_ordered_and_paged(f: Fixture) {
     assert_eq!(got, want);
     // A success removes the device from the list.
     f.report(event("d", 100, 0)).await;
-    let page = f.failing.repeated_failures(10, None).await.unwrap();
+    let page = f
+        .failing
+        .repeated_failures(10, None, &Within::Fleet)
+        .await
+        .unwrap();
     assert_eq!(
         page.devices.first().map(|d| d.device_id.to_string()),
         Some("a".into())
@@ -350,12 +378,21 @@ async fn repeated_failures_are_ordered_and_paged(f: Fixture) {
     );
 }
 
-/// Every page of a device list, in order, `limit` at a time.
+/// Every page of the fleet's device list, in order, `limit` at a time.
 async fn list_all(f: &Fixture, status: Option<Status>, limit: usize) -> Vec<String> {
+    list_within(f, status, limit, &Within::Fleet).await
+}
+
+/// Every page of a device list `within` some schools, in order, `limit` at a time.
+async fn list_within(f: &Fixture, status: Option<Status>, limit: usize, within: &Within) -> Vec<String> {
     let mut seen = Vec::new();
     let mut after: Option<DeviceKey> = None;
     loop {
-        let page = f.devices.devices(status, limit, after.as_ref()).await.unwrap();
+        let page = f
+            .devices
+            .devices(status, limit, after.as_ref(), within)
+            .await
+            .unwrap();
         assert!(page.devices.len() <= limit);
         seen.extend(page.devices.iter().map(|s| s.device_id.to_string()));
         match (page.more, page.devices.last()) {
@@ -425,7 +462,7 @@ async fn devices_are_listed_by_status_and_silence_is_found(f: Fixture) {
         "longest silence first"
     );
     assert_eq!(list_all(&f, Some(Status::Healthy), 2).await, ["h1", "h2", "h3"]);
-    let counts = f.fleet.counts().await.unwrap();
+    let counts = f.fleet.counts(&Within::Fleet).await.unwrap();
     assert_eq!(
         (counts.total, counts.healthy, counts.failing, counts.silent),
         (7, 3, 2, 2)
@@ -437,7 +474,7 @@ async fn devices_are_listed_by_status_and_silence_is_found(f: Fixture) {
         ["device.back_online"]
     );
     assert_eq!(list_all(&f, Some(Status::Silent), 10).await, ["q2"]);
-    let counts = f.fleet.counts().await.unwrap();
+    let counts = f.fleet.counts(&Within::Fleet).await.unwrap();
     assert_eq!((counts.healthy, counts.silent), (4, 1));
     // A failing device that goes silent is silent, and still a repeated failure.
     let later = t(12_100 + 3 * 24 * 60);
@@ -448,22 +485,31 @@ async fn devices_are_listed_by_status_and_silence_is_found(f: Fixture) {
         .await
         .contains(&"f4".to_owned()));
     assert!(list_all(&f, Some(Status::Failing), 10).await.is_empty());
-    let failing = f.failing.repeated_failures(10, None).await.unwrap();
+    let failing = f
+        .failing
+        .repeated_failures(10, None, &Within::Fleet)
+        .await
+        .unwrap();
     assert_eq!(failing.devices.len(), 2, "f4 and f3 still failing, though silent");
 }
 
 async fn days_and_counts_add_up(f: Fixture) {
+    let fleet = |e: StoredEvent| (None, e);
     let events = [
-        event("a", 0, 0),
-        event("a", 1, 2),
-        event("b", 1, 0),
-        event("b", 24 * 60, 1),
+        fleet(event("a", 0, 0)),
+        fleet(event("a", 1, 2)),
+        fleet(event("b", 1, 0)),
+        fleet(event("b", 24 * 60, 1)),
     ];
-    let addition = |events: &[StoredEvent]| DayAddition::of(events).expect("events");
-    f.days.add_days(&addition(&events)).await.unwrap();
-    f.days.add_days(&addition(&events[2..3])).await.unwrap();
+    f.add_days(&events).await;
+    f.add_days(&events[2..3]).await;
+    f.roll_up(events[0].1.received_at).await;
     let first = Day::of(t(0));
-    let days = f.fleet.days(first.plus(-1), first.plus(2)).await.unwrap();
+    let days = f
+        .fleet
+        .days(first.plus(-1), first.plus(2), &Within::Fleet)
+        .await
+        .unwrap();
     assert_eq!(days.len(), 2, "days without syncs are absent: {days:?}");
     let day = days[&first];
     assert_eq!((day.syncs, day.failures, day.files_synced), (4, 1, 12));
@@ -471,33 +517,311 @@ async fn days_and_counts_add_up(f: Fixture) {
     assert_eq!(days[&first.plus(1)].failures, 1);
     assert!(f
         .fleet
-        .days(first.plus(5), first.plus(9))
+        .days(first.plus(5), first.plus(9), &Within::Fleet)
         .await
         .unwrap()
         .is_empty());
-    let none = f.fleet.counts().await.unwrap();
+    let none = f.fleet.counts(&Within::Fleet).await.unwrap();
     assert_eq!(none.total, 0, "no device saved yet");
 }
 
+/// A school's days hold its devices' syncs only; the fleet's hold every school's.
+async fn days_are_kept_per_school(f: Fixture) {
+    let (north, south) = (SchoolId::parse("north"), SchoolId::parse("south"));
+    let events = [
+        (north.clone(), event("n1", 0, 0)),
+        (north.clone(), event("n2", 0, 1)),
+        (south.clone(), event("s1", 0, 0)),
+        (None, event("x1", 0, 0)),
+    ];
+    f.add_days(&events).await;
+    f.roll_up(events[0].1.received_at).await;
+    let day = Day::of(t(0));
+    let syncs = |within: Within| {
+        let fleet = f.fleet.clone();
+        async move {
+            fleet
+                .days(day, day, &within)
+                .await
+                .unwrap()
+                .get(&day)
+                .map(|d| (d.syncs, d.failures))
+        }
+    };
+    let north = north.unwrap();
+    let south = south.unwrap();
+    assert_eq!(syncs(Within::Fleet).await, Some((4, 1)));
+    assert_eq!(syncs(Within::Schools(vec![north.clone()])).await, Some((2, 1)));
+    assert_eq!(syncs(Within::Schools(vec![south.clone()])).await, Some((1, 0)));
+    assert_eq!(
+        syncs(Within::Schools(vec![north, south])).await,
+        Some((3, 1)),
+        "summed"
+    );
+    assert_eq!(
+        syncs(Within::Schools(vec![SchoolId::parse("west").unwrap()])).await,
+        None
+    );
+}
+
 /// A retried addition (an error whose outcome was unknown, then the same request
-/// again) counts once.
+/// again) counts once, whether detection applied it on time or late.
 async fn a_retried_day_addition_counts_once(f: Fixture) {
-    let events = [event("r", 0, 1), event("r", 24 * 60, 0)];
+    let events = [(None, event("r", 0, 1)), (None, event("r", 24 * 60, 0))];
     let addition = DayAddition::of(&events).expect("events");
-    f.days.add_days(&addition).await.unwrap();
-    f.days.add_days(&addition).await.unwrap();
+    f.days.add_days(&addition, addition.at).await.unwrap();
+    f.days
+        .add_days(&addition, addition.at.plus_millis(1_000))
+        .await
+        .unwrap();
+    // The retry came so late that the first attempt's slot may be rolled up already.
+    f.days
+        .add_days(&addition, addition.at.plus_millis(20 * 60_000))
+        .await
+        .unwrap();
+    f.roll_up(addition.at).await;
     let first = Day::of(t(0));
-    let days = f.fleet.days(first, first.plus(1)).await.unwrap();
+    let days = f.fleet.days(first, first.plus(1), &Within::Fleet).await.unwrap();
     assert_eq!(days[&first].syncs, 1);
     assert_eq!(days[&first].failures, 1);
     assert_eq!(days[&first.plus(1)].syncs, 1);
-    let other = DayAddition::of(&[event("r", 5, 0)]).expect("an event");
-    f.days.add_days(&other).await.unwrap();
+    // Applied late (detection was down for an hour), then retried.
+    let late = DayAddition::of(&[(None, event("r", 5, 0))]).expect("an event");
+    let an_hour_later = late.at.plus_millis(3_600_000);
+    f.days.add_days(&late, an_hour_later).await.unwrap();
+    f.days
+        .add_days(&late, an_hour_later.plus_millis(5_000))
+        .await
+        .unwrap();
+    f.roll_up(an_hour_later).await;
     assert_eq!(
-        f.fleet.days(first, first).await.unwrap()[&first].syncs,
+        f.fleet.days(first, first, &Within::Fleet).await.unwrap()[&first].syncs,
         2,
-        "another key adds"
+        "another key adds, once"
     );
+    // Rolling up again adds nothing.
+    f.roll_up(an_hour_later).await;
+    assert_eq!(
+        f.fleet.days(first, first, &Within::Fleet).await.unwrap()[&first].syncs,
+        2
+    );
+}
+
+/// Schools are created, replaced, listed by id and deleted; a school with devices is
+/// not deleted.
+async fn schools_are_kept_and_listed(f: Fixture) {
+    for id in ["c", "a", "b"] {
+        assert_eq!(
+            f.manage.put_school(&school(id), true).await.unwrap(),
+            SchoolPut::Created
+        );
+    }
+    let mut renamed = school("a");
+    renamed.name = "Renamed".into();
+    assert_eq!(
+        f.manage.put_school(&renamed, false).await.unwrap(),
+        SchoolPut::Replaced
+    );
+    assert_eq!(
+        f.manage.put_school(&school("new"), false).await.unwrap(),
+        SchoolPut::NotFound
+    );
+    assert_eq!(
+        f.schools.school(&SchoolId::parse("new").unwrap()).await.unwrap(),
+        None,
+        "only replaced"
+    );
+    let a = SchoolId::parse("a").unwrap();
+    assert_eq!(f.schools.school(&a).await.unwrap(), Some(renamed));
+    let first = f.schools.schools(None, 2).await.unwrap();
+    let ids = |page: &pisync_shared::ports::SchoolPage| -> Vec<String> {
+        page.schools.iter().map(|s| s.school_id.to_string()).collect()
+    };
+    assert_eq!(
+        (ids(&first), first.more),
+        (vec!["a".to_owned(), "b".to_owned()], true)
+    );
+    let rest = f
+        .schools
+        .schools(Some(&first.schools[1].school_id), 2)
+        .await
+        .unwrap();
+    assert_eq!((ids(&rest), rest.more), (vec!["c".to_owned()], false));
+    // A device assigned to b keeps it from being deleted.
+    let b = SchoolId::parse("b").unwrap();
+    let moved = assign(
+        f.states.as_ref(),
+        &dev("d1"),
+        Some(&b),
+        Default::default(),
+        |_| true,
+        t(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(moved, Assigned::Moved { from: None });
+    assert_eq!(f.manage.delete_school(&b).await.unwrap(), SchoolDeleted::NotEmpty);
+    assert!(f.schools.school(&b).await.unwrap().is_some());
+    assert_eq!(f.manage.delete_school(&a).await.unwrap(), SchoolDeleted::Deleted);
+    assert_eq!(f.manage.delete_school(&a).await.unwrap(), SchoolDeleted::NotFound);
+    assert_eq!(f.schools.school(&a).await.unwrap(), None);
+    // Moved out of b, the device no longer holds it.
+    assign(
+        f.states.as_ref(),
+        &dev("d1"),
+        None,
+        Default::default(),
+        |_| true,
+        t(2),
+    )
+    .await
+    .unwrap();
+    assert_eq!(f.manage.delete_school(&b).await.unwrap(), SchoolDeleted::Deleted);
+}
+
+/// Assignment moves a device and its counts between schools; a school that does not
+/// exist gains nothing; lists and counts within a school hold its devices only.
+async fn assignment_moves_devices_and_counts(f: Fixture) {
+    for id in ["north", "south"] {
+        f.manage.put_school(&school(id), true).await.unwrap();
+    }
+    let (north, south) = (
+        SchoolId::parse("north").unwrap(),
+        SchoolId::parse("south").unwrap(),
+    );
+    let rule = Rules::default().streak;
+    let to = |device: &'static str, school: Option<SchoolId>| {
+        let states = f.states.clone();
+        async move {
+            assign(
+                states.as_ref(),
+                &dev(device),
+                school.as_ref(),
+                rule,
+                |_| true,
+                t(500),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    // n-fail fails three times, then joins north; n-new joins before it reports.
+    for m in 0..3 {
+        f.report(event("n-fail", m, 1)).await;
+    }
+    f.report(event("s-ok", 0, 0)).await;
+    assert_eq!(
+        to("n-fail", Some(north.clone())).await,
+        Assigned::Moved { from: None }
+    );
+    assert_eq!(
+        to("n-new", Some(north.clone())).await,
+        Assigned::Moved { from: None }
+    );
+    assert_eq!(to("n-new", Some(north.clone())).await, Assigned::Unchanged);
+    assert_eq!(
+        to("s-ok", Some(south.clone())).await,
+        Assigned::Moved { from: None }
+    );
+    assert_eq!(to("x", SchoolId::parse("nowhere")).await, Assigned::NoSuchSchool);
+    assert_eq!(f.state("x").await, None, "nothing written");
+    let in_north = Within::Schools(vec![north.clone()]);
+    assert_eq!(
+        list_within(&f, None, 1, &in_north).await,
+        ["n-fail"],
+        "only reported devices are listed"
+    );
+    assert_eq!(
+        list_within(&f, Some(Status::Failing), 10, &in_north).await,
+        ["n-fail"]
+    );
+    assert!(list_within(&f, Some(Status::Healthy), 10, &in_north)
+        .await
+        .is_empty());
+    let failing = f.failing.repeated_failures(10, None, &in_north).await.unwrap();
+    assert_eq!(failing.devices.len(), 1);
+    assert!(f
+        .failing
+        .repeated_failures(10, None, &Within::Schools(vec![south.clone()]))
+        .await
+        .unwrap()
+        .devices
+        .is_empty());
+    let counts = f
+        .schools
+        .school_counts(&[north.clone(), south.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            counts[0].assigned,
+            counts[0].devices.total,
+            counts[0].devices.failing
+        ),
+        (2, 1, 1)
+    );
+    assert_eq!((counts[1].assigned, counts[1].devices.healthy), (1, 1));
+    // A move carries the device's counts along.
+    assert_eq!(
+        to("n-fail", Some(south.clone())).await,
+        Assigned::Moved {
+            from: Some(north.clone())
+        }
+    );
+    let counts = f
+        .schools
+        .school_counts(&[north.clone(), south.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            counts[0].assigned,
+            counts[0].devices.total,
+            counts[0].devices.failing
+        ),
+        (1, 0, 0)
+    );
+    assert_eq!(
+        (
+            counts[1].assigned,
+            counts[1].devices.total,
+            counts[1].devices.failing
+        ),
+        (2, 2, 1)
+    );
+    let both = f
+        .fleet
+        .counts(&Within::Schools(vec![north.clone(), south.clone()]))
+        .await
+        .unwrap();
+    assert_eq!((both.total, both.failing, both.healthy), (2, 1, 1));
+    let fleet = f.fleet.counts(&Within::Fleet).await.unwrap();
+    assert_eq!(
+        (fleet.total, fleet.failing),
+        (2, 1),
+        "moves leave the fleet's counts alone"
+    );
+    // A refused move writes nothing.
+    let refused = assign(
+        f.states.as_ref(),
+        &dev("s-ok"),
+        None,
+        rule,
+        |from| from.is_none(),
+        t(501),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        refused,
+        Assigned::Refused {
+            current: Some(south.clone())
+        }
+    );
+    assert_eq!(f.state("s-ok").await.unwrap().school_id, Some(south));
+    // Events applied after the move count toward the new school.
+    f.report(event("n-new", 0, 0)).await;
+    assert_eq!(list_within(&f, None, 10, &in_north).await, ["n-new"]);
 }
 
 async fn concurrent_writers(f: Fixture) {
@@ -574,7 +898,10 @@ contract!(
     repeated_failures_are_ordered_and_paged,
     devices_are_listed_by_status_and_silence_is_found,
     days_and_counts_add_up,
+    days_are_kept_per_school,
     a_retried_day_addition_counts_once,
+    schools_are_kept_and_listed,
+    assignment_moves_devices_and_counts,
     concurrent_writers,
 );
 
@@ -736,7 +1063,7 @@ async fn dynamodb_failing_list_merges_its_shards() {
         );
     }
     let mut item: serde_dynamo::Item =
-        serde_dynamo::to_item(StateItem::new(&state, 1, Status::Failing, true).unwrap()).unwrap();
+        serde_dynamo::to_item(StateItem::new(&state, 1, Some(Status::Failing), true).unwrap()).unwrap();
     item.insert(
         "failing_pk".into(),
         serde_dynamo::AttributeValue::S(LEGACY_FAILING_PK.into()),
@@ -752,7 +1079,10 @@ async fn dynamodb_failing_list_merges_its_shards() {
     let mut seen: Vec<(u32, String)> = Vec::new();
     let mut after: Option<FailingKey> = None;
     loop {
-        let page = store.repeated_failures(7, after.as_ref()).await.unwrap();
+        let page = store
+            .repeated_failures(7, after.as_ref(), &Within::Fleet)
+            .await
+            .unwrap();
         seen.extend(
             page.devices
                 .iter()

@@ -16,6 +16,7 @@ use pisync_shared::domain::applied::StreamPosition;
 use pisync_shared::domain::delivery::{deliver_pending, Owed};
 use pisync_shared::domain::detection::{apply_records, Record, Rules};
 use pisync_shared::domain::fleet::DayAddition;
+use pisync_shared::domain::school::SchoolId;
 use pisync_shared::function::{Aws, BoxError, EventFunction, Local};
 use pisync_shared::metrics::Figures;
 use pisync_shared::ports::{AlertPublisher, DeviceStates, Outbox, RecordDays};
@@ -144,13 +145,15 @@ pub async fn detect(deps: &DetectFailures, event: Event) -> Detected {
             }
         }
     });
-    let mut new_events: Vec<StoredEvent> = Vec::new();
+    // Each new event with its device's school when it was applied.
+    let mut new_events: Vec<(Option<SchoolId>, StoredEvent)> = Vec::new();
     let mut decided = 0;
     for result in futures_util::future::join_all(devices).await {
         match result {
             Ok(applied) => {
                 decided += applied.notices.len();
-                new_events.extend(applied.new_events);
+                let school = applied.state.school_id;
+                new_events.extend(applied.new_events.into_iter().map(|e| (school.clone(), e)));
             }
             Err(lowest) => {
                 figures.records_failed += 1;
@@ -160,7 +163,7 @@ pub async fn detect(deps: &DetectFailures, event: Event) -> Detected {
             }
         }
     }
-    for e in &new_events {
+    for (_, e) in &new_events {
         match e.outcome {
             Outcome::Success => figures.syncs_succeeded += 1,
             Outcome::Failure => figures.syncs_failed += 1,
@@ -173,7 +176,7 @@ pub async fn detect(deps: &DetectFailures, event: Event) -> Detected {
     // counted, never doubled (docs/design.md).
     if let Some(addition) = DayAddition::of(&new_events) {
         let mut attempt = 0;
-        while let Err(err) = deps.days.add_days(&addition).await {
+        while let Err(err) = deps.days.add_days(&addition, now).await {
             attempt += 1;
             if attempt == DAY_TOTAL_ATTEMPTS {
                 tracing::error!(error = %err, events = new_events.len(), "day totals not added");

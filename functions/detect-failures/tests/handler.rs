@@ -118,7 +118,11 @@ async fn each_new_event_counts_once_in_its_day_and_the_devices_totals() {
         .handle(stream_event("detect-failures/three-failures.json"))
         .await;
     let day = Day::parse("2025-05-07").unwrap();
-    let days = s.store.days(day, day).await.unwrap();
+    let days = s
+        .store
+        .days(day, day, &pisync_shared::ports::Within::Fleet)
+        .await
+        .unwrap();
     assert_eq!(
         (days[&day].syncs, days[&day].failures, days[&day].files_synced),
         (3, 3, 126)
@@ -131,7 +135,11 @@ async fn each_new_event_counts_once_in_its_day_and_the_devices_totals() {
         .unwrap()
         .state;
     assert_eq!((state.totals.syncs, state.totals.errors), (3, 7));
-    let counts = s.store.counts().await.unwrap();
+    let counts = s
+        .store
+        .counts(&pisync_shared::ports::Within::Fleet)
+        .await
+        .unwrap();
     assert_eq!((counts.total, counts.failing), (1, 1));
 }
 

@@ -1,7 +1,8 @@
 //! `GET /fleet/summary`: devices by status, and per UTC day (device time) the syncs,
 //! failures, failure rate, files synced and mean internet speed of the last `days`
 //! days. Reads one counts item and the days asked for: the cost never grows with the
-//! number of devices or events.
+//! number of devices or events. `school=ID` narrows to one school (its counts item and
+//! days); a school operator's summary sums its schools'.
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -10,14 +11,16 @@ use pisync_shared::domain::fleet::{summarize_days, Day, DaySummary, FleetCounts}
 use pisync_shared::domain::validate::FieldError;
 use pisync_shared::function::{async_trait, Aws, BoxError, HttpFunction, HttpHandler, Local};
 use pisync_shared::http::routes::FLEET_SUMMARY;
+use pisync_shared::http::scope;
 use pisync_shared::http::{ApiError, Call};
-use pisync_shared::ports::ReadFleet;
+use pisync_shared::ports::{ReadFleet, ReadSchools};
 use pisync_shared::EventTime;
 use serde::Serialize;
 use std::sync::Arc;
 
 pub struct FleetSummary {
     fleet: Arc<dyn ReadFleet>,
+    schools: Arc<dyn ReadSchools>,
     auth: Authenticator,
 }
 
@@ -34,8 +37,10 @@ impl HttpFunction for FleetSummary {
     const NAME: &'static str = env!("CARGO_PKG_NAME");
 
     async fn from_aws(aws: &Aws) -> Result<Self, BoxError> {
+        let store = aws.store().await?;
         Ok(Self {
-            fleet: aws.store().await?,
+            fleet: store.clone(),
+            schools: store,
             auth: aws.operator_auth(),
         })
     }
@@ -43,6 +48,7 @@ impl HttpFunction for FleetSummary {
     fn from_local(local: &Local) -> Self {
         Self {
             fleet: local.store.clone(),
+            schools: local.store.clone(),
             auth: local.auth.clone(),
         }
     }
@@ -60,7 +66,8 @@ impl HttpHandler for FleetSummary {
 
 async fn summary(deps: &FleetSummary, call: &Call<'_>) -> Result<SummaryBody, ApiError> {
     let mut problems = Vec::new();
-    let params = call.query(&["days"], &mut problems);
+    let params = call.query(&["days", "school"], &mut problems);
+    let school = scope::school_param(&params, &mut problems);
     let days = match params.get("days") {
         None => DEFAULT_DAYS,
         Some(v) => match v.parse::<u32>() {
@@ -77,9 +84,12 @@ async fn summary(deps: &FleetSummary, call: &Call<'_>) -> Result<SummaryBody, Ap
     if !problems.is_empty() {
         return Err(ApiError::invalid_request(problems));
     }
+    let within = scope::within(&call.caller, school, deps.schools.as_ref())
+        .await?
+        .within;
     let today = Day::of(EventTime::now());
     let first = today.plus(1 - i64::from(days));
-    let (counts, stored) = tokio::join!(deps.fleet.counts(), deps.fleet.days(first, today));
+    let (counts, stored) = tokio::join!(deps.fleet.counts(&within), deps.fleet.days(first, today, &within));
     Ok(SummaryBody {
         devices: counts?,
         days: summarize_days(today, days, &stored?),

@@ -38,8 +38,9 @@ async fn seeded() -> (TempDir, FleetSummary) {
     for e in &events {
         record_and_apply(&store, e).await;
     }
-    let addition = DayAddition::of(&events).expect("events");
-    store.add_days(&addition).await.expect("days added");
+    let in_no_school = events.map(|e| (None, e));
+    let addition = DayAddition::of(&in_no_school).expect("events");
+    store.add_days(&addition, addition.at).await.expect("days added");
     let deps = FleetSummary::from_local(&local(store));
     (dir, deps)
 }

@@ -1,5 +1,6 @@
 //! `GET /device/{id}`: one device's status, times, current streak and totals. Reads
-//! the device's state, never its events.
+//! the device's state, never its events. A school operator sees its schools' devices
+//! only.
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -8,7 +9,7 @@ use pisync_shared::domain::device::DeviceStatus;
 use pisync_shared::domain::streak::StreakRule;
 use pisync_shared::function::{async_trait, Aws, BoxError, HttpFunction, HttpHandler, Local};
 use pisync_shared::http::routes::GET_DEVICE;
-use pisync_shared::http::{ApiError, Call};
+use pisync_shared::http::{scope, ApiError, Call};
 use pisync_shared::ports::ReadDevices;
 use std::sync::Arc;
 
@@ -57,10 +58,9 @@ impl GetDevice {
         let (Some(device), true) = (device, problems.is_empty()) else {
             return Err(ApiError::invalid_request(problems));
         };
-        match self.devices.device(&device).await? {
-            // A device with credentials but no stored report has no state: not seen.
-            Some(state) if state.last_seen_at.is_some() => Ok(state.view(self.rule)),
-            _ => Err(ApiError::device_not_found(device.as_str())),
-        }
+        // A device that has not reported (assigned, or holding credentials only), or
+        // one outside a school operator's schools, is not found.
+        let state = self.devices.device(&device).await?;
+        Ok(scope::visible_device(&call.caller, &device, state)?.view(self.rule))
     }
 }

@@ -46,6 +46,7 @@ async fn the_device_reads_as_the_contract_says() {
         body,
         serde_json::json!({
             "device_id": "device_12345",
+            "school_id": null,
             "status": "failing",
             "first_seen_at": "2025-05-07T10:30:00.000Z",
             "last_seen_at": "2025-05-07T10:33:00.000Z",

@@ -1,20 +1,25 @@
 //! `GET /device/{id}/sync-history`: one device's events, paged, newest first by default.
+//! A school operator first reads the device's state (its school): a device outside its
+//! schools is answered as one that never reported.
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use pisync_shared::auth::Authenticator;
+use pisync_shared::auth::Reach;
 use pisync_shared::domain::validate::FieldError;
 use pisync_shared::function::{async_trait, Aws, BoxError, HttpFunction, HttpHandler, Local};
 use pisync_shared::http::cursor::CursorKey;
 use pisync_shared::http::routes::GET_SYNC_HISTORY;
+use pisync_shared::http::scope;
 use pisync_shared::http::{self, ApiError, Call};
-use pisync_shared::ports::{HistoryQuery, Order, ReadHistory};
+use pisync_shared::ports::{HistoryQuery, Order, ReadDevices, ReadHistory};
 use pisync_shared::{DeviceId, EventTime, StoredEvent};
 use serde::Serialize;
 use std::sync::Arc;
 
 pub struct GetSyncHistory {
     log: Arc<dyn ReadHistory>,
+    devices: Arc<dyn ReadDevices>,
     cursor_key: CursorKey,
     auth: Authenticator,
 }
@@ -32,8 +37,10 @@ impl HttpFunction for GetSyncHistory {
     const NAME: &'static str = env!("CARGO_PKG_NAME");
 
     async fn from_aws(aws: &Aws) -> Result<Self, BoxError> {
+        let store = aws.store().await?;
         Ok(Self {
-            log: aws.store().await?,
+            log: store.clone(),
+            devices: store,
             cursor_key: aws.cursor_key().await?,
             auth: aws.operator_auth(),
         })
@@ -42,6 +49,7 @@ impl HttpFunction for GetSyncHistory {
     fn from_local(local: &Local) -> Self {
         Self {
             log: local.store.clone(),
+            devices: local.store.clone(),
             cursor_key: local.cursor_key.clone(),
             auth: local.auth.clone(),
         }
@@ -122,6 +130,10 @@ async fn history(deps: &GetSyncHistory, call: &Call<'_>) -> Result<HistoryBody, 
     let (Some(device), true) = (device, problems.is_empty()) else {
         return Err(ApiError::invalid_request(problems));
     };
+    if call.caller.reach() != Some(&Reach::District) {
+        let state = deps.devices.device(&device).await?;
+        scope::visible_device(&call.caller, &device, state)?;
+    }
     let after = cursor.map(|p| p.after);
     let query = HistoryQuery {
         from,

@@ -1,7 +1,8 @@
 //! `GET /devices`: the fleet, page by page — all devices or those of one status, each
 //! with its status, times, streak and totals. All and healthy devices come by device
 //! id, failing ones longest streak first, silent ones longest silence first. A page
-//! reads its own devices through an index, never the event log.
+//! reads its own devices through an index, never the event log. `school=ID` narrows
+//! to one school; a school operator sees its schools' devices only.
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -12,14 +13,16 @@ use pisync_shared::domain::validate::FieldError;
 use pisync_shared::function::{async_trait, Aws, BoxError, HttpFunction, HttpHandler, Local};
 use pisync_shared::http::cursor::CursorKey;
 use pisync_shared::http::routes::LIST_DEVICES;
+use pisync_shared::http::scope;
 use pisync_shared::http::{self, ApiError, Call};
-use pisync_shared::ports::{DeviceKey, ReadDevices};
+use pisync_shared::ports::{DeviceKey, ReadDevices, ReadSchools};
 use pisync_shared::{DeviceId, EventTime};
 use serde::Serialize;
 use std::sync::Arc;
 
 pub struct ListDevices {
     devices: Arc<dyn ReadDevices>,
+    schools: Arc<dyn ReadSchools>,
     /// The rule detection saves states with; it decides `failing`.
     rule: StreakRule,
     cursor_key: CursorKey,
@@ -32,14 +35,16 @@ struct DevicesBody {
     next_cursor: Option<String>,
 }
 
-const PARAMS: [&str; 3] = ["status", "limit", "cursor"];
+const PARAMS: [&str; 4] = ["status", "school", "limit", "cursor"];
 
 impl HttpFunction for ListDevices {
     const NAME: &'static str = env!("CARGO_PKG_NAME");
 
     async fn from_aws(aws: &Aws) -> Result<Self, BoxError> {
+        let store = aws.store().await?;
         Ok(Self {
-            devices: aws.store().await?,
+            devices: store.clone(),
+            schools: store,
             rule: aws.config.rule,
             cursor_key: aws.cursor_key().await?,
             auth: aws.operator_auth(),
@@ -49,6 +54,7 @@ impl HttpFunction for ListDevices {
     fn from_local(local: &Local) -> Self {
         Self {
             devices: local.store.clone(),
+            schools: local.store.clone(),
             rule: local.config.rule,
             cursor_key: local.cursor_key.clone(),
             auth: local.auth.clone(),
@@ -70,6 +76,7 @@ async fn list(deps: &ListDevices, call: &Call<'_>) -> Result<DevicesBody, ApiErr
     let mut problems = Vec::new();
     let params = call.query(&PARAMS, &mut problems);
     let limit = http::parse_limit(&params, &mut problems);
+    let school = scope::school_param(&params, &mut problems);
     let status = params.get("status").and_then(|v| {
         let status = Status::parse(v);
         if status.is_none() {
@@ -77,9 +84,20 @@ async fn list(deps: &ListDevices, call: &Call<'_>) -> Result<DevicesBody, ApiErr
         }
         status
     });
-    // A cursor belongs to one list (its order depends on the status) and carries it:
-    // the next page needs only the cursor; a status given with it must be its own.
-    let context = format!("devices\n{}", deps.rule.threshold);
+    if !problems.is_empty() {
+        return Err(ApiError::invalid_request(problems));
+    }
+    let within = scope::within(&call.caller, school, deps.schools.as_ref())
+        .await?
+        .within;
+    // A cursor belongs to one list (its order depends on the status, its devices on
+    // the schools) and carries the status: the next page needs only the cursor and the
+    // same `school`; a status given with it must be its own.
+    let context = format!(
+        "devices\n{}\n{}",
+        deps.rule.threshold,
+        scope::cursor_scope(&within)
+    );
     let opened = params.get("cursor").and_then(|cursor| {
         let opened = deps
             .cursor_key
@@ -101,7 +119,10 @@ async fn list(deps: &ListDevices, call: &Call<'_>) -> Result<DevicesBody, ApiErr
         Some((listed, key)) => (listed, Some(key)),
         None => (status, None),
     };
-    let page = deps.devices.devices(status, limit, after.as_ref()).await?;
+    let page = deps
+        .devices
+        .devices(status, limit, after.as_ref(), &within)
+        .await?;
     let next_cursor = match (page.more, page.devices.last()) {
         (true, Some(last)) => Some(
             deps.cursor_key

@@ -1,16 +1,18 @@
 //! `DELETE /device/{id}/credentials` (admin): the device's tokens stop working.
-//! Answers 204 whether or not the device had a credential (revoking is idempotent).
+//! Answers 204 whether or not the device had a credential (revoking is idempotent). A
+//! school admin revokes only its schools' devices: any other device is not found.
 
 use lambda_http::{Body, Request, Response};
 use pisync_shared::auth::Authenticator;
 use pisync_shared::function::{async_trait, Aws, BoxError, HttpFunction, HttpHandler, Local};
 use pisync_shared::http::routes::REVOKE_DEVICE_CREDENTIALS;
 use pisync_shared::http::{self, ApiError, Call};
-use pisync_shared::ports::ManageCredentials;
+use pisync_shared::ports::{DeviceStates, ManageCredentials};
 use std::sync::Arc;
 
 pub struct RevokeDeviceCredentials {
     credentials: Arc<dyn ManageCredentials>,
+    states: Arc<dyn DeviceStates>,
     auth: Authenticator,
 }
 
@@ -20,6 +22,7 @@ impl HttpFunction for RevokeDeviceCredentials {
     async fn from_aws(aws: &Aws) -> Result<Self, BoxError> {
         Ok(Self {
             credentials: aws.credentials().await?,
+            states: aws.store().await?,
             auth: aws.operator_auth(),
         })
     }
@@ -27,6 +30,7 @@ impl HttpFunction for RevokeDeviceCredentials {
     fn from_local(local: &Local) -> Self {
         Self {
             credentials: local.credentials.clone(),
+            states: local.store.clone(),
             auth: local.auth.clone(),
         }
     }
@@ -39,20 +43,34 @@ impl HttpHandler for RevokeDeviceCredentials {
             Ok(call) => call,
             Err(refused) => return *refused,
         };
-        let device = match call.device_id() {
-            Ok(device) => device,
-            Err(e) => return http::error(&ApiError::invalid_request(vec![e]), &call.request_id),
-        };
-        match self.credentials.revoke(device.as_str()).await {
-            Ok(had) => {
-                tracing::info!(
-                    device = device.as_str(),
-                    had_credential = had,
-                    "device credentials revoked"
-                );
-                http::no_content(&call.request_id)
-            }
-            Err(e) => http::error(&e.into(), &call.request_id),
+        match self.revoke(&call).await {
+            Ok(()) => http::no_content(&call.request_id),
+            Err(e) => http::error(&e, &call.request_id),
         }
+    }
+}
+
+impl RevokeDeviceCredentials {
+    async fn revoke(&self, call: &Call<'_>) -> Result<(), ApiError> {
+        let device = call.device_id().map_err(|e| ApiError::invalid_request(vec![e]))?;
+        if !call.caller.is_district_admin() {
+            let current = self.states.load(&device).await?.and_then(|v| v.state.school_id);
+            match current {
+                Some(school) if call.caller.administers(&school) => {}
+                Some(school) if call.caller.sees(Some(&school)) => {
+                    return Err(ApiError::forbidden("you do not administer the device's school"))
+                }
+                _ => return Err(ApiError::device_not_found(device.as_str())),
+            }
+        }
+        let had = self.credentials.revoke(device.as_str()).await?;
+        tracing::info!(
+            device = device.as_str(),
+            had_credential = had,
+            actor = call.caller.actor(),
+            request_id = call.request_id,
+            "device credentials revoked"
+        );
+        Ok(())
     }
 }

@@ -2,14 +2,14 @@
 //! in the local runner). It finds devices that went silent — one `device.silent` per
 //! silence — and publishes every notice still waiting in the outbox, so a notice whose
 //! first publish failed goes out as soon as the channel is back, whether or not its
-//! device reports again.
+//! device reports again. It also rolls up the day totals detection wrote per batch.
 
 use pisync_shared::domain::delivery::deliver_pending;
 use pisync_shared::domain::detection::Rules;
 use pisync_shared::domain::sweep::check_silent_devices;
 use pisync_shared::function::{Aws, BoxError, EventFunction, Local};
 use pisync_shared::metrics::Figures;
-use pisync_shared::ports::{AlertPublisher, DeviceStates, Outbox, SilenceWatch};
+use pisync_shared::ports::{AlertPublisher, DeviceStates, Outbox, RecordDays, SilenceWatch};
 use pisync_shared::EventTime;
 use std::sync::Arc;
 
@@ -18,6 +18,7 @@ pub struct WatchDevices {
     states: Arc<dyn DeviceStates>,
     watch: Arc<dyn SilenceWatch>,
     outbox: Arc<dyn Outbox>,
+    days: Arc<dyn RecordDays>,
     alerts: Arc<dyn AlertPublisher>,
     rules: Rules,
 }
@@ -33,7 +34,8 @@ impl EventFunction for WatchDevices {
         Ok(Self {
             states: store.clone(),
             watch: store.clone(),
-            outbox: store,
+            outbox: store.clone(),
+            days: store,
             alerts: aws.alerts().await?,
             rules: aws.config.rules(),
         })
@@ -51,14 +53,16 @@ impl WatchDevices {
             states: local.store.clone(),
             watch: local.store.clone(),
             outbox: local.store.clone(),
+            days: local.store.clone(),
             alerts: local.alerts.clone(),
             rules: local.config.rules(),
         }
     }
 }
 
-/// One run: the silence check, then a delivery round. A failed check is logged and
-/// retried by the next run (the watch keeps its place); delivery runs regardless.
+/// One run: the silence check, then a delivery round, then the day totals' roll-up. A
+/// failed check or roll-up is logged and retried by the next run (each keeps its
+/// place); the others run regardless.
 pub async fn watch(deps: &WatchDevices, now: EventTime) -> Figures {
     let mut figures = Figures::default();
     match check_silent_devices(deps.states.as_ref(), deps.watch.as_ref(), deps.rules, now).await {
@@ -77,6 +81,10 @@ pub async fn watch(deps: &WatchDevices, now: EventTime) -> Figures {
         }
     }
     figures.delivered(deliver_pending(deps.outbox.as_ref(), deps.alerts.as_ref()).await);
+    if let Err(err) = deps.days.roll_up_days(now).await {
+        tracing::error!(error = %err, "day totals roll-up failed; the next run resumes it");
+        figures.records_failed += 1;
+    }
     figures.checks += 1;
     figures
 }

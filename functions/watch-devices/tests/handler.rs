@@ -54,7 +54,14 @@ async fn a_quiet_device_goes_silent_once_and_the_notice_goes_out() {
     assert_eq!(alerts.kinds().len(), 1, "one notice per silence");
     let state = store.load(&device("quiet")).await.unwrap().unwrap().state;
     assert_eq!(state.silent_since, Some(quiet.received_at));
-    assert_eq!(store.counts().await.unwrap().silent, 1);
+    assert_eq!(
+        store
+            .counts(&pisync_shared::ports::Within::Fleet)
+            .await
+            .unwrap()
+            .silent,
+        1
+    );
 }
 
 #[tokio::test]

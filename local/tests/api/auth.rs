@@ -5,7 +5,7 @@
 use crate::support::on_both_backends;
 use crate::support::runner::{http, Backend, TestApp};
 use pisync_shared::auth::token::{sign_device, sign_operator};
-use pisync_shared::auth::{Scope, SigningKeys};
+use pisync_shared::auth::{Operator, Scope, SigningKeys};
 use pisync_shared::http::routes::{Route, ROUTES};
 use serde_json::{json, Value};
 
@@ -87,7 +87,10 @@ async fn hostile_matrix(backend: Backend) {
     // A token the runner's keys would accept but for its retired key id.
     let retired = SigningKeys::new("k0", [("k0", &[9u8; 32][..])]).unwrap();
     let rotated_out = format!("Bearer {}", sign_device(&retired, TARGET).unwrap());
-    let expired = format!("Bearer {}", sign_operator(&keys, Scope::Admin, 1).unwrap());
+    let expired = format!(
+        "Bearer {}",
+        sign_operator(&keys, &Operator::district(Scope::Admin), 1).unwrap()
+    );
     let target_token = target.trim_start_matches("Bearer ");
     let (read, admin) = (app.read.clone().unwrap(), app.admin.clone().unwrap());
 

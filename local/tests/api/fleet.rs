@@ -3,24 +3,8 @@
 //! late uploads, the lists' order and paging, the daily summary, bad parameters.
 
 use crate::support::runner::{Backend, TestApp};
-use crate::support::{on_both_backends, wait_for, wait_until};
+use crate::support::{ago, days_ago, event, ids, on_both_backends, wait_for, wait_until};
 use serde_json::{json, Value};
-
-fn event(device: &str, ts: &str, errors: u32, files: u32) -> Value {
-    json!({"device_id": device, "timestamp": ts, "total_files_synced": files, "total_errors": errors, "internet_speed": 4.0})
-}
-
-/// `minutes` before now, as RFC 3339 (device time).
-fn ago(minutes: i64) -> String {
-    (chrono::Utc::now() - chrono::Duration::minutes(minutes))
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// Noon UTC `days` before today.
-fn days_ago(days: i64) -> String {
-    let day = chrono::Utc::now().date_naive() - chrono::Duration::days(days);
-    format!("{day}T12:00:00.000Z")
-}
 
 async fn status_of(app: &TestApp, device: &str) -> Value {
     let reply = app.get_device(device).await;
@@ -38,15 +22,6 @@ async fn settle(app: &TestApp, device: &str, field: &str, value: Value) -> Value
         }
     })
     .await
-}
-
-fn ids(page: &Value) -> Vec<String> {
-    page["devices"]
-        .as_array()
-        .expect("devices")
-        .iter()
-        .map(|d| d["device_id"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 /// Every device of a list, following `next_cursor`, `limit` at a time.

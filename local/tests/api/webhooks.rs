@@ -147,6 +147,7 @@ fn notice() -> Notice {
         failures_before_recovery: 3,
         recovered_at: EventTime::parse_rfc3339("2025-05-07T10:45:00Z").unwrap(),
         alert_id: "dev-retry@start".into(),
+        school_id: None,
     })
 }
 

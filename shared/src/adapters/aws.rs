@@ -95,7 +95,8 @@ impl crate::function::Aws {
         let client = aws_sdk_dynamodb::Client::new(self.sdk().await?);
         Ok(Arc::new(
             super::dynamodb::DynamoStore::new(client, self.config.table()?)
-                .with_retention_days(self.config.retention_days),
+                .with_retention_days(self.config.retention_days)
+                .with_school_cache(super::dynamodb::SCHOOL_CACHE),
         ))
     }
 

@@ -4,7 +4,9 @@
 //! JSON of docs/contract.md as the default (what SQS, Lambda and HTTPS subscribers
 //! receive), a plain-text e-mail that links to the device's dashboard page, and an SMS
 //! of at most 140 characters; the subject is the e-mail's. Message attributes
-//! `event_type` and `device_id` let subscribers filter; `alert_id` (also in the body)
+//! `event_type`, `device_id` and `school_id` (absent for a device in no school) let
+//! subscribers filter — a school's staff subscribe with a filter policy on their
+//! school's id; `alert_id` (also in the body)
 //! is the same for every message about one episode, so a subscriber can drop the rare
 //! duplicate. On a FIFO topic it also becomes the deduplication id.
 //!
@@ -102,6 +104,9 @@ impl AlertPublisher for SnsPublisher {
             .message_attributes("event_type", string_attribute(notice.event_type())?)
             .message_attributes("device_id", string_attribute(notice.device_id().as_str())?)
             .message_attributes("alert_id", string_attribute(&notice.notice_id())?);
+        if let Some(school) = notice.school_id() {
+            request = request.message_attributes("school_id", string_attribute(school.as_str())?);
+        }
         if self.topic_arn.ends_with(".fifo") {
             // Dedup ids are at most 128 characters: hash the notice id.
             let dedup = crate::digest::hex(&Sha256::digest(notice.notice_id().as_bytes()));

@@ -4,7 +4,8 @@
 //! signed is compared, in constant time, with its device's current credential.
 
 use super::token::{self, Claims, TokenError};
-use super::{Caller, Scope, SigningKeys};
+use super::{Caller, Operator, Reach, SigningKeys};
+use crate::domain::school::SchoolId;
 use crate::ports::credentials::{CheckCredentials, DeviceCredential, Freshness};
 use crate::ports::keys::LoadKeys;
 use crate::ports::StoreError;
@@ -254,7 +255,7 @@ impl Authenticator {
             return Ok(Caller::Anyone);
         };
         if let (Some(claim), Some(claims)) = (gateway_groups_claim, presented.gateway_claims) {
-            return Ok(caller_from_groups(claims.get(claim).map_or("", String::as_str)));
+            return Ok(gateway_operator(claims, claim, presented.authorization));
         }
         let token = bearer(presented.authorization)?;
         let Some(keys) = keys else {
@@ -277,7 +278,7 @@ impl Authenticator {
                 devices.check(&device_id, token).await?;
                 Ok(Caller::Device(device_id))
             }
-            Claims::Operator { scope, .. } if *local_operators => Ok(Caller::Operator(scope)),
+            Claims::Operator { operator, .. } if *local_operators => Ok(Caller::Operator(operator)),
             Claims::Operator { .. } => Err(AuthError::Unauthorized("not a token this route accepts")),
         }
     }
@@ -300,22 +301,98 @@ fn bearer(header: Option<&[u8]>) -> Result<&str, AuthError> {
     Ok(token)
 }
 
-/// Cognito groups (or an OIDC issuer's roles) to a caller: `pisync-admin` is admin,
-/// `pisync-read` is read, anything else has no role. API Gateway hands a list claim
-/// to the function as text (`[pisync-admin pisync-read]`), so it is split on
-/// brackets, quotes, commas and spaces.
-fn caller_from_groups(claim: &str) -> Caller {
-    let groups: Vec<&str> = claim
-        .split(|c: char| c == '[' || c == ']' || c == '"' || c == ',' || c.is_whitespace())
-        .filter(|g| !g.is_empty())
-        .collect();
-    if groups.contains(&"pisync-admin") {
-        Caller::Operator(Scope::Admin)
-    } else if groups.contains(&"pisync-read") {
-        Caller::Operator(Scope::Read)
-    } else {
-        Caller::NoRole
+/// The operator API Gateway's JWT authorizer verified, from their groups: `pisync-read`
+/// and `pisync-admin` for the district, `school-<ID>-read` and `school-<ID>-admin`
+/// for school `<ID>`; each group matched exactly, the highest scope winning; no such
+/// group is no role.
+///
+/// API Gateway hands the function each claim as text, a list as `[a b c]`, which
+/// cannot tell a group named `x pisync-admin` from two groups. So the groups are read
+/// from the token itself — the one the authorizer verified, from the same
+/// `Authorization` header — as the JSON array it holds, after checking that its
+/// subject and issuer are the verified claims'. A token that cannot be read so has no
+/// role.
+fn gateway_operator(
+    claims: &HashMap<String, String>,
+    groups_claim: &str,
+    authorization: Option<&[u8]>,
+) -> Caller {
+    let Some(payload) = bearer(authorization).ok().and_then(jwt_payload) else {
+        tracing::warn!("the verified token's payload could not be read; no role");
+        return Caller::NoRole;
+    };
+    let verified = |name: &str| claims.get(name).map(String::as_str);
+    let in_token = |name: &str| payload.get(name).and_then(serde_json::Value::as_str);
+    if verified("sub").is_none() || verified("sub") != in_token("sub") || verified("iss") != in_token("iss") {
+        tracing::warn!("the token's subject or issuer is not the verified one; no role");
+        return Caller::NoRole;
     }
+    let groups: Vec<&str> = match payload.get(groups_claim) {
+        Some(serde_json::Value::Array(items)) => items.iter().filter_map(serde_json::Value::as_str).collect(),
+        Some(serde_json::Value::String(one)) => vec![one.as_str()],
+        _ => Vec::new(),
+    };
+    let subject = verified("username")
+        .or(verified("email"))
+        .or(verified("sub"))
+        .unwrap_or("operator");
+    operator_from_groups(&groups, subject)
+}
+
+/// The decoded payload of a JWT (`header.payload.signature`), unverified: only for a
+/// token API Gateway verified.
+fn jwt_payload(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let mut parts = token.split('.');
+    let (_, payload, _, None) = (parts.next()?, parts.next()?, parts.next()?, parts.next()) else {
+        return None;
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The operator `groups` make (exact names), or no role: the district groups give the
+/// district; each `school-<ID>-…` group that school; admin where an admin group says so.
+pub(crate) fn operator_from_groups(groups: &[&str], subject: &str) -> Caller {
+    let (mut district, mut district_admin) = (false, false);
+    let (mut reads, mut admin) = (Vec::new(), Vec::new());
+    for group in groups {
+        match *group {
+            "pisync-admin" => (district, district_admin) = (true, true),
+            "pisync-read" => district = true,
+            other => {
+                let Some(rest) = other.strip_prefix("school-") else {
+                    continue;
+                };
+                let (id, is_admin) = match (rest.strip_suffix("-admin"), rest.strip_suffix("-read")) {
+                    (Some(id), _) => (id, true),
+                    (None, Some(id)) => (id, false),
+                    _ => continue,
+                };
+                let Some(id) = SchoolId::parse(id) else { continue };
+                if is_admin {
+                    admin.push(id.clone());
+                }
+                reads.push(id);
+            }
+        }
+    }
+    let reads = match (district, reads.is_empty()) {
+        (true, _) => Reach::District,
+        (false, false) => Reach::of(reads),
+        (false, true) => return Caller::NoRole,
+    };
+    let administers = match (district_admin, admin.is_empty()) {
+        (true, _) => Some(Reach::District),
+        (false, false) => Some(Reach::of(admin)),
+        (false, true) => None,
+    };
+    Caller::Operator(Operator {
+        reads,
+        administers,
+        subject: subject.to_owned(),
+    })
 }
 
 #[cfg(test)]

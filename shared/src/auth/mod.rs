@@ -11,6 +11,7 @@ pub mod token;
 pub use authenticator::{AuthError, Authenticator, KeyRing, Presented};
 pub use keys::{KeysError, SigningKeys};
 
+use crate::domain::school::SchoolId;
 use crate::ports::{DeviceCredential, ManageCredentials, StoreError};
 use crate::{DeviceId, EventTime};
 
@@ -73,15 +74,84 @@ impl Scope {
     }
 }
 
+/// Which schools an operator looks after.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// The district: every school, and devices in none.
+    District,
+    /// These schools only (sorted, no duplicates, never empty).
+    Schools(Vec<SchoolId>),
+}
+
+impl Reach {
+    /// The schools given, or the district when none are.
+    pub fn of(mut schools: Vec<SchoolId>) -> Self {
+        schools.sort();
+        schools.dedup();
+        if schools.is_empty() {
+            Reach::District
+        } else {
+            Reach::Schools(schools)
+        }
+    }
+
+    /// Whether a device in `school` (`None`: unassigned) is within reach.
+    pub fn covers(&self, school: Option<&SchoolId>) -> bool {
+        match (self, school) {
+            (Reach::District, _) => true,
+            (Reach::Schools(own), Some(school)) => own.contains(school),
+            (Reach::Schools(_), None) => false,
+        }
+    }
+}
+
+/// An operator: where they read, where they administer, and who they are (the audit
+/// trail's actor).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Operator {
+    /// The schools whose devices they read: the district, or some schools.
+    pub reads: Reach,
+    /// Where they manage credentials and assignments (within `reads`), if anywhere.
+    pub administers: Option<Reach>,
+    /// The identity's subject: Cognito's username or `sub`, or a local token's name.
+    pub subject: String,
+}
+
+impl Operator {
+    /// A district operator (today's tokens, and tests).
+    pub fn district(scope: Scope) -> Self {
+        Self::of(scope, Reach::District, "operator")
+    }
+
+    /// An operator with one scope over `reach`.
+    pub fn of(scope: Scope, reach: Reach, subject: &str) -> Self {
+        Self {
+            administers: (scope == Scope::Admin).then(|| reach.clone()),
+            reads: reach,
+            subject: subject.to_owned(),
+        }
+    }
+
+    /// `admin` when they administer anywhere (the routes' own check), else `read`.
+    pub fn scope(&self) -> Scope {
+        if self.administers.is_some() {
+            Scope::Admin
+        } else {
+            Scope::Read
+        }
+    }
+}
+
 /// The authenticated caller of one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Caller {
-    /// Authentication is turned off (`--no-auth`): every route is open.
+    /// Authentication is turned off (`--no-auth`): every route is open, as to a
+    /// district admin.
     Anyone,
     /// A device, by its own credential.
     Device(String),
-    /// An operator with a scope.
-    Operator(Scope),
+    /// An operator, district or school, read or admin.
+    Operator(Operator),
     /// A signed-in identity with no PiSync group: may use no route.
     NoRole,
 }
@@ -93,6 +163,50 @@ impl Caller {
             Caller::Anyone => true,
             Caller::Device(own) => own == device_id,
             _ => false,
+        }
+    }
+
+    /// Which schools this caller reads (`None`: none at all).
+    pub fn reach(&self) -> Option<&Reach> {
+        static DISTRICT: Reach = Reach::District;
+        match self {
+            Caller::Anyone => Some(&DISTRICT),
+            Caller::Operator(op) => Some(&op.reads),
+            _ => None,
+        }
+    }
+
+    /// Whether this caller may read a device in `school` (`None`: unassigned).
+    pub fn sees(&self, school: Option<&SchoolId>) -> bool {
+        self.reach().is_some_and(|reach| reach.covers(school))
+    }
+
+    /// A district operator with the admin scope (or authentication off).
+    pub fn is_district_admin(&self) -> bool {
+        match self {
+            Caller::Anyone => true,
+            Caller::Operator(op) => op.administers == Some(Reach::District),
+            _ => false,
+        }
+    }
+
+    /// Whether this caller administers `school`: a district admin, or an admin of it.
+    pub fn administers(&self, school: &SchoolId) -> bool {
+        match self {
+            Caller::Anyone => true,
+            Caller::Operator(op) => op.administers.as_ref().is_some_and(|r| r.covers(Some(school))),
+            _ => false,
+        }
+    }
+
+    /// Who acted, for the audit trail: an operator's subject, or `anyone` when
+    /// authentication is off.
+    pub fn actor(&self) -> &str {
+        match self {
+            Caller::Operator(op) => &op.subject,
+            Caller::Device(device) => device,
+            Caller::Anyone => "anyone (authentication off)",
+            Caller::NoRole => "nobody",
         }
     }
 }
@@ -116,7 +230,7 @@ impl Access {
             (Access::Public, _) | (_, Caller::Anyone) => true,
             (Access::Device, Caller::Device(_)) => true,
             (Access::Read, Caller::Operator(_)) => true,
-            (Access::Admin, Caller::Operator(scope)) => *scope == Scope::Admin,
+            (Access::Admin, Caller::Operator(op)) => op.scope() == Scope::Admin,
             _ => false,
         }
     }
@@ -130,8 +244,8 @@ mod tests {
     fn each_access_admits_exactly_its_callers() {
         let callers = [
             Caller::Device("d".into()),
-            Caller::Operator(Scope::Read),
-            Caller::Operator(Scope::Admin),
+            Caller::Operator(Operator::district(Scope::Read)),
+            Caller::Operator(Operator::district(Scope::Admin)),
             Caller::NoRole,
             Caller::Anyone,
         ];
@@ -146,7 +260,33 @@ mod tests {
     fn a_device_records_only_its_own_events() {
         assert!(Caller::Device("a".into()).may_record("a"));
         assert!(!Caller::Device("a".into()).may_record("b"));
-        assert!(!Caller::Operator(Scope::Admin).may_record("a"));
+        assert!(!Caller::Operator(Operator::district(Scope::Admin)).may_record("a"));
         assert!(Caller::Anyone.may_record("a"));
+    }
+
+    #[test]
+    fn a_school_operator_sees_and_administers_its_schools_only() {
+        let id = |s: &str| SchoolId::parse(s).unwrap();
+        let op = |scope, schools: &[&str]| {
+            Caller::Operator(Operator::of(
+                scope,
+                Reach::of(schools.iter().map(|s| id(s)).collect()),
+                "s",
+            ))
+        };
+        let reader = op(Scope::Read, &["a", "b"]);
+        assert!(reader.sees(Some(&id("a"))) && reader.sees(Some(&id("b"))));
+        assert!(
+            !reader.sees(Some(&id("c"))) && !reader.sees(None),
+            "not another's, not unassigned"
+        );
+        assert!(!reader.administers(&id("a")));
+        let admin = op(Scope::Admin, &["a"]);
+        assert!(admin.administers(&id("a")) && !admin.administers(&id("b")));
+        assert!(!admin.is_district_admin());
+        let district = op(Scope::Admin, &[]);
+        assert!(district.is_district_admin() && district.sees(None) && district.administers(&id("z")));
+        assert!(!op(Scope::Read, &[]).is_district_admin());
+        assert!(!Caller::Device("d".into()).sees(None));
     }
 }

@@ -5,23 +5,30 @@
 //! - A device token (`pisync_d`) names its device and carries a random nonce. It has no
 //!   expiry (devices stay offline for months and their clocks drift); it stops working
 //!   when the device's credential is replaced or revoked.
-//! - A local operator token (`pisync_o`) names a scope and an expiry; the local runner
-//!   issues them (in AWS operators sign in through Cognito instead).
+//! - A local operator token (`pisync_o`) names a scope, an expiry, the schools it
+//!   reaches (`*`: the district) and a subject; the local runner issues them (in AWS
+//!   operators sign in through Cognito instead).
 //!
 //! Parsing never panics and does bounded work: a token longer than [`MAX_TOKEN_LEN`]
 //! is refused before anything is decoded, and the MAC is checked in constant time
 //! (`hmac`'s `verify_slice`, which compares with `subtle`) before the payload is read.
 
 use super::keys::{valid_kid, SigningKeys};
-use super::Scope;
+use super::{Operator, Reach, Scope};
 use crate::digest::hex;
+use crate::domain::school::SchoolId;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::Mac;
 use sha2::{Digest, Sha256};
 
-/// Longest token accepted (a device token with a 128-character id is about 260).
-pub const MAX_TOKEN_LEN: usize = 512;
+/// Longest token accepted (a device token with a 128-character id is about 260; an
+/// operator token for [`MAX_OPERATOR_SCHOOLS`] schools of 64 characters about 2,300).
+pub const MAX_TOKEN_LEN: usize = 3072;
+/// Most schools one operator token reaches.
+pub const MAX_OPERATOR_SCHOOLS: usize = 25;
+/// A local operator's subject when the token command names none.
+pub const DEFAULT_SUBJECT: &str = "local-operator";
 
 const DEVICE: &str = "pisync_d";
 const OPERATOR: &str = "pisync_o";
@@ -30,7 +37,7 @@ const OPERATOR: &str = "pisync_o";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Claims {
     Device { device_id: String },
-    Operator { scope: Scope, expires_at: i64 },
+    Operator { operator: Operator, expires_at: i64 },
 }
 
 /// Why a token was refused. Every variant is a 401; the variant is for logs and tests.
@@ -51,13 +58,49 @@ pub fn sign_device(keys: &SigningKeys, device_id: &str) -> Result<String, getran
     Ok(sign(keys, DEVICE, &format!("{device_id} {}", nonce()?)))
 }
 
-/// A new local operator token with `scope`, valid until `expires_at` (Unix seconds).
-pub fn sign_operator(keys: &SigningKeys, scope: Scope, expires_at: i64) -> Result<String, getrandom::Error> {
+/// A new local operator token for `operator`, valid until `expires_at` (Unix
+/// seconds). The subject is kept to the characters [`valid_subject`] allows.
+pub fn sign_operator(
+    keys: &SigningKeys,
+    operator: &Operator,
+    expires_at: i64,
+) -> Result<String, getrandom::Error> {
+    let reach = match &operator.reads {
+        Reach::District => "*".to_owned(),
+        Reach::Schools(ids) => ids.iter().map(SchoolId::as_str).collect::<Vec<_>>().join(","),
+    };
+    let subject = if valid_subject(&operator.subject) {
+        operator.subject.as_str()
+    } else {
+        DEFAULT_SUBJECT
+    };
     Ok(sign(
         keys,
         OPERATOR,
-        &format!("{} {expires_at} {}", scope.as_str(), nonce()?),
+        &format!(
+            "{} {expires_at} {} {reach} {subject}",
+            operator.scope().as_str(),
+            nonce()?
+        ),
     ))
+}
+
+/// A local operator's name: 1–64 characters of `A-Z a-z 0-9 _ - . @`.
+pub fn valid_subject(subject: &str) -> bool {
+    !subject.is_empty()
+        && subject.len() <= 64
+        && subject
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@'))
+}
+
+fn parse_reach(text: &str) -> Option<Reach> {
+    if text == "*" {
+        return Some(Reach::District);
+    }
+    let ids: Option<Vec<SchoolId>> = text.split(',').map(SchoolId::parse).collect();
+    let ids = ids?;
+    (!ids.is_empty() && ids.len() <= MAX_OPERATOR_SCHOOLS).then(|| Reach::of(ids))
 }
 
 /// The SHA-256 of a token: what the credential store keeps instead of the token, so
@@ -98,13 +141,24 @@ pub fn verify(keys: &SigningKeys, token: &str, now: i64) -> Result<Claims, Token
         (DEVICE, [device_id, _nonce]) if !device_id.is_empty() => Ok(Claims::Device {
             device_id: (*device_id).to_owned(),
         }),
-        (OPERATOR, [scope, expires_at, _nonce]) => {
+        (OPERATOR, [scope, expires_at, _nonce, rest @ ..]) => {
             let scope = Scope::parse(scope).ok_or(TokenError::Malformed)?;
             let expires_at: i64 = expires_at.parse().map_err(|_| TokenError::Malformed)?;
+            // Tokens from before schools name neither: the district, a default subject.
+            let (reach, subject) = match rest {
+                [] => (Reach::District, DEFAULT_SUBJECT),
+                [reach, subject] if valid_subject(subject) => {
+                    (parse_reach(reach).ok_or(TokenError::Malformed)?, *subject)
+                }
+                _ => return Err(TokenError::Malformed),
+            };
             if now >= expires_at {
                 return Err(TokenError::Expired);
             }
-            Ok(Claims::Operator { scope, expires_at })
+            Ok(Claims::Operator {
+                operator: Operator::of(scope, reach, subject),
+                expires_at,
+            })
         }
         _ => Err(TokenError::Malformed),
     }

@@ -165,6 +165,7 @@ mod tests {
             failures_before_recovery: 3,
             recovered_at: EventTime::EPOCH,
             alert_id: alert_id.into(),
+            school_id: None,
         })
     }
 

@@ -8,8 +8,9 @@
 use crate::domain::applied::StreamPosition;
 use crate::domain::device::DeviceState;
 use crate::domain::event::{DeviceId, Outcome, StoredEvent};
-use crate::domain::fleet::FleetDelta;
+use crate::domain::fleet::count_changes;
 use crate::domain::notice::Notice;
+use crate::domain::school::School;
 use crate::domain::silence::SilenceRule;
 use crate::domain::streak::StreakRule;
 use crate::domain::time::EventTime;
@@ -32,6 +33,19 @@ pub struct Rules {
     /// Pages of a run count one batch or check reads at most (the domain's own tests
     /// use a few, so their short timelines have counts that span batches and checks).
     pub count_pages_per_batch: u32,
+}
+
+impl Rules {
+    /// The rules for a device of `school`: its failure threshold if it sets one.
+    pub fn for_school(self, school: Option<&School>) -> Self {
+        match school.and_then(|s| s.failure_threshold) {
+            Some(threshold) => Self {
+                streak: StreakRule { threshold },
+                ..self
+            },
+            None => self,
+        }
+    }
 }
 
 impl Default for Rules {
@@ -96,7 +110,15 @@ pub async fn apply_records(
             Some(v) => (v.state, v.version),
             None => (DeviceState::new(device.clone()), 0),
         };
-        let status_before = (version > 0).then(|| state.status(rules.streak));
+        // Counted before under the threshold it was saved with; from now on its
+        // school's (else the fleet's).
+        let before = state.listed_status(rules.streak);
+        let school = match &state.school_id {
+            Some(id) => states.school(id).await?,
+            None => None,
+        };
+        let rules = rules.for_school(school.as_ref());
+        state.threshold = rules.streak.threshold;
         state.applied.start_batch(&positions);
         let mut new_events = Vec::new();
         let mut notices = Vec::new();
@@ -134,30 +156,37 @@ pub async fn apply_records(
                 notices,
             });
         }
-        let status = state.status(rules.streak);
+        let status = state.listed_status(rules.streak);
         let back_online = notices.iter().any(|n| matches!(n, Notice::BackOnline(_)));
         let watch_at = match state.last_seen_at {
             // A count left unfinished is continued by the next periodic check.
             _ if state.counting.is_some() => Some(now),
-            Some(seen) if version == 0 || back_online => Some(rules.silence.due(seen)),
+            // A first report (its state may exist already: assigned to a school before it
+            // reported) or a return from silence: watch it from now on.
+            Some(seen) if before.is_none() || back_online => Some(rules.silence.due(seen)),
             _ => None,
         };
+        let school_id = state.school_id.as_ref();
         let write = StateWrite {
             state: &state,
             expected: version,
             status,
             failing: state.is_failing(rules.streak),
             notices: &notices,
-            counts: FleetDelta::between(status_before, status),
+            counts: count_changes((school_id, before), (school_id, status)),
+            requires_school: None,
             watch_at,
             now,
         };
-        if states.save(&write).await? == Saved::Written {
-            return Ok(DeviceBatch {
-                state,
-                new_events,
-                notices,
-            });
+        match states.save(&write).await? {
+            Saved::Written => {
+                return Ok(DeviceBatch {
+                    state,
+                    new_events,
+                    notices,
+                })
+            }
+            Saved::Stale | Saved::NoSuchSchool => {}
         }
     }
     Err(kept_changing(device))

@@ -10,6 +10,7 @@
 use crate::domain::applied::Applied;
 use crate::domain::event::{DeviceId, Outcome, StoredEvent};
 use crate::domain::notice::{BackOnlineNotice, FailureAlert, Notice, RecoveryNotice};
+use crate::domain::school::SchoolId;
 use crate::domain::streak::{PendingCount, RunCount, RunWindow, Streak, StreakRule};
 use crate::domain::time::EventTime;
 use serde::{Deserialize, Serialize};
@@ -92,12 +93,25 @@ pub struct DeviceState {
     pub counting: Option<PendingCount>,
     #[serde(default)]
     pub applied: Applied,
+    /// The school the device is assigned to (operators assign it; a device need not
+    /// have reported). Its threshold and hours apply from the device's next event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub school_id: Option<SchoolId>,
+    /// The failure threshold the state was last saved with (its school's, else the
+    /// fleet's); 0 in a state from before schools: the fleet's.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub threshold: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// `GET /device/{id}` and each item of `GET /devices`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DeviceStatus {
     pub device_id: DeviceId,
+    pub school_id: Option<SchoolId>,
     pub status: Status,
     pub first_seen_at: Option<EventTime>,
     pub last_seen_at: Option<EventTime>,
@@ -129,16 +143,38 @@ impl DeviceState {
             counted_through: None,
             counting: None,
             applied: Applied::default(),
+            school_id: None,
+            threshold: 0,
         }
+    }
+
+    /// The rule the state was saved with: its own threshold, else `fleet`'s.
+    pub fn rule(&self, fleet: StreakRule) -> StreakRule {
+        match self.threshold {
+            0 => fleet,
+            threshold => StreakRule { threshold },
+        }
+    }
+
+    /// Whether the device has reported: a device assigned to a school before its first
+    /// report has a state, but is in no list and no count.
+    pub fn seen(&self) -> bool {
+        self.last_seen_at.is_some()
+    }
+
+    /// The status the lists and counts hold it under (`None`: never seen).
+    pub fn listed_status(&self, fleet: StreakRule) -> Option<Status> {
+        self.seen().then(|| self.status(fleet))
     }
 
     pub fn consecutive_failures(&self) -> u32 {
         self.streak.as_ref().map_or(0, |s| s.count)
     }
 
-    /// Whether the device belongs in the repeated-failures list (silent or not).
-    pub fn is_failing(&self, rule: StreakRule) -> bool {
-        self.consecutive_failures() >= rule.threshold
+    /// Whether the device belongs in the repeated-failures list (silent or not), by the
+    /// threshold it was saved with (else `fleet`'s).
+    pub fn is_failing(&self, fleet: StreakRule) -> bool {
+        self.consecutive_failures() >= self.rule(fleet).threshold
     }
 
     /// A device both failing and silent is silent.
@@ -155,6 +191,7 @@ impl DeviceState {
     pub fn view(&self, rule: StreakRule) -> DeviceStatus {
         DeviceStatus {
             device_id: self.device_id.clone(),
+            school_id: self.school_id.clone(),
             status: self.status(rule),
             first_seen_at: self.first_seen_at,
             last_seen_at: self.last_seen_at,
@@ -194,6 +231,7 @@ impl DeviceState {
         if let Some(silent_since) = self.silent_since.take() {
             notices.push(Notice::BackOnline(BackOnlineNotice {
                 device_id: self.device_id.clone(),
+                school_id: self.school_id.clone(),
                 silent_since,
                 back_at: e.received_at,
                 alert_id: silence_id(&self.device_id, silent_since),
@@ -334,6 +372,7 @@ impl DeviceState {
         if let Some(alert_id) = self.alert_id.take() {
             notices.push(Notice::Recovered(RecoveryNotice {
                 device_id: self.device_id.clone(),
+                school_id: self.school_id.clone(),
                 failures_before_recovery: failures,
                 recovered_at: at,
                 alert_id,
@@ -353,6 +392,7 @@ impl DeviceState {
         self.alert_id = Some(alert_id.clone());
         notices.push(Notice::RepeatedFailures(FailureAlert {
             device_id: self.device_id.clone(),
+            school_id: self.school_id.clone(),
             consecutive_failures: streak.count,
             threshold: rule.threshold,
             streak_started_at: streak.started_at,

@@ -4,6 +4,7 @@
 use crate::digest::short_sha256;
 use crate::domain::device::Status;
 use crate::domain::event::{Outcome, StoredEvent};
+use crate::domain::school::SchoolId;
 use crate::domain::time::EventTime;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -100,25 +101,69 @@ pub fn day_totals<'a>(events: impl IntoIterator<Item = &'a StoredEvent>) -> BTre
     days
 }
 
-/// Newly applied events' day totals, with a key that makes adding them idempotent:
-/// adding the same addition again (a retry after an error whose outcome is unknown,
-/// such as a timeout) changes nothing.
+impl CountScope {
+    /// How stores key the scope: `FLEET`, or `SCHOOL#<id>`.
+    pub fn key(&self) -> String {
+        match self {
+            CountScope::Fleet => "FLEET".into(),
+            CountScope::School(id) => format!("SCHOOL#{id}"),
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<Self> {
+        match key {
+            "FLEET" => Some(CountScope::Fleet),
+            other => SchoolId::parse(other.strip_prefix("SCHOOL#")?).map(CountScope::School),
+        }
+    }
+}
+
+/// Newly applied events' day totals, for the fleet and for each event's school, with a
+/// key that makes adding them idempotent: adding the same addition again (a retry after
+/// an error whose outcome is unknown, such as a timeout) changes nothing.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DayAddition {
     /// 32 hex digits (DynamoDB's idempotency token takes at most 36 characters).
     pub key: String,
-    pub days: BTreeMap<Day, DayTotals>,
+    /// When the latest of the events was received: a store that rolls additions up
+    /// later files it under this time, the same on every retry.
+    pub at: EventTime,
+    pub days: BTreeMap<(CountScope, Day), DayTotals>,
 }
 
 impl DayAddition {
-    /// The key comes from the first event's identity: every stored event is applied
-    /// (new) exactly once, so no other addition can have it.
-    pub fn of(events: &[StoredEvent]) -> Option<Self> {
-        let first = events.first()?;
+    /// Newly applied events, each with its device's school when it was applied. The
+    /// key comes from the first event's identity: every stored event is applied (new)
+    /// exactly once, so no other addition can have it.
+    pub fn of(events: &[(Option<SchoolId>, StoredEvent)]) -> Option<Self> {
+        let (_, first) = events.first()?;
+        let at = events
+            .iter()
+            .map(|(_, e)| e.received_at)
+            .max()
+            .unwrap_or(first.received_at);
+        let mut days: BTreeMap<(CountScope, Day), DayTotals> = BTreeMap::new();
+        for (school, e) in events {
+            let day = Day::of(e.timestamp);
+            days.entry((CountScope::Fleet, day)).or_default().count(e);
+            if let Some(school) = school {
+                days.entry((CountScope::School(school.clone()), day))
+                    .or_default()
+                    .count(e);
+            }
+        }
         Some(Self {
             key: short_sha256(format!("{}|{}", first.device_id, first.timestamp).as_bytes()),
-            days: day_totals(events),
+            at,
+            days,
         })
+    }
+
+    /// Adds `other`'s days to these (merging additions before they are stored).
+    pub fn merge(&mut self, other: &DayAddition) {
+        for (key, totals) in &other.days {
+            self.days.entry(key.clone()).or_default().add(totals);
+        }
     }
 }
 
@@ -145,7 +190,7 @@ impl FleetCounts {
     }
 }
 
-/// How one state save changes the fleet's counts.
+/// How one state save changes a set of device counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct FleetDelta {
     pub total: i64,
@@ -154,19 +199,88 @@ pub struct FleetDelta {
 }
 
 impl FleetDelta {
-    /// From the device's status before the save (`None`: a new device) to after it.
-    pub fn between(before: Option<Status>, after: Status) -> Self {
+    /// From the status a device was counted under before the save to after it
+    /// (`None`: not counted — never seen, or not in this set).
+    pub fn between(before: Option<Status>, after: Option<Status>) -> Self {
         let weight = |status: Option<Status>, which: Status| i64::from(status == Some(which));
         Self {
-            total: i64::from(before.is_none()),
-            failing: weight(Some(after), Status::Failing) - weight(before, Status::Failing),
-            silent: weight(Some(after), Status::Silent) - weight(before, Status::Silent),
+            total: i64::from(after.is_some()) - i64::from(before.is_some()),
+            failing: weight(after, Status::Failing) - weight(before, Status::Failing),
+            silent: weight(after, Status::Silent) - weight(before, Status::Silent),
         }
     }
 
     pub fn is_zero(&self) -> bool {
         *self == Self::default()
     }
+}
+
+/// Whose counts: the fleet's, or one school's.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CountScope {
+    Fleet,
+    School(SchoolId),
+}
+
+/// One change a state save makes to the counts of one scope: devices assigned (a
+/// school's devices, reported or not) and devices by status (reported ones).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CountChange {
+    pub scope: CountScope,
+    pub assigned: i64,
+    pub delta: FleetDelta,
+}
+
+/// A device's place in the counts: its school and the status it is counted under.
+pub type Placement<'a> = (Option<&'a SchoolId>, Option<Status>);
+
+/// The count changes of a save that moves a device from `before` to `after`: the
+/// fleet's by status, and each school's it leaves or joins (or stays in).
+pub fn count_changes(before: Placement<'_>, after: Placement<'_>) -> Vec<CountChange> {
+    let mut changes = Vec::new();
+    let mut push = |scope, assigned, delta: FleetDelta| {
+        if assigned != 0 || !delta.is_zero() {
+            changes.push(CountChange {
+                scope,
+                assigned,
+                delta,
+            });
+        }
+    };
+    push(CountScope::Fleet, 0, FleetDelta::between(before.1, after.1));
+    match (before.0, after.0) {
+        (Some(a), Some(b)) if a == b => push(
+            CountScope::School(a.clone()),
+            0,
+            FleetDelta::between(before.1, after.1),
+        ),
+        (left, joined) => {
+            if let Some(a) = left {
+                push(
+                    CountScope::School(a.clone()),
+                    -1,
+                    FleetDelta::between(before.1, None),
+                );
+            }
+            if let Some(b) = joined {
+                push(
+                    CountScope::School(b.clone()),
+                    1,
+                    FleetDelta::between(None, after.1),
+                );
+            }
+        }
+    }
+    changes
+}
+
+/// Devices of one school: assigned (whether they reported or not) and by status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
+pub struct SchoolCounts {
+    #[serde(skip)]
+    pub assigned: u64,
+    #[serde(flatten)]
+    pub devices: FleetCounts,
 }
 
 /// One day of `GET /fleet/summary`.
@@ -228,7 +342,7 @@ mod tests {
     fn a_status_change_moves_one_device_between_counts() {
         use Status::*;
         assert_eq!(
-            FleetDelta::between(None, Healthy),
+            FleetDelta::between(None, Some(Healthy)),
             FleetDelta {
                 total: 1,
                 failing: 0,
@@ -236,7 +350,7 @@ mod tests {
             }
         );
         assert_eq!(
-            FleetDelta::between(Some(Healthy), Failing),
+            FleetDelta::between(Some(Healthy), Some(Failing)),
             FleetDelta {
                 total: 0,
                 failing: 1,
@@ -244,15 +358,52 @@ mod tests {
             }
         );
         assert_eq!(
-            FleetDelta::between(Some(Failing), Silent),
+            FleetDelta::between(Some(Failing), Some(Silent)),
             FleetDelta {
                 total: 0,
                 failing: -1,
                 silent: 1
             }
         );
-        assert!(FleetDelta::between(Some(Silent), Silent).is_zero());
+        assert!(FleetDelta::between(Some(Silent), Some(Silent)).is_zero());
         assert_eq!(FleetCounts::from_totals(10, 2, 3).healthy, 5);
+    }
+
+    #[test]
+    fn moving_a_device_moves_it_between_schools_counts() {
+        use Status::*;
+        let (a, b) = (SchoolId::parse("a").unwrap(), SchoolId::parse("b").unwrap());
+        let change = |scope, assigned, total, failing, silent| CountChange {
+            scope,
+            assigned,
+            delta: FleetDelta {
+                total,
+                failing,
+                silent,
+            },
+        };
+        // An unseen device assigned: the school counts it as assigned only.
+        assert_eq!(
+            count_changes((None, None), (Some(&a), None)),
+            [change(CountScope::School(a.clone()), 1, 0, 0, 0)]
+        );
+        // A failing device moved from a to b: the fleet does not change.
+        assert_eq!(
+            count_changes((Some(&a), Some(Failing)), (Some(&b), Some(Failing))),
+            [
+                change(CountScope::School(a.clone()), -1, -1, -1, 0),
+                change(CountScope::School(b.clone()), 1, 1, 1, 0)
+            ]
+        );
+        // Its first report, in school a, healthy.
+        assert_eq!(
+            count_changes((Some(&a), None), (Some(&a), Some(Healthy))),
+            [
+                change(CountScope::Fleet, 0, 1, 0, 0),
+                change(CountScope::School(a.clone()), 0, 1, 0, 0)
+            ]
+        );
+        assert!(count_changes((Some(&a), Some(Silent)), (Some(&a), Some(Silent))).is_empty());
     }
 
     #[test]
@@ -296,12 +447,24 @@ mod tests {
 
     #[test]
     fn an_addition_is_keyed_by_its_first_events_identity() {
-        let a = stored("pibox-1", "2025-05-07T10:00:00Z", 0);
-        let b = stored("pibox-2", "2025-05-08T10:00:00Z", 1);
+        let school = SchoolId::parse("north");
+        let a = (school.clone(), stored("pibox-1", "2025-05-07T10:00:00Z", 0));
+        let b = (None, stored("pibox-2", "2025-05-08T10:00:00Z", 1));
         let both = DayAddition::of(&[a.clone(), b.clone()]).unwrap();
+        assert_eq!(both.at, b.1.received_at, "the latest received");
         assert_eq!(both.key.len(), 32);
         assert!(both.key.bytes().all(|c| c.is_ascii_hexdigit()));
-        assert_eq!(both.days.len(), 2);
+        let scopes: Vec<(CountScope, String)> =
+            both.days.keys().map(|(s, d)| (s.clone(), d.text())).collect();
+        assert_eq!(
+            scopes,
+            [
+                (CountScope::Fleet, "2025-05-07".into()),
+                (CountScope::Fleet, "2025-05-08".into()),
+                (CountScope::School(school.unwrap()), "2025-05-07".into()),
+            ],
+            "each day for the fleet, and for the school of the device that synced"
+        );
         assert_eq!(
             DayAddition::of(std::slice::from_ref(&a)).unwrap().key,
             both.key,
@@ -309,5 +472,11 @@ mod tests {
         );
         assert_ne!(DayAddition::of(&[b, a]).unwrap().key, both.key);
         assert_eq!(DayAddition::of(&[]), None);
+        assert_eq!(
+            CountScope::from_key(&CountScope::Fleet.key()),
+            Some(CountScope::Fleet)
+        );
+        let north = CountScope::School(SchoolId::parse("north").unwrap());
+        assert_eq!(CountScope::from_key(&north.key()), Some(north));
     }
 }

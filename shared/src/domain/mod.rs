@@ -3,12 +3,14 @@
 //! sequences that apply it (load, apply, save). Nothing here knows of AWS or HTTP.
 
 pub mod applied;
+pub mod assignment;
 pub mod delivery;
 pub mod detection;
 pub mod device;
 pub mod event;
 pub mod fleet;
 pub mod notice;
+pub mod school;
 pub mod silence;
 pub mod streak;
 pub mod sweep;

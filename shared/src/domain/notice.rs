@@ -5,6 +5,7 @@
 pub mod render;
 
 use crate::domain::event::DeviceId;
+use crate::domain::school::SchoolId;
 use crate::domain::time::EventTime;
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +26,9 @@ pub enum Notice {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailureAlert {
     pub device_id: DeviceId,
+    /// The device's school when the notice was decided (`null`: unassigned).
+    #[serde(default)]
+    pub school_id: Option<SchoolId>,
     pub consecutive_failures: u32,
     pub threshold: u32,
     pub streak_started_at: EventTime,
@@ -38,6 +42,9 @@ pub struct FailureAlert {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecoveryNotice {
     pub device_id: DeviceId,
+    /// The device's school when the notice was decided (`null`: unassigned).
+    #[serde(default)]
+    pub school_id: Option<SchoolId>,
     pub failures_before_recovery: u32,
     /// Device time of the successful sync that ended the streak.
     pub recovered_at: EventTime,
@@ -48,6 +55,9 @@ pub struct RecoveryNotice {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SilentNotice {
     pub device_id: DeviceId,
+    /// The device's school when the notice was decided (`null`: unassigned).
+    #[serde(default)]
+    pub school_id: Option<SchoolId>,
     /// When PiSync last received a report from the device (server time).
     pub last_seen_at: EventTime,
     /// The silent period, in hours (fractional for short local settings).
@@ -60,6 +70,9 @@ pub struct SilentNotice {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackOnlineNotice {
     pub device_id: DeviceId,
+    /// The device's school when the notice was decided (`null`: unassigned).
+    #[serde(default)]
+    pub school_id: Option<SchoolId>,
     /// When the device had last reported before it went silent (server time).
     pub silent_since: EventTime,
     /// When its new report was received (server time).
@@ -76,6 +89,16 @@ impl Notice {
             Notice::Recovered(_) => "device.sync_recovered",
             Notice::Silent(_) => "device.silent",
             Notice::BackOnline(_) => "device.back_online",
+        }
+    }
+
+    /// The device's school when the notice was decided.
+    pub fn school_id(&self) -> Option<&SchoolId> {
+        match self {
+            Notice::RepeatedFailures(n) => n.school_id.as_ref(),
+            Notice::Recovered(n) => n.school_id.as_ref(),
+            Notice::Silent(n) => n.school_id.as_ref(),
+            Notice::BackOnline(n) => n.school_id.as_ref(),
         }
     }
 
@@ -128,6 +151,7 @@ mod tests {
     fn silence_notices_match_the_contract() {
         let silent = Notice::Silent(SilentNotice {
             device_id: DeviceId::parse("pibox-7").unwrap(),
+            school_id: None,
             last_seen_at: at("2025-05-05T08:00:00Z"),
             silent_after_hours: 48.0,
             detected_at: at("2025-05-07T08:03:00Z"),
@@ -139,8 +163,11 @@ mod tests {
         assert_eq!(json["last_seen_at"], "2025-05-05T08:00:00.000Z");
         assert_eq!(json["silent_after_hours"], 48.0);
         assert_eq!(json["detected_at"], "2025-05-07T08:03:00.000Z");
+        assert!(json["school_id"].is_null(), "unassigned: null, not absent");
+        assert!(json.as_object().unwrap().contains_key("school_id"));
         let back = Notice::BackOnline(BackOnlineNotice {
             device_id: DeviceId::parse("pibox-7").unwrap(),
+            school_id: SchoolId::parse("riverside"),
             silent_since: at("2025-05-05T08:00:00Z"),
             back_at: at("2025-05-09T09:00:00Z"),
             alert_id: silent.alert_id().to_owned(),
@@ -149,6 +176,7 @@ mod tests {
         assert_eq!(json["type"], "device.back_online");
         assert_eq!(json["silent_since"], "2025-05-05T08:00:00.000Z");
         assert_eq!(json["back_at"], "2025-05-09T09:00:00.000Z");
+        assert_eq!(json["school_id"], "riverside");
         assert_ne!(silent.notice_id(), back.notice_id());
         assert_eq!(serde_json::from_str::<Notice>(&back.to_json()).unwrap(), back);
     }

@@ -69,6 +69,7 @@ impl DeviceState {
         self.silent_since = Some(last_seen_at);
         SilenceCheck::WentSilent(Notice::Silent(SilentNotice {
             device_id: self.device_id.clone(),
+            school_id: self.school_id.clone(),
             last_seen_at,
             silent_after_hours: rule.hours(),
             detected_at: now,

@@ -7,7 +7,7 @@
 
 use crate::domain::detection::{contention_pause, count_pages, kept_changing, Rules};
 use crate::domain::event::DeviceId;
-use crate::domain::fleet::FleetDelta;
+use crate::domain::fleet::count_changes;
 use crate::domain::notice::Notice;
 use crate::domain::silence::SilenceCheck;
 use crate::domain::time::EventTime;
@@ -61,7 +61,7 @@ async fn check_device(
             return Ok(Vec::new());
         };
         let mut state = loaded.state;
-        let before = state.status(rules.streak);
+        let before = state.listed_status(rules.streak);
         let mut notices = Vec::new();
         let counting = state.counting.is_some();
         count_pages(
@@ -85,14 +85,16 @@ async fn check_device(
             }
             return Ok(notices);
         }
-        let after = state.status(rules.streak);
+        let after = state.listed_status(rules.streak);
+        let school_id = state.school_id.as_ref();
         let write = StateWrite {
             state: &state,
             expected: loaded.version,
             status: after,
             failing: state.is_failing(rules.streak),
             notices: &notices,
-            counts: FleetDelta::between(Some(before), after),
+            counts: count_changes((school_id, before), (school_id, after)),
+            requires_school: None,
             // An unfinished count: the next check goes on with it.
             watch_at: state.counting.is_some().then_some(now),
             now,
@@ -103,6 +105,7 @@ async fn check_device(
             }
             return Ok(notices);
         }
+        // Stale: load again.
     }
     Err(kept_changing(device))
 }

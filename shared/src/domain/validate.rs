@@ -148,7 +148,7 @@ fn required<T>(
         .ok()
 }
 
-fn echo_name(name: &str) -> String {
+pub(crate) fn echo_name(name: &str) -> String {
     match name.char_indices().nth(MAX_ECHOED_NAME) {
         Some((cut, _)) => format!("{}…", &name[..cut]),
         None => name.to_owned(),
@@ -206,7 +206,7 @@ fn parse_object(body: &[u8]) -> Result<Vec<(String, Value)>, Vec<FieldError>> {
 }
 
 /// The members of a JSON object, values as `V` (a parsed value, or the raw text).
-fn parse_members<'de, V: serde::Deserialize<'de>>(
+pub(crate) fn parse_members<'de, V: serde::Deserialize<'de>>(
     body: &'de [u8],
 ) -> Result<Vec<(String, V)>, Vec<FieldError>> {
     let mut de = serde_json::Deserializer::from_slice(body);

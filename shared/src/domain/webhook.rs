@@ -125,6 +125,7 @@ mod tests {
             failures_before_recovery: 4,
             recovered_at: EventTime::parse_rfc3339("2025-05-07T10:45:00Z").unwrap(),
             alert_id: "pibox-7@start".into(),
+            school_id: None,
         });
         let body: serde_json::Value = serde_json::from_str(&payload(&notice)).unwrap();
         let contract: serde_json::Value = serde_json::from_str(&notice.to_json()).unwrap();

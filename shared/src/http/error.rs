@@ -157,6 +157,33 @@ impl ApiError {
         )
     }
 
+    /// 404 for a school that does not exist or that the caller may not see (the two
+    /// answer alike).
+    pub fn school_not_found(school: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "school_not_found",
+            format!("there is no school {school}"),
+        )
+    }
+
+    /// 400: the body of `PUT /schools/{school_id}` is wrong (one detail per field).
+    pub fn invalid_school(details: Vec<FieldError>) -> Self {
+        Self {
+            details: bounded(details),
+            ..Self::new(StatusCode::BAD_REQUEST, "invalid_school", "the school is invalid")
+        }
+    }
+
+    /// 409: a school still has devices assigned to it.
+    pub fn school_not_empty(school: &str) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "school_not_empty",
+            format!("school {school} still has devices assigned: move them first"),
+        )
+    }
+
     pub fn route_not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "no such route")
     }

@@ -7,6 +7,7 @@ pub mod error;
 pub mod reply;
 pub mod request;
 pub mod routes;
+pub mod scope;
 
 pub use error::ApiError;
 pub use reply::{error, json, no_content, SECURITY_HEADERS};

@@ -127,7 +127,7 @@ fn forbidden_message(route: &Route) -> &'static str {
         crate::auth::Access::Public => "",
         crate::auth::Access::Device => "only a device token may record events",
         crate::auth::Access::Read => "only an operator token may read",
-        crate::auth::Access::Admin => "only an operator with the admin scope may manage credentials",
+        crate::auth::Access::Admin => "only an operator with the admin scope may do this",
     }
 }
 

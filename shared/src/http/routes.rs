@@ -102,11 +102,14 @@ pub const DASHBOARD_FILE: Route = Route {
     access: Access::Public,
 };
 
+/// Largest body of a credentials request (`{"school_id": …}`) or an assignment.
+pub const SCHOOL_CHOICE_BODY_LIMIT: usize = 1024;
+
 pub const ISSUE_DEVICE_CREDENTIALS: Route = Route {
     method: Method::POST,
     path: "/device/{id}/credentials",
     function: "issue-device-credentials",
-    body_limit: 0,
+    body_limit: SCHOOL_CHOICE_BODY_LIMIT,
     access: Access::Admin,
 };
 
@@ -118,8 +121,51 @@ pub const REVOKE_DEVICE_CREDENTIALS: Route = Route {
     access: Access::Admin,
 };
 
+pub const ASSIGN_DEVICE_SCHOOL: Route = Route {
+    method: Method::PUT,
+    path: "/device/{id}/school",
+    function: "assign-device-school",
+    body_limit: SCHOOL_CHOICE_BODY_LIMIT,
+    access: Access::Admin,
+};
+
+/// Largest school body: 400 closures with their reasons fit.
+pub const SCHOOL_BODY_LIMIT: usize = 128 * 1024;
+
+pub const PUT_SCHOOL: Route = Route {
+    method: Method::PUT,
+    path: "/schools/{school_id}",
+    function: "put-school",
+    body_limit: SCHOOL_BODY_LIMIT,
+    access: Access::Admin,
+};
+
+pub const GET_SCHOOL: Route = Route {
+    method: Method::GET,
+    path: "/schools/{school_id}",
+    function: "get-school",
+    body_limit: 0,
+    access: Access::Read,
+};
+
+pub const DELETE_SCHOOL: Route = Route {
+    method: Method::DELETE,
+    path: "/schools/{school_id}",
+    function: "delete-school",
+    body_limit: 0,
+    access: Access::Admin,
+};
+
+pub const LIST_SCHOOLS: Route = Route {
+    method: Method::GET,
+    path: "/schools",
+    function: "list-schools",
+    body_limit: 0,
+    access: Access::Read,
+};
+
 /// Every API route.
-pub const ROUTES: [&Route; 11] = [
+pub const ROUTES: [&Route; 16] = [
     &RECORD_SYNC_EVENT,
     &RECORD_SYNC_EVENTS,
     &GET_SYNC_HISTORY,
@@ -131,6 +177,11 @@ pub const ROUTES: [&Route; 11] = [
     &DASHBOARD_FILE,
     &ISSUE_DEVICE_CREDENTIALS,
     &REVOKE_DEVICE_CREDENTIALS,
+    &ASSIGN_DEVICE_SCHOOL,
+    &PUT_SCHOOL,
+    &GET_SCHOOL,
+    &DELETE_SCHOOL,
+    &LIST_SCHOOLS,
 ];
 
 /// A path parameter's name and its (percent-decoded) value.

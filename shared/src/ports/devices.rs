@@ -1,6 +1,6 @@
 //! Reading devices: one device's state, and the fleet list by status.
 
-use super::{overfetched, StoreError};
+use super::{overfetched, StoreError, Within};
 use crate::domain::device::{DeviceState, Status};
 use crate::domain::event::DeviceId;
 use crate::domain::time::EventTime;
@@ -63,12 +63,14 @@ pub trait ReadDevices: Send + Sync {
     /// The device's state; `None` for a device that never reported.
     async fn device(&self, device: &DeviceId) -> Result<Option<DeviceState>, StoreError>;
 
-    /// Devices with `status` (`None`: all), in that list's order, resuming strictly
-    /// after `after`. Reads what the page returns, never the event log.
+    /// Devices with `status` (`None`: all) `within` the fleet or some schools, in
+    /// that list's order, resuming strictly after `after`. Reads what the page
+    /// returns (through an index per school), never the event log or other schools.
     async fn devices(
         &self,
         status: Option<Status>,
         limit: usize,
         after: Option<&DeviceKey>,
+        within: &Within,
     ) -> Result<DevicePage, StoreError>;
 }

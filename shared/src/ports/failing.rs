@@ -1,6 +1,6 @@
 //! The repeated-failures list: devices whose current streak reaches the threshold.
 
-use super::{overfetched, StoreError};
+use super::{overfetched, StoreError, Within};
 use crate::domain::device::DeviceState;
 use crate::domain::event::DeviceId;
 use crate::domain::time::EventTime;
@@ -67,5 +67,6 @@ pub trait ListFailing: Send + Sync {
         &self,
         limit: usize,
         after: Option<&FailingKey>,
+        within: &Within,
     ) -> Result<FailingPage, StoreError>;
 }

@@ -11,6 +11,8 @@
 //! | [`ReadFleet`] | fleet-summary | SQLite, DynamoDB |
 //! | [`ReadDevices`] | get-device, list-devices | SQLite, DynamoDB |
 //! | [`ListFailing`] | list-repeated-failures | SQLite, DynamoDB |
+//! | [`ReadSchools`] | the schools routes, scoping | SQLite, DynamoDB |
+//! | [`ManageSchools`] | put-school, delete-school | SQLite, DynamoDB |
 //! | [`CheckCredentials`] | device routes (the authenticator) | SQLite, DynamoDB |
 //! | [`ManageCredentials`] | issue/revoke device credentials | SQLite, DynamoDB |
 //! | [`LoadKeys`] | token signing keys | Secrets Manager; a file locally |
@@ -27,6 +29,7 @@ pub mod failing;
 pub mod fleet;
 pub mod keys;
 pub mod outbox;
+pub mod schools;
 pub mod states;
 pub mod watch;
 pub mod webhook;
@@ -40,9 +43,18 @@ pub use failing::{FailingDevice, FailingKey, FailingPage, ListFailing};
 pub use fleet::{ReadFleet, RecordDays};
 pub use keys::LoadKeys;
 pub use outbox::{Outbox, OutboxEntry};
+pub use schools::{ManageSchools, ReadSchools, SchoolDeleted, SchoolPage, SchoolPut};
 pub use states::{DeviceStates, Saved, StateWrite, Versioned};
 pub use watch::{DueChecks, SilenceWatch};
 pub use webhook::{DeliveryQueue, WebhookTransport};
+
+/// Which devices a read covers: the whole fleet (district operators), or the schools
+/// a school-scoped operator reaches (or the one school a district operator asked for).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Within {
+    Fleet,
+    Schools(Vec<crate::domain::school::SchoolId>),
+}
 
 /// One store behind every port: what the local runner and the storage contract tests
 /// hold, and what each function's local constructor takes its ports from. Each adapter
@@ -57,6 +69,8 @@ pub trait Store:
     + RecordDays
     + Outbox
     + SilenceWatch
+    + ReadSchools
+    + ManageSchools
 {
 }
 
@@ -70,6 +84,8 @@ impl<S> Store for S where
         + RecordDays
         + Outbox
         + SilenceWatch
+        + ReadSchools
+        + ManageSchools
 {
 }
 

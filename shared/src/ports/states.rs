@@ -6,8 +6,9 @@
 use super::StoreError;
 use crate::domain::device::{DeviceState, Status};
 use crate::domain::event::DeviceId;
-use crate::domain::fleet::FleetDelta;
+use crate::domain::fleet::CountChange;
 use crate::domain::notice::Notice;
+use crate::domain::school::{School, SchoolId};
 use crate::domain::streak::{RunCount, RunWindow};
 use crate::domain::time::EventTime;
 use async_trait::async_trait;
@@ -26,6 +27,9 @@ pub enum Saved {
     Written,
     /// Another writer saved the device's state since it was loaded: load again.
     Stale,
+    /// The school the save required ([`StateWrite::requires_school`]) does not exist
+    /// (it was deleted meanwhile): nothing was written.
+    NoSuchSchool,
 }
 
 /// One save: the state and everything that must change with it, all or nothing.
@@ -34,14 +38,17 @@ pub struct StateWrite<'a> {
     pub state: &'a DeviceState,
     /// The version loaded (0: none stored); the save happens only if it is still so.
     pub expected: u64,
-    /// Where `GET /devices` lists the device.
-    pub status: Status,
+    /// Where `GET /devices` lists the device (`None`: in no list, never having
+    /// reported).
+    pub status: Option<Status>,
     /// Whether `GET /devices/repeated-failures` lists it (silent or not).
     pub failing: bool,
     /// Notices decided by this change: they enter the outbox ([`super::Outbox`]).
     pub notices: &'a [Notice],
-    /// The change to the fleet's device counts.
-    pub counts: FleetDelta,
+    /// The changes to the fleet's and the schools' device counts.
+    pub counts: Vec<CountChange>,
+    /// The school that must exist for the save to happen (an assignment to it).
+    pub requires_school: Option<&'a SchoolId>,
     /// Check the device for silence at this time ([`super::SilenceWatch`]).
     pub watch_at: Option<EventTime>,
     /// When the change was decided (orders the outbox).
@@ -61,6 +68,11 @@ pub trait DeviceStates: Send + Sync {
 
     /// Writes `write` if the stored version is still `write.expected`.
     async fn save(&self, write: &StateWrite<'_>) -> Result<Saved, StoreError>;
+
+    /// The settings of a device's school (its threshold, hours and closures), as
+    /// detection and the periodic check apply them; adapters may keep them for a minute
+    /// (a school's new settings apply from each device's next event).
+    async fn school(&self, school: &SchoolId) -> Result<Option<School>, StoreError>;
 
     /// Counts the device's stored failures in `window` (see [`RunWindow`]), oldest
     /// first, reading at most one page (DynamoDB's 1 MB; a bounded number of rows

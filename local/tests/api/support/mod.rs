@@ -3,6 +3,35 @@
 
 pub mod runner;
 
+use serde_json::{json, Value};
+
+/// A sync event of `device` at `ts` with `errors` errors and `files` files.
+pub fn event(device: &str, ts: &str, errors: u32, files: u32) -> Value {
+    json!({"device_id": device, "timestamp": ts, "total_files_synced": files, "total_errors": errors, "internet_speed": 4.0})
+}
+
+/// `minutes` before now, as RFC 3339 (device time).
+pub fn ago(minutes: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::minutes(minutes))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Noon UTC `days` before today.
+pub fn days_ago(days: i64) -> String {
+    let day = chrono::Utc::now().date_naive() - chrono::Duration::days(days);
+    format!("{day}T12:00:00.000Z")
+}
+
+/// The device ids of a page of `GET /devices` (or repeated-failures).
+pub fn ids(page: &Value) -> Vec<String> {
+    page["devices"]
+        .as_array()
+        .expect("devices")
+        .iter()
+        .map(|d| d["device_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// Runs each named `async fn(Backend)` scenario as two tests: on the embedded store and
 /// on DynamoDB Local (a fresh table each).
 macro_rules! on_both_backends {

@@ -159,46 +159,59 @@ impl TestApp {
         http::post_json(&self.client, &self.url("/sync-events"), &body, auth.as_deref()).await
     }
 
+    /// The operator routes as `authorization` (`None`: no credential).
+    pub fn as_operator(&self, authorization: Option<&str>) -> Operator<'_> {
+        Operator {
+            app: self,
+            auth: authorization.map(str::to_owned),
+        }
+    }
+
+    /// The operator routes as the district reader.
+    pub fn reader(&self) -> Operator<'_> {
+        self.as_operator(self.read.as_deref())
+    }
+
+    /// The operator routes as the district admin.
+    pub fn administrator(&self) -> Operator<'_> {
+        self.as_operator(self.admin.as_deref())
+    }
+
+    /// `Authorization` for a school operator of `schools` (`admin`: with the admin scope).
+    pub fn school_operator(&self, schools: &[&str], admin: bool) -> String {
+        let mut args = vec!["operator"];
+        if admin {
+            args.push("--admin");
+        }
+        for school in schools {
+            args.extend(["--school", school]);
+        }
+        format!("Bearer {}", self.cli_token(&args))
+    }
+
     /// `GET /device/{device}/sync-history?{query}` (`query` may be empty), as a reader.
     pub async fn get_sync_history(&self, device: &str, query: &str) -> http::Reply {
-        let url = self.url(&format!("/device/{device}/sync-history?{query}"));
-        http::get(&self.client, &url, self.read.as_deref()).await
+        self.reader().get_sync_history(device, query).await
     }
 
     /// `GET /devices/repeated-failures?{query}` (`query` may be empty), as a reader.
     pub async fn get_repeated_failures(&self, query: &str) -> http::Reply {
-        let url = self.url(&format!("/devices/repeated-failures?{query}"));
-        http::get(&self.client, &url, self.read.as_deref()).await
+        self.reader().get_repeated_failures(query).await
     }
 
     /// `GET /device/{device}`, as a reader.
     pub async fn get_device(&self, device: &str) -> http::Reply {
-        http::get(
-            &self.client,
-            &self.url(&format!("/device/{device}")),
-            self.read.as_deref(),
-        )
-        .await
+        self.reader().get_device(device).await
     }
 
     /// `GET /devices?{query}` (`query` may be empty), as a reader.
     pub async fn list_devices(&self, query: &str) -> http::Reply {
-        http::get(
-            &self.client,
-            &self.url(&format!("/devices?{query}")),
-            self.read.as_deref(),
-        )
-        .await
+        self.reader().list_devices(query).await
     }
 
     /// `GET /fleet/summary?{query}` (`query` may be empty), as a reader.
     pub async fn fleet_summary(&self, query: &str) -> http::Reply {
-        http::get(
-            &self.client,
-            &self.url(&format!("/fleet/summary?{query}")),
-            self.read.as_deref(),
-        )
-        .await
+        self.reader().fleet_summary(query).await
     }
 
     /// `GET /metrics` (Prometheus text), as a reader: the status and the text.
@@ -208,14 +221,16 @@ impl TestApp {
 
     /// `POST /device/{device}/credentials` with `authorization`.
     pub async fn issue_device_credentials(&self, device: &str, authorization: Option<&str>) -> http::Reply {
-        let url = self.url(&format!("/device/{device}/credentials"));
-        http::send(&self.client, "POST", &url, None, Vec::new(), authorization).await
+        self.as_operator(authorization)
+            .issue_device_credentials(device, None)
+            .await
     }
 
     /// `DELETE /device/{device}/credentials` with `authorization`.
     pub async fn revoke_device_credentials(&self, device: &str, authorization: Option<&str>) -> http::Reply {
-        let url = self.url(&format!("/device/{device}/credentials"));
-        http::send(&self.client, "DELETE", &url, None, Vec::new(), authorization).await
+        self.as_operator(authorization)
+            .revoke_device_credentials(device)
+            .await
     }
 
     /// Any request, as sent, with the credential its route is for: for the cases no
@@ -344,6 +359,94 @@ impl TestApp {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+/// One operator's view of the API: a method per operator route, each sent with the
+/// operator's credential.
+pub struct Operator<'a> {
+    app: &'a TestApp,
+    auth: Option<String>,
+}
+
+impl Operator<'_> {
+    async fn get(&self, path: &str) -> http::Reply {
+        http::get(&self.app.client, &self.app.url(path), self.auth.as_deref()).await
+    }
+
+    async fn send(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> http::Reply {
+        let (content_type, bytes) = match body {
+            Some(body) => (Some("application/json"), body.to_string().into_bytes()),
+            None => (None, Vec::new()),
+        };
+        self.app
+            .send_as(method, path, content_type, bytes, self.auth.as_deref())
+            .await
+    }
+
+    /// `GET /device/{device}/sync-history?{query}`.
+    pub async fn get_sync_history(&self, device: &str, query: &str) -> http::Reply {
+        self.get(&format!("/device/{device}/sync-history?{query}")).await
+    }
+
+    /// `GET /devices/repeated-failures?{query}`.
+    pub async fn get_repeated_failures(&self, query: &str) -> http::Reply {
+        self.get(&format!("/devices/repeated-failures?{query}")).await
+    }
+
+    /// `GET /device/{device}`.
+    pub async fn get_device(&self, device: &str) -> http::Reply {
+        self.get(&format!("/device/{device}")).await
+    }
+
+    /// `GET /devices?{query}`.
+    pub async fn list_devices(&self, query: &str) -> http::Reply {
+        self.get(&format!("/devices?{query}")).await
+    }
+
+    /// `GET /fleet/summary?{query}`.
+    pub async fn fleet_summary(&self, query: &str) -> http::Reply {
+        self.get(&format!("/fleet/summary?{query}")).await
+    }
+
+    /// `GET /schools?{query}`.
+    pub async fn list_schools(&self, query: &str) -> http::Reply {
+        self.get(&format!("/schools?{query}")).await
+    }
+
+    /// `GET /schools/{school}`.
+    pub async fn get_school(&self, school: &str) -> http::Reply {
+        self.get(&format!("/schools/{school}")).await
+    }
+
+    /// `PUT /schools/{school}` with `body`.
+    pub async fn put_school(&self, school: &str, body: serde_json::Value) -> http::Reply {
+        self.send("PUT", &format!("/schools/{school}"), Some(body)).await
+    }
+
+    /// `DELETE /schools/{school}`.
+    pub async fn delete_school(&self, school: &str) -> http::Reply {
+        self.send("DELETE", &format!("/schools/{school}"), None).await
+    }
+
+    /// `PUT /device/{device}/school` with `{"school_id": school}`.
+    pub async fn assign_school(&self, device: &str, school: Option<&str>) -> http::Reply {
+        let body = serde_json::json!({ "school_id": school });
+        self.send("PUT", &format!("/device/{device}/school"), Some(body))
+            .await
+    }
+
+    /// `POST /device/{device}/credentials`, with `{"school_id": school}` when given.
+    pub async fn issue_device_credentials(&self, device: &str, school: Option<&str>) -> http::Reply {
+        let body = school.map(|school| serde_json::json!({ "school_id": school }));
+        self.send("POST", &format!("/device/{device}/credentials"), body)
+            .await
+    }
+
+    /// `DELETE /device/{device}/credentials`.
+    pub async fn revoke_device_credentials(&self, device: &str) -> http::Reply {
+        self.send("DELETE", &format!("/device/{device}/credentials"), None)
+            .await
     }
 }
 

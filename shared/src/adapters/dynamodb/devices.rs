@@ -3,22 +3,28 @@
 //! through sparse indexes, and the repeated-failures list.
 
 use super::item::{
-    device_pk, devices_pk, event_sk, failing_partitions, failing_sk, live_failing_partitions, silent_sk,
-    watch_pk, watch_sk, watch_slot, FailingItem, IndexSchema, StateItem, COUNTS_SK, DEVICES, EVENT_PREFIX,
-    FAILING, FLEET_PK, OUTBOX_PK, SILENT, SILENT_PK, STATE_SK, WATCH_SLOT_MILLIS, WATCH_TTL_SECONDS,
+    device_pk, devices_pk, event_sk, failing_partitions, failing_sk, live_failing_partitions,
+    school_devices_pk, school_failing_pk, school_pk, school_silent_pk, silent_sk, watch_pk, watch_sk,
+    watch_slot, FailingItem, IndexSchema, StateItem, COUNTS_SK, DEVICES, EVENT_PREFIX, FAILING, FLEET_PK,
+    OUTBOX_PK, SCHOOLS_PK, SCHOOL_DEVICES, SCHOOL_FAILING, SCHOOL_SILENT, SILENT, SILENT_PK, STATE_SK,
+    WATCH_SLOT_MILLIS, WATCH_TTL_SECONDS,
 };
 use super::{built, corrupt, n, s, unavailable, DynamoStore, Item, Units};
 use crate::domain::device::{DeviceState, Status};
 use crate::domain::event::DeviceId;
+use crate::domain::fleet::CountScope;
+use crate::domain::school::{School, SchoolId};
 use crate::domain::streak::{RunCount, RunWindow};
 use crate::domain::time::EventTime;
 use crate::ports::{
     DeviceKey, DevicePage, DeviceStates, FailingDevice, FailingKey, FailingPage, ListFailing, ReadDevices,
-    Saved, StateWrite, StoreError, Versioned,
+    ReadSchools, Saved, StateWrite, StoreError, Versioned, Within,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, KeysAndAttributes, Put, TransactWriteItem, Update,
+};
 use std::collections::HashMap;
 
 /// Most attempts at reading what a `BatchGetItem` left unprocessed.
@@ -83,7 +89,10 @@ impl DynamoStore {
 
     /// The states of `devices` with the status each was saved with, eventually
     /// consistent, in the order given (devices without one are left out).
-    async fn states_of(&self, devices: &[DeviceId]) -> Result<Vec<(Status, DeviceState)>, StoreError> {
+    async fn states_of(
+        &self,
+        devices: &[DeviceId],
+    ) -> Result<Vec<(Option<Status>, DeviceState)>, StoreError> {
         if devices.is_empty() {
             return Ok(Vec::new());
         }
@@ -97,7 +106,7 @@ impl DynamoStore {
                 .build()
                 .map_err(built)?,
         );
-        let mut found: HashMap<String, (Status, DeviceState)> = HashMap::new();
+        let mut found: HashMap<String, (Option<Status>, DeviceState)> = HashMap::new();
         for attempt in 0..BATCH_GET_ATTEMPTS {
             let Some(keys) = request.take() else { break };
             if attempt > 0 {
@@ -206,7 +215,11 @@ impl DeviceStates for DynamoStore {
             0 => ("attribute_not_exists(pk)", None),
             v => ("version = :v", Some(n(v))),
         };
-        if write.notices.is_empty() && write.counts.is_zero() && write.watch_at.is_none() {
+        if write.notices.is_empty()
+            && write.counts.is_empty()
+            && write.watch_at.is_none()
+            && write.requires_school.is_none()
+        {
             let put = self
                 .client
                 .put_item()
@@ -234,22 +247,47 @@ impl DeviceStates for DynamoStore {
             .map_err(built)?;
         let mut items = vec![TransactWriteItem::builder().put(state_put).build()];
         items.extend(self.outbox_put(write)?);
-        if !write.counts.is_zero() {
+        for change in &write.counts {
+            let pk = match &change.scope {
+                CountScope::Fleet => FLEET_PK.to_owned(),
+                CountScope::School(id) => school_pk(id),
+            };
+            let d = change.delta;
             let counts = Update::builder()
                 .table_name(&self.table)
-                .key("pk", s(FLEET_PK))
+                .key("pk", s(pk))
                 .key("sk", s(COUNTS_SK))
-                .update_expression("ADD #total :total, #failing :failing, #silent :silent")
+                .update_expression(
+                    "ADD #assigned :assigned, #total :total, #failing :failing, #silent :silent",
+                )
+                .expression_attribute_names("#assigned", "assigned")
                 .expression_attribute_names("#total", "total")
                 .expression_attribute_names("#failing", "failing")
                 .expression_attribute_names("#silent", "silent")
-                .expression_attribute_values(":total", n(write.counts.total))
-                .expression_attribute_values(":failing", n(write.counts.failing))
-                .expression_attribute_values(":silent", n(write.counts.silent))
+                .expression_attribute_values(":assigned", n(change.assigned))
+                .expression_attribute_values(":total", n(d.total))
+                .expression_attribute_values(":failing", n(d.failing))
+                .expression_attribute_values(":silent", n(d.silent))
                 .build()
                 .map_err(built)?;
             items.push(TransactWriteItem::builder().update(counts).build());
         }
+        // The school the device moves to must still exist (a delete checks the school's
+        // assigned count in its own transaction: the two never interleave).
+        let school_check = match write.requires_school {
+            Some(id) => {
+                let check = ConditionCheck::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(SCHOOLS_PK))
+                    .key("sk", s(id.to_string()))
+                    .condition_expression("attribute_exists(pk)")
+                    .build()
+                    .map_err(built)?;
+                items.push(TransactWriteItem::builder().condition_check(check).build());
+                Some(items.len() - 1)
+            }
+            None => None,
+        };
         if let Some(at) = write.watch_at {
             let slot = watch_slot(at);
             let expires = (slot + 1) * WATCH_SLOT_MILLIS / 1000 + WATCH_TTL_SECONDS;
@@ -293,7 +331,12 @@ impl DeviceStates for DynamoStore {
                         "None" | "ConditionalCheckFailed" | "TransactionConflict"
                     )
                 });
-                if retryable {
+                let school_gone = school_check
+                    .and_then(|i| reasons.get(i))
+                    .is_some_and(|code| code == "ConditionalCheckFailed");
+                if school_gone {
+                    Ok(Saved::NoSuchSchool)
+                } else if retryable {
                     Ok(Saved::Stale)
                 } else {
                     Err(StoreError::unavailable_because(format!(
@@ -304,6 +347,17 @@ impl DeviceStates for DynamoStore {
             }
             Err(e) => Err(unavailable("TransactWriteItems state")(e)),
         }
+    }
+
+    /// The school's item, kept for [`DynamoStore::with_school_cache`]'s time (a school's
+    /// new settings reach detection within it).
+    async fn school(&self, school: &SchoolId) -> Result<Option<School>, StoreError> {
+        if let Some(cached) = self.schools.cached(school) {
+            return Ok(cached);
+        }
+        let read = ReadSchools::school(self, school).await?;
+        self.schools.keep(school, read.clone());
+        Ok(read)
     }
 
     /// One page of a strongly consistent `Query` over the window, oldest first,
@@ -373,6 +427,7 @@ impl ReadDevices for DynamoStore {
         status: Option<Status>,
         limit: usize,
         after: Option<&DeviceKey>,
+        within: &Within,
     ) -> Result<DevicePage, StoreError> {
         let after_sk = after.map(|key| match key {
             DeviceKey::Id(d) => d.to_string(),
@@ -390,32 +445,41 @@ impl ReadDevices for DynamoStore {
         });
         let after_sk = after_sk.as_deref();
         let fetch = limit + 1;
-        let items = match status {
-            None => {
-                let partitions = Status::ALL.map(devices_pk).to_vec();
-                self.merged_index_page(&DEVICES, partitions, after_sk, fetch)
-                    .await?
-            }
-            Some(Status::Healthy) => {
-                self.index_page(&DEVICES, devices_pk(Status::Healthy), after_sk, fetch)
-                    .await?
-            }
-            Some(Status::Failing) => {
-                self.merged_index_page(&FAILING, live_failing_partitions(), after_sk, fetch)
-                    .await?
-            }
-            Some(Status::Silent) => {
-                self.index_page(&SILENT, SILENT_PK.to_owned(), after_sk, fetch)
-                    .await?
+        // The fleet's lists, or the same lists of each school asked for, merged: a
+        // page reads a page from each partition, never the rest of the fleet.
+        let (index, partitions) = match (within, status) {
+            (Within::Fleet, None) => (&DEVICES, Status::ALL.map(devices_pk).to_vec()),
+            (Within::Fleet, Some(Status::Healthy)) => (&DEVICES, vec![devices_pk(Status::Healthy)]),
+            (Within::Fleet, Some(Status::Failing)) => (&FAILING, live_failing_partitions()),
+            (Within::Fleet, Some(Status::Silent)) => (&SILENT, vec![SILENT_PK.to_owned()]),
+            (Within::Schools(ids), None) => (
+                &SCHOOL_DEVICES,
+                ids.iter()
+                    .flat_map(|id| Status::ALL.map(|st| school_devices_pk(id, st)))
+                    .collect(),
+            ),
+            (Within::Schools(ids), Some(Status::Healthy)) => (
+                &SCHOOL_DEVICES,
+                ids.iter()
+                    .map(|id| school_devices_pk(id, Status::Healthy))
+                    .collect(),
+            ),
+            (Within::Schools(ids), Some(Status::Failing)) => (
+                &SCHOOL_FAILING,
+                ids.iter().map(|id| school_failing_pk(id, false)).collect(),
+            ),
+            (Within::Schools(ids), Some(Status::Silent)) => {
+                (&SCHOOL_SILENT, ids.iter().map(school_silent_pk).collect())
             }
         };
+        let items = self.merged_index_page(index, partitions, after_sk, fetch).await?;
         let more = items.len() > limit;
         let devices: Vec<DeviceId> = items.iter().take(limit).filter_map(device_of).collect();
         let states = self
             .states_of(&devices)
             .await?
             .into_iter()
-            .filter(|(saved, _)| status.is_none_or(|wanted| *saved == wanted))
+            .filter(|(saved, _)| saved.is_some() && status.is_none_or(|wanted| *saved == Some(wanted)))
             .map(|(_, state)| state)
             .collect();
         Ok(DevicePage {
@@ -431,12 +495,23 @@ impl ListFailing for DynamoStore {
         &self,
         limit: usize,
         after: Option<&FailingKey>,
+        within: &Within,
     ) -> Result<FailingPage, StoreError> {
-        // One query per shard, each for a page and one more, then a merge by the
-        // index's own order: the first `limit + 1` of the union are the page.
+        // One query per shard (or per school, silent ones too), each for a page and one
+        // more, then a merge by the index's own order: the first `limit + 1` of the
+        // union are the page.
         let after = after.map(failing_sk);
+        let (index, partitions) = match within {
+            Within::Fleet => (&FAILING, failing_partitions()),
+            Within::Schools(ids) => (
+                &SCHOOL_FAILING,
+                ids.iter()
+                    .flat_map(|id| [school_failing_pk(id, false), school_failing_pk(id, true)])
+                    .collect(),
+            ),
+        };
         let items = self
-            .merged_index_page(&FAILING, failing_partitions(), after.as_deref(), limit + 1)
+            .merged_index_page(index, partitions, after.as_deref(), limit + 1)
             .await?;
         let devices = items
             .into_iter()

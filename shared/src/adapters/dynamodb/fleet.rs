@@ -1,25 +1,20 @@
-//! The fleet's items on DynamoDB: the notice outbox, the per-day totals (sharded, so
-//! concurrent stream batches never crowd one item) and the device counts by status.
+//! The fleet's items on DynamoDB: the notice outbox, the per-day totals of the fleet
+//! and of each school (each stream batch writes its own small delta item; the periodic
+//! check rolls slots of them up into the days, so concurrent batches never crowd one
+//! item and a school's day costs at most one write per slot), and the device counts
+//! by status.
 
-use super::item::{day_partitions, day_pk, day_sk, COUNTS_SK, DAY_SHARDS, FLEET_PK, OUTBOX_PK};
+use super::item::{
+    day_delta_pk, day_partitions, day_sk, days_pk, COUNTS_SK, FLEET_PK, OUTBOX_PK, ROLLUP_CURSOR,
+};
 use super::{built, corrupt, n, s, unavailable, DynamoStore, Units};
-use crate::digest::short_sha256;
-use crate::domain::fleet::{Day, DayAddition, DayTotals, FleetCounts};
-use crate::ports::{Outbox, OutboxEntry, ReadFleet, RecordDays, StoreError};
+use crate::domain::fleet::{CountScope, Day, DayAddition, DayTotals, FleetCounts};
+use crate::ports::{Outbox, OutboxEntry, ReadFleet, ReadSchools, RecordDays, StoreError, Within};
 use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-
-/// DynamoDB remembers a transaction's token for 10 minutes across the whole account
-/// and region, so the token names the table too: two stacks (or test tables) adding
-/// the same events' days never mistake each other's additions for retries.
-fn idempotency_token(table: &str, key: &str, chunk: usize) -> String {
-    short_sha256(format!("{table}|{key}|{chunk}").as_bytes())
-}
-
-/// Most actions in one `TransactWriteItems`.
-const MAX_TRANSACTION_ITEMS: usize = 100;
 
 #[derive(Deserialize)]
 struct OutboxItem {
@@ -101,22 +96,147 @@ fn decimal(v: f64) -> AttributeValue {
     AttributeValue::N(format!("{v:e}"))
 }
 
-#[async_trait]
-impl RecordDays for DynamoStore {
-    /// One transaction of `ADD`s with the addition's key as its idempotency token, so
-    /// a retry (ours, or the SDK's after a timeout) within 10 minutes adds nothing more.
-    async fn add_days(&self, addition: &DayAddition) -> Result<(), StoreError> {
-        // Concurrent batches spread over the day's shards; a retry keeps its shard (an
-        // idempotent retry must send the same request).
-        let shard = u8::from_str_radix(addition.key.get(..2).unwrap_or("0"), 16).unwrap_or(0) % DAY_SHARDS;
+/// How long a batch's day totals wait, at most, to be rolled up: a day and a margin
+/// (TTL tidies them; the roll-up reads them within minutes).
+const DELTA_TTL_SECONDS: i64 = 2 * 86_400;
+/// Slots a roll-up reads at most per run (a long outage catches up over several runs).
+const SLOTS_PER_RUN: i64 = 60;
+/// Without a cursor (a new table), the roll-up starts this many slots back.
+const FIRST_LOOK_BACK_SLOTS: i64 = 12;
+
+/// One day's totals of one scope, as a delta item lists them.
+#[derive(serde::Serialize, Deserialize)]
+struct DeltaDay(String, i64, u64, u64, u64, f64);
+
+#[derive(Deserialize)]
+struct DeltaItem {
+    days: String,
+}
+
+#[derive(Deserialize)]
+struct CursorItem {
+    slot: i64,
+}
+
+impl DynamoStore {
+    fn slot_of(&self, t: crate::domain::time::EventTime) -> i64 {
+        let slot = i64::try_from(self.rollup.slot.as_millis())
+            .unwrap_or(i64::MAX)
+            .max(1);
+        t.millis().div_euclid(slot)
+    }
+
+    /// The batches' additions written in `slot`, merged.
+    async fn slot_days(&self, slot: i64) -> Result<BTreeMap<(CountScope, Day), DayTotals>, StoreError> {
+        let mut days: BTreeMap<(CountScope, Day), DayTotals> = BTreeMap::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(day_delta_pk(slot)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .return_consumed_capacity(self.capacity())
+                .send()
+                .await
+                .map_err(unavailable("Query day deltas"))?;
+            self.metered(Units::Read, out.consumed_capacity());
+            for item in out.items.unwrap_or_default() {
+                let item: DeltaItem = serde_dynamo::from_item(item).map_err(corrupt)?;
+                let listed: Vec<DeltaDay> = serde_json::from_str(&item.days).map_err(corrupt)?;
+                for DeltaDay(scope, day, syncs, failures, files_synced, speed_sum) in listed {
+                    let scope =
+                        CountScope::from_key(&scope).ok_or_else(|| corrupt(format!("scope {scope}")))?;
+                    days.entry((scope, Day::from_number(day)))
+                        .or_default()
+                        .add(&DayTotals {
+                            syncs,
+                            failures,
+                            files_synced,
+                            speed_sum,
+                        });
+                }
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(days),
+            }
+        }
+    }
+
+    /// Adds one slot's totals to one scope's day, unless that slot was added to it
+    /// already (a roll-up that stopped half-way and runs again).
+    async fn roll_into(
+        &self,
+        scope: &CountScope,
+        day: Day,
+        totals: &DayTotals,
+        slot: i64,
+    ) -> Result<(), StoreError> {
+        let sent = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(days_pk(scope)))
+            .key("sk", s(day_sk(day)))
+            .update_expression(
+                "ADD syncs :syncs, failures :failures, files_synced :files, speed_sum :speed SET rolled = :slot",
+            )
+            .condition_expression("attribute_not_exists(rolled) OR rolled < :slot")
+            .expression_attribute_values(":syncs", n(totals.syncs))
+            .expression_attribute_values(":failures", n(totals.failures))
+            .expression_attribute_values(":files", n(totals.files_synced))
+            .expression_attribute_values(":speed", decimal(totals.speed_sum))
+            .expression_attribute_values(":slot", n(slot))
+            .return_consumed_capacity(self.capacity())
+            .send()
+            .await;
+        match sent {
+            Ok(out) => {
+                self.metered(Units::Write, out.consumed_capacity());
+                Ok(())
+            }
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
+            Err(e) => Err(unavailable("UpdateItem day")(e)),
+        }
+    }
+
+    async fn day_items(&self, pk: String, first: Day, last: Day) -> Result<Vec<DayItem>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :first AND :last")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":first", s(day_sk(first)))
+            .expression_attribute_values(":last", s(day_sk(last)))
+            .return_consumed_capacity(self.capacity())
+            .send()
+            .await
+            .map_err(unavailable("Query days"))?;
+        self.metered(Units::Read, out.consumed_capacity());
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| serde_dynamo::from_item(item).map_err(corrupt))
+            .collect()
+    }
+
+    /// A late addition (its slot may be rolled up already) goes straight into its days:
+    /// one transaction of `ADD`s per 100 days with the addition's key as its
+    /// idempotency token, so a retry within 10 minutes adds nothing more.
+    async fn add_late_days(&self, addition: &DayAddition) -> Result<(), StoreError> {
         let days: Vec<_> = addition.days.iter().collect();
         for (chunk_number, chunk) in days.chunks(MAX_TRANSACTION_ITEMS).enumerate() {
             let mut updates = Vec::with_capacity(chunk.len());
-            for (day, totals) in chunk {
+            for ((scope, day), totals) in chunk {
                 let update = Update::builder()
                     .table_name(&self.table)
-                    .key("pk", s(day_pk(shard)))
-                    .key("sk", s(day_sk(**day)))
+                    .key("pk", s(days_pk(scope)))
+                    .key("sk", s(day_sk(*day)))
                     .update_expression(
                         "ADD syncs :syncs, failures :failures, files_synced :files, speed_sum :speed",
                     )
@@ -137,41 +257,174 @@ impl RecordDays for DynamoStore {
                 .return_consumed_capacity(self.capacity())
                 .send()
                 .await
-                .map_err(unavailable("TransactWriteItems days"))?;
+                .map_err(unavailable("TransactWriteItems late days"))?;
             for consumed in out.consumed_capacity() {
                 self.metered(Units::Write, Some(consumed));
             }
         }
         Ok(())
     }
+
+    /// Whether the addition's delta item is in its slot (written by an earlier attempt).
+    async fn delta_written(&self, slot: i64, key: &str) -> Result<bool, StoreError> {
+        let item: Option<DeltaItem> = self.get(day_delta_pk(slot), key.to_owned(), true).await?;
+        Ok(item.is_some())
+    }
+}
+
+/// Items a DynamoDB transaction takes at most.
+const MAX_TRANSACTION_ITEMS: usize = 100;
+
+/// A transaction's idempotency token (at most 36 characters), distinct per table and
+/// per chunk of one addition.
+fn idempotency_token(table: &str, key: &str, chunk: usize) -> String {
+    crate::digest::short_sha256(format!("{table}|{key}|{chunk}").as_bytes())
+}
+
+#[async_trait]
+impl RecordDays for DynamoStore {
+    /// One conditional put of the batch's totals into the slot of the time its latest
+    /// event was received (the same item on every retry, so a retry adds nothing); the
+    /// periodic check rolls slots up into days ([`RecordDays::roll_up_days`]). One
+    /// small write per stream batch, and at most one write per scope and day per slot,
+    /// however many batches touched it. An addition applied later than half the
+    /// roll-up margin after that time (detection was failing for a while) may miss its
+    /// slot's roll-up, so it is added to its days directly, unless an earlier attempt
+    /// wrote its delta.
+    async fn add_days(
+        &self,
+        addition: &DayAddition,
+        now: crate::domain::time::EventTime,
+    ) -> Result<(), StoreError> {
+        let slot = self.slot_of(addition.at);
+        let late_after = i64::try_from(self.rollup.margin.as_millis() / 2).unwrap_or(i64::MAX);
+        if now.millis().saturating_sub(addition.at.millis()) > late_after {
+            if self.delta_written(slot, &addition.key).await? {
+                return Ok(());
+            }
+            return self.add_late_days(addition).await;
+        }
+        let listed: Vec<DeltaDay> = addition
+            .days
+            .iter()
+            .map(|((scope, day), t)| {
+                DeltaDay(
+                    scope.key(),
+                    day.number(),
+                    t.syncs,
+                    t.failures,
+                    t.files_synced,
+                    t.speed_sum,
+                )
+            })
+            .collect();
+        let slot_end_seconds = (slot + 1) * i64::try_from(self.rollup.slot.as_millis()).unwrap_or(0) / 1000;
+        let sent = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(day_delta_pk(slot)))
+            .item("sk", s(addition.key.clone()))
+            .item("days", s(serde_json::to_string(&listed).map_err(corrupt)?))
+            .item(
+                super::item::TTL_ATTRIBUTE,
+                n(slot_end_seconds + DELTA_TTL_SECONDS),
+            )
+            .condition_expression("attribute_not_exists(pk)")
+            .return_consumed_capacity(self.capacity())
+            .send()
+            .await;
+        match sent {
+            Ok(out) => {
+                self.metered(Units::Write, out.consumed_capacity());
+                Ok(())
+            }
+            // Written already: a retry after a reply that was lost.
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
+            Err(e) => Err(unavailable("PutItem day delta")(e)),
+        }
+    }
+
+    /// Rolls up every slot that ended a margin before `now` and is not rolled up yet,
+    /// oldest first, then moves the cursor past them.
+    async fn roll_up_days(&self, now: crate::domain::time::EventTime) -> Result<(), StoreError> {
+        let margin = i64::try_from(self.rollup.margin.as_millis()).unwrap_or(0);
+        let last_complete = self.slot_of(now.plus_millis(-margin)) - 1;
+        let cursor: Option<CursorItem> = self
+            .get(ROLLUP_CURSOR.0.to_owned(), ROLLUP_CURSOR.1.to_owned(), true)
+            .await?;
+        let first = cursor.map_or(last_complete - FIRST_LOOK_BACK_SLOTS + 1, |c| c.slot + 1);
+        let last = last_complete.min(first + SLOTS_PER_RUN - 1);
+        if first > last {
+            return Ok(());
+        }
+        for slot in first..=last {
+            for ((scope, day), totals) in self.slot_days(slot).await? {
+                self.roll_into(&scope, day, &totals, slot).await?;
+            }
+        }
+        let out = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(ROLLUP_CURSOR.0))
+            .item("sk", s(ROLLUP_CURSOR.1))
+            .item("slot", n(last))
+            .return_consumed_capacity(self.capacity())
+            .send()
+            .await
+            .map_err(unavailable("PutItem roll-up cursor"))?;
+        self.metered(Units::Write, out.consumed_capacity());
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl ReadFleet for DynamoStore {
-    async fn counts(&self) -> Result<FleetCounts, StoreError> {
-        let item: Option<CountsItem> = self.get(FLEET_PK.to_owned(), COUNTS_SK.to_owned(), false).await?;
-        let c = item.unwrap_or_default();
-        Ok(FleetCounts::from_totals(c.total, c.failing, c.silent))
+    async fn counts(&self, within: &Within) -> Result<FleetCounts, StoreError> {
+        match within {
+            Within::Fleet => {
+                let item: Option<CountsItem> =
+                    self.get(FLEET_PK.to_owned(), COUNTS_SK.to_owned(), false).await?;
+                let c = item.unwrap_or_default();
+                Ok(FleetCounts::from_totals(c.total, c.failing, c.silent))
+            }
+            Within::Schools(ids) => {
+                let mut sum = FleetCounts::default();
+                for counts in self.school_counts(ids).await? {
+                    let d = counts.devices;
+                    sum.total += d.total;
+                    sum.healthy += d.healthy;
+                    sum.failing += d.failing;
+                    sum.silent += d.silent;
+                }
+                Ok(sum)
+            }
+        }
     }
 
-    async fn days(&self, first: Day, last: Day) -> Result<BTreeMap<Day, DayTotals>, StoreError> {
-        let queries = day_partitions().into_iter().map(|pk| {
-            self.client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :first AND :last")
-                .expression_attribute_values(":pk", s(pk))
-                .expression_attribute_values(":first", s(day_sk(first)))
-                .expression_attribute_values(":last", s(day_sk(last)))
-                .return_consumed_capacity(self.capacity())
-                .send()
-        });
+    /// The rolled-up days of each scope asked for (and, for the fleet, the sharded days
+    /// written before schools), summed.
+    async fn days(
+        &self,
+        first: Day,
+        last: Day,
+        within: &Within,
+    ) -> Result<BTreeMap<Day, DayTotals>, StoreError> {
+        let mut partitions: Vec<String> = match within {
+            Within::Fleet => vec![days_pk(&CountScope::Fleet)],
+            Within::Schools(ids) => ids
+                .iter()
+                .map(|id| days_pk(&CountScope::School(id.clone())))
+                .collect(),
+        };
+        if *within == Within::Fleet {
+            partitions.extend(day_partitions());
+        }
+        let reads = partitions.into_iter().map(|pk| self.day_items(pk, first, last));
         let mut days: BTreeMap<Day, DayTotals> = BTreeMap::new();
-        for out in futures_util::future::join_all(queries).await {
-            let out = out.map_err(unavailable("Query days"))?;
-            self.metered(Units::Read, out.consumed_capacity());
-            for item in out.items.unwrap_or_default() {
-                let item: DayItem = serde_dynamo::from_item(item).map_err(corrupt)?;
+        for items in futures_util::future::join_all(reads).await {
+            for item in items? {
                 let day = Day::parse(&item.sk).ok_or_else(|| corrupt(format!("day item {}", item.sk)))?;
                 days.entry(day).or_default().add(&DayTotals {
                     syncs: item.syncs,

@@ -8,14 +8,20 @@
 //! | waiting notice | `OUTBOX` | `<decided at>#<device>#<n>` |
 //! | silence check | `WATCH#<5-minute slot>` | `<due, ms, 15 digits>#<device>` |
 //! | silence check progress | `WATCH` | `CURSOR` |
-//! | a day's totals (sharded) | `DAY#<shard>` | `<YYYY-MM-DD>` |
+//! | a day's totals (before schools; read, no longer written) | `DAY#<shard>` | `<YYYY-MM-DD>` |
+//! | a day's totals of the fleet or a school | `DAYS#FLEET`, `DAYS#SCHOOL#<id>` | `<YYYY-MM-DD>` |
+//! | a stream batch's day totals, to roll up | `DAYDELTA#<slot>` | `<addition key>` |
+//! | how far day totals are rolled up | `ROLLUP` | `CURSOR` |
 //! | the fleet's device counts | `FLEET` | `COUNTS` |
+//! | a school | `SCHOOLS` | `<id>` |
+//! | a school's device counts | `SCHOOL#<id>` | `COUNTS` |
 //!
-//! State items also carry the keys of the three sparse indexes (see docs/dynamodb.md).
+//! State items also carry the keys of the six sparse indexes (see docs/dynamodb.md).
 
 use crate::domain::device::{DeviceState, Status};
 use crate::domain::event::{DeviceId, Outcome, StoredEvent};
-use crate::domain::fleet::Day;
+use crate::domain::fleet::{CountScope, Day};
+use crate::domain::school::SchoolId;
 use crate::domain::time::EventTime;
 use crate::ports::{FailingDevice, FailingKey};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -70,7 +76,43 @@ pub const SILENT: IndexSchema = IndexSchema {
     projection: Projected::KeysOnly,
 };
 
-pub const INDEXES: [IndexSchema; 3] = [FAILING, DEVICES, SILENT];
+/// A school's devices by status, then device id (`GET /devices?school=`, all and
+/// healthy). Like [`DEVICES`], per school.
+pub const SCHOOL_DEVICES: IndexSchema = IndexSchema {
+    name: "school_devices",
+    keys: ["sdev_pk", "sdev_sk"],
+    projection: Projected::KeysOnly,
+};
+
+/// A school's failing devices, longest streak first (repeated-failures and
+/// `GET /devices?status=failing` within a school). Like [`FAILING`], per school.
+pub const SCHOOL_FAILING: IndexSchema = IndexSchema {
+    name: "school_failing",
+    keys: ["sfail_pk", "sfail_sk"],
+    projection: Projected::Include(&[
+        "device_id",
+        "consecutive_failures",
+        "streak_started_at",
+        "last_failure_at",
+        "last_sync_at",
+    ]),
+};
+
+/// A school's silent devices, longest silence first. Like [`SILENT`], per school.
+pub const SCHOOL_SILENT: IndexSchema = IndexSchema {
+    name: "school_silent",
+    keys: ["ssil_pk", "ssil_sk"],
+    projection: Projected::KeysOnly,
+};
+
+pub const INDEXES: [IndexSchema; 6] = [
+    FAILING,
+    DEVICES,
+    SILENT,
+    SCHOOL_DEVICES,
+    SCHOOL_FAILING,
+    SCHOOL_SILENT,
+];
 
 /// The TTL attribute of event and silence-check items (epoch seconds).
 pub const TTL_ATTRIBUTE: &str = "expires_at";
@@ -171,6 +213,43 @@ pub fn watch_device(sk: &str) -> Option<DeviceId> {
     DeviceId::parse(sk.split_once('#')?.1)
 }
 
+pub const SCHOOLS_PK: &str = "SCHOOLS";
+
+/// The partition of a school's own items (its counts).
+pub fn school_pk(school: &SchoolId) -> String {
+    format!("SCHOOL#{school}")
+}
+
+/// A school's devices of `status` in [`SCHOOL_DEVICES`].
+pub fn school_devices_pk(school: &SchoolId, status: Status) -> String {
+    format!("SDEV#{school}#{}", status.as_str())
+}
+
+/// A school's failing devices in [`SCHOOL_FAILING`] (silent ones apart, as in [`FAILING`]).
+pub fn school_failing_pk(school: &SchoolId, silent: bool) -> String {
+    match silent {
+        false => format!("SFAIL#{school}"),
+        true => format!("SFAIL#{school}#SILENT"),
+    }
+}
+
+/// A school's silent devices in [`SCHOOL_SILENT`].
+pub fn school_silent_pk(school: &SchoolId) -> String {
+    format!("SSIL#{school}")
+}
+
+/// A scope's rolled-up day totals.
+pub fn days_pk(scope: &CountScope) -> String {
+    format!("DAYS#{}", scope.key())
+}
+
+/// Stream batches' day totals written in one slot, waiting to be rolled up.
+pub fn day_delta_pk(slot: i64) -> String {
+    format!("DAYDELTA#{slot}")
+}
+
+pub const ROLLUP_CURSOR: (&str, &str) = ("ROLLUP", "CURSOR");
+
 pub fn day_pk(shard: u8) -> String {
     format!("DAY#{shard}")
 }
@@ -252,9 +331,28 @@ pub struct StateItem {
     /// Optimistic-concurrency version, +1 on every write.
     pub version: u64,
     pub state: String,
-    pub status: Status,
-    pub devices_pk: String,
-    pub devices_sk: String,
+    /// Absent for a device that has not reported yet (in no list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub school_id: Option<SchoolId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices_pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices_sk: Option<String>,
+    // Only on reported devices of a school: the school indexes' keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdev_pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdev_sk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sfail_pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sfail_sk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssil_pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssil_sk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub silent_pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -275,23 +373,26 @@ pub struct StateItem {
 }
 
 impl StateItem {
-    /// `status` and `failing` are the domain's decisions: they place the item in the
-    /// indexes.
+    /// `status` (`None`: never reported) and `failing` are the domain's decisions:
+    /// with the state's school they place the item in the indexes.
     pub fn new(
         state: &DeviceState,
         version: u64,
-        status: Status,
+        status: Option<Status>,
         failing: bool,
     ) -> Result<Self, serde_json::Error> {
-        let listed = FailingDevice::from_state(state).filter(|_| failing);
-        let failing_pk = listed.as_ref().map(|d| match status {
-            Status::Silent => FAILING_SILENT_PK.to_owned(),
-            _ => failing_pk(&d.device_id),
+        let listed = FailingDevice::from_state(state).filter(|_| failing && status.is_some());
+        let silent = status == Some(Status::Silent);
+        let failing_pk = listed.as_ref().map(|d| match silent {
+            true => FAILING_SILENT_PK.to_owned(),
+            false => failing_pk(&d.device_id),
         });
         let silent_since = state
             .silent_since
             .or(state.last_seen_at)
             .unwrap_or(EventTime::EPOCH);
+        let silent_key = silent.then(|| silent_sk(silent_since, &state.device_id));
+        let school = state.school_id.as_ref().filter(|_| status.is_some());
         Ok(Self {
             pk: device_pk(&state.device_id),
             sk: STATE_SK.to_owned(),
@@ -299,10 +400,19 @@ impl StateItem {
             version,
             state: serde_json::to_string(state)?,
             status,
-            devices_pk: devices_pk(status),
-            devices_sk: state.device_id.to_string(),
-            silent_pk: (status == Status::Silent).then(|| SILENT_PK.to_owned()),
-            silent_sk: (status == Status::Silent).then(|| silent_sk(silent_since, &state.device_id)),
+            school_id: state.school_id.clone(),
+            devices_pk: status.map(devices_pk),
+            devices_sk: status.map(|_| state.device_id.to_string()),
+            sdev_pk: school.zip(status).map(|(id, st)| school_devices_pk(id, st)),
+            sdev_sk: school.map(|_| state.device_id.to_string()),
+            sfail_pk: school
+                .filter(|_| listed.is_some())
+                .map(|id| school_failing_pk(id, silent)),
+            sfail_sk: school.and(listed.as_ref()).map(|d| failing_sk(&d.key())),
+            ssil_pk: school.filter(|_| silent).map(school_silent_pk),
+            ssil_sk: school.and(silent_key.clone()),
+            silent_pk: silent.then(|| SILENT_PK.to_owned()),
+            silent_sk: silent_key,
             failing_pk,
             failing_sk: listed.as_ref().map(|d| failing_sk(&d.key())),
             consecutive_failures: listed.as_ref().map(|d| d.consecutive_failures),
@@ -419,7 +529,7 @@ mod tests {
     #[test]
     fn non_event_images_are_not_events() {
         let state = DeviceState::new(DeviceId::parse("d").unwrap());
-        let item = StateItem::new(&state, 1, Status::Healthy, false).unwrap();
+        let item = StateItem::new(&state, 1, Some(Status::Healthy), false).unwrap();
         let item: serde_dynamo::Item = serde_dynamo::to_item(&item).unwrap();
         assert!(event_from_image(item).is_none());
     }
@@ -440,21 +550,49 @@ mod tests {
 
     #[test]
     fn states_enter_the_indexes_their_status_and_streak_say() {
-        let state = failing_state();
-        let healthy = StateItem::new(&state, 1, Status::Healthy, false).unwrap();
+        let mut state = failing_state();
+        let healthy = StateItem::new(&state, 1, Some(Status::Healthy), false).unwrap();
         assert_eq!((healthy.failing_pk, healthy.silent_pk), (None, None));
-        assert_eq!(healthy.devices_pk, "DEVICES#healthy");
-        let failing = StateItem::new(&state, 1, Status::Failing, true).unwrap();
+        assert_eq!(healthy.devices_pk.as_deref(), Some("DEVICES#healthy"));
+        assert_eq!(healthy.sdev_pk, None, "in no school");
+        let failing = StateItem::new(&state, 1, Some(Status::Failing), true).unwrap();
         assert_eq!(failing.failing_pk, Some(failing_pk(&failing.device_id)));
         assert_eq!(failing.consecutive_failures, Some(3));
-        let silent = StateItem::new(&state, 1, Status::Silent, true).unwrap();
+        let silent = StateItem::new(&state, 1, Some(Status::Silent), true).unwrap();
         assert_eq!(
             silent.failing_pk.as_deref(),
             Some(FAILING_SILENT_PK),
             "still a repeated failure"
         );
         assert_eq!(silent.silent_pk.as_deref(), Some(SILENT_PK));
-        assert_eq!(silent.devices_pk, "DEVICES#silent");
+        assert_eq!(silent.devices_pk.as_deref(), Some("DEVICES#silent"));
         assert_eq!(silent.device_state().unwrap(), state, "any speed round-trips");
+        let north = SchoolId::parse("north").unwrap();
+        state.school_id = Some(north.clone());
+        let in_school = StateItem::new(&state, 1, Some(Status::Silent), true).unwrap();
+        assert_eq!(in_school.sdev_pk, Some(school_devices_pk(&north, Status::Silent)));
+        assert_eq!(in_school.sfail_pk, Some(school_failing_pk(&north, true)));
+        assert_eq!(in_school.ssil_pk, Some(school_silent_pk(&north)));
+        assert_eq!(in_school.ssil_sk, in_school.silent_sk);
+        let unseen = StateItem::new(
+            &DeviceState {
+                school_id: Some(north),
+                ..DeviceState::new(state.device_id.clone())
+            },
+            1,
+            None,
+            false,
+        )
+        .unwrap();
+        for key in [
+            &unseen.devices_pk,
+            &unseen.sdev_pk,
+            &unseen.sfail_pk,
+            &unseen.ssil_pk,
+            &unseen.failing_pk,
+            &unseen.silent_pk,
+        ] {
+            assert_eq!(key, &None, "a device that never reported is in no index");
+        }
     }
 }

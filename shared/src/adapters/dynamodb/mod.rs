@@ -14,7 +14,28 @@ mod credentials;
 mod devices;
 mod fleet;
 pub mod item;
+mod schools;
 mod watch;
+
+pub(crate) use schools::SchoolCache;
+
+/// The slots stream batches' day totals are written in and rolled up by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rollup {
+    pub slot: std::time::Duration,
+    pub margin: std::time::Duration,
+}
+
+impl Default for Rollup {
+    /// Five-minute slots, each rolled up a minute after it ended: a school's day costs
+    /// at most one write in five minutes, however many batches touched it.
+    fn default() -> Self {
+        Self {
+            slot: std::time::Duration::from_secs(300),
+            margin: std::time::Duration::from_secs(60),
+        }
+    }
+}
 
 pub use credentials::{DynamoCredentials, CREDENTIALS_KEY};
 
@@ -48,6 +69,10 @@ pub struct DynamoStore {
     retention_days: Option<u32>,
     /// Events one run-count page reads at most (`None`: DynamoDB's 1 MB page).
     count_page_items: Option<i32>,
+    /// Schools as detection last read them.
+    schools: SchoolCache,
+    /// How stream batches' day totals are rolled up into days.
+    rollup: Rollup,
     #[cfg(feature = "dynamodb-admin")]
     meter: Option<std::sync::Arc<CapacityMeter>>,
 }
@@ -85,6 +110,10 @@ fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
+/// How long a Lambda sandbox keeps a school's settings for detection and the
+/// periodic check (a school's new threshold or hours reach its devices within it).
+pub const SCHOOL_CACHE: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
@@ -92,9 +121,25 @@ impl DynamoStore {
             table: table.into(),
             retention_days: None,
             count_page_items: None,
+            schools: SchoolCache::default(),
+            rollup: Rollup::default(),
             #[cfg(feature = "dynamodb-admin")]
             meter: None,
         }
+    }
+
+    /// Keeps each school detection reads for `ttl` (0: read every time). A school's
+    /// new threshold or hours reach its devices' detection within it.
+    pub fn with_school_cache(mut self, ttl: std::time::Duration) -> Self {
+        self.schools = SchoolCache::new(ttl);
+        self
+    }
+
+    /// Rolls day totals up in slots of `slot`, each once it ended `margin` ago (longer
+    /// than any write of a batch's totals takes: none lands in a slot already rolled).
+    pub fn with_rollup(mut self, slot: std::time::Duration, margin: std::time::Duration) -> Self {
+        self.rollup = Rollup { slot, margin };
+        self
     }
 
     pub fn with_retention_days(mut self, days: Option<u32>) -> Self {

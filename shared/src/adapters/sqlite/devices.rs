@@ -9,14 +9,15 @@
 use super::{corrupt, unavailable, SqliteStore, WriteOp};
 use crate::domain::device::{DeviceState, Status};
 use crate::domain::event::DeviceId;
-use crate::domain::fleet::{Day, DayAddition, DayTotals, FleetCounts};
+use crate::domain::fleet::{CountScope, Day, DayAddition, DayTotals, FleetCounts};
 use crate::domain::notice::Notice;
+use crate::domain::school::{School, SchoolId};
 use crate::domain::streak::{RunCount, RunWindow};
 use crate::domain::time::EventTime;
 use crate::ports::{
     DeviceKey, DevicePage, DeviceStates, DueChecks, FailingDevice, FailingKey, FailingPage, ListFailing,
-    Outbox, OutboxEntry, ReadDevices, ReadFleet, RecordDays, Saved, SilenceWatch, StateWrite, StoreError,
-    Versioned,
+    Outbox, OutboxEntry, ReadDevices, ReadFleet, ReadSchools, RecordDays, Saved, SilenceWatch, StateWrite,
+    StoreError, Versioned, Within,
 };
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -26,34 +27,51 @@ use std::collections::BTreeMap;
 pub(super) struct OwnedStateWrite {
     state: DeviceState,
     expected: u64,
-    status: Status,
+    status: Option<Status>,
     failing: bool,
     notices: Vec<Notice>,
+    requires_school: Option<SchoolId>,
 }
 
+/// The `status` column of a device that has not reported yet (assigned to a school
+/// first): in no list and no count.
+pub(super) const UNSEEN: &str = "unseen";
+
 /// Inserts the first version, or updates the row still at the expected version; with
-/// it, the notices enter the outbox.
+/// it, the notices enter the outbox. A required school is checked in the same
+/// transaction (the writer's), so a delete of it cannot slip between.
 pub(super) fn save_state(conn: &Connection, write: &OwnedStateWrite) -> Result<Saved, StoreError> {
+    if let Some(school) = &write.requires_school {
+        let exists = conn
+            .prepare_cached("SELECT 1 FROM schools WHERE school_id = ?1")
+            .and_then(|mut stmt| stmt.exists([school.as_str()]))
+            .map_err(unavailable)?;
+        if !exists {
+            return Ok(Saved::NoSuchSchool);
+        }
+    }
     let state = &write.state;
     let json = serde_json::to_string(state).map_err(corrupt)?;
     let streak = state.streak.as_ref();
     let sql = if write.expected == 0 {
         "INSERT INTO devices (device_id, version, status, failing, streak_count, streak_started_at,
-             last_failure_at, last_sync_at, last_seen_at, state)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             last_failure_at, last_sync_at, last_seen_at, state, school_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (device_id) DO NOTHING"
     } else {
         "UPDATE devices SET version = ?2, status = ?3, failing = ?4, streak_count = ?5,
              streak_started_at = ?6, last_failure_at = ?7, last_sync_at = ?8, last_seen_at = ?9,
-             state = ?10
-         WHERE device_id = ?1 AND version = ?11"
+             state = ?10, school_id = ?11
+         WHERE device_id = ?1 AND version = ?12"
     };
     let expected = i64::try_from(write.expected).map_err(corrupt)?;
     let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
-    let row: [&dyn rusqlite::ToSql; 10] = [
+    let status = write.status.map_or(UNSEEN, Status::as_str);
+    let school = state.school_id.as_ref().map(SchoolId::as_str);
+    let row: [&dyn rusqlite::ToSql; 11] = [
         &state.device_id.as_str(),
         &(expected + 1),
-        &write.status.as_str(),
+        &status,
         &write.failing,
         &state.consecutive_failures(),
         &streak.map(|s| s.started_at.millis()),
@@ -61,11 +79,12 @@ pub(super) fn save_state(conn: &Connection, write: &OwnedStateWrite) -> Result<S
         &state.last_sync_at.map(EventTime::millis),
         &state.last_seen_at.map(EventTime::millis),
         &json,
+        &school,
     ];
     let written = if write.expected == 0 {
         stmt.execute(&row[..])
     } else {
-        // The UPDATE's ?11: the version the row must still have.
+        // The UPDATE's ?12: the version the row must still have.
         let mut conditional = row.to_vec();
         conditional.push(&expected);
         stmt.execute(conditional.as_slice())
@@ -167,9 +186,14 @@ impl DeviceStates for SqliteStore {
             status: write.status,
             failing: write.failing,
             notices: write.notices.to_vec(),
+            requires_school: write.requires_school.cloned(),
         };
         self.write(|reply| WriteOp::SaveState(Box::new(owned), reply))
             .await
+    }
+
+    async fn school(&self, school: &SchoolId) -> Result<Option<School>, StoreError> {
+        ReadSchools::school(self, school).await
     }
 
     async fn count_run(&self, device: &DeviceId, window: RunWindow) -> Result<RunCount, StoreError> {
@@ -190,10 +214,12 @@ impl ReadDevices for SqliteStore {
         status: Option<Status>,
         limit: usize,
         after: Option<&DeviceKey>,
+        within: &Within,
     ) -> Result<DevicePage, StoreError> {
-        // Each list walks its own index from the cursor and stops at the page size.
+        // Each list walks its own index from the cursor (within a school, that school's
+        // index) and stops at the page size.
         let (filter, order) = match status {
-            None => ("device_id > ?2", "device_id"),
+            None => ("status <> 'unseen' AND device_id > ?2", "device_id"),
             Some(Status::Healthy) => ("status = 'healthy' AND device_id > ?2", "device_id"),
             Some(Status::Failing) => (
                 "status = 'failing' AND (streak_count < ?1 OR (streak_count = ?1 AND device_id > ?2))",
@@ -217,7 +243,10 @@ impl ReadDevices for SqliteStore {
                 device_id,
             }) => (last_seen_at.millis(), device_id.to_string()),
         };
-        let sql = format!("SELECT device_id, state FROM devices WHERE {filter} ORDER BY {order} LIMIT ?3");
+        let sql = format!(
+            "SELECT device_id, state FROM devices WHERE {filter}{} ORDER BY {order} LIMIT ?3",
+            in_schools(within)
+        );
         let rows = self
             .read(move |conn| {
                 let mut stmt = conn.prepare_cached(&sql)?;
@@ -237,20 +266,23 @@ impl ListFailing for SqliteStore {
         &self,
         limit: usize,
         after: Option<&FailingKey>,
+        within: &Within,
     ) -> Result<FailingPage, StoreError> {
+        let sql = format!(
+            "SELECT device_id, streak_count, streak_started_at, last_failure_at, last_sync_at
+             FROM devices
+             WHERE failing = 1 AND streak_count <= ?1
+               AND NOT (streak_count = ?1 AND device_id <= ?2){}
+             ORDER BY streak_count DESC, device_id LIMIT ?3",
+            in_schools(within)
+        );
         let (after_count, after_device) = match after {
             Some(k) => (i64::from(k.consecutive_failures), k.device_id.as_str().to_owned()),
             None => (i64::MAX, String::new()),
         };
         let rows = self
             .read(move |conn| {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT device_id, streak_count, streak_started_at, last_failure_at, last_sync_at
-                     FROM devices
-                     WHERE failing = 1 AND streak_count <= ?1
-                       AND NOT (streak_count = ?1 AND device_id <= ?2)
-                     ORDER BY streak_count DESC, device_id LIMIT ?3",
-                )?;
+                let mut stmt = conn.prepare_cached(&sql)?;
                 let rows = stmt.query_map(params![after_count, after_device, limit as i64 + 1], |row| {
                     Ok((
                         row.get::<_, String>(0)?,
@@ -367,7 +399,7 @@ impl Outbox for SqliteStore {
 
 #[async_trait]
 impl RecordDays for SqliteStore {
-    async fn add_days(&self, addition: &DayAddition) -> Result<(), StoreError> {
+    async fn add_days(&self, addition: &DayAddition, _now: EventTime) -> Result<(), StoreError> {
         if addition.days.is_empty() {
             return Ok(());
         }
@@ -376,12 +408,28 @@ impl RecordDays for SqliteStore {
     }
 }
 
+/// ` AND school_id IN ('a', 'b')` for a read within schools (ids are of the school id
+/// rule's characters, so they are quoted safely), else nothing.
+pub(super) fn in_schools(within: &Within) -> String {
+    match within {
+        Within::Fleet => String::new(),
+        Within::Schools(ids) => {
+            let quoted: Vec<String> = ids.iter().map(|id| format!("'{id}'")).collect();
+            format!(" AND school_id IN ({})", quoted.join(", "))
+        }
+    }
+}
+
 #[async_trait]
 impl ReadFleet for SqliteStore {
-    async fn counts(&self) -> Result<FleetCounts, StoreError> {
+    async fn counts(&self, within: &Within) -> Result<FleetCounts, StoreError> {
+        let sql = format!(
+            "SELECT status, COUNT(*) FROM devices WHERE status <> 'unseen'{} GROUP BY status",
+            in_schools(within)
+        );
         let rows = self
-            .read(|conn| {
-                let mut stmt = conn.prepare_cached("SELECT status, COUNT(*) FROM devices GROUP BY status")?;
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(&sql)?;
                 let rows = stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()
             })
@@ -399,13 +447,28 @@ impl ReadFleet for SqliteStore {
         ))
     }
 
-    async fn days(&self, first: Day, last: Day) -> Result<BTreeMap<Day, DayTotals>, StoreError> {
+    async fn days(
+        &self,
+        first: Day,
+        last: Day,
+        within: &Within,
+    ) -> Result<BTreeMap<Day, DayTotals>, StoreError> {
+        let scopes: Vec<String> = match within {
+            Within::Fleet => vec![CountScope::Fleet.key()],
+            Within::Schools(ids) => ids
+                .iter()
+                .map(|id| CountScope::School(id.clone()).key())
+                .collect(),
+        };
+        let quoted: Vec<String> = scopes.iter().map(|s| format!("'{s}'")).collect();
+        let sql = format!(
+            "SELECT day, SUM(syncs), SUM(failures), SUM(files_synced), SUM(speed_sum) FROM scope_days
+             WHERE scope IN ({}) AND day BETWEEN ?1 AND ?2 GROUP BY day",
+            quoted.join(", ")
+        );
         let rows = self
             .read(move |conn| {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT day, syncs, failures, files_synced, speed_sum FROM days
-                     WHERE day BETWEEN ?1 AND ?2",
-                )?;
+                let mut stmt = conn.prepare_cached(&sql)?;
                 let rows = stmt.query_map([first.number(), last.number()], |row| {
                     Ok((
                         Day::from_number(row.get(0)?),

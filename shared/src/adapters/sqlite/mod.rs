@@ -8,11 +8,13 @@
 //! - [`events`]: recording events and reading history.
 //! - [`devices`]: device states, lists, the outbox, days and counts, the silence watch.
 //! - [`credentials`]: device credentials.
+//! - [`schools`]: schools and their counts.
 
 mod credentials;
 mod devices;
 mod events;
 mod schema;
+mod schools;
 
 use crate::domain::event::{DeviceId, Outcome, StoredEvent};
 use crate::domain::fleet::DayAddition;
@@ -90,6 +92,7 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut conn = open_connection(path).map_err(unavailable)?;
         conn.execute_batch(schema::SCHEMA).map_err(unavailable)?;
+        schema::migrate_schools(&mut conn).map_err(unavailable)?;
         schema::migrate(&mut conn).map_err(unavailable)?;
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let changed = Arc::new(Notify::new());

@@ -3,7 +3,7 @@
 
 use crate::domain::device::DeviceState;
 use crate::domain::event::StoredEvent;
-use crate::domain::fleet::{day_totals, Day, DayAddition, DayTotals};
+use crate::domain::fleet::{day_totals, CountScope, Day, DayAddition, DayTotals};
 use crate::domain::streak::StreakRule;
 use crate::domain::time::EventTime;
 use rusqlite::{params, Connection};
@@ -78,6 +78,54 @@ CREATE TABLE IF NOT EXISTS device_credentials (
 ) WITHOUT ROWID;
 ";
 
+/// Schools, and what keys by them: created after [`migrate`] has given `devices` its
+/// `school_id` column.
+pub(super) const SCHOOLS_SCHEMA: &str = "
+-- Each school's settings (JSON), by id.
+CREATE TABLE IF NOT EXISTS schools (
+    school_id TEXT PRIMARY KEY,
+    school    TEXT NOT NULL
+) WITHOUT ROWID;
+-- A school's devices: all (reported or not) by status, then id; each list walks its
+-- school's stretch of an index, never the fleet.
+CREATE INDEX IF NOT EXISTS devices_school ON devices (school_id, status, device_id)
+    WHERE school_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS devices_school_failing ON devices (school_id, streak_count DESC, device_id)
+    WHERE failing = 1 AND school_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS devices_school_silent ON devices (school_id, last_seen_at, device_id)
+    WHERE status = 'silent' AND school_id IS NOT NULL;
+-- Per scope (the fleet, or a school) and UTC day of the device timestamps.
+CREATE TABLE IF NOT EXISTS scope_days (
+    scope        TEXT    NOT NULL,                         -- FLEET, or SCHOOL#<id>
+    day          INTEGER NOT NULL,                         -- days since 1970-01-01
+    syncs        INTEGER NOT NULL,
+    failures     INTEGER NOT NULL,
+    files_synced INTEGER NOT NULL,
+    speed_sum    REAL    NOT NULL,
+    PRIMARY KEY (scope, day)
+) WITHOUT ROWID;
+";
+
+/// Brings a data directory from before schools up to date: `devices` gains its
+/// `school_id` column, and the fleet's day totals move to `scope_days`.
+pub(super) fn migrate_schools(conn: &mut Connection) -> rusqlite::Result<()> {
+    let has_school = conn
+        .prepare("SELECT 1 FROM pragma_table_info('devices') WHERE name = 'school_id'")?
+        .exists([])?;
+    if !has_school {
+        conn.execute_batch("ALTER TABLE devices ADD COLUMN school_id TEXT;")?;
+    }
+    conn.execute_batch(SCHOOLS_SCHEMA)?;
+    let tx = conn.transaction()?;
+    tx.execute(
+        "INSERT OR IGNORE INTO scope_days (scope, day, syncs, failures, files_synced, speed_sum)
+         SELECT 'FLEET', day, syncs, failures, files_synced, speed_sum FROM days",
+        [],
+    )?;
+    tx.execute("DELETE FROM days", [])?;
+    tx.commit()
+}
+
 /// A data directory from before device status existed keeps its states in
 /// `device_state`. They are rebuilt from the stored events (in device-timestamp order,
 /// so with no notices, since those were already sent) with the default threshold —
@@ -138,7 +186,7 @@ pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     }
     let days: BTreeMap<Day, DayTotals> = day_totals(&events);
     for (day, totals) in &days {
-        add_day(&tx, *day, totals)?;
+        add_day(&tx, &CountScope::Fleet, *day, totals)?;
     }
     tx.execute(
         "INSERT INTO feed_position (name, seq) VALUES ('detect', (SELECT COALESCE(MAX(seq), 0) FROM events))
@@ -164,19 +212,21 @@ pub(super) fn add_days(conn: &Connection, addition: &DayAddition) -> rusqlite::R
     addition
         .days
         .iter()
-        .try_for_each(|(day, totals)| add_day(conn, *day, totals))
+        .try_for_each(|((scope, day), totals)| add_day(conn, scope, *day, totals))
 }
 
-/// Adds `totals` to `day`'s row.
-fn add_day(conn: &Connection, day: Day, totals: &DayTotals) -> rusqlite::Result<()> {
+/// Adds `totals` to the row of `scope`'s `day`.
+fn add_day(conn: &Connection, scope: &CountScope, day: Day, totals: &DayTotals) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO days (day, syncs, failures, files_synced, speed_sum) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (day) DO UPDATE SET syncs = syncs + excluded.syncs,
+        "INSERT INTO scope_days (scope, day, syncs, failures, files_synced, speed_sum)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (scope, day) DO UPDATE SET syncs = syncs + excluded.syncs,
              failures = failures + excluded.failures,
              files_synced = files_synced + excluded.files_synced,
              speed_sum = speed_sum + excluded.speed_sum",
     )?
     .execute(params![
+        scope.key(),
         day.number(),
         totals.syncs as i64,
         totals.failures as i64,

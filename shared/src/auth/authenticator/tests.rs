@@ -1,5 +1,6 @@
 use super::*;
 use crate::auth::token::{sign_device, sign_operator};
+use crate::auth::Scope;
 use crate::ports::credentials::DeviceCredential;
 use crate::EventTime;
 use async_trait::async_trait;
@@ -157,12 +158,23 @@ async fn local_operator_tokens_carry_their_scope() {
     let creds = Arc::new(Credentials::default());
     let auth = local(&creds);
     let later = chrono::Utc::now().timestamp() + 60;
-    let read = sign_operator(&keys(), Scope::Read, later).unwrap();
+    let read = sign_operator(&keys(), &Operator::district(Scope::Read), later).unwrap();
     assert_eq!(
         caller(&auth, Some(&bearer_of(&read))).await.unwrap(),
-        Caller::Operator(Scope::Read)
+        Caller::Operator(Operator::of(Scope::Read, Reach::District, "operator"))
     );
-    let expired = sign_operator(&keys(), Scope::Admin, later - 120).unwrap();
+    let school = Operator::of(
+        Scope::Admin,
+        Reach::of(vec![school("a"), school("b")]),
+        "ana@school-a",
+    );
+    let token = sign_operator(&keys(), &school, later).unwrap();
+    assert_eq!(
+        caller(&auth, Some(&bearer_of(&token))).await.unwrap(),
+        Caller::Operator(school),
+        "a school admin's token names its schools and subject"
+    );
+    let expired = sign_operator(&keys(), &Operator::district(Scope::Admin), later - 120).unwrap();
     assert!(caller(&auth, Some(&bearer_of(&expired))).await.is_err());
 }
 
@@ -170,39 +182,123 @@ async fn local_operator_tokens_carry_their_scope() {
 async fn operator_tokens_are_refused_where_only_devices_are_checked() {
     let creds = Arc::new(Credentials::default());
     let auth = Authenticator::devices(Arc::new(KeyRing::fixed(keys())), creds, Duration::from_secs(60));
-    let read = sign_operator(&keys(), Scope::Admin, chrono::Utc::now().timestamp() + 60).unwrap();
+    let read = sign_operator(
+        &keys(),
+        &Operator::district(Scope::Admin),
+        chrono::Utc::now().timestamp() + 60,
+    )
+    .unwrap();
     assert!(caller(&auth, Some(&bearer_of(&read))).await.is_err());
 }
 
+fn school(id: &str) -> SchoolId {
+    SchoolId::parse(id).unwrap()
+}
+
+/// The claims API Gateway passes (each as text, a list as `[a b]`) and the token it
+/// verified, whose payload holds the groups as a JSON array.
+fn verified(groups: serde_json::Value) -> (HashMap<String, String>, String) {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let as_text = match &groups {
+        serde_json::Value::Array(items) => format!(
+            "[{}]",
+            items
+                .iter()
+                .map(|g| g.as_str().unwrap())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        other => other.as_str().unwrap_or_default().to_owned(),
+    };
+    let payload = serde_json::json!({"sub": "5b8f-sub", "iss": "https://issuer.example", "cognito:groups": groups, "username": "ana"});
+    let token = format!(
+        "{}.{}.signature-verified-by-api-gateway",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#),
+        URL_SAFE_NO_PAD.encode(payload.to_string())
+    );
+    let claims = HashMap::from([
+        ("cognito:groups".to_owned(), as_text),
+        ("sub".to_owned(), "5b8f-sub".to_owned()),
+        ("iss".to_owned(), "https://issuer.example".to_owned()),
+        ("username".to_owned(), "ana".to_owned()),
+    ]);
+    (claims, format!("Bearer {token}"))
+}
+
+async fn gateway_caller(groups: serde_json::Value) -> Caller {
+    let (claims, header) = verified(groups);
+    Authenticator::gateway_operators("cognito:groups")
+        .authenticate(Presented {
+            authorization: Some(header.as_bytes()),
+            gateway_claims: Some(&claims),
+        })
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
-async fn gateway_groups_become_scopes() {
+async fn gateway_groups_become_district_or_school_operators() {
+    use serde_json::json;
+    let district = |scope| Caller::Operator(Operator::of(scope, Reach::District, "ana"));
+    assert_eq!(
+        gateway_caller(json!(["pisync-read", "pisync-admin"])).await,
+        district(Scope::Admin)
+    );
+    assert_eq!(gateway_caller(json!("pisync-read")).await, district(Scope::Read));
+    assert_eq!(
+        gateway_caller(json!(["teachers", "pisync-read"])).await,
+        district(Scope::Read)
+    );
+    assert_eq!(
+        gateway_caller(json!(["school-north-read", "school-south-admin"])).await,
+        Caller::Operator(Operator {
+            reads: Reach::of(vec![school("north"), school("south")]),
+            administers: Some(Reach::of(vec![school("south")])),
+            subject: "ana".into(),
+        })
+    );
+    assert_eq!(gateway_caller(json!(["teachers"])).await, Caller::NoRole);
+    assert_eq!(gateway_caller(json!([])).await, Caller::NoRole);
+    assert_eq!(
+        gateway_caller(json!(["school-bad id-admin"])).await,
+        Caller::NoRole
+    );
+}
+
+/// An external IdP may name a group `x pisync-admin`; API Gateway passes it on as
+/// `[x pisync-admin]`, which a split would read as two groups. Matched exactly from
+/// the token's array, it is no PiSync group.
+#[tokio::test]
+async fn a_group_whose_name_contains_a_pisync_group_is_not_that_group() {
+    use serde_json::json;
+    assert_eq!(gateway_caller(json!(["x pisync-admin"])).await, Caller::NoRole);
+    assert_eq!(gateway_caller(json!(["[pisync-admin]"])).await, Caller::NoRole);
+    assert_eq!(
+        gateway_caller(json!(["school-a-admin extra"])).await,
+        Caller::NoRole
+    );
+}
+
+#[tokio::test]
+async fn a_token_that_is_not_the_verified_one_has_no_role() {
     let auth = Authenticator::gateway_operators("cognito:groups");
-    let claims = |groups: &str| HashMap::from([("cognito:groups".to_string(), groups.to_string())]);
-    let with = |claims| Presented {
-        authorization: Some(b"Bearer eyJ..."),
+    let (mut claims, header) = verified(serde_json::json!(["pisync-admin"]));
+    claims.insert("sub".into(), "someone-else".into());
+    let presented = |header: &'static str, claims| Presented {
+        authorization: Some(header.as_bytes()),
         gateway_claims: Some(claims),
     };
-    let (both, read, json, other) = (
-        claims("[pisync-read pisync-admin]"),
-        claims("pisync-read"),
-        claims(r#"["teachers","pisync-read"]"#),
-        claims("[teachers]"),
-    );
+    let header: &'static str = Box::leak(header.into_boxed_str());
     assert_eq!(
-        auth.authenticate(with(&both)).await.unwrap(),
-        Caller::Operator(Scope::Admin)
+        auth.authenticate(presented(header, &claims)).await.unwrap(),
+        Caller::NoRole
     );
+    let (claims, _) = verified(serde_json::json!(["pisync-admin"]));
     assert_eq!(
-        auth.authenticate(with(&read)).await.unwrap(),
-        Caller::Operator(Scope::Read)
-    );
-    assert_eq!(
-        auth.authenticate(with(&json)).await.unwrap(),
-        Caller::Operator(Scope::Read)
-    );
-    assert_eq!(auth.authenticate(with(&other)).await.unwrap(), Caller::NoRole);
-    assert_eq!(
-        auth.authenticate(with(&HashMap::new())).await.unwrap(),
+        auth.authenticate(presented("Bearer not.a-jwt", &claims))
+            .await
+            .unwrap(),
         Caller::NoRole
     );
     // Without the authorizer's claims nothing is trusted.

@@ -54,16 +54,48 @@ fn a_changed_payload_is_refused() {
 }
 
 #[test]
-fn operator_tokens_carry_scope_and_expire() {
-    let token = sign_operator(&keys("k1"), Scope::Admin, NOW + 60).unwrap();
+fn operator_tokens_carry_scope_reach_subject_and_expire() {
+    let admin = Operator::of(Scope::Admin, Reach::District, "root");
+    let token = sign_operator(&keys("k1"), &admin, NOW + 60).unwrap();
     assert_eq!(
         verify(&keys("k1"), &token, NOW),
         Ok(Claims::Operator {
-            scope: Scope::Admin,
+            operator: admin,
             expires_at: NOW + 60
         })
     );
     assert_eq!(verify(&keys("k1"), &token, NOW + 60), Err(TokenError::Expired));
+    let schools: Vec<SchoolId> = (0..MAX_OPERATOR_SCHOOLS)
+        .map(|i| SchoolId::parse(&format!("{i:064}")).unwrap())
+        .collect();
+    let reader = Operator::of(Scope::Read, Reach::of(schools), "reader");
+    let token = sign_operator(&keys("k1"), &reader, NOW + 60).unwrap();
+    assert!(token.len() <= MAX_TOKEN_LEN, "{}", token.len());
+    assert!(
+        matches!(verify(&keys("k1"), &token, NOW), Ok(Claims::Operator { operator, .. }) if operator == reader)
+    );
+}
+
+#[test]
+fn an_operator_token_from_before_schools_is_a_district_one() {
+    let kid = "k1";
+    let signed = format!(
+        "pisync_o.{kid}.{}",
+        URL_SAFE_NO_PAD.encode(format!("read {} 00", NOW + 60))
+    );
+    let mut mac = keys(kid).mac(kid).unwrap();
+    hmac::Mac::update(&mut mac, signed.as_bytes());
+    let token = format!(
+        "{signed}.{}",
+        URL_SAFE_NO_PAD.encode(hmac::Mac::finalize(mac).into_bytes())
+    );
+    assert_eq!(
+        verify(&keys(kid), &token, NOW),
+        Ok(Claims::Operator {
+            operator: Operator::of(Scope::Read, Reach::District, DEFAULT_SUBJECT),
+            expires_at: NOW + 60
+        })
+    );
 }
 
 #[test]

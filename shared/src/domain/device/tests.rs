@@ -110,6 +110,13 @@ impl DeviceStates for Timeline {
                 .flatten(),
         })
     }
+
+    async fn school(
+        &self,
+        _: &crate::domain::school::SchoolId,
+    ) -> Result<Option<crate::domain::school::School>, StoreError> {
+        Ok(None) // the device model has no schools: every device is in the fleet only
+    }
 }
 
 impl Timeline {
