@@ -1,11 +1,14 @@
 //! The local notice channels: each notice is printed on stdout as one JSON line,
-//! appended to `--alerts-file` when given, and queued for the webhook when
-//! `--webhook-url` is set (delivered by its own worker: [`crate::webhooks`]).
+//! appended to `--alerts-file` when given, and queued for each webhook it goes to (the
+//! fleet's `--webhook-url`, its school's `webhook_url`), delivered by their own worker:
+//! [`crate::webhooks`].
 
 use crate::webhooks::WebhookQueue;
 use async_trait::async_trait;
 use pisync_shared::domain::notice::Notice;
+use pisync_shared::domain::webhook::WebhookTarget;
 use pisync_shared::ports::alerts::{AlertPublisher, PublishError};
+use pisync_shared::ports::ReadSchools;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
@@ -13,18 +16,31 @@ use std::sync::{Arc, Mutex};
 
 pub struct LocalAlerts {
     file: Option<Mutex<File>>,
-    webhook: Option<Arc<WebhookQueue>>,
+    webhooks: Arc<WebhookQueue>,
+    /// Whether the fleet has a webhook (`--webhook-url`).
+    fleet_webhook: bool,
+    schools: Arc<dyn ReadSchools>,
 }
 
 impl LocalAlerts {
-    pub fn new(path: Option<&Path>, webhook: Option<Arc<WebhookQueue>>) -> std::io::Result<Self> {
+    pub fn new(
+        path: Option<&Path>,
+        webhooks: Arc<WebhookQueue>,
+        fleet_webhook: bool,
+        schools: Arc<dyn ReadSchools>,
+    ) -> std::io::Result<Self> {
         let file = match path {
             Some(path) => Some(Mutex::new(
                 OpenOptions::new().create(true).append(true).open(path)?,
             )),
             None => None,
         };
-        Ok(Self { file, webhook })
+        Ok(Self {
+            file,
+            webhooks,
+            fleet_webhook,
+            schools,
+        })
     }
 }
 
@@ -41,8 +57,21 @@ impl AlertPublisher for LocalAlerts {
                 .and_then(|()| file.sync_data())
                 .map_err(|e| PublishError::with_source("alerts file", e))?;
         }
-        if let Some(webhook) = &self.webhook {
-            webhook.enqueue(notice)?;
+        for target in WebhookTarget::of(notice, self.fleet_webhook) {
+            // A school without a webhook queues nothing (the worker reads the URL again
+            // at each attempt, so one removed meanwhile drops the delivery).
+            let has_url = match &target {
+                WebhookTarget::Fleet => true,
+                WebhookTarget::School(id) => self
+                    .schools
+                    .school(id)
+                    .await
+                    .map_err(|e| PublishError::with_source("school webhook", e))?
+                    .is_some_and(|school| school.webhook_url.is_some()),
+            };
+            if has_url {
+                self.webhooks.enqueue(notice, &target)?;
+            }
         }
         let mut stdout = std::io::stdout().lock();
         let _ = stdout.write_all(line.as_bytes()).and_then(|()| stdout.flush());

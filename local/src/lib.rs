@@ -95,29 +95,29 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Failure> {
     let (stop_tx, stop) = signal::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
 
-    let webhook = match &args.webhook_url {
-        None => None,
-        Some(url) => {
-            let queue = Arc::new(webhooks::WebhookQueue::open(&data_dir.join(WEBHOOK_QUEUE_FILE))?);
-            let transport = Arc::new(HttpsWebhook::new(url.clone())?);
-            tasks.spawn(webhooks::run_worker(
-                queue.clone(),
-                transport,
-                webhook_secret(&args)?,
-                RetryPolicy::default(),
-                stop.clone(),
-            ));
-            Some(queue)
-        }
-    };
     let stores = Stores::open(&args.store, &config).await?;
     let keys = auth::key_ring(data_dir).await?;
+    // Webhook deliveries: the fleet's (`--webhook-url`) and each school's.
+    let webhooks = Arc::new(webhooks::WebhookQueue::open(&data_dir.join(WEBHOOK_QUEUE_FILE))?);
+    tasks.spawn(webhooks::run_worker(
+        webhooks.clone(),
+        webhooks::Receivers {
+            transport: Arc::new(HttpsWebhook::new()?),
+            fleet_url: args.webhook_url.clone(),
+            schools: stores.store.clone(),
+            secret: webhook_secret(&args)?,
+        },
+        RetryPolicy::default(),
+        stop.clone(),
+    ));
     let local = Local {
         auth: auth::authenticator(args.no_auth, keys.clone(), stores.credentials.clone()),
         cursor_key: cursor_key(&config, data_dir)?,
         alerts: Arc::new(PublishOnce::new(alerts::LocalAlerts::new(
             args.alerts_file.as_deref(),
-            webhook,
+            webhooks,
+            args.webhook_url.is_some(),
+            stores.store.clone(),
         )?)),
         store: stores.store,
         credentials: stores.credentials,

@@ -1,12 +1,13 @@
 //! Webhook deliveries in the local runner: every notice is queued durably
-//! (`<data-dir>/webhooks.db`) when it is published, and a worker of its own POSTs it
+//! (`<data-dir>/webhooks.db`), once per webhook it goes to (the fleet's `--webhook-url`,
+//! its school's `webhook_url`), when it is published, and a worker of its own POSTs it
 //! with the retry policy AWS uses (first retry within 10 s, backing off to hourly, for
 //! 24 hours). A receiver that is slow or down delays only this worker: detection and
 //! the other channels never wait for it. Pending deliveries survive a restart.
 
 use pisync_shared::domain::notice::Notice;
-use pisync_shared::domain::webhook::{self, Answer, RetryPolicy};
-use pisync_shared::ports::{PublishError, WebhookTransport};
+use pisync_shared::domain::webhook::{self, Answer, RetryPolicy, WebhookTarget};
+use pisync_shared::ports::{PublishError, ReadSchools, WebhookTransport};
 use rusqlite::{params, Connection};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,7 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 struct Delivery {
     id: i64,
     body: String,
+    target: String,
     first_at: i64,
     attempts: u32,
 }
@@ -59,6 +61,13 @@ impl WebhookQueue {
                  at       INTEGER NOT NULL
              );",
         )?;
+        // Queues from before schools hold fleet deliveries only.
+        let has_target: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('deliveries') WHERE name = 'target'")?
+            .exists([])?;
+        if !has_target {
+            conn.execute_batch("ALTER TABLE deliveries ADD COLUMN target TEXT NOT NULL DEFAULT 'fleet'")?;
+        }
         Ok(Self {
             conn: Mutex::new(conn),
             queued: Notify::new(),
@@ -70,13 +79,13 @@ impl WebhookQueue {
         f(&conn)
     }
 
-    /// Queues `notice`; on disk when this returns.
-    pub fn enqueue(&self, notice: &Notice) -> Result<(), PublishError> {
+    /// Queues `notice` for `target`; on disk when this returns.
+    pub fn enqueue(&self, notice: &Notice, target: &WebhookTarget) -> Result<(), PublishError> {
         let now = ms_now();
         self.with(|conn| {
             conn.execute(
-                "INSERT INTO deliveries (body, first_at, attempts, next_at) VALUES (?1, ?2, 0, ?2)",
-                params![webhook::payload(notice), now],
+                "INSERT INTO deliveries (body, target, first_at, attempts, next_at) VALUES (?1, ?2, ?3, 0, ?3)",
+                params![webhook::payload(notice), target.key(), now],
             )
         })
         .map_err(|e| PublishError::with_source("webhook queue", e))?;
@@ -87,14 +96,15 @@ impl WebhookQueue {
     fn due(&self) -> rusqlite::Result<Vec<Delivery>> {
         self.with(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT id, body, first_at, attempts FROM deliveries WHERE next_at <= ?1 ORDER BY next_at, id LIMIT ?2",
+                "SELECT id, body, target, first_at, attempts FROM deliveries WHERE next_at <= ?1 ORDER BY next_at, id LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![ms_now(), BATCH], |row| {
                 Ok(Delivery {
                     id: row.get(0)?,
                     body: row.get(1)?,
-                    first_at: row.get(2)?,
-                    attempts: row.get(3)?,
+                    target: row.get(2)?,
+                    first_at: row.get(3)?,
+                    attempts: row.get(4)?,
                 })
             })?;
             rows.collect()
@@ -117,13 +127,20 @@ impl WebhookQueue {
         })
     }
 
-    /// Records what came of `delivery`; returns it as a metric's `result`.
+    /// Records what came of `delivery` (`None`: its target has no webhook any more, so
+    /// it is dropped); returns it as a metric's `result`.
     fn settle(
         &self,
         delivery: &Delivery,
-        answer: Answer,
+        answer: Option<Answer>,
         policy: &RetryPolicy,
     ) -> rusqlite::Result<&'static str> {
+        let Some(answer) = answer else {
+            return self.with(|conn| {
+                conn.execute("DELETE FROM deliveries WHERE id = ?1", [delivery.id])
+                    .map(|_| "dropped")
+            });
+        };
         let attempts = delivery.attempts + 1;
         let now = ms_now();
         let elapsed = Duration::from_millis(u64::try_from(now - delivery.first_at).unwrap_or(0));
@@ -159,12 +176,37 @@ impl WebhookQueue {
     }
 }
 
+/// Where the worker delivers: the transport, the fleet's URL and the schools (whose
+/// URLs are read at each attempt), and the signing secret.
+pub struct Receivers {
+    pub transport: Arc<dyn WebhookTransport>,
+    pub fleet_url: Option<String>,
+    pub schools: Arc<dyn ReadSchools>,
+    pub secret: Vec<u8>,
+}
+
+impl Receivers {
+    /// Signs and sends `delivery` to its target's URL now (`None`: it has none).
+    async fn send(&self, delivery: &Delivery) -> Option<Answer> {
+        let target = WebhookTarget::parse(&delivery.target)?;
+        let url = match webhook::target_url(&target, self.fleet_url.as_deref(), self.schools.as_ref()).await {
+            Ok(url) => url?,
+            // The store is unavailable: try again later, as for a receiver that is down.
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the school's webhook; retried");
+                return Some(Answer::TryAgain);
+            }
+        };
+        let now = chrono::Utc::now().timestamp();
+        Some(webhook::send(self.transport.as_ref(), &url, &self.secret, &delivery.body, now).await)
+    }
+}
+
 /// Sends what is due, then sleeps until the next delivery is due, something is queued,
 /// or a second passed.
 pub async fn run_worker(
     queue: Arc<WebhookQueue>,
-    transport: Arc<dyn WebhookTransport>,
-    secret: Vec<u8>,
+    receivers: Receivers,
     policy: RetryPolicy,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -174,14 +216,7 @@ pub async fn run_worker(
             tracing::error!(error = %e, "webhook queue unreadable");
             Vec::new()
         });
-        let sends = due.iter().map(|delivery| {
-            let transport = transport.clone();
-            let secret = secret.clone();
-            async move {
-                let now = chrono::Utc::now().timestamp();
-                webhook::send(transport.as_ref(), &secret, &delivery.body, now).await
-            }
-        });
+        let sends = due.iter().map(|delivery| receivers.send(delivery));
         let answers = futures_util::future::join_all(sends).await;
         for (delivery, answer) in due.iter().zip(answers) {
             match queue.settle(delivery, answer, &policy) {

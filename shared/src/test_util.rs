@@ -35,6 +35,33 @@ pub fn school(id: &str) -> crate::domain::school::School {
     }
 }
 
+/// Creates the school `id` (in UTC, the fleet's settings) and assigns `devices` to it,
+/// as a district admin would.
+pub async fn school_with(
+    store: &(impl crate::ports::ManageSchools + DeviceStates),
+    id: &str,
+    devices: &[&str],
+) {
+    store.put_school(&school(id), true).await.expect("school stored");
+    let school_id = crate::domain::school::SchoolId::parse(id).expect("a valid school id");
+    for d in devices {
+        let assigned = crate::domain::assignment::assign(
+            store,
+            &device(d),
+            Some(&school_id),
+            Default::default(),
+            |_| true,
+            minute(0),
+        )
+        .await
+        .expect("assigned");
+        assert!(
+            matches!(assigned, crate::domain::assignment::Assigned::Moved { .. }),
+            "{d} assigned to {id}"
+        );
+    }
+}
+
 /// A stored event of `device` at `minute(m)` with `errors` errors (a failure when > 0).
 /// An alert for `device_12345` (three failures from 10:31 to 10:33 on 2025-05-07), as
 /// the example events carry it.
@@ -366,6 +393,18 @@ pub mod lambda_events {
             "{file}: {:?}",
             response.body()
         );
+        if status == 204 {
+            // No body, so no Content-Type; the security headers are still there.
+            for (name, value) in crate::http::SECURITY_HEADERS {
+                assert_eq!(
+                    response.headers().get(name).and_then(|v| v.to_str().ok()),
+                    Some(value),
+                    "{file}: {name}"
+                );
+            }
+            assert!(response.body().is_empty(), "{file}: no body");
+            return;
+        }
         assert_standard_headers(response.headers(), file);
         let body = reply_json(response);
         match code {

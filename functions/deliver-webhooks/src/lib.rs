@@ -1,6 +1,9 @@
-//! deliver-webhooks: POSTs each notice to the operator's webhook, signed. The alert
-//! topic feeds an SQS queue (raw message delivery: a message is the notice JSON), and
-//! this function reads it in batches.
+//! deliver-webhooks: POSTs each notice to the operators' webhooks, signed: the fleet's
+//! (`AlertWebhookUrl`) and the `webhook_url` of the notice's school. The alert topic
+//! feeds an SQS queue (raw message delivery: a message is the notice JSON, with the
+//! topic's message attributes), and this function reads it in batches. A notice for
+//! two webhooks is queued again once per target (attribute `target`), so each is
+//! delivered and retried on its own; a school's URL is read at each attempt.
 //!
 //! - 2xx: delivered; the message is deleted and never sent again.
 //! - 5xx, 429, 408, a timeout, no connection: tried again after a back-off (10 s,
@@ -13,12 +16,13 @@
 //! headers, and its HTTPS retry policy ends within an hour (docs/design.md).
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use pisync_shared::adapters::sqs::TARGET_ATTRIBUTE;
 use pisync_shared::adapters::webhook::HttpsWebhook;
 use pisync_shared::domain::notice::Notice;
-use pisync_shared::domain::webhook::{self, Answer, RetryPolicy};
+use pisync_shared::domain::webhook::{self, Answer, RetryPolicy, WebhookTarget};
 use pisync_shared::function::{Aws, BoxError, EventFunction};
 use pisync_shared::metrics::Figures;
-use pisync_shared::ports::{DeliveryQueue, WebhookTransport};
+use pisync_shared::ports::{DeliveryQueue, ReadSchools, WebhookTransport};
 use pisync_shared::EventTime;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +31,9 @@ use std::time::Duration;
 pub struct DeliverWebhooks {
     transport: Arc<dyn WebhookTransport>,
     queue: Arc<dyn DeliveryQueue>,
+    schools: Arc<dyn ReadSchools>,
+    /// The fleet's webhook, if the stack has one.
+    fleet_url: Option<String>,
     secret: Arc<Vec<u8>>,
     policy: RetryPolicy,
 }
@@ -38,8 +45,10 @@ impl EventFunction for DeliverWebhooks {
 
     async fn from_aws(aws: &Aws) -> Result<Self, BoxError> {
         Ok(Self::new(
-            Arc::new(HttpsWebhook::new(aws.config.webhook_url()?)?),
+            Arc::new(HttpsWebhook::new()?),
             aws.delivery_queue().await?,
+            aws.store().await?,
+            aws.config.webhook_url.clone(),
             aws.webhook_secret().await?,
             RetryPolicy::default(),
         ))
@@ -53,18 +62,22 @@ impl EventFunction for DeliverWebhooks {
 }
 
 impl DeliverWebhooks {
-    /// Deliveries through `transport`, retried through `queue`, signed with `secret`.
-    /// (The local runner delivers from its own queue, `pisync-local`'s webhooks worker,
-    /// with the same domain code.)
+    /// Deliveries through `transport` to `fleet_url` and the schools' URLs, retried
+    /// through `queue`, signed with `secret`. (The local runner delivers from its own
+    /// queue, `pisync-local`'s webhooks worker, with the same domain code.)
     pub fn new(
         transport: Arc<dyn WebhookTransport>,
         queue: Arc<dyn DeliveryQueue>,
+        schools: Arc<dyn ReadSchools>,
+        fleet_url: Option<String>,
         secret: Vec<u8>,
         policy: RetryPolicy,
     ) -> Self {
         Self {
             transport,
             queue,
+            schools,
+            fleet_url,
             secret: Arc::new(secret),
             policy,
         }
@@ -113,8 +126,49 @@ async fn deliver(deps: &DeliverWebhooks, message: &SqsMessage, now_millis: i64) 
         tracing::error!(message_id = ?message.message_id, "not a PiSync notice; dead-lettered");
         return (dead_letter(deps, body, "not a PiSync notice").await, None);
     };
+    let target = match message.message_attributes.get(TARGET_ATTRIBUTE) {
+        Some(attribute) => match attribute.string_value.as_deref().and_then(WebhookTarget::parse) {
+            Some(target) => target,
+            None => return (dead_letter(deps, body, "unknown target").await, None),
+        },
+        // From the topic: one delivery per target.
+        None => match WebhookTarget::of(&notice, deps.fleet_url.is_some()).as_slice() {
+            [] => return (Outcome::Done, None),
+            [one] => one.clone(),
+            several => {
+                return match deps.queue.fan_out(body, several).await {
+                    Ok(()) => (Outcome::Done, None),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not queue the notice per webhook; retried");
+                        (Outcome::Retry, None)
+                    }
+                }
+            }
+        },
+    };
+    let url = match webhook::target_url(&target, deps.fleet_url.as_deref(), deps.schools.as_ref()).await {
+        Ok(Some(url)) => url,
+        Ok(None) => {
+            tracing::info!(
+                target = target.key(),
+                "no webhook for the target any more; dropped"
+            );
+            return (Outcome::Done, None);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the school's webhook; retried");
+            return (Outcome::Retry, None);
+        }
+    };
     let payload = webhook::payload(&notice);
-    let answer = webhook::send(deps.transport.as_ref(), &deps.secret, &payload, now_millis / 1000).await;
+    let answer = webhook::send(
+        deps.transport.as_ref(),
+        &url,
+        &deps.secret,
+        &payload,
+        now_millis / 1000,
+    )
+    .await;
     let attempts: u32 = message
         .attributes
         .get("ApproximateReceiveCount")

@@ -4,12 +4,14 @@
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use deliver_webhooks::{deliver_batch, DeliverWebhooks};
+use pisync_shared::adapters::sqlite::SqliteStore;
 use pisync_shared::adapters::webhook::HttpsWebhook;
-use pisync_shared::domain::webhook::{signature, RetryPolicy};
+use pisync_shared::domain::webhook::{signature, RetryPolicy, WebhookTarget};
 use pisync_shared::ports::{DeliveryQueue, StoreError};
 use pisync_shared::test_util::example_alert;
 use pisync_shared::test_util::lambda_events::{events_dir, files_of};
 use pisync_shared::test_util::receiver::Receiver;
+use pisync_shared::test_util::sqlite_store;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,12 +22,18 @@ const NOW: i64 = 1_746_613_900_000;
 struct RecordedQueue {
     delayed: Mutex<Vec<(String, Duration)>>,
     dead: Mutex<Vec<(String, String)>>,
+    fanned_out: Mutex<Vec<Vec<WebhookTarget>>>,
 }
 
 #[async_trait]
 impl DeliveryQueue for RecordedQueue {
     async fn retry_later(&self, receipt: &str, delay: Duration) -> Result<(), StoreError> {
         self.delayed.lock().unwrap().push((receipt.to_owned(), delay));
+        Ok(())
+    }
+
+    async fn fan_out(&self, _: &str, targets: &[WebhookTarget]) -> Result<(), StoreError> {
+        self.fanned_out.lock().unwrap().push(targets.to_vec());
         Ok(())
     }
 
@@ -68,14 +76,22 @@ fn alert_batch(receive_count: u32, sent_ms_ago: i64) -> SqsEvent {
 
 async fn setup() -> (Receiver, Arc<RecordedQueue>, DeliverWebhooks) {
     let receiver = Receiver::start().await;
+    let (queue, deps) = deliveries(Some(receiver.url.clone()), sqlite_store().1);
+    (receiver, queue, deps)
+}
+
+/// Deliveries to `fleet_url` and to the schools of `store`, queued in a recorder.
+fn deliveries(fleet_url: Option<String>, store: SqliteStore) -> (Arc<RecordedQueue>, DeliverWebhooks) {
     let queue = Arc::new(RecordedQueue::default());
     let deps = DeliverWebhooks::new(
-        Arc::new(HttpsWebhook::new(&receiver.url).unwrap()),
+        Arc::new(HttpsWebhook::new().unwrap()),
         queue.clone(),
+        Arc::new(store),
+        fleet_url,
         SECRET.to_vec(),
         RetryPolicy::default(),
     );
-    (receiver, queue, deps)
+    (queue, deps)
 }
 
 #[test]
@@ -180,4 +196,89 @@ async fn a_rejection_or_a_day_of_failures_dead_letters_the_delivery() {
     assert!(garbage.response.batch_item_failures.is_empty());
     assert_eq!(queue.dead.lock().unwrap().len(), 3);
     assert_eq!(receiver.received().len(), 2, "garbage is never sent");
+}
+
+/// The example alert, for a device in the school `north`.
+fn north_alert() -> pisync_shared::domain::notice::Notice {
+    let mut alert = example_alert();
+    if let pisync_shared::domain::notice::Notice::RepeatedFailures(a) = &mut alert {
+        a.school_id = pisync_shared::domain::school::SchoolId::parse("north");
+    }
+    alert
+}
+
+/// A school whose `webhook_url` is `url` (`None`: without one), in a fresh store.
+async fn north_with(url: Option<String>) -> (pisync_shared::test_util::TempDir, SqliteStore) {
+    use pisync_shared::ports::ManageSchools;
+    let (dir, store) = sqlite_store();
+    let mut north = pisync_shared::test_util::school("north");
+    north.webhook_url = url;
+    store.put_school(&north, true).await.unwrap();
+    (dir, store)
+}
+
+/// A message that targets one webhook (queued again by a fan-out).
+fn targeted(notice: &pisync_shared::domain::notice::Notice, target: &WebhookTarget) -> SqsMessage {
+    let mut m = message(&notice.to_json(), 1, 0);
+    let mut attribute = aws_lambda_events::event::sqs::SqsMessageAttribute::default();
+    attribute.string_value = Some(target.key());
+    attribute.data_type = Some("String".into());
+    m.message_attributes.insert("target".into(), attribute);
+    m
+}
+
+/// A notice of a school's device goes to the fleet's webhook and the school's: the
+/// topic's message is queued again once per target, and nothing is posted yet.
+#[tokio::test]
+async fn a_school_notice_fans_out_to_each_webhook() {
+    let fleet = Receiver::start().await;
+    let (_dir, store) = north_with(Some("http://127.0.0.1:9/unused".into())).await;
+    let (queue, deps) = deliveries(Some(fleet.url.clone()), store);
+    let delivered = deliver_batch(&deps, batch(vec![message(&north_alert().to_json(), 1, 0)]), NOW).await;
+    assert!(delivered.response.batch_item_failures.is_empty());
+    let north = WebhookTarget::School(pisync_shared::domain::school::SchoolId::parse("north").unwrap());
+    assert_eq!(
+        *queue.fanned_out.lock().unwrap(),
+        [vec![WebhookTarget::Fleet, north]]
+    );
+    assert!(fleet.received().is_empty());
+}
+
+/// A message for the school's target is posted, signed, to the school's current URL.
+#[tokio::test]
+async fn a_school_target_is_posted_to_the_schools_webhook() {
+    let school = Receiver::start().await;
+    let (_dir, store) = north_with(Some(school.url.clone())).await;
+    let (_queue, deps) = deliveries(None, store);
+    let north = WebhookTarget::School(pisync_shared::domain::school::SchoolId::parse("north").unwrap());
+    let delivered = deliver_batch(&deps, batch(vec![targeted(&north_alert(), &north)]), NOW).await;
+    assert!(delivered.response.batch_item_failures.is_empty());
+    let [request] = school.received().try_into().unwrap();
+    assert_eq!(
+        request.header("x-pisync-signature").unwrap(),
+        signature(SECRET, NOW / 1000, &request.body),
+        "signed as the fleet's"
+    );
+    let body: serde_json::Value = serde_json::from_str(&request.body).unwrap();
+    assert_eq!(body["school_id"], "north");
+}
+
+/// Without a fleet webhook, a school notice goes straight to the school's; a school
+/// that no longer has one drops it.
+#[tokio::test]
+async fn one_target_is_delivered_at_once_and_none_drops() {
+    let school = Receiver::start().await;
+    let (_dir, store) = north_with(Some(school.url.clone())).await;
+    let (queue, deps) = deliveries(None, store);
+    deliver_batch(&deps, batch(vec![message(&north_alert().to_json(), 1, 0)]), NOW).await;
+    assert_eq!(school.received().len(), 1);
+    assert!(queue.fanned_out.lock().unwrap().is_empty());
+    let (_dir, without) = north_with(None).await;
+    let (queue, deps) = deliveries(None, without);
+    let delivered = deliver_batch(&deps, batch(vec![message(&north_alert().to_json(), 1, 0)]), NOW).await;
+    assert!(
+        delivered.response.batch_item_failures.is_empty(),
+        "dropped, not retried"
+    );
+    assert!(queue.dead.lock().unwrap().is_empty());
 }

@@ -16,6 +16,7 @@ const CASES: &[Case] = &[
     ("fleet-summary/bad-days.json", 400, Some("invalid_request")),
     ("fleet-summary/fourteen-days.json", 200, None),
     ("fleet-summary/no-authorizer.json", 401, Some("unauthorized")),
+    ("fleet-summary/one-school.json", 200, None),
 ];
 
 fn today_event(device: &str, minutes_ago: i64, errors: u32, speed: f64) -> StoredEvent {
@@ -38,6 +39,7 @@ async fn seeded() -> (TempDir, FleetSummary) {
     for e in &events {
         record_and_apply(&store, e).await;
     }
+    pisync_shared::test_util::school_with(&store, "riverside", &[]).await;
     let in_no_school = events.map(|e| (None, e));
     let addition = DayAddition::of(&in_no_school).expect("events");
     store.add_days(&addition, addition.at).await.expect("days added");

@@ -10,6 +10,11 @@ use pisync_shared::test_util::{local, record_and_apply, sqlite_store, stored_eve
 
 /// (file, status, error code)
 const CASES: &[Case] = &[
+    (
+        "get-device/another-schools-device.json",
+        404,
+        Some("device_not_found"),
+    ),
     ("get-device/bad-device-id.json", 400, Some("invalid_request")),
     ("get-device/known-device.json", 200, None),
     ("get-device/no-authorizer.json", 401, Some("unauthorized")),

@@ -12,6 +12,11 @@ use pisync_shared::test_util::{local, sqlite_store, stored_event_at};
 /// (file, status, error code)
 const CASES: &[Case] = &[
     (
+        "get-sync-history/another-schools-device.json",
+        404,
+        Some("device_not_found"),
+    ),
+    (
         "get-sync-history/bad-parameters.json",
         400,
         Some("invalid_request"),

@@ -15,6 +15,7 @@ use std::sync::Arc;
 /// (file, status, error code)
 const CASES: &[Case] = &[
     ("issue-device-credentials/admin.json", 201, None),
+    ("issue-device-credentials/assign-and-issue.json", 201, None),
     (
         "issue-device-credentials/bad-device-id.json",
         400,
@@ -24,6 +25,11 @@ const CASES: &[Case] = &[
         "issue-device-credentials/read-only-operator.json",
         403,
         Some("forbidden"),
+    ),
+    (
+        "issue-device-credentials/school-admin-without-school.json",
+        400,
+        Some("invalid_request"),
     ),
 ];
 
@@ -37,9 +43,20 @@ fn handler() -> (
     (dir, deps, store)
 }
 
+/// As [`handler`], with the school riverside.
+async fn with_riverside() -> (
+    TempDir,
+    IssueDeviceCredentials,
+    pisync_shared::adapters::sqlite::SqliteStore,
+) {
+    let (dir, deps, store) = handler();
+    pisync_shared::test_util::school_with(&store, "riverside", &[]).await;
+    (dir, deps, store)
+}
+
 #[tokio::test]
 async fn each_example_event_gets_its_documented_answer() {
-    let (_dir, deps, _) = handler();
+    let (_dir, deps, _) = with_riverside().await;
     assert_examples_answered("issue-device-credentials", CASES, &deps).await;
 }
 
@@ -83,5 +100,30 @@ async fn the_issued_token_is_the_devices_only_credential() {
     assert_eq!(
         device_auth.authenticate(as_header(&second)).await.unwrap(),
         Caller::Device("device_12345".into())
+    );
+}
+
+/// A school admin names its school for a device in none: the device is assigned, then
+/// issued; the school is in the reply.
+#[tokio::test]
+async fn a_school_admin_assigns_and_issues_in_one_call() {
+    use pisync_shared::ports::DeviceStates;
+    let (_dir, deps, store) = with_riverside().await;
+    let response = deps
+        .handle(api_request("issue-device-credentials/assign-and-issue.json"))
+        .await;
+    let body = reply_json(&response);
+    assert_eq!(
+        (response.status().as_u16(), body["school_id"].as_str()),
+        (201, Some("riverside"))
+    );
+    let state = store
+        .load(&pisync_shared::test_util::device("pibook-new"))
+        .await
+        .unwrap()
+        .expect("a state for the assigned device");
+    assert_eq!(
+        state.state.school_id.map(|s| s.to_string()).as_deref(),
+        Some("riverside")
     );
 }

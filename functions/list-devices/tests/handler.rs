@@ -6,7 +6,7 @@ use pisync_shared::function::{HttpFunction, HttpHandler};
 use pisync_shared::test_util::lambda_events::{
     api_request, assert_examples_answered, error_fields, reply_json, Case,
 };
-use pisync_shared::test_util::{local, record_and_apply, sqlite_store, stored_event, TempDir};
+use pisync_shared::test_util::{local, record_and_apply, school_with, sqlite_store, stored_event, TempDir};
 
 /// (file, status, error code)
 const CASES: &[Case] = &[
@@ -14,6 +14,12 @@ const CASES: &[Case] = &[
     ("list-devices/bad-parameters.json", 400, Some("invalid_request")),
     ("list-devices/failing.json", 200, None),
     ("list-devices/no-pisync-group.json", 403, Some("forbidden")),
+    ("list-devices/one-school.json", 200, None),
+    (
+        "list-devices/school-operator-asks-another.json",
+        404,
+        Some("school_not_found"),
+    ),
 ];
 
 /// a-healthy, b-failing (3 failures), c-failing (4), d-healthy.
@@ -30,6 +36,7 @@ async fn seeded() -> (TempDir, ListDevices) {
             record_and_apply(&store, &e).await;
         }
     }
+    school_with(&store, "riverside", &["c-failing", "d-healthy"]).await;
     let deps = ListDevices::from_local(&local(store));
     (dir, deps)
 }
@@ -69,4 +76,12 @@ async fn every_bad_parameter_is_listed() {
     let mut fields = error_fields(&body);
     fields.sort();
     assert_eq!(fields, ["limit", "status"]);
+}
+
+#[tokio::test]
+async fn one_schools_devices_only() {
+    let (_dir, deps) = seeded().await;
+    let body = reply_json(&deps.handle(api_request("list-devices/one-school.json")).await);
+    assert_eq!(ids(&body), ["c-failing", "d-healthy"]);
+    assert_eq!(body["devices"][0]["school_id"], "riverside");
 }

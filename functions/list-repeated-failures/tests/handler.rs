@@ -21,7 +21,8 @@ fn every_example_event_has_a_case() {
         [
             "list-repeated-failures/bad-limit.json",
             "list-repeated-failures/device-token.json",
-            "list-repeated-failures/first-page.json"
+            "list-repeated-failures/first-page.json",
+            "list-repeated-failures/one-school.json"
         ]
     );
 }
@@ -85,4 +86,46 @@ async fn a_request_without_the_authorizers_claims_is_401() {
         .await;
     assert_documented_answer("device-token.json", &response, 401, Some("unauthorized"));
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
+}
+
+/// A school's operator with `school=` gets its school's failing devices, and the
+/// school's threshold.
+#[tokio::test]
+async fn one_schools_failing_devices_by_its_threshold() {
+    use pisync_shared::domain::school::SchoolId;
+    use pisync_shared::ports::ManageSchools;
+    let (_dir, store) = sqlite_store();
+    let mut riverside = pisync_shared::test_util::school("riverside");
+    riverside.failure_threshold = Some(2);
+    store.put_school(&riverside, true).await.unwrap();
+    pisync_shared::domain::assignment::assign(
+        &store,
+        &pisync_shared::test_util::device("dev-river"),
+        SchoolId::parse("riverside").as_ref(),
+        Rules::default().streak,
+        |_| true,
+        minute(0),
+    )
+    .await
+    .unwrap();
+    for device in ["dev-river", "dev-elsewhere"] {
+        for m in 1..=3 {
+            apply_event(&store, Rules::default(), &stored_event(device, m, 1), minute(10))
+                .await
+                .expect("applied");
+        }
+    }
+    let response = handler(store)
+        .handle(api_request("list-repeated-failures/one-school.json"))
+        .await;
+    let body = reply_json(&response);
+    assert_eq!(response.status(), 200, "{body}");
+    assert_eq!(body["threshold"], 2);
+    let ids: Vec<&str> = body["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["device_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["dev-river"]);
 }

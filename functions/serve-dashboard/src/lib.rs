@@ -19,11 +19,21 @@ use pisync_shared::http::{self, ApiError, Call, SECURITY_HEADERS};
 pub const UPLOT_VERSION: &str = "1.6.32";
 
 /// The dashboard's files, compiled into the function.
-const FILES: [(&str, &str, &[u8]); 6] = [
+const FILES: [(&str, &str, &[u8]); 8] = [
     (
         "app.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../static/app.js"),
+    ),
+    (
+        "dom.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../static/dom.js"),
+    ),
+    (
+        "schools.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../static/schools.js"),
     ),
     (
         "style.css",
@@ -65,6 +75,9 @@ pub enum SignIn {
         client_id: String,
         /// Where the hosted UI sends the operator back: this page's URL.
         redirect_uri: String,
+        /// The claim listing the operator's groups (the page reads its defaults from
+        /// them: which school to show first).
+        groups_claim: String,
     },
 }
 
@@ -76,6 +89,7 @@ impl SignIn {
                 domain: domain.to_owned(),
                 client_id: client_id.to_owned(),
                 redirect_uri: redirect_uri.to_owned(),
+                groups_claim: config.operator_groups_claim.clone(),
             },
             None => SignIn::Token,
         }
@@ -121,8 +135,10 @@ impl ServeDashboard {
                 domain,
                 client_id,
                 redirect_uri,
+                groups_claim,
             } => serde_json::json!({
                 "sign_in": "cognito", "domain": domain, "client_id": client_id, "redirect_uri": redirect_uri,
+                "groups_claim": groups_claim,
             }),
         };
         config.to_string().into_bytes()

@@ -4,10 +4,10 @@
 
 use crate::support::runner::{Backend, TestApp};
 use crate::support::{wait_for, wait_until};
-use pisync_local::webhooks::{run_worker, WebhookQueue};
+use pisync_local::webhooks::{run_worker, Receivers, WebhookQueue};
 use pisync_shared::adapters::webhook::HttpsWebhook;
 use pisync_shared::domain::notice::{Notice, RecoveryNotice};
-use pisync_shared::domain::webhook::{signature, RetryPolicy};
+use pisync_shared::domain::webhook::{signature, RetryPolicy, WebhookTarget};
 use pisync_shared::test_util::receiver::Receiver;
 use pisync_shared::{DeviceId, EventTime};
 use serde_json::{json, Value};
@@ -94,6 +94,56 @@ async fn an_alert_reaches_the_webhook_signed_with_the_notice_and_a_text_line() {
     assert_eq!(receiver.received().len(), 1);
 }
 
+/// A school's notices reach its own webhook too, signed with the same secret; other
+/// devices' notices reach the fleet's only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schools_webhook_receives_its_schools_notices() {
+    let fleet = Receiver::start().await;
+    let school = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = start(dir.path(), &fleet);
+    let admin = app.administrator();
+    let created = admin
+        .put_school(
+            "north",
+            json!({"name": "North", "timezone": "UTC", "webhook_url": school.url}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(admin.assign_school("dev-north", Some("north")).await.status, 200);
+    fail_three_times(&app, "dev-north").await;
+    fail_three_times(&app, "dev-fleet").await;
+    let [to_school] = received(&school, 1).await.try_into().unwrap();
+    let body: Value = serde_json::from_str(&to_school.body).unwrap();
+    assert_eq!(
+        (body["device_id"].as_str(), body["school_id"].as_str()),
+        (Some("dev-north"), Some("north"))
+    );
+    let timestamp: i64 = to_school.header("x-pisync-timestamp").unwrap().parse().unwrap();
+    assert_eq!(
+        to_school.header("x-pisync-signature").unwrap(),
+        signature(SECRET.as_bytes(), timestamp, &to_school.body)
+    );
+    let to_fleet = received(&fleet, 2).await;
+    let mut devices: Vec<String> = to_fleet
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Value>(&r.body).unwrap()["device_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    devices.sort();
+    assert_eq!(
+        devices,
+        ["dev-fleet", "dev-north"],
+        "the fleet's webhook gets every notice"
+    );
+    webhooks_idle(&app, 3.0).await;
+    assert_eq!(school.received().len(), 1, "only its own school's");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_receiver_never_delays_detection_or_the_other_channels() {
     let receiver = Receiver::start().await;
@@ -141,6 +191,18 @@ async fn pending_deliveries_survive_a_restart() {
     drop(app);
 }
 
+/// The worker's receivers: `receiver` as the fleet's webhook, no school (the store in
+/// `dir`).
+fn to_fleet(receiver: &Receiver, dir: &std::path::Path) -> Receivers {
+    let store = pisync_shared::adapters::sqlite::SqliteStore::open(&dir.join("schools.db")).unwrap();
+    Receivers {
+        transport: Arc::new(HttpsWebhook::new().unwrap()),
+        fleet_url: Some(receiver.url.clone()),
+        schools: Arc::new(store),
+        secret: SECRET.as_bytes().to_vec(),
+    }
+}
+
 fn notice() -> Notice {
     Notice::Recovered(RecoveryNotice {
         device_id: DeviceId::parse("dev-retry").unwrap(),
@@ -167,12 +229,11 @@ async fn failures_are_retried_with_back_off_until_taken() {
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(run_worker(
         queue.clone(),
-        Arc::new(HttpsWebhook::new(&receiver.url).unwrap()),
-        SECRET.as_bytes().to_vec(),
+        to_fleet(&receiver, dir.path()),
         policy,
         stop,
     ));
-    queue.enqueue(&notice()).unwrap();
+    queue.enqueue(&notice(), &WebhookTarget::Fleet).unwrap();
     let requests = received(&receiver, 4).await;
     assert!(
         requests.iter().all(|r| r.body == requests[0].body),
@@ -198,12 +259,11 @@ async fn a_rejected_delivery_is_set_aside() {
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(run_worker(
         queue.clone(),
-        Arc::new(HttpsWebhook::new(&receiver.url).unwrap()),
-        SECRET.as_bytes().to_vec(),
+        to_fleet(&receiver, dir.path()),
         RetryPolicy::default(),
         stop,
     ));
-    queue.enqueue(&notice()).unwrap();
+    queue.enqueue(&notice(), &WebhookTarget::Fleet).unwrap();
     wait_for("set aside", || async {
         (queue.counts().unwrap() == (0, 1)).then_some(())
     })

@@ -1,13 +1,18 @@
 //! The webhook delivery queue on Amazon SQS: a retry is the message made visible
 //! again after a delay (`ChangeMessageVisibility`); a rejected delivery is sent to the
-//! dead-letter queue, which raises an alarm.
+//! dead-letter queue, which raises an alarm. A notice for more than one webhook is
+//! queued again once per target, with the message attribute `target`.
 
 use super::aws::describe_sdk_error;
+use crate::domain::webhook::WebhookTarget;
 use crate::ports::{DeliveryQueue, StoreError};
 use async_trait::async_trait;
 use aws_sdk_sqs::types::MessageAttributeValue;
 use aws_sdk_sqs::Client;
 use std::time::Duration;
+
+/// The message attribute naming a fanned-out message's one target.
+pub const TARGET_ATTRIBUTE: &str = "target";
 
 /// SQS's longest visibility timeout: 12 hours.
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
@@ -42,6 +47,44 @@ impl DeliveryQueue for SqsDeliveryQueue {
             .await
             .map(drop)
             .map_err(|e| StoreError::unavailable(describe_sdk_error("ChangeMessageVisibility", &e), e))
+    }
+
+    async fn fan_out(&self, body: &str, targets: &[WebhookTarget]) -> Result<(), StoreError> {
+        let mut entries = Vec::with_capacity(targets.len());
+        for (i, target) in targets.iter().enumerate() {
+            let attribute = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(target.key())
+                .build()
+                .map_err(|e| StoreError::unavailable("message attribute", e))?;
+            entries.push(
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(body)
+                    .message_attributes(TARGET_ATTRIBUTE, attribute)
+                    .build()
+                    .map_err(|e| StoreError::unavailable("batch entry", e))?,
+            );
+        }
+        let out = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| StoreError::unavailable(describe_sdk_error("SendMessageBatch", &e), e))?;
+        match out.failed().first() {
+            // The original stays queued and fans out again: a target already queued may
+            // be delivered twice (receivers drop a repeated alert_id).
+            Some(failed) => Err(StoreError::unavailable_because(format!(
+                "SendMessageBatch: {} of {} not queued ({})",
+                out.failed().len(),
+                targets.len(),
+                failed.code()
+            ))),
+            None => Ok(()),
+        }
     }
 
     async fn dead_letter(&self, body: &str, reason: &str) -> Result<(), StoreError> {

@@ -15,11 +15,10 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct HttpsWebhook {
     client: reqwest::Client,
-    url: String,
 }
 
 impl HttpsWebhook {
-    pub fn new(url: impl Into<String>) -> Result<Self, reqwest::Error> {
+    pub fn new() -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .tls_built_in_native_certs(false)
             .tls_built_in_webpki_certs(true)
@@ -28,19 +27,16 @@ impl HttpsWebhook {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("PiSync-Webhook/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self {
-            client,
-            url: url.into(),
-        })
+        Ok(Self { client })
     }
 }
 
 #[async_trait]
 impl WebhookTransport for HttpsWebhook {
-    async fn post(&self, body: &str, headers: &[(&str, String)]) -> Answer {
+    async fn post(&self, url: &str, body: &str, headers: &[(&str, String)]) -> Answer {
         let mut request = self
             .client
-            .post(&self.url)
+            .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body.to_owned());
         for (name, value) in headers {

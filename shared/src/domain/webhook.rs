@@ -1,19 +1,69 @@
-//! Webhook deliveries: what is sent (the notice's JSON fields plus a one-line `text`,
-//! which Slack and Teams incoming webhooks show as is), how it is signed, and when a
-//! failed delivery is tried again.
+//! Webhook deliveries: where a notice goes (the fleet's webhook, and its school's),
+//! what is sent (the notice's JSON fields plus a one-line `text`, which Slack and Teams
+//! incoming webhooks show as is), how it is signed, and when a failed delivery is
+//! tried again.
 //!
 //! Signature: `X-PiSync-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`
 //! with `X-PiSync-Timestamp: <Unix seconds>`. A receiver recomputes it over the raw
 //! body and rejects a timestamp more than five minutes from its clock (a replay).
 
 use crate::domain::notice::Notice;
-use crate::ports::WebhookTransport;
+use crate::domain::school::SchoolId;
+use crate::ports::{ReadSchools, StoreError, WebhookTransport};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::time::Duration;
 
 pub const TIMESTAMP_HEADER: &str = "x-pisync-timestamp";
 pub const SIGNATURE_HEADER: &str = "x-pisync-signature";
+
+/// Where a notice is delivered: the fleet's webhook (`--webhook-url`, the template's
+/// `AlertWebhookUrl`), or the `webhook_url` of the notice's school. Each target is a
+/// delivery of its own, retried on its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WebhookTarget {
+    Fleet,
+    School(SchoolId),
+}
+
+impl WebhookTarget {
+    /// How a queue names the target: `fleet`, or `school:<id>`.
+    pub fn key(&self) -> String {
+        match self {
+            WebhookTarget::Fleet => "fleet".into(),
+            WebhookTarget::School(id) => format!("school:{id}"),
+        }
+    }
+
+    pub fn parse(key: &str) -> Option<Self> {
+        match key {
+            "fleet" => Some(WebhookTarget::Fleet),
+            other => SchoolId::parse(other.strip_prefix("school:")?).map(WebhookTarget::School),
+        }
+    }
+
+    /// The targets `notice` may go to: the fleet's when it has a webhook, and the
+    /// notice's school's (which may have none: see [`target_url`]).
+    pub fn of(notice: &Notice, fleet_webhook: bool) -> Vec<Self> {
+        let fleet = fleet_webhook.then_some(WebhookTarget::Fleet);
+        let school = notice.school_id().cloned().map(WebhookTarget::School);
+        fleet.into_iter().chain(school).collect()
+    }
+}
+
+/// The URL `target` is delivered to now: the fleet's URL, or the school's current
+/// `webhook_url` (`None`: it has none, or no longer exists; the delivery is dropped).
+/// Read at each attempt, so a school's new URL applies to its retries too.
+pub async fn target_url(
+    target: &WebhookTarget,
+    fleet_url: Option<&str>,
+    schools: &dyn ReadSchools,
+) -> Result<Option<String>, StoreError> {
+    Ok(match target {
+        WebhookTarget::Fleet => fleet_url.map(str::to_owned),
+        WebhookTarget::School(id) => schools.school(id).await?.and_then(|s| s.webhook_url),
+    })
+}
 
 /// The body POSTed for `notice`.
 pub fn payload(notice: &Notice) -> String {
@@ -35,13 +85,19 @@ pub fn signature(secret: &[u8], timestamp: i64, body: &str) -> String {
     format!("sha256={}", crate::digest::hex(&mac.finalize().into_bytes()))
 }
 
-/// Signs `body` (a [`payload`]) at `timestamp` (Unix seconds) and POSTs it.
-pub async fn send(transport: &dyn WebhookTransport, secret: &[u8], body: &str, timestamp: i64) -> Answer {
+/// Signs `body` (a [`payload`]) at `timestamp` (Unix seconds) and POSTs it to `url`.
+pub async fn send(
+    transport: &dyn WebhookTransport,
+    url: &str,
+    secret: &[u8],
+    body: &str,
+    timestamp: i64,
+) -> Answer {
     let headers = [
         (TIMESTAMP_HEADER, timestamp.to_string()),
         (SIGNATURE_HEADER, signature(secret, timestamp, body)),
     ];
-    transport.post(body, &headers).await
+    transport.post(url, body, &headers).await
 }
 
 /// What a receiver's answer means for the delivery.
@@ -147,6 +203,33 @@ mod tests {
         );
         assert_ne!(signature(b"key", 1, "{}"), signature(b"key", 2, "{}"));
         assert_ne!(signature(b"key", 1, "{}"), signature(b"other", 1, "{}"));
+    }
+
+    #[test]
+    fn a_notice_goes_to_the_fleet_webhook_and_its_schools() {
+        let mut notice = Notice::Recovered(RecoveryNotice {
+            device_id: DeviceId::parse("pibox-7").unwrap(),
+            failures_before_recovery: 4,
+            recovered_at: EventTime::EPOCH,
+            alert_id: "pibox-7@start".into(),
+            school_id: SchoolId::parse("north"),
+        });
+        let north = WebhookTarget::School(SchoolId::parse("north").unwrap());
+        assert_eq!(
+            WebhookTarget::of(&notice, true),
+            [WebhookTarget::Fleet, north.clone()]
+        );
+        assert_eq!(WebhookTarget::of(&notice, false), std::slice::from_ref(&north));
+        if let Notice::Recovered(r) = &mut notice {
+            r.school_id = None;
+        }
+        assert_eq!(WebhookTarget::of(&notice, true), [WebhookTarget::Fleet]);
+        assert!(WebhookTarget::of(&notice, false).is_empty());
+        for target in [WebhookTarget::Fleet, north] {
+            assert_eq!(WebhookTarget::parse(&target.key()), Some(target));
+        }
+        assert_eq!(WebhookTarget::parse("school:"), None);
+        assert_eq!(WebhookTarget::parse("elsewhere"), None);
     }
 
     #[test]

@@ -53,6 +53,9 @@ export async function startRunner() {
     base,
     link,
     adminToken: () => cli("token", "operator", "--admin"),
+    /// A school operator of `schools` (admin or read).
+    schoolToken: (schools, admin = false) =>
+      cli("token", "operator", ...(admin ? ["--admin"] : []), ...schools.flatMap((s) => ["--school", s])),
     readToken: () => cli("token", "operator"),
     deviceToken: (id) => cli("token", "device", id),
     logs: () => stderr,
@@ -97,6 +100,16 @@ export async function read(runner, path, token) {
   const response = await fetch(`${runner.base}${path}`, { headers: { authorization: `Bearer ${token}` } });
   if (!response.ok) throw new Error(`GET ${path}: ${response.status}`);
   return response.json();
+}
+
+/// A request with a JSON body and an operator token; the status and parsed body.
+export async function send(runner, method, path, body, token) {
+  const response = await fetch(`${runner.base}${path}`, {
+    method,
+    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+    body: JSON.stringify(body),
+  });
+  return { status: response.status, body: response.status === 204 ? null : await response.json() };
 }
 
 /// Polls until `check()` is truthy.
