@@ -5,9 +5,11 @@
 //!
 //! STORED_EVENTS (default 10000) healthy events are loaded first, spread over 1000
 //! devices, so the list figures can be compared across table sizes; DEVICES (default
-//! 1000) device states are loaded too (90% healthy, 5% failing, 5% silent), spread
-//! over SCHOOLS schools (default 10), so the fleet and school reads can be compared
-//! across fleet and district sizes.
+//! 1000) device states are loaded too (90% healthy, 5% failing, 5% silent), spread in
+//! blocks of 20 over SCHOOLS schools (default 10), so the fleet and school reads can be
+//! compared across fleet and district sizes. The school reads are measured on one more
+//! school, `bench`, with the same 60 devices (48 healthy, 6 failing, 6 silent) in every
+//! run: what a school's page costs beside a fleet and a district of any size.
 
 use pisync_shared::adapters::dynamodb::item::{EventItem, StateItem};
 use pisync_shared::adapters::dynamodb::{CapacityMeter, DynamoStore};
@@ -103,14 +105,15 @@ async fn main() -> Result<(), Failure> {
     let rules = Rules::default();
 
     // Background, not measured: healthy devices' events, and `fleet` device states.
-    let mut items = Vec::with_capacity(stored + fleet);
+    type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+    let mut items: Vec<Item> = Vec::with_capacity(stored + fleet);
     for i in 0..stored {
         let e = event(&format!("healthy-{}", i % 1000), (i / 1000) as i64, 0);
         items.push(EventItem::new(&e, None).to_item()?);
     }
     for i in 0..fleet {
         let mut state = DeviceState::new(DeviceId::parse(&format!("fleet-{i:07}")).ok_or("a valid id")?);
-        state.school_id = Some(school_ids[i % school_count].clone());
+        state.school_id = Some(school_ids[(i / 20) % school_count].clone());
         let errors = u32::from(i % 20 == 1);
         for m in 0..3 {
             state.apply(
@@ -136,8 +139,70 @@ async fn main() -> Result<(), Failure> {
             failing,
         )?)?);
     }
+    // The bench school's 60 devices, and every school's counts item as state saves
+    // would have kept it.
+    let bench = SchoolId::parse("bench").ok_or("a valid school id")?;
+    for i in 0..60 {
+        let mut state = DeviceState::new(DeviceId::parse(&format!("bench-{i:02}")).ok_or("a valid id")?);
+        state.school_id = Some(bench.clone());
+        let errors = u32::from(i % 10 == 1);
+        for m in 0..3 {
+            state.apply(
+                &event(state.device_id.as_str(), m, errors),
+                rules.streak,
+                t(10),
+                &mut Vec::new(),
+            );
+        }
+        let status = match i % 10 {
+            0 => {
+                state.silent_since = state.last_seen_at;
+                Status::Silent
+            }
+            1 => Status::Failing,
+            _ => Status::Healthy,
+        };
+        let failing = state.is_failing(rules.streak);
+        items.push(serde_dynamo::to_item(StateItem::new(
+            &state,
+            1,
+            Some(status),
+            failing,
+        )?)?);
+    }
+    let mut counts: std::collections::BTreeMap<String, [i64; 3]> = std::collections::BTreeMap::new();
+    for item in &items {
+        let (
+            Some(aws_sdk_dynamodb::types::AttributeValue::S(school)),
+            Some(aws_sdk_dynamodb::types::AttributeValue::S(status)),
+        ) = (item.get("school_id"), item.get("status"))
+        else {
+            continue;
+        };
+        let tally = counts.entry(school.clone()).or_default();
+        tally[0] += 1;
+        tally[1] += i64::from(status == "failing");
+        tally[2] += i64::from(status == "silent");
+    }
+    for (id, [total, failing, silent]) in &counts {
+        let n = |v: i64| aws_sdk_dynamodb::types::AttributeValue::N(v.to_string());
+        let mut item = Item::new();
+        item.insert(
+            "pk".into(),
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("SCHOOL#{id}")),
+        );
+        item.insert(
+            "sk".into(),
+            aws_sdk_dynamodb::types::AttributeValue::S("COUNTS".into()),
+        );
+        item.insert("assigned".into(), n(*total));
+        item.insert("total".into(), n(*total));
+        item.insert("failing".into(), n(*failing));
+        item.insert("silent".into(), n(*silent));
+        items.push(item);
+    }
     store.put_items(items).await?;
-    for id in &school_ids {
+    for id in school_ids.iter().chain([&bench]) {
         store
             .put_school(&pisync_shared::test_util::school(id.as_str()), true)
             .await?;
@@ -215,6 +280,43 @@ async fn main() -> Result<(), Failure> {
         meter.take(),
         "Query of the outbox + DeleteItem once published",
     );
+    // A failing device's next failure, in no school and in one: the failing index
+    // entries move (their sort key is the streak).
+    for (device, school) in [("detect-fail", None), ("detect-school", Some(&bench))] {
+        let id = DeviceId::parse(device).ok_or("a valid id")?;
+        if school.is_some() {
+            pisync_shared::domain::assignment::assign(
+                &store,
+                &id,
+                school,
+                rules.streak,
+                |_| true,
+                EventTime::now(),
+            )
+            .await?;
+        }
+        for m in 0..5 {
+            store.record(event(device, m, 1)).await?;
+        }
+        for m in 0..4 {
+            apply_event(&store, rules, &event(device, m, 1), EventTime::now()).await?;
+        }
+        deliver_pending(&store, &Discard).await?;
+        meter.take();
+        apply_event(&store, rules, &event(device, 4, 1), EventTime::now()).await?;
+        row(
+            &format!(
+                "detect: failure extending a failing run{}",
+                if school.is_some() {
+                    ", device in a school"
+                } else {
+                    ""
+                }
+            ),
+            meter.take(),
+            "GetItem + PutItem; the failing index's entry moves (and the school's, in a school)",
+        );
+    }
     apply_event(&store, rules, &event(d, 3, 1), EventTime::now()).await?;
     row(
         "detect: redelivered record",
@@ -253,7 +355,7 @@ async fn main() -> Result<(), Failure> {
         meter.take(),
         "GetItem + a Query counting the failures after it (1 here) + PutItem",
     );
-    let school = Some(school_ids[0].clone());
+    let school = Some(bench.clone());
     let addition = DayAddition::of(&[(school.clone(), event(d, 10, 0)), (school, event(d, 11, 1))])
         .ok_or("no events")?;
     store.add_days(&addition, addition.at).await?;
@@ -300,9 +402,10 @@ async fn main() -> Result<(), Failure> {
             "index Query (3 partitions for all, 5 for failing) + BatchGetItem of the page's states",
         );
     }
-    let one_school = Within::Schools(vec![school_ids[0].clone()]);
+    let one_school = Within::Schools(vec![bench.clone()]);
     for (name, status) in [
         ("all", None),
+        ("healthy", Some(Status::Healthy)),
         ("failing", Some(Status::Failing)),
         ("silent", Some(Status::Silent)),
     ] {
@@ -325,8 +428,8 @@ async fn main() -> Result<(), Failure> {
         meter.take(),
         "school failing index: two partitions (reporting, silent)",
     );
-    store.school(&school_ids[0]).await?;
-    store.school_counts(std::slice::from_ref(&school_ids[0])).await?;
+    store.school(&bench).await?;
+    store.school_counts(std::slice::from_ref(&bench)).await?;
     row(
         "GET school",
         meter.take(),
@@ -348,7 +451,7 @@ async fn main() -> Result<(), Failure> {
         meter.take(),
         "GetItem of the counts + one Query of the days (+ 4 of the day shards written before schools)",
     );
-    store.school(&school_ids[0]).await?;
+    store.school(&bench).await?;
     store.counts(&one_school).await?;
     store.days(today.plus(-13), today, &one_school).await?;
     row(

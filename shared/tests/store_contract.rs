@@ -1116,3 +1116,72 @@ async fn dynamodb_failing_list_merges_its_shards() {
         "the 40 devices span every shard"
     );
 }
+
+/// A data directory from before schools (its devices without `school_id`, the fleet's
+/// days in `days`) opens with its devices listed, its days in the summary, and devices
+/// that can be assigned.
+#[tokio::test]
+async fn sqlite_a_data_dir_from_before_schools_is_upgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE devices (
+                 device_id TEXT PRIMARY KEY, version INTEGER NOT NULL, status TEXT NOT NULL,
+                 failing INTEGER NOT NULL, streak_count INTEGER NOT NULL, streak_started_at INTEGER,
+                 last_failure_at INTEGER, last_sync_at INTEGER, last_seen_at INTEGER, state TEXT NOT NULL
+             ) WITHOUT ROWID;
+             CREATE TABLE days (
+                 day INTEGER PRIMARY KEY, syncs INTEGER NOT NULL, failures INTEGER NOT NULL,
+                 files_synced INTEGER NOT NULL, speed_sum REAL NOT NULL
+             );",
+        )
+        .unwrap();
+        let mut state = DeviceState::new(dev("old-1"));
+        state.apply(
+            &event("old-1", 0, 0),
+            Rules::default().streak,
+            t(1),
+            &mut Vec::new(),
+        );
+        conn.execute(
+            "INSERT INTO devices VALUES ('old-1', 1, 'healthy', 0, 0, NULL, NULL, ?1, ?2, ?3)",
+            rusqlite::params![
+                t(0).millis(),
+                t(100_000).millis(),
+                serde_json::to_string(&state).unwrap()
+            ],
+        )
+        .unwrap();
+        let day = Day::of(t(0)).number();
+        conn.execute("INSERT INTO days VALUES (?1, 7, 2, 70, 14.0)", [day])
+            .unwrap();
+    }
+    let f = Fixture::of(SqliteStore::open(&path).unwrap(), Some(dir));
+    assert_eq!(list_all(&f, None, 10).await, ["old-1"]);
+    let day = Day::of(t(0));
+    let days = f.fleet.days(day, day, &Within::Fleet).await.unwrap();
+    assert_eq!(
+        (days[&day].syncs, days[&day].failures),
+        (7, 2),
+        "the old days in the fleet's"
+    );
+    f.manage.put_school(&school("north"), true).await.unwrap();
+    let north = SchoolId::parse("north").unwrap();
+    let moved = assign(
+        f.states.as_ref(),
+        &dev("old-1"),
+        Some(&north),
+        Default::default(),
+        |_| true,
+        t(2),
+    )
+    .await
+    .unwrap();
+    assert_eq!(moved, Assigned::Moved { from: None });
+    assert_eq!(
+        list_within(&f, None, 10, &Within::Schools(vec![north])).await,
+        ["old-1"]
+    );
+}
