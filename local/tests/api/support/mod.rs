@@ -60,12 +60,18 @@ macro_rules! on_both_backends {
 }
 pub(crate) use on_both_backends;
 
-/// Waits until `check` gives a value (detection runs beside the API), or fails after 20 s.
+/// How long a wait for a condition may take before the test fails: generous, because
+/// the whole suite shares two cores and one DynamoDB Local (a runner's first periodic
+/// check on a new table reads a day of watch slots, seconds under that load).
+const WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Waits until `check` gives a value (detection runs beside the API), or fails after
+/// [`WAIT_LIMIT`].
 pub async fn wait_for<T, F: std::future::Future<Output = Option<T>>>(
     what: &str,
     mut check: impl FnMut() -> F,
 ) -> T {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + WAIT_LIMIT;
     loop {
         if let Some(value) = check().await {
             return value;
@@ -78,9 +84,10 @@ pub async fn wait_for<T, F: std::future::Future<Output = Option<T>>>(
     }
 }
 
-/// Waits until `check` holds (detection runs beside the API), or fails after 20 s.
+/// Waits until `check` holds (detection runs beside the API), or fails after
+/// [`WAIT_LIMIT`].
 pub async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + WAIT_LIMIT;
     while !check().await {
         assert!(
             std::time::Instant::now() < deadline,
