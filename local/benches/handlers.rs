@@ -67,6 +67,13 @@ fn handlers(c: &mut Criterion) {
     .unwrap();
     let authed = RecordSyncEvent::from_local(&Local {
         auth: Authenticator::local(Arc::new(KeyRing::fixed(keys)), Arc::new(store.clone())),
+        // The bench measures the handler, not the limit one device would hit.
+        limits: Arc::new(pisync_shared::adapters::minute_counters::MinuteCounters::new(
+            pisync_shared::domain::limits::DeviceLimits {
+                requests_per_minute: u32::MAX,
+                events_per_minute: u32::MAX,
+            },
+        )),
         ..local.clone()
     });
     let bearer = format!("Bearer {token}");

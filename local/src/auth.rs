@@ -20,7 +20,7 @@ pub const OPERATOR_TOKEN_DAYS: i64 = 30;
 
 /// The data directory's signing keys, created on first use.
 pub async fn key_ring(data_dir: &Path) -> Result<Arc<KeyRing>, Failure> {
-    std::fs::create_dir_all(data_dir)
+    pisync_shared::adapters::secret_file::owner_only_dir(data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
     let file = KeyFile::create_if_missing(&data_dir.join(KEYS_FILE))?;
     Ok(Arc::new(KeyRing::load(Arc::new(file)).await?))

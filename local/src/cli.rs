@@ -111,6 +111,16 @@ pub struct RunArgs {
     /// line is visible to every user of the machine.
     #[arg(long, env = "PISYNC_WEBHOOK_SECRET_FILE")]
     pub webhook_secret_file: Option<PathBuf>,
+    /// Requests one device may make per minute; beyond it 429 `rate_limited`.
+    #[arg(long, env = config::DEVICE_REQUESTS_PER_MINUTE,
+          default_value_t = pisync_shared::domain::limits::DEFAULT_REQUESTS_PER_MINUTE,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub device_requests_per_minute: u32,
+    /// Events one device may send per minute (a batch counts each of its events).
+    #[arg(long, env = config::DEVICE_EVENTS_PER_MINUTE,
+          default_value_t = pisync_shared::domain::limits::DEFAULT_EVENTS_PER_MINUTE,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub device_events_per_minute: u32,
     /// Serve without authentication (development only; the runner warns at start).
     #[arg(long, env = "PISYNC_NO_AUTH")]
     pub no_auth: bool,
@@ -126,6 +136,10 @@ impl RunArgs {
         let mut config = Config::from_env()?;
         config.rule.threshold = self.failure_threshold;
         config.silence.after = self.silent_after;
+        config.device_limits = pisync_shared::domain::limits::DeviceLimits {
+            requests_per_minute: self.device_requests_per_minute,
+            events_per_minute: self.device_events_per_minute,
+        };
         config.webhook_url = self.webhook_url.clone();
         config.table = Some(self.store.table.clone());
         Ok(config)

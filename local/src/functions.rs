@@ -32,6 +32,7 @@ pub fn http_handlers(local: &Local) -> Handlers {
         entry::<get_school::GetSchool>(local),
         entry::<delete_school::DeleteSchool>(local),
         entry::<list_schools::ListSchools>(local),
+        entry::<list_audit::ListAudit>(local),
     ])
 }
 

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod feed;
 pub mod functions;
 pub mod listener;
+pub mod loopback;
 pub mod server;
 pub mod shaped;
 pub mod stores;
@@ -82,7 +83,7 @@ fn webhook_secret(args: &cli::RunArgs) -> Result<Vec<u8>, Failure> {
 /// Runs PiSync until SIGINT or SIGTERM.
 pub async fn run(args: cli::RunArgs) -> Result<(), Failure> {
     let data_dir = &args.store.data_dir;
-    std::fs::create_dir_all(data_dir)
+    secret_file::owner_only_dir(data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
     // Fail at start, naming the path, rather than on the first write.
     let probe = data_dir.join(".write-probe");
@@ -119,6 +120,9 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Failure> {
             args.webhook_url.is_some(),
             stores.store.clone(),
         )?)),
+        limits: Arc::new(pisync_shared::adapters::minute_counters::MinuteCounters::new(
+            config.device_limits,
+        )),
         store: stores.store,
         credentials: stores.credentials,
         keys,
@@ -151,7 +155,12 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Failure> {
         args.silent_check_interval,
         stop.clone(),
     ));
-    let server = server::Server::new(functions::http_handlers(&local), local.auth.clone(), metrics)?;
+    let server = server::Server::new(
+        functions::http_handlers(&local),
+        local.auth.clone(),
+        metrics,
+        args.no_auth,
+    )?;
     let listener = TcpListener::bind(args.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;

@@ -33,11 +33,18 @@ pub struct Server {
     /// For `GET /metrics` (the functions' handlers hold their own).
     auth: Authenticator,
     metrics: PrometheusHandle,
+    /// `--no-auth`: answer only loopback callers ([`crate::loopback`]).
+    loopback_only: bool,
 }
 
 impl Server {
     /// Fails, naming them, if a route of the table has no handler.
-    pub fn new(handlers: Handlers, auth: Authenticator, metrics: PrometheusHandle) -> Result<Self, String> {
+    pub fn new(
+        handlers: Handlers,
+        auth: Authenticator,
+        metrics: PrometheusHandle,
+        loopback_only: bool,
+    ) -> Result<Self, String> {
         let unserved = crate::functions::unserved(&handlers);
         if !unserved.is_empty() {
             return Err(format!("no handler for {}", unserved.join(", ")));
@@ -46,12 +53,25 @@ impl Server {
             handlers,
             auth,
             metrics,
+            loopback_only,
         })
     }
 
     pub async fn serve(&self, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
         let request_id = http::generate_request_id();
-        let response = match to_lambda(req, &request_id).await {
+        let (parts, body) = req.into_parts();
+        let refused = self
+            .loopback_only
+            .then(|| crate::loopback::refusal(&parts))
+            .flatten();
+        let routed = match refused {
+            Some(err) => {
+                pisync_shared::metrics::request_refused(err.status.as_u16());
+                Err(err)
+            }
+            None => to_lambda(hyper::Request::from_parts(parts, body), &request_id).await,
+        };
+        let response = match routed {
             Ok((route, req)) if route == &METRICS => self.metrics(req).await,
             Err(err) => http::error(&err, &request_id),
             Ok((route, req)) => match self.handlers.get(route.function) {

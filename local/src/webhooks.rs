@@ -39,7 +39,9 @@ fn ms_now() -> i64 {
 }
 
 impl WebhookQueue {
-    pub fn open(path: &Path) -> rusqlite::Result<Self> {
+    pub fn open(path: &Path) -> Result<Self, crate::Failure> {
+        pisync_shared::adapters::secret_file::owner_only_database(path)
+            .map_err(|e| format!("making {} owner-only: {e}", path.display()))?;
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;

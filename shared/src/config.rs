@@ -17,6 +17,10 @@ use std::time::Duration;
 pub const FAILURE_THRESHOLD: &str = "FAILURE_THRESHOLD";
 /// `MAX_CLOCK_SKEW_SECONDS`: how far in the future a device timestamp may be (default 900).
 pub const MAX_CLOCK_SKEW_SECONDS: &str = "MAX_CLOCK_SKEW_SECONDS";
+/// `DEVICE_REQUESTS_PER_MINUTE`: requests one device may make per minute (default 120).
+pub const DEVICE_REQUESTS_PER_MINUTE: &str = "DEVICE_REQUESTS_PER_MINUTE";
+/// `DEVICE_EVENTS_PER_MINUTE`: events one device may send per minute (default 6000).
+pub const DEVICE_EVENTS_PER_MINUTE: &str = "DEVICE_EVENTS_PER_MINUTE";
 /// `SILENT_AFTER`: no report received for this long makes an unassigned device silent
 /// (a duration: `48h`, `90m`, `60s`, `2d`; default 48h).
 pub const SILENT_AFTER: &str = "SILENT_AFTER";
@@ -150,6 +154,7 @@ pub struct Config {
     /// For links to a device's page in e-mails.
     pub dashboard_url: Option<String>,
     pub event_rules: EventRules,
+    pub device_limits: crate::domain::limits::DeviceLimits,
     /// Days an event is kept after it was received (TTL); `None` keeps events.
     pub retention_days: Option<u32>,
     pub trust_roots: TrustRoots,
@@ -273,6 +278,16 @@ impl Config {
                     MAX_CLOCK_SKEW_SECONDS,
                     DEFAULT_MAX_CLOCK_SKEW_SECONDS,
                 )?) * 1000,
+            },
+            device_limits: crate::domain::limits::DeviceLimits {
+                requests_per_minute: positive(
+                    DEVICE_REQUESTS_PER_MINUTE,
+                    crate::domain::limits::DEFAULT_REQUESTS_PER_MINUTE,
+                )?,
+                events_per_minute: positive(
+                    DEVICE_EVENTS_PER_MINUTE,
+                    crate::domain::limits::DEFAULT_EVENTS_PER_MINUTE,
+                )?,
             },
             retention_days,
             trust_roots,

@@ -54,6 +54,8 @@ pub struct Local {
     pub auth: Authenticator,
     pub cursor_key: CursorKey,
     pub alerts: Arc<dyn AlertPublisher>,
+    /// Per-device limits, counted in the runner's memory (one process serves all).
+    pub limits: Arc<dyn crate::ports::LimitDevices>,
     /// Shared by every detection instance of the process: a delivery round that left
     /// notices behind makes the next batch deliver too.
     pub owed: Arc<Owed>,

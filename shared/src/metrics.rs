@@ -37,6 +37,8 @@ pub const CHECKS: &str = "pisync_periodic_checks_total";
 /// Webhook deliveries, by `result`: `delivered`, `retry` (to be tried again) or
 /// `rejected` (given up: the receiver refused it, or 24 hours passed).
 pub const WEBHOOK_DELIVERIES: &str = "pisync_webhook_deliveries_total";
+/// Connections the local runner closed on accept: their address held its share.
+pub const CONNECTIONS_REFUSED: &str = "pisync_connections_refused_total";
 /// Webhook deliveries waiting in the local runner's queue.
 pub const WEBHOOKS_WAITING: &str = "pisync_webhooks_waiting";
 
@@ -79,6 +81,11 @@ pub fn describe() {
         WEBHOOK_DELIVERIES,
         Unit::Count,
         "Webhook deliveries: delivered, retry or rejected."
+    );
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        Unit::Count,
+        "Connections closed on accept: their client address held its share."
     );
     metrics::describe_gauge!(
         WEBHOOKS_WAITING,

@@ -474,6 +474,9 @@ pub fn local_with(
         auth: crate::auth::Authenticator::gateway_operators(crate::config::DEFAULT_OPERATOR_GROUPS_CLAIM),
         cursor_key: crate::http::cursor::CursorKey::from_secret(TEST_CURSOR_KEY),
         alerts: Arc::new(RecordingAlerts::default()),
+        limits: Arc::new(crate::adapters::minute_counters::MinuteCounters::new(
+            crate::domain::limits::DeviceLimits::default(),
+        )),
         owed: Arc::default(),
     }
 }

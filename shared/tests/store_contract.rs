@@ -35,6 +35,7 @@ struct Fixture {
     watch: Arc<dyn SilenceWatch>,
     schools: Arc<dyn ReadSchools>,
     manage: Arc<dyn ManageSchools>,
+    audit: Arc<dyn pisync_shared::ports::AuditTrail>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -52,7 +53,8 @@ impl Fixture {
             outbox: store.clone(),
             watch: store.clone(),
             schools: store.clone(),
-            manage: store,
+            manage: store.clone(),
+            audit: store,
             _dir: dir,
         }
     }
@@ -903,7 +905,71 @@ contract!(
     schools_are_kept_and_listed,
     assignment_moves_devices_and_counts,
     concurrent_writers,
+    the_audit_trail_is_paged_newest_first_and_scoped,
 );
+
+/// The audit trail: newest first, paged by key; a school's entries (also those that
+/// moved a device out of it) for its admins, no other; a retried record kept once.
+async fn the_audit_trail_is_paged_newest_first_and_scoped(f: Fixture) {
+    use pisync_shared::domain::audit::{AuditAction, AuditEntry};
+    let north = SchoolId::parse("north").unwrap();
+    let south = SchoolId::parse("south").unwrap();
+    let entry = |m: i64, target: &str, school: Option<&SchoolId>, previous: Option<&SchoolId>| AuditEntry {
+        at: t(m),
+        actor: "ana".into(),
+        action: AuditAction::DeviceAssigned,
+        target: target.into(),
+        school_id: school.cloned(),
+        previous_school_id: previous.cloned(),
+        request_id: format!("req-{m}"),
+    };
+    let entries = [
+        entry(1, "d-1", None, None),
+        entry(2, "d-2", Some(&north), None),
+        entry(3, "d-3", Some(&south), None),
+        entry(4, "d-2", Some(&south), Some(&north)),
+        entry(5, "d-5", Some(&north), None),
+    ];
+    for e in &entries {
+        f.audit.record_action(e).await.unwrap();
+    }
+    f.audit.record_action(&entries[4]).await.unwrap();
+    let targets = |page: &pisync_shared::ports::AuditPage| -> Vec<i64> {
+        page.entries
+            .iter()
+            .map(|e| e.at.millis() / 60_000 - t(0).millis() / 60_000)
+            .collect()
+    };
+    let first = f.audit.audit_entries(&Within::Fleet, None, 3).await.unwrap();
+    assert_eq!((targets(&first), first.more), (vec![5, 4, 3], true));
+    let rest = f
+        .audit
+        .audit_entries(&Within::Fleet, Some(&first.entries[2].key()), 3)
+        .await
+        .unwrap();
+    assert_eq!((targets(&rest), rest.more), (vec![2, 1], false));
+    let north_only = f
+        .audit
+        .audit_entries(&Within::Schools(vec![north.clone()]), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        targets(&north_only),
+        [5, 4, 2],
+        "moved out of north: north's admins see it"
+    );
+    let both = f
+        .audit
+        .audit_entries(&Within::Schools(vec![north, south]), None, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        (targets(&both), both.more),
+        (vec![5, 4], true),
+        "an entry about both once"
+    );
+    assert_eq!(both.entries[1], entries[3]);
+}
 
 /// A long count, in small pages: page by page through the port, then a late success
 /// inside a run longer than a batch's pages, finished by the periodic check.

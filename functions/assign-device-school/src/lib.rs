@@ -7,18 +7,21 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use pisync_shared::auth::Authenticator;
 use pisync_shared::domain::assignment::parse_school_choice;
+use pisync_shared::domain::assignment::Assigned;
+use pisync_shared::domain::audit::AuditAction;
 use pisync_shared::domain::school::SchoolId;
 use pisync_shared::domain::streak::StreakRule;
 use pisync_shared::function::{async_trait, Aws, BoxError, HttpFunction, HttpHandler, Local};
 use pisync_shared::http::routes::ASSIGN_DEVICE_SCHOOL;
 use pisync_shared::http::{scope, ApiError, Call};
-use pisync_shared::ports::DeviceStates;
+use pisync_shared::ports::{AuditTrail, DeviceStates};
 use pisync_shared::DeviceId;
 use serde::Serialize;
 use std::sync::Arc;
 
 pub struct AssignDeviceSchool {
     states: Arc<dyn DeviceStates>,
+    audit: Arc<dyn AuditTrail>,
     /// The fleet's rule: the device's list placement is kept as detection saved it.
     rule: StreakRule,
     auth: Authenticator,
@@ -35,6 +38,7 @@ impl HttpFunction for AssignDeviceSchool {
 
     async fn from_aws(aws: &Aws) -> Result<Self, BoxError> {
         Ok(Self {
+            audit: aws.store().await?,
             states: aws.store().await?,
             rule: aws.config.rule,
             auth: aws.operator_auth(),
@@ -43,6 +47,7 @@ impl HttpFunction for AssignDeviceSchool {
 
     fn from_local(local: &Local) -> Self {
         Self {
+            audit: local.store.clone(),
             states: local.store.clone(),
             rule: local.config.rule,
             auth: local.auth.clone(),
@@ -86,6 +91,10 @@ impl AssignDeviceSchool {
             request_id = call.request_id,
             "device assigned"
         );
+        if let Assigned::Moved { from } = assigned {
+            let entry = call.audit_entry(AuditAction::DeviceAssigned, device.as_str(), school.clone(), from);
+            self.audit.record_action(&entry).await?;
+        }
         Ok(AssignedBody {
             device_id: device,
             school_id: school,

@@ -3,14 +3,16 @@
 
 use lambda_http::{Body, Request, Response};
 use pisync_shared::auth::Authenticator;
+use pisync_shared::domain::audit::AuditAction;
 use pisync_shared::function::{async_trait, Aws, BoxError, HttpFunction, HttpHandler, Local};
 use pisync_shared::http::routes::DELETE_SCHOOL;
 use pisync_shared::http::{self, scope, ApiError, Call};
-use pisync_shared::ports::{ManageSchools, SchoolDeleted};
+use pisync_shared::ports::{AuditTrail, ManageSchools, SchoolDeleted};
 use std::sync::Arc;
 
 pub struct DeleteSchool {
     schools: Arc<dyn ManageSchools>,
+    audit: Arc<dyn AuditTrail>,
     auth: Authenticator,
 }
 
@@ -19,6 +21,7 @@ impl HttpFunction for DeleteSchool {
 
     async fn from_aws(aws: &Aws) -> Result<Self, BoxError> {
         Ok(Self {
+            audit: aws.store().await?,
             schools: aws.store().await?,
             auth: aws.operator_auth(),
         })
@@ -26,6 +29,7 @@ impl HttpFunction for DeleteSchool {
 
     fn from_local(local: &Local) -> Self {
         Self {
+            audit: local.store.clone(),
             schools: local.store.clone(),
             auth: local.auth.clone(),
         }
@@ -64,6 +68,8 @@ impl DeleteSchool {
                     request_id = call.request_id,
                     "school deleted"
                 );
+                let entry = call.audit_entry(AuditAction::SchoolDeleted, id.as_str(), Some(id.clone()), None);
+                self.audit.record_action(&entry).await?;
                 Ok(())
             }
             SchoolDeleted::NotFound => Err(ApiError::school_not_found(id.as_str())),

@@ -11,19 +11,22 @@ use lambda_http::{Body, Request, Response};
 use pisync_shared::auth::Authenticator;
 use pisync_shared::auth::{issue_device_credential, Issued, KeyRing};
 use pisync_shared::domain::assignment::parse_school_choice;
+use pisync_shared::domain::assignment::Assigned;
+use pisync_shared::domain::audit::AuditAction;
 use pisync_shared::domain::school::SchoolId;
 use pisync_shared::domain::streak::StreakRule;
 use pisync_shared::domain::validate::FieldError;
 use pisync_shared::function::{async_trait, Aws, BoxError, HttpFunction, HttpHandler, Local};
 use pisync_shared::http::routes::ISSUE_DEVICE_CREDENTIALS;
 use pisync_shared::http::{scope, ApiError, Call};
-use pisync_shared::ports::{DeviceStates, ManageCredentials};
+use pisync_shared::ports::{AuditTrail, DeviceStates, ManageCredentials};
 use serde::Serialize;
 use std::sync::Arc;
 
 pub struct IssueDeviceCredentials {
     credentials: Arc<dyn ManageCredentials>,
     states: Arc<dyn DeviceStates>,
+    audit: Arc<dyn AuditTrail>,
     keys: Arc<KeyRing>,
     rule: StreakRule,
     auth: Authenticator,
@@ -42,6 +45,7 @@ impl HttpFunction for IssueDeviceCredentials {
 
     async fn from_aws(aws: &Aws) -> Result<Self, BoxError> {
         Ok(Self {
+            audit: aws.store().await?,
             credentials: aws.credentials().await?,
             states: aws.store().await?,
             keys: aws.signing_keys().await?,
@@ -52,6 +56,7 @@ impl HttpFunction for IssueDeviceCredentials {
 
     fn from_local(local: &Local) -> Self {
         Self {
+            audit: local.store.clone(),
             credentials: local.credentials.clone(),
             states: local.store.clone(),
             keys: local.keys.clone(),
@@ -100,7 +105,17 @@ impl IssueDeviceCredentials {
         let caller = &call.caller;
         let school_id = match school {
             Some(school) => {
-                scope::assign_as(caller, self.states.as_ref(), &device, Some(&school), self.rule).await?;
+                let assigned =
+                    scope::assign_as(caller, self.states.as_ref(), &device, Some(&school), self.rule).await?;
+                if let Assigned::Moved { from } = assigned {
+                    let entry = call.audit_entry(
+                        AuditAction::DeviceAssigned,
+                        device.as_str(),
+                        Some(school.clone()),
+                        from,
+                    );
+                    self.audit.record_action(&entry).await?;
+                }
                 Some(school)
             }
             None => {
@@ -129,6 +144,13 @@ impl IssueDeviceCredentials {
             request_id = call.request_id,
             "device credentials issued"
         );
+        let entry = call.audit_entry(
+            AuditAction::CredentialsIssued,
+            issued.device_id.as_str(),
+            school_id.clone(),
+            None,
+        );
+        self.audit.record_action(&entry).await?;
         Ok(IssuedBody { issued, school_id })
     }
 }

@@ -6,15 +6,17 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use pisync_shared::auth::Authenticator;
+use pisync_shared::domain::audit::AuditAction;
 use pisync_shared::domain::school::{parse_school, School, WebhookRule};
 use pisync_shared::function::{async_trait, Aws, BoxError, HttpFunction, HttpHandler, Local};
 use pisync_shared::http::routes::PUT_SCHOOL;
 use pisync_shared::http::{scope, ApiError, Call};
-use pisync_shared::ports::{ManageSchools, SchoolPut};
+use pisync_shared::ports::{AuditTrail, ManageSchools, SchoolPut};
 use std::sync::Arc;
 
 pub struct PutSchool {
     schools: Arc<dyn ManageSchools>,
+    audit: Arc<dyn AuditTrail>,
     /// `https://` only in AWS; the local runner also takes `http://` to this machine.
     webhooks: WebhookRule,
     auth: Authenticator,
@@ -25,6 +27,7 @@ impl HttpFunction for PutSchool {
 
     async fn from_aws(aws: &Aws) -> Result<Self, BoxError> {
         Ok(Self {
+            audit: aws.store().await?,
             schools: aws.store().await?,
             webhooks: WebhookRule::HttpsOnly,
             auth: aws.operator_auth(),
@@ -33,6 +36,7 @@ impl HttpFunction for PutSchool {
 
     fn from_local(local: &Local) -> Self {
         Self {
+            audit: local.store.clone(),
             schools: local.store.clone(),
             webhooks: WebhookRule::HttpsOrLoopback,
             auth: local.auth.clone(),
@@ -78,6 +82,13 @@ impl PutSchool {
             request_id = call.request_id,
             "school saved"
         );
+        let action = if status == StatusCode::CREATED {
+            AuditAction::SchoolCreated
+        } else {
+            AuditAction::SchoolReplaced
+        };
+        let entry = call.audit_entry(action, id.as_str(), Some(id.clone()), None);
+        self.audit.record_action(&entry).await?;
         Ok((status, school))
     }
 }

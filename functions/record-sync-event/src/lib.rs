@@ -8,13 +8,14 @@ use pisync_shared::function::{async_trait, Aws, BoxError, HttpFunction, HttpHand
 use pisync_shared::http::routes::RECORD_SYNC_EVENT;
 use pisync_shared::http::{ApiError, Call};
 use pisync_shared::metrics;
-use pisync_shared::ports::{RecordEvents, Recorded};
+use pisync_shared::ports::{LimitDevices, RecordEvents, Recorded};
 use pisync_shared::{EventTime, StoredEvent};
 use std::sync::Arc;
 
 /// What the handler needs, built once per Lambda instance.
 pub struct RecordSyncEvent {
     log: Arc<dyn RecordEvents>,
+    limits: Arc<dyn LimitDevices>,
     rules: EventRules,
     auth: Authenticator,
 }
@@ -25,6 +26,7 @@ impl HttpFunction for RecordSyncEvent {
     async fn from_aws(aws: &Aws) -> Result<Self, BoxError> {
         Ok(Self {
             log: aws.store().await?,
+            limits: aws.device_limits().await?,
             rules: aws.config.event_rules,
             // No gateway authorizer on this route: device tokens are checked here.
             auth: aws.device_auth().await?,
@@ -34,6 +36,7 @@ impl HttpFunction for RecordSyncEvent {
     fn from_local(local: &Local) -> Self {
         Self {
             log: local.store.clone(),
+            limits: local.limits.clone(),
             rules: local.config.event_rules,
             auth: local.auth.clone(),
         }
@@ -56,6 +59,7 @@ impl HttpHandler for RecordSyncEvent {
 
 async fn record(deps: &RecordSyncEvent, call: &Call<'_>) -> Result<(StatusCode, StoredEvent), ApiError> {
     let now = EventTime::now();
+    call.within_limits(deps.limits.as_ref(), 1, now).await?;
     let event = parse_sync_event(call.body(), now, deps.rules).map_err(ApiError::invalid_event)?;
     if !call.caller.may_record(event.device_id.as_str()) {
         return Err(ApiError::forbidden(

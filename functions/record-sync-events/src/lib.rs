@@ -11,7 +11,7 @@ use pisync_shared::function::{async_trait, Aws, BoxError, HttpFunction, HttpHand
 use pisync_shared::http::routes::RECORD_SYNC_EVENTS;
 use pisync_shared::http::{ApiError, Call};
 use pisync_shared::metrics;
-use pisync_shared::ports::{RecordEvents, Recorded, StoreError};
+use pisync_shared::ports::{LimitDevices, RecordEvents, Recorded, StoreError};
 use pisync_shared::{EventTime, StoredEvent};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 pub struct RecordSyncEvents {
     log: Arc<dyn RecordEvents>,
+    limits: Arc<dyn LimitDevices>,
     rules: EventRules,
     auth: Authenticator,
 }
@@ -71,6 +72,7 @@ impl HttpFunction for RecordSyncEvents {
     async fn from_aws(aws: &Aws) -> Result<Self, BoxError> {
         Ok(Self {
             log: aws.store().await?,
+            limits: aws.device_limits().await?,
             rules: aws.config.event_rules,
             // No gateway authorizer on this route: device tokens are checked here.
             auth: aws.device_auth().await?,
@@ -80,6 +82,7 @@ impl HttpFunction for RecordSyncEvents {
     fn from_local(local: &Local) -> Self {
         Self {
             log: local.store.clone(),
+            limits: local.limits.clone(),
             rules: local.config.event_rules,
             auth: local.auth.clone(),
         }
@@ -98,7 +101,13 @@ impl HttpHandler for RecordSyncEvents {
 
 async fn record(deps: &RecordSyncEvents, call: &Call<'_>) -> Result<BatchReply, ApiError> {
     let now = EventTime::now();
-    let items = parse_batch(call.body()).map_err(ApiError::invalid_batch)?;
+    let items = parse_batch(call.body());
+    // A batch is counted (and refused) whole, by how many events it carries.
+    let events = items
+        .as_ref()
+        .map_or(0, |items| u32::try_from(items.len()).unwrap_or(u32::MAX));
+    call.within_limits(deps.limits.as_ref(), events, now).await?;
+    let items = items.map_err(ApiError::invalid_batch)?;
     let mut results: Vec<Option<ItemResult>> = Vec::with_capacity(items.len());
     // The first item of each identity goes to the store; later ones with the same
     // identity are answered against what the first one found (a replay or a conflict).

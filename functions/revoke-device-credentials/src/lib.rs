@@ -4,15 +4,17 @@
 
 use lambda_http::{Body, Request, Response};
 use pisync_shared::auth::Authenticator;
+use pisync_shared::domain::audit::AuditAction;
 use pisync_shared::function::{async_trait, Aws, BoxError, HttpFunction, HttpHandler, Local};
 use pisync_shared::http::routes::REVOKE_DEVICE_CREDENTIALS;
 use pisync_shared::http::{self, ApiError, Call};
-use pisync_shared::ports::{DeviceStates, ManageCredentials};
+use pisync_shared::ports::{AuditTrail, DeviceStates, ManageCredentials};
 use std::sync::Arc;
 
 pub struct RevokeDeviceCredentials {
     credentials: Arc<dyn ManageCredentials>,
     states: Arc<dyn DeviceStates>,
+    audit: Arc<dyn AuditTrail>,
     auth: Authenticator,
 }
 
@@ -21,6 +23,7 @@ impl HttpFunction for RevokeDeviceCredentials {
 
     async fn from_aws(aws: &Aws) -> Result<Self, BoxError> {
         Ok(Self {
+            audit: aws.store().await?,
             credentials: aws.credentials().await?,
             states: aws.store().await?,
             auth: aws.operator_auth(),
@@ -29,6 +32,7 @@ impl HttpFunction for RevokeDeviceCredentials {
 
     fn from_local(local: &Local) -> Self {
         Self {
+            audit: local.store.clone(),
             credentials: local.credentials.clone(),
             states: local.store.clone(),
             auth: local.auth.clone(),
@@ -53,11 +57,11 @@ impl HttpHandler for RevokeDeviceCredentials {
 impl RevokeDeviceCredentials {
     async fn revoke(&self, call: &Call<'_>) -> Result<(), ApiError> {
         let device = call.device_id().map_err(|e| ApiError::invalid_request(vec![e]))?;
+        let current = self.states.load(&device).await?.and_then(|v| v.state.school_id);
         if !call.caller.is_district_admin() {
-            let current = self.states.load(&device).await?.and_then(|v| v.state.school_id);
-            match current {
-                Some(school) if call.caller.administers(&school) => {}
-                Some(school) if call.caller.sees(Some(&school)) => {
+            match &current {
+                Some(school) if call.caller.administers(school) => {}
+                Some(school) if call.caller.sees(Some(school)) => {
                     return Err(ApiError::forbidden("you do not administer the device's school"))
                 }
                 _ => return Err(ApiError::device_not_found(device.as_str())),
@@ -71,6 +75,8 @@ impl RevokeDeviceCredentials {
             request_id = call.request_id,
             "device credentials revoked"
         );
+        let entry = call.audit_entry(AuditAction::CredentialsRevoked, device.as_str(), current, None);
+        self.audit.record_action(&entry).await?;
         Ok(())
     }
 }

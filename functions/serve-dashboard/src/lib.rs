@@ -19,11 +19,16 @@ use pisync_shared::http::{self, ApiError, Call, SECURITY_HEADERS};
 pub const UPLOT_VERSION: &str = "1.6.32";
 
 /// The dashboard's files, compiled into the function.
-const FILES: [(&str, &str, &[u8]); 8] = [
+const FILES: [(&str, &str, &[u8]); 9] = [
     (
         "app.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../static/app.js"),
+    ),
+    (
+        "audit.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../static/audit.js"),
     ),
     (
         "dom.js",

@@ -3,6 +3,7 @@
 // every value from the API reaches the page as text (never as HTML). Views refresh
 // every 30 s in place, keeping the operator's place.
 import { ago, deviceLink, el, statusBadge, table as devicesTable, when } from "./dom.js";
+import { auditPage } from "./audit.js";
 import { allSchools, assignBox, schoolsPage } from "./schools.js";
 
 const REFRESH_MS = 30000;
@@ -491,6 +492,7 @@ function route() {
   }
   search.hidden = false;
   nav.hidden = false;
+  document.getElementById("audit-link").hidden = !me().admin;
   const mine = generation;
   fillPicker().then(() => {
     if (mine !== generation) return;
@@ -498,6 +500,7 @@ function route() {
     let loader;
     if (match) loader = devicePage(decodeURIComponent(match[1]));
     else if (location.hash === "#/schools") loader = schoolsPage({ api, show, load, choose, me: me() });
+    else if (location.hash === "#/audit" && me().admin) loader = auditPage({ api, show });
     else loader = overview();
     render = loader;
     load(loader);
@@ -510,7 +513,7 @@ function route() {
 
 picker.addEventListener("change", () => {
   choose(picker.value);
-  if (location.hash.startsWith("#/device/") || location.hash === "#/schools") location.hash = "#/";
+  if (location.hash.startsWith("#/device/") || location.hash === "#/schools" || location.hash === "#/audit") location.hash = "#/";
   else route();
 });
 

@@ -296,17 +296,88 @@ async fn no_auth_opens_every_route() {
     assert_eq!(app.get_repeated_failures("").await.status, 200);
 }
 
-/// The key files the runner writes are readable by their owner only.
+/// The data directory and every file the runner writes in it (keys, secrets, the
+/// databases and their write-ahead logs) are their owner's alone, even when the
+/// directory and the database were made before by someone else's umask.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn secrets_on_disk_are_owner_only() {
+async fn the_data_dir_and_its_files_are_owner_only() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    let _app = TestApp::start(&Backend::Embedded, dir.path(), &[]);
-    for file in ["signing-keys.json", "cursor.key"] {
-        let mode = std::fs::metadata(dir.path().join(file))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o077, 0, "{file}: mode {mode:o}");
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("data");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(dir.join("pisync.db"), b"").unwrap();
+    std::fs::set_permissions(dir.join("pisync.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let app = TestApp::start(&Backend::Embedded, &dir, &[]);
+    assert_eq!(app.post_sync_event(&event(TARGET, 1, 0)).await.status, 201);
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "the data dir");
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.is_file())
+        .collect();
+    for expected in [
+        "signing-keys.json",
+        "cursor.key",
+        "webhook-secret",
+        "pisync.db",
+        "pisync.db-wal",
+        "webhooks.db",
+    ] {
+        assert!(
+            files.iter().any(|f| f.ends_with(expected)),
+            "{expected} in {files:?}"
+        );
     }
+    for file in &files {
+        if file.ends_with("alerts.jsonl") {
+            continue; // the test's own alerts file, not the runner's
+        }
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+    }
+}
+
+/// With `--no-auth` only loopback callers are answered: a DNS-rebound Host, another
+/// origin, or a POST that does not say JSON (what a cross-site form can send) is
+/// refused, and nothing of it is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_auth_answers_loopback_callers_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(&Backend::Embedded, dir.path(), &["--no-auth"]);
+    let body = serde_json::to_string(&event(TARGET, 1, 0)).unwrap();
+    let url = app.url("/sync-event");
+    let refused = [
+        (
+            vec![("host", "attacker.example"), ("content-type", "application/json")],
+            403,
+        ),
+        (
+            vec![
+                ("origin", "https://attacker.example"),
+                ("content-type", "application/json"),
+            ],
+            403,
+        ),
+        (vec![("content-type", "text/plain")], 415),
+        (vec![], 415),
+    ];
+    for (headers, status) in refused {
+        let reply =
+            http::send_with_headers(&app.client, "POST", &url, &headers, body.clone().into_bytes()).await;
+        assert_eq!(reply.status, status, "{headers:?}: {:?}", reply.body);
+    }
+    let history = app.get_sync_history(TARGET, "").await;
+    assert_eq!(
+        (history.status, history.body["error"]["code"].as_str()),
+        (404, Some("device_not_found")),
+        "nothing stored"
+    );
+    assert_eq!(app.post_sync_event(&event(TARGET, 1, 0)).await.status, 201);
+    assert_eq!(
+        app.get_sync_history(TARGET, "").await.body["events"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
 }

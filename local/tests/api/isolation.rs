@@ -220,6 +220,41 @@ async fn check_operator(app: &TestApp, seed: u64, reach: &[&str], syncs: &[(usiz
             );
         }
     }
+    // The audit trail: readers have none; its admins get exactly the district's
+    // entries about its schools (a device moved out of one of them included).
+    assert_eq!(op.list_audit("").await.status, 403, "{context}: a reader's audit");
+    let admin_token = app.school_operator(reach, true);
+    let admin = app.as_operator(Some(&admin_token));
+    let theirs = all_pages(
+        seed,
+        "audit",
+        async |c| admin.list_audit(&with_cursor("limit=3", c)).await.body,
+        "entries",
+    )
+    .await;
+    let district = all_pages(
+        seed,
+        "audit",
+        async |c| {
+            app.administrator()
+                .list_audit(&with_cursor("limit=100", c))
+                .await
+                .body
+        },
+        "entries",
+    )
+    .await;
+    let about_reach = |e: &&Value| {
+        [&e["school_id"], &e["previous_school_id"]]
+            .iter()
+            .any(|s| s.as_str().is_some_and(|s| reach.contains(&s)))
+    };
+    let expected: Vec<&Value> = district.iter().filter(about_reach).collect();
+    assert_eq!(
+        theirs.iter().collect::<Vec<_>>(),
+        expected,
+        "{context}: GET /audit"
+    );
 }
 
 async fn school_operators_see_only_their_schools(backend: Backend) {

@@ -3,13 +3,16 @@
 //! `events/` through its handler, property tests on arbitrary requests, and detection
 //! on a real DynamoDB stream.
 
+mod audit;
 mod auth;
 mod batch;
 mod blackbox;
+mod connections;
 mod faults;
 mod fleet;
 mod fuzz_requests;
 mod isolation;
+mod limits;
 mod metrics;
 mod schools;
 mod stream;

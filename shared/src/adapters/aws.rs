@@ -110,6 +110,14 @@ impl crate::function::Aws {
         )))
     }
 
+    /// Per-device limits, counted per sandbox and shared through the credentials table.
+    #[cfg(feature = "dynamodb")]
+    pub async fn device_limits(&self) -> Result<Arc<dyn crate::ports::LimitDevices>, BoxError> {
+        Ok(Arc::new(
+            self.credentials().await?.device_limits(self.config.device_limits),
+        ))
+    }
+
     /// The token signing keys, where the configuration says (a secret, or a file).
     #[cfg(feature = "secrets")]
     pub async fn signing_keys(&self) -> Result<Arc<crate::auth::KeyRing>, BoxError> {

@@ -5,6 +5,7 @@
 pub mod aws;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
+pub mod minute_counters;
 pub mod secret_file;
 #[cfg(feature = "secrets")]
 pub mod secrets;

@@ -27,6 +27,49 @@ pub fn write_new(path: &Path, secret: &[u8]) -> std::io::Result<bool> {
     }
 }
 
+/// Creates `dir` (and its parents) if missing and makes it the owner's alone (0700):
+/// the data directory holds the events, the keys and the secrets.
+pub fn owner_only_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
+    set_mode(dir, 0o700)
+}
+
+/// Makes the database at `path` the owner's alone (0600) before SQLite opens it,
+/// creating it empty if missing. SQLite gives its `-wal` and `-shm` files the
+/// database's mode; those left by an older run are narrowed here too.
+pub fn owner_only_database(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?;
+    set_mode(path, 0o600)?;
+    for suffix in ["-wal", "-shm"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        let side = PathBuf::from(side);
+        if side.exists() {
+            set_mode(&side, 0o600)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_path: &Path, _mode: u32) -> std::io::Result<()> {
+    Ok(())
+}
+
 /// The secret in `path`, created by `make` (and written owner-only) if there is none.
 /// A file shorter than `min_len` is not a usable secret: the run fails, naming it,
 /// rather than overwrite what someone put there.

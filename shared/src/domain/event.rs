@@ -15,9 +15,16 @@ pub const MAX_COUNT: u32 = i32::MAX as u32;
 pub struct DeviceId(String);
 
 impl DeviceId {
-    pub const RULE: &'static str = "must be 1–128 characters of A-Z a-z 0-9 _ - . :";
+    pub const RULE: &'static str = "must be 1–128 characters of A-Z a-z 0-9 _ - . :, and not . or ..";
 
+    /// A device id from a client. `.` and `..` are refused: as a path segment they
+    /// name no device (a browser or proxy resolves them away).
     pub fn parse(text: &str) -> Option<Self> {
+        Self::stored(text).filter(|_| !matches!(text, "." | ".."))
+    }
+
+    /// A device id read back from a store, which may predate the dot rule.
+    fn stored(text: &str) -> Option<Self> {
         let valid_char = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':');
         let ok = (1..=MAX_DEVICE_ID_LEN).contains(&text.len()) && text.bytes().all(valid_char);
         ok.then(|| Self(text.to_owned()))
@@ -37,7 +44,7 @@ impl fmt::Display for DeviceId {
 impl<'de> Deserialize<'de> for DeviceId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
-        DeviceId::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("invalid device id: {text}")))
+        DeviceId::stored(&text).ok_or_else(|| serde::de::Error::custom(format!("invalid device id: {text}")))
     }
 }
 

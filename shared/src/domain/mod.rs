@@ -4,11 +4,13 @@
 
 pub mod applied;
 pub mod assignment;
+pub mod audit;
 pub mod delivery;
 pub mod detection;
 pub mod device;
 pub mod event;
 pub mod fleet;
+pub mod limits;
 pub mod notice;
 pub mod school;
 pub mod silence;

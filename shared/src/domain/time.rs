@@ -14,6 +14,8 @@ pub struct EventTime(i64);
 impl EventTime {
     /// 1970-01-01T00:00:00.000Z.
     pub const EPOCH: EventTime = EventTime(0);
+    /// 2000-01-01T00:00:00.000Z.
+    pub const YEAR_2000: EventTime = EventTime(946_684_800_000);
 
     /// Parses RFC 3339 with an explicit offset (`Z` or `±hh:mm`), normalising to UTC
     /// and dropping digits finer than a millisecond.

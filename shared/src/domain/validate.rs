@@ -51,6 +51,9 @@ const FIELDS: [&str; 5] = [
 const MAX_ECHOED_NAME: usize = 64;
 
 /// Parses and validates a sync event. `now` is the server's clock.
+/// No PiBook or PiBox reported before this: an earlier timestamp is a reset clock.
+pub const EARLIEST_TIMESTAMP: EventTime = EventTime::YEAR_2000;
+
 pub fn parse_sync_event(
     body: &[u8],
     now: EventTime,
@@ -77,6 +80,9 @@ pub fn parse_sync_event(
         let text = v.as_str().ok_or("must be an RFC 3339 timestamp string")?;
         let t = EventTime::parse_rfc3339(text)
             .ok_or("must be an RFC 3339 timestamp with an offset, e.g. 2025-05-07T10:30:00Z")?;
+        if t < EARLIEST_TIMESTAMP {
+            return Err(format!("must not be earlier than {EARLIEST_TIMESTAMP}"));
+        }
         let latest = now.plus_millis(rules.max_clock_skew_millis);
         if t > latest {
             return Err(format!(
@@ -396,6 +402,31 @@ mod tests {
             max_clock_skew_millis: 0,
         };
         assert!(parse_sync_event(body("2025-05-07T12:00:00.001Z").as_bytes(), now(), custom).is_err());
+    }
+
+    #[test]
+    fn timestamps_before_2000_are_a_reset_clock() {
+        let body = |t: &str| VALID.replace("2025-05-07T10:30:00Z", t);
+        assert!(parse(&body("2000-01-01T00:00:00Z")).is_ok());
+        for old in [
+            "1999-12-31T23:59:59.999Z",
+            "1970-01-01T00:00:00Z",
+            "0000-01-01T00:00:00Z",
+        ] {
+            let got = fields(&body(old));
+            assert_eq!(got[0].0, "timestamp", "{old}");
+            assert!(got[0].1.contains("2000-01-01T00:00:00.000Z"), "{}", got[0].1);
+        }
+    }
+
+    #[test]
+    fn dot_device_ids_are_refused() {
+        for id in [".", ".."] {
+            let got = fields(&VALID.replace("device_12345", id));
+            assert_eq!(got[0].0, "device_id", "{id}");
+        }
+        assert!(parse(&VALID.replace("device_12345", "...")).is_ok());
+        assert!(parse(&VALID.replace("device_12345", ".hidden")).is_ok());
     }
 
     #[test]

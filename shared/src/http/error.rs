@@ -18,6 +18,8 @@ pub struct ApiError {
     pub allow: Option<String>,
     /// A 401 carries `WWW-Authenticate: Bearer`.
     pub challenge: bool,
+    /// A 429 says when to try again (`Retry-After`, seconds).
+    pub retry_after: Option<u32>,
     pub source: Option<Arc<StoreError>>,
 }
 
@@ -74,6 +76,7 @@ impl ApiError {
             details: Vec::new(),
             allow: None,
             challenge: false,
+            retry_after: None,
             source: None,
         }
     }
@@ -260,6 +263,18 @@ impl ApiError {
                 "invalid_request",
                 "the request could not be read as HTTP/1.1",
             ),
+        }
+    }
+
+    /// 429: the device is over its per-minute limits; nothing of the request was stored.
+    pub fn rate_limited(retry_after_secs: u32) -> Self {
+        Self {
+            retry_after: Some(retry_after_secs),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("this device is over its per-minute limits; nothing was stored; retry in {retry_after_secs} s"),
+            )
         }
     }
 

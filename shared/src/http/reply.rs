@@ -64,6 +64,11 @@ pub fn error(err: &ApiError, request_id: &str) -> Response<Body> {
             HeaderValue::from_static("1"),
         );
     }
+    if let Some(secs) = err.retry_after {
+        response
+            .headers_mut()
+            .insert(lambda_http::http::header::RETRY_AFTER, HeaderValue::from(secs));
+    }
     if err.challenge {
         response
             .headers_mut()

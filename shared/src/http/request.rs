@@ -68,6 +68,49 @@ impl<'r> Call<'r> {
     }
 
     /// The body, within the route's limit (empty for routes that take none).
+    /// Counts this request of `events` events against its device's per-minute limits
+    /// (a device token's device; with authentication off there is no device to count
+    /// for). Over a limit: 429 `rate_limited`, and the caller stores nothing.
+    pub async fn within_limits(
+        &self,
+        limits: &dyn crate::ports::LimitDevices,
+        events: u32,
+        now: crate::EventTime,
+    ) -> Result<(), ApiError> {
+        let crate::auth::Caller::Device(device) = &self.caller else {
+            return Ok(());
+        };
+        let Some(device) = crate::DeviceId::parse(device) else {
+            return Ok(());
+        };
+        match limits.admit(&device, events, now).await? {
+            crate::domain::limits::Admission::Admitted => Ok(()),
+            crate::domain::limits::Admission::Refused { retry_after_secs } => {
+                crate::metrics::request_refused(429);
+                Err(ApiError::rate_limited(retry_after_secs))
+            }
+        }
+    }
+
+    /// The audit trail's entry for an admin action of this call, now.
+    pub fn audit_entry(
+        &self,
+        action: crate::domain::audit::AuditAction,
+        target: &str,
+        school_id: Option<crate::domain::school::SchoolId>,
+        previous_school_id: Option<crate::domain::school::SchoolId>,
+    ) -> crate::domain::audit::AuditEntry {
+        crate::domain::audit::AuditEntry {
+            at: crate::EventTime::now(),
+            actor: self.caller.actor().to_owned(),
+            action,
+            target: target.to_owned(),
+            school_id,
+            previous_school_id,
+            request_id: self.request_id.clone(),
+        }
+    }
+
     pub fn body(&self) -> &'r [u8] {
         if self.route.body_limit == 0 {
             return &[];
@@ -158,16 +201,17 @@ pub fn request_id(req: &Request) -> String {
         .unwrap_or_else(generate_request_id)
 }
 
-/// A request id unique within this process: start time plus a counter.
+/// A request id unique within this process: start time plus a counter, fixed-width
+/// so that ids sort in the order they were made (the audit trail breaks ties by id).
 pub fn generate_request_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     static EPOCH: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
     let epoch = EPOCH.get_or_init(|| chrono::Utc::now().timestamp_micros());
-    format!("{epoch:x}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
+    format!("{epoch:x}-{:012x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// `application/json` or any `application/*+json`, parameters (charset) allowed.
-pub(crate) fn is_json_media_type(value: &[u8]) -> bool {
+pub fn is_json_media_type(value: &[u8]) -> bool {
     let Ok(value) = std::str::from_utf8(value) else {
         return false;
     };

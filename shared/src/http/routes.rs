@@ -164,8 +164,16 @@ pub const LIST_SCHOOLS: Route = Route {
     access: Access::Read,
 };
 
+pub const LIST_AUDIT: Route = Route {
+    method: Method::GET,
+    path: "/audit",
+    function: "list-audit",
+    body_limit: 0,
+    access: Access::Admin,
+};
+
 /// Every API route.
-pub const ROUTES: [&Route; 16] = [
+pub const ROUTES: [&Route; 17] = [
     &RECORD_SYNC_EVENT,
     &RECORD_SYNC_EVENTS,
     &GET_SYNC_HISTORY,
@@ -182,6 +190,7 @@ pub const ROUTES: [&Route; 16] = [
     &GET_SCHOOL,
     &DELETE_SCHOOL,
     &LIST_SCHOOLS,
+    &LIST_AUDIT,
 ];
 
 /// A path parameter's name and its (percent-decoded) value.

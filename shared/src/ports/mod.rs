@@ -13,14 +13,17 @@
 //! | [`ListFailing`] | list-repeated-failures | SQLite, DynamoDB |
 //! | [`ReadSchools`] | the schools routes, scoping | SQLite, DynamoDB |
 //! | [`ManageSchools`] | put-school, delete-school | SQLite, DynamoDB |
+//! | [`AuditTrail`] | the admin routes, list-audit | SQLite, DynamoDB |
 //! | [`CheckCredentials`] | device routes (the authenticator) | SQLite, DynamoDB |
 //! | [`ManageCredentials`] | issue/revoke device credentials | SQLite, DynamoDB |
+//! | [`LimitDevices`] | record-sync-event(s): per-device limits | memory locally; DynamoDB (the credentials item) |
 //! | [`LoadKeys`] | token signing keys | Secrets Manager; a file locally |
 //! | [`AlertPublisher`] | notice delivery | SNS; the local runner's printer and webhook queue |
 //! | [`WebhookTransport`] | webhook delivery | HTTPS (reqwest) |
 //! | [`DeliveryQueue`] | deliver-webhooks: retry later, dead letters | SQS |
 
 pub mod alerts;
+pub mod audit;
 pub mod credentials;
 pub mod devices;
 mod error;
@@ -28,6 +31,7 @@ pub mod events;
 pub mod failing;
 pub mod fleet;
 pub mod keys;
+pub mod limits;
 pub mod outbox;
 pub mod schools;
 pub mod states;
@@ -35,6 +39,7 @@ pub mod watch;
 pub mod webhook;
 
 pub use alerts::{AlertPublisher, PublishError};
+pub use audit::{AuditPage, AuditTrail};
 pub use credentials::{CheckCredentials, DeviceCredential, Freshness, ManageCredentials};
 pub use devices::{DeviceKey, DevicePage, ReadDevices};
 pub use error::StoreError;
@@ -42,6 +47,7 @@ pub use events::{HistoryPage, HistoryQuery, Order, ReadHistory, RecordEvents, Re
 pub use failing::{FailingDevice, FailingKey, FailingPage, ListFailing};
 pub use fleet::{ReadFleet, RecordDays};
 pub use keys::LoadKeys;
+pub use limits::LimitDevices;
 pub use outbox::{Outbox, OutboxEntry};
 pub use schools::{ManageSchools, ReadSchools, SchoolDeleted, SchoolPage, SchoolPut};
 pub use states::{DeviceStates, Saved, StateWrite, Versioned};
@@ -71,6 +77,7 @@ pub trait Store:
     + SilenceWatch
     + ReadSchools
     + ManageSchools
+    + AuditTrail
 {
 }
 
@@ -86,6 +93,7 @@ impl<S> Store for S where
         + SilenceWatch
         + ReadSchools
         + ManageSchools
+        + AuditTrail
 {
 }
 

@@ -144,4 +144,23 @@ describe("schools in the dashboard", () => {
     assert.match(await alert.textContent(), /still has devices/);
     await context.close();
   });
+
+  test("an admin reads the audit trail; a reader has no audit view", async () => {
+    const { page, context, problems } = await signedIn(admin);
+    await page.getByRole("link", { name: "Audit" }).click();
+    await page.locator("h1", { hasText: "Audit trail" }).waitFor();
+    await page.locator(`${section("audit")} tbody tr`).first().waitFor();
+    const listed = await rows(page, section("audit"));
+    // Newest first: the move of the loose device, then the form's school, then setup.
+    assert.deepEqual(listed[0].slice(1, 5), ["local-operator", "device.assigned", LOOSE, "west"]);
+    assert.deepEqual(listed[1].slice(2, 4), ["school.created", "west"]);
+    assert.equal(listed.filter((r) => r[2] === "school.created").length, 3);
+    assert.deepEqual(problems.consoleErrors, []);
+    await context.close();
+
+    const reader = await signedIn(runner.readToken());
+    await reader.page.locator("h1", { hasText: "Fleet" }).waitFor();
+    assert.equal(await reader.page.getByRole("link", { name: "Audit" }).count(), 0);
+    await reader.context.close();
+  });
 });

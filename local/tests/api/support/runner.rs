@@ -179,7 +179,12 @@ impl TestApp {
 
     /// `Authorization` for a school operator of `schools` (`admin`: with the admin scope).
     pub fn school_operator(&self, schools: &[&str], admin: bool) -> String {
-        let mut args = vec!["operator"];
+        self.named_school_operator(pisync_shared::auth::token::DEFAULT_SUBJECT, schools, admin)
+    }
+
+    /// [`Self::school_operator`] named `name` (the audit trail's actor).
+    pub fn named_school_operator(&self, name: &str, schools: &[&str], admin: bool) -> String {
+        let mut args = vec!["operator", "--name", name];
         if admin {
             args.push("--admin");
         }
@@ -414,6 +419,11 @@ impl Operator<'_> {
         self.get(&format!("/schools?{query}")).await
     }
 
+    /// `GET /audit?{query}`.
+    pub async fn list_audit(&self, query: &str) -> http::Reply {
+        self.get(&format!("/audit?{query}")).await
+    }
+
     /// `GET /schools/{school}`.
     pub async fn get_school(&self, school: &str) -> http::Reply {
         self.get(&format!("/schools/{school}")).await
@@ -491,12 +501,23 @@ pub mod http {
         body: Vec<u8>,
         authorization: Option<&str>,
     ) -> Reply {
+        let mut headers = Vec::new();
+        headers.extend(content_type.map(|ct| ("content-type", ct)));
+        headers.extend(authorization.map(|auth| ("authorization", auth)));
+        send_with_headers(client, method, url, &headers, body).await
+    }
+
+    /// A request with exactly these headers (and `Host` from the URL unless given).
+    pub async fn send_with_headers(
+        client: &HttpClient,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Reply {
         let mut req = hyper::Request::builder().method(method).uri(url);
-        if let Some(ct) = content_type {
-            req = req.header("content-type", ct);
-        }
-        if let Some(auth) = authorization {
-            req = req.header("authorization", auth);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         let response = client
             .request(req.body(Full::new(Bytes::from(body))).unwrap())

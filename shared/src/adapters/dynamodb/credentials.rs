@@ -28,6 +28,11 @@ impl DynamoCredentials {
             table: table.into(),
         }
     }
+
+    /// Per-device limits counted in this table's credential items.
+    pub fn device_limits(&self, limits: crate::domain::limits::DeviceLimits) -> super::SharedMinuteCounters {
+        super::SharedMinuteCounters::new(self.client.clone(), self.table.clone(), limits)
+    }
 }
 
 #[async_trait]

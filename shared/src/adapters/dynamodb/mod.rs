@@ -10,10 +10,12 @@
 
 #[cfg(feature = "dynamodb-admin")]
 mod admin;
+mod audit;
 mod credentials;
 mod devices;
 mod fleet;
 pub mod item;
+mod limits;
 mod schools;
 mod watch;
 
@@ -38,6 +40,7 @@ impl Default for Rollup {
 }
 
 pub use credentials::{DynamoCredentials, CREDENTIALS_KEY};
+pub use limits::SharedMinuteCounters;
 
 #[cfg(feature = "dynamodb-admin")]
 pub use admin::CapacityMeter;

@@ -10,6 +10,7 @@
 //! - [`credentials`]: device credentials.
 //! - [`schools`]: schools and their counts.
 
+mod audit;
 mod credentials;
 mod devices;
 mod events;
@@ -90,6 +91,8 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and starts its writer thread.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        crate::adapters::secret_file::owner_only_database(path)
+            .map_err(|e| StoreError::unavailable(format!("making {} owner-only", path.display()), e))?;
         let mut conn = open_connection(path).map_err(unavailable)?;
         conn.execute_batch(schema::SCHEMA).map_err(unavailable)?;
         schema::migrate_schools(&mut conn).map_err(unavailable)?;

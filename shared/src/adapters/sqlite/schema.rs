@@ -10,6 +10,17 @@ use rusqlite::{params, Connection};
 use std::collections::BTreeMap;
 
 pub(super) const SCHEMA: &str = "
+-- The audit trail: each admin action by its key (time order, newest last), and the
+-- schools it concerns (a school admin reads only those rows).
+CREATE TABLE IF NOT EXISTS audit (
+    key   TEXT PRIMARY KEY,
+    entry TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit_schools (
+    school_id TEXT NOT NULL,
+    key       TEXT NOT NULL,
+    PRIMARY KEY (school_id, key)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
     seq                INTEGER PRIMARY KEY AUTOINCREMENT, -- commit order: the change feed
     device_id          TEXT    NOT NULL,

@@ -132,7 +132,7 @@ impl SqliteStore {
     /// Runs `f` in its own IMMEDIATE transaction (committed if `f` succeeds), beside
     /// the writer thread: school writes are rare, and SQLite serialises them with the
     /// writer's commits.
-    async fn immediate<T: Send + 'static>(
+    pub(super) async fn immediate<T: Send + 'static>(
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
