@@ -13,8 +13,13 @@ use pisync_shared::DeviceId;
 use std::path::Path;
 use std::sync::Arc;
 
-/// The signing keys' file in the data directory.
+/// The signing keys' file in the data directory (device tokens).
 pub const KEYS_FILE: &str = "signing-keys.json";
+/// The operator tokens' own keys: replacing them revokes every operator token and
+/// no device token.
+pub const OPERATOR_KEYS_FILE: &str = "operator-keys.json";
+/// How soon the runner notices new operator keys (a revocation).
+pub const OPERATOR_KEYS_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
 /// How long a local operator token is valid.
 pub const OPERATOR_TOKEN_DAYS: i64 = 30;
 
@@ -26,10 +31,33 @@ pub async fn key_ring(data_dir: &Path) -> Result<Arc<KeyRing>, Failure> {
     Ok(Arc::new(KeyRing::load(Arc::new(file)).await?))
 }
 
+/// The data directory's operator token keys, created on first use, re-read at most
+/// every [`OPERATOR_KEYS_REFRESH`] so that a revocation reaches a running server.
+pub async fn operator_key_ring(data_dir: &Path) -> Result<Arc<KeyRing>, Failure> {
+    let file = KeyFile::create_if_missing(&data_dir.join(OPERATOR_KEYS_FILE))?;
+    let ring = KeyRing::load(Arc::new(file)).await?;
+    Ok(Arc::new(ring.refreshed_every(OPERATOR_KEYS_REFRESH)))
+}
+
+/// `pisync-local revoke-operator-tokens`: new operator keys, so every operator token
+/// issued so far is refused (within a second by a running server); device tokens are
+/// untouched. Sign in again with a new link or token.
+pub fn revoke_operator_tokens(data_dir: &Path) -> Result<(), Failure> {
+    let kid = format!("k{}", chrono::Utc::now().timestamp_millis());
+    let keys = pisync_shared::auth::SigningKeys::generate_json(&kid)?;
+    let path = data_dir.join(OPERATOR_KEYS_FILE);
+    let temp = data_dir.join(format!("{OPERATOR_KEYS_FILE}.{}", std::process::id()));
+    let _ = std::fs::remove_file(&temp);
+    pisync_shared::adapters::secret_file::write_new(&temp, keys.as_bytes())?;
+    std::fs::rename(&temp, &path)?;
+    Ok(())
+}
+
 /// The server's authenticator: on unless `--no-auth`, which is announced loudly.
 pub fn authenticator(
     no_auth: bool,
     keys: Arc<KeyRing>,
+    operator_keys: Arc<KeyRing>,
     credentials: Arc<dyn CheckCredentials>,
 ) -> Authenticator {
     if no_auth {
@@ -37,13 +65,14 @@ pub fn authenticator(
         eprintln!("pisync-local: WARNING: authentication is off (--no-auth); do not expose this address");
         Authenticator::off()
     } else {
-        Authenticator::local(keys, credentials)
+        Authenticator::local_apart(keys, operator_keys, credentials)
     }
 }
 
 /// Runs a `token` command: the new token, to print alone on stdout.
 pub async fn issue(request: &TokenRequest, config: &Config) -> Result<String, Failure> {
-    let keys = key_ring(&request.store().data_dir).await?;
+    let data_dir = &request.store().data_dir;
+    let keys = key_ring(data_dir).await?;
     match request {
         TokenRequest::Device { id, store } => {
             let device = DeviceId::parse(id).ok_or_else(|| format!("device id {id:?} {}", DeviceId::RULE))?;
@@ -70,7 +99,7 @@ pub async fn issue(request: &TokenRequest, config: &Config) -> Result<String, Fa
                 return Err(format!("--name {name:?}: 1–64 characters of A-Z a-z 0-9 _ - . @").into());
             }
             Ok(operator_token(
-                &keys,
+                &*operator_key_ring(data_dir).await?,
                 &Operator::of(scope, Reach::of(schools), name),
             )?)
         }
@@ -79,6 +108,11 @@ pub async fn issue(request: &TokenRequest, config: &Config) -> Result<String, Fa
 
 /// A local operator token for `operator`, valid [`OPERATOR_TOKEN_DAYS`].
 pub fn operator_token(keys: &KeyRing, operator: &Operator) -> Result<String, Failure> {
-    let expires = chrono::Utc::now().timestamp() + OPERATOR_TOKEN_DAYS * 86_400;
+    operator_token_for(keys, operator, OPERATOR_TOKEN_DAYS * 86_400)
+}
+
+/// A local operator token for `operator`, valid `seconds` from now.
+pub fn operator_token_for(keys: &KeyRing, operator: &Operator, seconds: i64) -> Result<String, Failure> {
+    let expires = chrono::Utc::now().timestamp() + seconds;
     Ok(token::sign_operator(&keys.current(), operator, expires)?)
 }

@@ -30,6 +30,21 @@ pub enum Command {
         #[command(subcommand)]
         kind: TokenRequest,
     },
+    /// Revoke every operator token issued so far (new operator keys; device tokens
+    /// keep working). A running server refuses them within a second.
+    RevokeOperatorTokens {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print a new dashboard sign-in link: one use, within 10 minutes (the runner
+    /// prints one when it starts).
+    SignIn {
+        /// The runner's address, as the browser reaches it.
+        #[arg(long, env = "PISYNC_URL", default_value = "http://127.0.0.1:3000")]
+        url: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 /// A `token` subcommand.
@@ -177,7 +192,7 @@ mod tests {
     fn token(args: &[&str]) -> Result<TokenRequest, clap::Error> {
         match parse(args)?.command {
             Some(Command::Token { kind }) => Ok(kind),
-            None => panic!("not a token command"),
+            _ => panic!("not a token command"),
         }
     }
 

@@ -11,6 +11,7 @@ pub mod listener;
 pub mod loopback;
 pub mod server;
 pub mod shaped;
+pub mod sign_in;
 pub mod stores;
 pub mod watch;
 pub mod webhooks;
@@ -98,6 +99,7 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Failure> {
 
     let stores = Stores::open(&args.store, &config).await?;
     let keys = auth::key_ring(data_dir).await?;
+    let operator_keys = auth::operator_key_ring(data_dir).await?;
     // Webhook deliveries: the fleet's (`--webhook-url`) and each school's.
     let webhooks = Arc::new(webhooks::WebhookQueue::open(&data_dir.join(WEBHOOK_QUEUE_FILE))?);
     tasks.spawn(webhooks::run_worker(
@@ -112,7 +114,12 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Failure> {
         stop.clone(),
     ));
     let local = Local {
-        auth: auth::authenticator(args.no_auth, keys.clone(), stores.credentials.clone()),
+        auth: auth::authenticator(
+            args.no_auth,
+            keys.clone(),
+            operator_keys.clone(),
+            stores.credentials.clone(),
+        ),
         cursor_key: cursor_key(&config, data_dir)?,
         alerts: Arc::new(PublishOnce::new(alerts::LocalAlerts::new(
             args.alerts_file.as_deref(),
@@ -160,6 +167,10 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Failure> {
         local.auth.clone(),
         metrics,
         args.no_auth,
+        (!args.no_auth).then(|| sign_in::Sessions {
+            data_dir: data_dir.to_owned(),
+            keys: operator_keys,
+        }),
     )?;
     let listener = TcpListener::bind(args.addr)
         .await
@@ -168,17 +179,10 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Failure> {
     // The first stdout line; the black-box tests read the port from it.
     println!("pisync-local listening on http://{addr}");
     if !args.no_auth {
-        // A read token for the dashboard, in the URL fragment: browsers never send a
-        // fragment to the server, so it stays out of every request line and log.
-        let token = auth::operator_token(
-            &local.keys,
-            &pisync_shared::auth::Operator::of(
-                pisync_shared::auth::Scope::Read,
-                pisync_shared::auth::Reach::District,
-                "dashboard",
-            ),
-        )?;
-        println!("pisync-local dashboard: {}", sign_in_link(addr, &token));
+        // A one-time code in the URL fragment (browsers never send a fragment, so it is
+        // in no request line): used once, within 10 minutes, it opens a read session.
+        let code = sign_in::new_code(data_dir, chrono::Utc::now().timestamp())?;
+        sign_in::print_link(&dashboard_base(addr), &code)?;
     }
 
     listener::serve(listener, server).await;
@@ -193,27 +197,25 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Failure> {
 
 /// The dashboard's sign-in link. A runner listening on every interface (`0.0.0.0`) is
 /// opened on this machine as 127.0.0.1.
-fn sign_in_link(addr: SocketAddr, token: &str) -> String {
+/// The runner's address as a browser on this machine reaches it.
+fn dashboard_base(addr: SocketAddr) -> String {
     let host = if addr.ip().is_unspecified() {
         SocketAddr::from(([127, 0, 0, 1], addr.port()))
     } else {
         addr
     };
-    format!("http://{host}/dashboard#token={token}")
+    format!("http://{host}")
 }
 
 #[cfg(test)]
 mod tests {
-    use super::sign_in_link;
+    use super::dashboard_base;
 
     #[test]
     fn the_sign_in_link_names_a_host_a_browser_can_open() {
         let any = "0.0.0.0:3000".parse().unwrap();
         let local = "127.0.0.1:4000".parse().unwrap();
-        assert_eq!(sign_in_link(any, "t"), "http://127.0.0.1:3000/dashboard#token=t");
-        assert_eq!(
-            sign_in_link(local, "t"),
-            "http://127.0.0.1:4000/dashboard#token=t"
-        );
+        assert_eq!(dashboard_base(any), "http://127.0.0.1:3000");
+        assert_eq!(dashboard_base(local), "http://127.0.0.1:4000");
     }
 }

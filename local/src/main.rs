@@ -7,6 +7,14 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Token { kind }) => token(&kind),
+        Some(Command::SignIn { url, store }) => sign_in(&url, &store.data_dir),
+        Some(Command::RevokeOperatorTokens { store }) => {
+            pisync_local::auth::revoke_operator_tokens(&store.data_dir).map(|()| {
+                eprintln!(
+                    "pisync-local: every operator token issued so far is revoked; device tokens still work"
+                )
+            })
+        }
         None => serve(cli.run),
     };
     if let Err(e) = result {
@@ -24,6 +32,14 @@ fn serve(args: pisync_local::cli::RunArgs) -> Result<(), pisync_local::Failure> 
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(pisync_local::run(args))
+}
+
+/// `pisync-local sign-in`: prints a new one-time dashboard link.
+fn sign_in(url: &str, data_dir: &std::path::Path) -> Result<(), pisync_local::Failure> {
+    pisync_shared::adapters::secret_file::owner_only_dir(data_dir)?;
+    let code = pisync_local::sign_in::new_code(data_dir, chrono::Utc::now().timestamp())?;
+    pisync_local::sign_in::print_link(url.trim_end_matches('/'), &code)?;
+    Ok(())
 }
 
 /// `pisync-local token …`: prints the new token alone on stdout.

@@ -27,6 +27,16 @@ pub const METRICS: Route = Route {
     access: Access::Read,
 };
 
+/// Where the dashboard exchanges a one-time sign-in code for a session (the runner
+/// only: in AWS operators sign in through Cognito).
+pub const SESSION: Route = Route {
+    method: lambda_http::http::Method::POST,
+    path: "/dashboard/session",
+    function: "pisync-local",
+    body_limit: 1024,
+    access: Access::Public,
+};
+
 /// The API: each route of the table to its function's handler, and `GET /metrics`.
 pub struct Server {
     handlers: Handlers,
@@ -35,6 +45,8 @@ pub struct Server {
     metrics: PrometheusHandle,
     /// `--no-auth`: answer only loopback callers ([`crate::loopback`]).
     loopback_only: bool,
+    /// Sign-in codes to sessions (none with `--no-auth`).
+    sessions: Option<crate::sign_in::Sessions>,
 }
 
 impl Server {
@@ -44,6 +56,7 @@ impl Server {
         auth: Authenticator,
         metrics: PrometheusHandle,
         loopback_only: bool,
+        sessions: Option<crate::sign_in::Sessions>,
     ) -> Result<Self, String> {
         let unserved = crate::functions::unserved(&handlers);
         if !unserved.is_empty() {
@@ -54,6 +67,7 @@ impl Server {
             auth,
             metrics,
             loopback_only,
+            sessions,
         })
     }
 
@@ -73,6 +87,7 @@ impl Server {
         };
         let response = match routed {
             Ok((route, req)) if route == &METRICS => self.metrics(req).await,
+            Ok((route, req)) if route == &SESSION => self.session(req).await,
             Err(err) => http::error(&err, &request_id),
             Ok((route, req)) => match self.handlers.get(route.function) {
                 Some(handler) => handler.handle(req).await,
@@ -108,6 +123,40 @@ impl Server {
     }
 }
 
+impl Server {
+    /// `POST /dashboard/session` `{"code": "…"}`: 200 `{"token", "expires_at"}` for a
+    /// code issued, unused and not expired; 401 for any other.
+    async fn session(&self, req: lambda_http::Request) -> lambda_http::Response<Body> {
+        let call = match Call::admit(&SESSION, &req, &self.auth).await {
+            Ok(call) => call,
+            Err(refused) => return *refused,
+        };
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct CodeBody {
+            code: String,
+        }
+        let outcome = match (&self.sessions, serde_json::from_slice::<CodeBody>(call.body())) {
+            (_, Err(_)) => Err(ApiError::invalid_request(vec![FieldError::new(
+                "body",
+                "must be {\"code\": \"…\"}, the code of a sign-in link",
+            )])),
+            (None, Ok(_)) => Err(ApiError::unauthorized("authentication is off: no sign-in needed")),
+            (Some(sessions), Ok(body)) => match sessions.open(&body.code) {
+                Ok(Some(session)) => Ok((lambda_http::http::StatusCode::OK, session)),
+                Ok(None) => Err(ApiError::unauthorized(
+                    "the sign-in code is unknown, used or expired: run pisync-local sign-in for a new link",
+                )),
+                Err(e) => {
+                    tracing::error!(error = %e, "sign-in codes unreadable");
+                    Err(ApiError::internal())
+                }
+            },
+        };
+        call.reply(outcome)
+    }
+}
+
 /// Longest a request body may take to arrive.
 const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -118,9 +167,13 @@ async fn to_lambda(
     request_id: &str,
 ) -> Result<(&'static Route, lambda_http::Request), ApiError> {
     let (parts, body) = req.into_parts();
-    let (route, path_params) = match METRICS.match_path(parts.uri.path()) {
-        Some(params) if parts.method == METRICS.method => (&METRICS, params),
-        _ => routes::route_for(&parts.method, parts.uri.path())?,
+    let local_only = [&METRICS, &SESSION]
+        .into_iter()
+        .find_map(|route| Some((route, route.match_path(parts.uri.path())?)))
+        .filter(|(route, _)| parts.method == route.method);
+    let (route, path_params) = match local_only {
+        Some(found) => found,
+        None => routes::route_for(&parts.method, parts.uri.path())?,
     };
     // A route that takes no body still gets its body read (and ignored by the
     // handler) up to the event limit, as API Gateway would pass it on.

@@ -138,11 +138,20 @@ async function finishCognito(code) {
 
 /// A token handed over in the URL (the local runner's sign-in link) is kept for this
 /// tab and removed from the address bar and history at once.
-function takeTokenFromLink() {
-  const match = location.hash.match(/^#token=([^&]+)/);
-  if (!match) return;
-  sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
+/// The local runner's sign-in link carries a one-time code in its fragment: exchanged
+/// once for a session token. `false` when the link is used up or expired.
+async function takeCodeFromLink() {
+  const match = location.hash.match(/^#code=([0-9a-f]+)$/);
+  if (!match) return true;
   history.replaceState(null, "", location.pathname + "#/");
+  const response = await fetch("/dashboard/session", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ code: match[1] }),
+  });
+  if (!response.ok) return false;
+  sessionStorage.setItem(TOKEN_KEY, (await response.json()).token);
+  return true;
 }
 
 function signIn(message) {
@@ -529,8 +538,10 @@ document.addEventListener("keydown", (e) => {
   e.preventDefault();
   search.querySelector("input").focus();
 });
-window.addEventListener("hashchange", () => {
-  if (!location.hash.startsWith("#token=")) route();
+const USED_LINK = "That sign-in link was used already or has expired: run pisync-local sign-in for a new one, or paste a token.";
+window.addEventListener("hashchange", async () => {
+  if (!(await takeCodeFromLink())) signIn(USED_LINK);
+  else route();
 });
 setInterval(refreshNow, REFRESH_MS);
 
@@ -541,7 +552,10 @@ async function start() {
   } catch {
     // Without the configuration, the local sign-in (a pasted token) still works.
   }
-  takeTokenFromLink();
+  if (!(await takeCodeFromLink())) {
+    signIn(USED_LINK);
+    return;
+  }
   const code = new URLSearchParams(location.search).get("code");
   if (code && config.sign_in === "cognito" && !(await finishCognito(code))) {
     signIn("Sign-in did not complete; try again.");

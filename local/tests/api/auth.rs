@@ -338,6 +338,60 @@ async fn the_data_dir_and_its_files_are_owner_only() {
     }
 }
 
+/// A sign-in link's code opens one read session, once: the link in the runner's
+/// output is no reusable credential.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_code_opens_one_read_session_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(&Backend::Embedded, dir.path(), &[]);
+    let code = app.sign_in_code();
+    assert!(!code.contains("pisync_"), "a code, not a token");
+    let url = app.url("/dashboard/session");
+    let session = http::post_json(&app.client, &url, &json!({ "code": code }), None).await;
+    assert_eq!(session.status, 200, "{:?}", session.body);
+    let token = format!("Bearer {}", session.body["token"].as_str().unwrap());
+    let reader = app.as_operator(Some(&token));
+    assert_eq!(reader.list_devices("").await.status, 200, "a read session");
+    assert_eq!(reader.list_audit("").await.status, 403, "not an admin one");
+    let again = http::post_json(&app.client, &url, &json!({ "code": code }), None).await;
+    assert_eq!(
+        (again.status, again.body["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let made_up = http::post_json(&app.client, &url, &json!({ "code": "0123456789abcdef" }), None).await;
+    assert_eq!(made_up.status, 401);
+    let text = std::fs::read_to_string(dir.path().join("sign-in-codes")).unwrap();
+    assert!(!text.contains(&code), "the code itself is not kept");
+}
+
+/// Operator tokens are revoked all at once by new operator keys, while the server
+/// runs, and device tokens keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_tokens_are_revoked_without_touching_device_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(&Backend::Embedded, dir.path(), &[]);
+    assert_eq!(app.post_sync_event(&event(TARGET, 1, 0)).await.status, 201);
+    assert_eq!(app.reader().list_devices("").await.status, 200);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pisync-local"))
+        .args(["revoke-operator-tokens", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    crate::support::wait_until("the old operator token refused", || async {
+        app.reader().list_devices("").await.status == 401
+    })
+    .await;
+    assert_eq!(app.administrator().list_audit("").await.status, 401);
+    assert_eq!(
+        app.post_sync_event(&event(TARGET, 2, 0)).await.status,
+        201,
+        "devices unaffected"
+    );
+    let fresh = format!("Bearer {}", app.cli_token(&["operator"]));
+    assert_eq!(app.as_operator(Some(&fresh)).list_devices("").await.status, 200);
+}
+
 /// With `--no-auth` only loopback callers are answered: a DNS-rebound Host, another
 /// origin, or a POST that does not say JSON (what a cross-site form can send) is
 /// refused, and nothing of it is stored.

@@ -43,6 +43,9 @@ pub struct KeyRing {
     keys: RwLock<Arc<SigningKeys>>,
     source: Option<Arc<dyn LoadKeys>>,
     last_reload: Mutex<Option<Instant>>,
+    /// Reload at most this often before verifying, so that keys removed at the source
+    /// (operator tokens revoked by a new key) stop working within it.
+    refresh: Option<Duration>,
 }
 
 impl KeyRing {
@@ -52,6 +55,7 @@ impl KeyRing {
             keys: RwLock::new(Arc::new(keys)),
             source: None,
             last_reload: Mutex::new(None),
+            refresh: None,
         }
     }
 
@@ -62,7 +66,28 @@ impl KeyRing {
             keys: RwLock::new(Arc::new(keys)),
             source: Some(source),
             last_reload: Mutex::new(Some(Instant::now())),
+            refresh: None,
         })
+    }
+
+    /// Also reloads from the source before a verification when the keys are older
+    /// than `every`: a key retired at the source stops verifying within it.
+    pub fn refreshed_every(mut self, every: Duration) -> Self {
+        self.refresh = Some(every);
+        self
+    }
+
+    async fn reload(&self) {
+        if let Some(source) = &self.source {
+            match source.load().await {
+                Ok(keys) => {
+                    if let Ok(mut slot) = self.keys.write() {
+                        *slot = Arc::new(keys);
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "signing keys could not be reloaded"),
+            }
+        }
     }
 
     pub fn current(&self) -> Arc<SigningKeys> {
@@ -73,32 +98,28 @@ impl KeyRing {
     }
 
     async fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
+        if let Some(every) = self.refresh {
+            if self.may_reload(every) {
+                self.reload().await;
+            }
+        }
         match token::verify(&self.current(), token, now) {
-            Err(TokenError::UnknownKey) if self.may_reload() => {
-                if let Some(source) = &self.source {
-                    match source.load().await {
-                        Ok(keys) => {
-                            if let Ok(mut slot) = self.keys.write() {
-                                *slot = Arc::new(keys);
-                            }
-                        }
-                        Err(err) => tracing::warn!(error = %err, "signing keys could not be reloaded"),
-                    }
-                }
+            Err(TokenError::UnknownKey) if self.may_reload(KEY_RELOAD_INTERVAL) => {
+                self.reload().await;
                 token::verify(&self.current(), token, now)
             }
             other => other,
         }
     }
 
-    fn may_reload(&self) -> bool {
+    fn may_reload(&self, interval: Duration) -> bool {
         if self.source.is_none() {
             return false;
         }
         let Ok(mut last) = self.last_reload.lock() else {
             return false;
         };
-        let due = last.is_none_or(|at| at.elapsed() >= KEY_RELOAD_INTERVAL);
+        let due = last.is_none_or(|at| at.elapsed() >= interval);
         if due {
             *last = Some(Instant::now());
         }
@@ -184,6 +205,9 @@ enum Mode {
     Off,
     On {
         keys: Option<Arc<KeyRing>>,
+        /// Local operator tokens' keys, when they are not `keys` (the runner keeps them
+        /// apart so that operator tokens can be revoked without touching devices').
+        operator_keys: Option<Arc<KeyRing>>,
         devices: Option<DeviceTokens>,
         local_operators: bool,
         /// The claim holding an operator's groups (`cognito:groups` for Cognito).
@@ -200,8 +224,18 @@ impl Authenticator {
     /// The local runner: device tokens checked against the store on every request
     /// (revocation takes effect at once) and PiSync-signed operator tokens.
     pub fn local(keys: Arc<KeyRing>, credentials: Arc<dyn CheckCredentials>) -> Self {
+        Self::local_apart(keys.clone(), keys, credentials)
+    }
+
+    /// [`Self::local`] with operator tokens signed by keys of their own.
+    pub fn local_apart(
+        device_keys: Arc<KeyRing>,
+        operator_keys: Arc<KeyRing>,
+        credentials: Arc<dyn CheckCredentials>,
+    ) -> Self {
         Self(Arc::new(Mode::On {
-            keys: Some(keys),
+            keys: Some(device_keys),
+            operator_keys: Some(operator_keys),
             devices: Some(DeviceTokens {
                 credentials,
                 cache: None,
@@ -216,6 +250,7 @@ impl Authenticator {
     pub fn devices(keys: Arc<KeyRing>, credentials: Arc<dyn CheckCredentials>, cache_ttl: Duration) -> Self {
         Self(Arc::new(Mode::On {
             keys: Some(keys),
+            operator_keys: None,
             devices: Some(DeviceTokens {
                 credentials,
                 cache: Some(VerdictCache {
@@ -233,6 +268,7 @@ impl Authenticator {
     pub fn gateway_operators(groups_claim: &str) -> Self {
         Self(Arc::new(Mode::On {
             keys: None,
+            operator_keys: None,
             devices: None,
             local_operators: false,
             gateway_groups_claim: Some(groups_claim.to_owned()),
@@ -247,6 +283,7 @@ impl Authenticator {
     pub async fn authenticate(&self, presented: Presented<'_>) -> Result<Caller, AuthError> {
         let Mode::On {
             keys,
+            operator_keys,
             devices,
             local_operators,
             gateway_groups_claim,
@@ -258,8 +295,12 @@ impl Authenticator {
             return Ok(gateway_operator(claims, claim, presented.authorization));
         }
         let token = bearer(presented.authorization)?;
-        let Some(keys) = keys else {
-            return Err(AuthError::Unauthorized("not a token this route accepts"));
+        let keys = match operator_keys {
+            Some(operator_keys) if token::is_operator_token(token) => operator_keys,
+            _ => match keys {
+                Some(keys) => keys,
+                None => return Err(AuthError::Unauthorized("not a token this route accepts")),
+            },
         };
         let now = chrono::Utc::now().timestamp();
         let claims = keys.verify(token, now).await.map_err(|e| {

@@ -33,6 +33,13 @@ pub const DEFAULT_SUBJECT: &str = "local-operator";
 const DEVICE: &str = "pisync_d";
 const OPERATOR: &str = "pisync_o";
 
+/// Whether `token` is written as a local operator token (not whether it is valid).
+pub fn is_operator_token(token: &str) -> bool {
+    token
+        .strip_prefix(OPERATOR)
+        .is_some_and(|rest| rest.starts_with('.'))
+}
+
 /// What a verified token says about its holder.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Claims {

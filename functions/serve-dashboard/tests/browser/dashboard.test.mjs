@@ -49,7 +49,7 @@ describe("the dashboard", () => {
 
   test("the printed sign-in link signs in and takes the token out of the address bar", async () => {
     const { page } = session;
-    await page.goto(runner.link);
+    await page.goto(runner.link());
     await page.locator("h1", { hasText: "Fleet" }).waitFor();
     assert.equal(new URL(page.url()).hash, "#/");
     assert.ok(!page.url().includes("token"), page.url());
@@ -151,11 +151,16 @@ describe("the dashboard", () => {
     assert.equal(newest[3], "5");
   });
 
-  test("a bad token shows the sign-in screen", async () => {
+  test("a used sign-in link shows the sign-in screen", async () => {
+    const used = runner.link();
+    const first = await watchedPage(browser, runner.base);
+    await first.page.goto(used);
+    await first.page.locator("h1", { hasText: "Fleet" }).waitFor();
+    await first.context.close();
     const { page, context, problems } = await watchedPage(browser, runner.base);
-    await page.goto(`${runner.base}/dashboard#token=not-a-token`);
+    await page.goto(used);
     await page.getByRole("heading", { name: "Sign in to PiSync" }).waitFor();
-    assert.match(await page.getByRole("alert").textContent(), /not valid/);
+    assert.match(await page.getByRole("alert").textContent(), /used already or has expired/);
     assert.ok(await page.locator("#search").isHidden(), "no search while signed out");
     // The 401 itself is the only error the browser reports.
     assert.ok(problems.consoleErrors.every((e) => e.includes("401")), problems.consoleErrors.join("\n"));
@@ -190,7 +195,7 @@ describe("the dashboard", () => {
 
   test("a read operator is told that credentials need an admin", async () => {
     const { page, context } = await watchedPage(browser, runner.base);
-    await page.goto(runner.link);
+    await page.goto(runner.link());
     await page.locator("h1", { hasText: "Fleet" }).waitFor();
     await page.evaluate((id) => { location.hash = `#/device/${id}`; }, FLEET[1]);
     await page.locator("#device-title", { hasText: FLEET[1] }).waitFor();
@@ -201,7 +206,7 @@ describe("the dashboard", () => {
 
   test("on a phone the overview fits the screen's width", async () => {
     const { page, context, problems } = await watchedPage(browser, runner.base, { width: 390, height: 844 });
-    await page.goto(runner.link);
+    await page.goto(runner.link());
     await page.locator(`${section("silent")} tbody tr`).first().waitFor();
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `the page is ${overflow}px wider than the screen`);

@@ -51,7 +51,15 @@ export async function startRunner() {
   const cli = (...args) => execFileSync(RUNNER, [...args, "--data-dir", dataDir], { encoding: "utf8" }).trim();
   return {
     base,
-    link,
+    /// A sign-in link: the one the runner printed first, then new ones (each works once).
+    link: (() => {
+      let printed = link;
+      return () => {
+        const fresh = printed ?? cli("sign-in", "--url", base).replace(/^pisync-local dashboard: /, "");
+        printed = null;
+        return fresh;
+      };
+    })(),
     adminToken: () => cli("token", "operator", "--admin"),
     /// A school operator of `schools` (admin or read).
     schoolToken: (schools, admin = false) =>

@@ -125,6 +125,23 @@ impl TestApp {
         lines[0].to_owned()
     }
 
+    /// `pisync-local sign-in` for this runner: the one-time code of the link it prints.
+    pub fn sign_in_code(&self) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_pisync-local"))
+            .args(["sign-in", "--url", &self.base, "--data-dir"])
+            .arg(&self.data_dir)
+            .output()
+            .expect("pisync-local sign-in runs");
+        assert!(out.status.success(), "pisync-local sign-in failed");
+        let stdout = String::from_utf8(out.stdout).expect("UTF-8");
+        let link = stdout
+            .trim()
+            .strip_prefix("pisync-local dashboard: ")
+            .expect("a link");
+        let code = link.strip_prefix(&format!("{}/dashboard#code=", self.base));
+        code.expect("a code in the fragment").to_owned()
+    }
+
     /// `Authorization` for `device`: its current token, issued through the API on first use.
     pub async fn device_auth(&self, device: &str) -> Option<String> {
         self.admin.as_ref()?;
