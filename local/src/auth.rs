@@ -39,7 +39,7 @@ pub async fn operator_key_ring(data_dir: &Path) -> Result<Arc<KeyRing>, Failure>
     Ok(Arc::new(ring.refreshed_every(OPERATOR_KEYS_REFRESH)))
 }
 
-/// `pisync-local revoke-operator-tokens`: new operator keys, so every operator token
+/// `pisync-local token revoke-operators`: new operator keys, so every operator token
 /// issued so far is refused (within a second by a running server); device tokens are
 /// untouched. Sign in again with a new link or token.
 pub fn revoke_operator_tokens(data_dir: &Path) -> Result<(), Failure> {
@@ -69,17 +69,27 @@ pub fn authenticator(
     }
 }
 
-/// Runs a `token` command: the new token, to print alone on stdout.
-pub async fn issue(request: &TokenRequest, config: &Config) -> Result<String, Failure> {
+/// Runs a `token` command: the new token, to print alone on stdout (none for a
+/// revocation).
+pub async fn issue(request: &TokenRequest, config: &Config) -> Result<Option<String>, Failure> {
     let data_dir = &request.store().data_dir;
     let keys = key_ring(data_dir).await?;
     match request {
+        TokenRequest::RevokeOperators { .. } => {
+            revoke_operator_tokens(data_dir)?;
+            eprintln!(
+                "pisync-local: every operator token issued so far is revoked; device tokens still work"
+            );
+            Ok(None)
+        }
         TokenRequest::Device { id, store } => {
             let device = DeviceId::parse(id).ok_or_else(|| format!("device id {id:?} {}", DeviceId::RULE))?;
             let credentials = Stores::credentials(store, config).await?;
-            Ok(issue_device_credential(&keys, credentials.as_ref(), device)
-                .await?
-                .token)
+            Ok(Some(
+                issue_device_credential(&keys, credentials.as_ref(), device)
+                    .await?
+                    .token,
+            ))
         }
         TokenRequest::Operator {
             admin, school, name, ..
@@ -98,10 +108,10 @@ pub async fn issue(request: &TokenRequest, config: &Config) -> Result<String, Fa
             if !token::valid_subject(name) {
                 return Err(format!("--name {name:?}: 1–64 characters of A-Z a-z 0-9 _ - . @").into());
             }
-            Ok(operator_token(
+            Ok(Some(operator_token(
                 &*operator_key_ring(data_dir).await?,
                 &Operator::of(scope, Reach::of(schools), name),
-            )?)
+            )?))
         }
     }
 }

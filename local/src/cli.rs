@@ -30,12 +30,6 @@ pub enum Command {
         #[command(subcommand)]
         kind: TokenRequest,
     },
-    /// Revoke every operator token issued so far (new operator keys; device tokens
-    /// keep working). A running server refuses them within a second.
-    RevokeOperatorTokens {
-        #[command(flatten)]
-        store: StoreArgs,
-    },
     /// Print a new dashboard sign-in link: one use, within 10 minutes (the runner
     /// prints one when it starts).
     SignIn {
@@ -54,6 +48,12 @@ pub enum TokenRequest {
     Device {
         /// The device id.
         id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke every operator token issued so far (new operator keys; device tokens
+    /// keep working); prints nothing. A running server refuses them within a second.
+    RevokeOperators {
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -77,7 +77,9 @@ pub enum TokenRequest {
 impl TokenRequest {
     pub fn store(&self) -> &StoreArgs {
         match self {
-            TokenRequest::Device { store, .. } | TokenRequest::Operator { store, .. } => store,
+            TokenRequest::Device { store, .. }
+            | TokenRequest::Operator { store, .. }
+            | TokenRequest::RevokeOperators { store } => store,
         }
     }
 }

@@ -8,13 +8,6 @@ fn main() {
     let result = match cli.command {
         Some(Command::Token { kind }) => token(&kind),
         Some(Command::SignIn { url, store }) => sign_in(&url, &store.data_dir),
-        Some(Command::RevokeOperatorTokens { store }) => {
-            pisync_local::auth::revoke_operator_tokens(&store.data_dir).map(|()| {
-                eprintln!(
-                    "pisync-local: every operator token issued so far is revoked; device tokens still work"
-                )
-            })
-        }
         None => serve(cli.run),
     };
     if let Err(e) = result {
@@ -42,13 +35,15 @@ fn sign_in(url: &str, data_dir: &std::path::Path) -> Result<(), pisync_local::Fa
     Ok(())
 }
 
-/// `pisync-local token …`: prints the new token alone on stdout.
+/// `pisync-local token …`: prints the new token alone on stdout (a revocation prints
+/// nothing there).
 fn token(request: &pisync_local::cli::TokenRequest) -> Result<(), pisync_local::Failure> {
     let config = pisync_shared::config::Config::from_env()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let token = runtime.block_on(pisync_local::auth::issue(request, &config))?;
-    println!("{token}");
+    if let Some(token) = runtime.block_on(pisync_local::auth::issue(request, &config))? {
+        println!("{token}");
+    }
     Ok(())
 }

@@ -373,7 +373,7 @@ async fn operator_tokens_are_revoked_without_touching_device_tokens() {
     assert_eq!(app.post_sync_event(&event(TARGET, 1, 0)).await.status, 201);
     assert_eq!(app.reader().list_devices("").await.status, 200);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pisync-local"))
-        .args(["revoke-operator-tokens", "--data-dir"])
+        .args(["token", "revoke-operators", "--data-dir"])
         .arg(dir.path())
         .output()
         .unwrap();

@@ -43,13 +43,37 @@ fn with_https_client(loader: ConfigLoader, roots: TrustRoots) -> Result<ConfigLo
     Ok(loader.http_client(client))
 }
 
-/// A loader with PiSync's HTTPS client and, when the environment holds them (always in
-/// Lambda), the region and credentials from there. Callers may add overrides.
+/// How long a call to an AWS service may take in a Lambda function: a hanging service
+/// (DynamoDB, Secrets Manager, SQS) becomes a 503 with `Retry-After` before the
+/// function's 10 s timeout, never a Lambda timeout. SNS sets shorter ones of its own.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+pub const OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
+/// The same for the local runner against DynamoDB Local, which a loaded machine can
+/// slow to seconds per call; a hanging one still ends in a 503.
+const LOCAL_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+const LOCAL_OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn timeouts(
+    attempt: std::time::Duration,
+    operation: std::time::Duration,
+) -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(operation)
+        .build()
+}
+
+/// A loader with PiSync's HTTPS client, the Lambda timeouts and, when the environment
+/// holds them (always in Lambda), the region and credentials from there. Callers may
+/// add overrides.
 pub fn loader(config: &Config) -> Result<ConfigLoader, ConfigError> {
     let mut loader = with_https_client(
         aws_config::defaults(BehaviorVersion::latest()),
         config.trust_roots,
-    )?;
+    )?
+    .timeout_config(timeouts(ATTEMPT_TIMEOUT, OPERATION_TIMEOUT));
     if let Some(region) = &config.aws.region {
         loader = loader.region(Region::new(region.clone()));
     }
@@ -64,7 +88,14 @@ pub fn loader(config: &Config) -> Result<ConfigLoader, ConfigError> {
 /// configured, placeholder ones are used (DynamoDB Local accepts any).
 #[cfg(feature = "dynamodb")]
 pub async fn for_endpoint(config: &Config, endpoint: &str) -> Result<aws_config::SdkConfig, ConfigError> {
-    let mut loader = loader(config)?
+    let loader = loader(config)?.timeout_config(timeouts(LOCAL_ATTEMPT_TIMEOUT, LOCAL_OPERATION_TIMEOUT));
+    Ok(at_endpoint(loader, config, endpoint).load().await)
+}
+
+/// `loader` pointed at `endpoint`, with placeholder credentials when none are set.
+#[cfg(feature = "dynamodb")]
+fn at_endpoint(loader: ConfigLoader, config: &Config, endpoint: &str) -> ConfigLoader {
+    let mut loader = loader
         .endpoint_url(endpoint)
         .region(Region::new(config.region_or_default()));
     if !config.aws.has_credentials {
@@ -76,7 +107,7 @@ pub async fn for_endpoint(config: &Config, endpoint: &str) -> Result<aws_config:
             "pisync-local",
         ));
     }
-    Ok(loader.load().await)
+    loader
 }
 
 /// What a Lambda function builds from its environment, each once, when its `from_aws`

@@ -369,7 +369,7 @@ impl TestApp {
 
     /// Waits until `check` holds on the alert lines, or fails after 20 s.
     pub fn wait_for_alerts(&self, check: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let alerts = self.alerts();
             if check(&alerts) {

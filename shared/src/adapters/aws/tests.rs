@@ -87,3 +87,43 @@ async fn sdk_clients_build_with_either_trust_store() {
         assert_eq!(client.config().region().map(|r| r.as_ref()), Some("eu-west-1"));
     }
 }
+
+/// A DynamoDB that accepts connections and never answers: a Lambda function's call
+/// ends in an error (a 503 to the client) within the operation timeout, before the
+/// function's own 10 s timeout, instead of hanging.
+#[cfg(feature = "dynamodb")]
+#[tokio::test]
+async fn a_dynamodb_that_never_answers_is_an_error_within_the_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    // Accept and hold every connection, reading nothing back.
+    let held = tokio::spawn(async move {
+        let mut sockets = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            sockets.push(socket);
+        }
+    });
+    let config = Config::default();
+    let sdk = at_endpoint(loader(&config).unwrap(), &config, &endpoint)
+        .load()
+        .await;
+    let store = crate::adapters::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), "never");
+    let started = std::time::Instant::now();
+    let event = crate::test_util::stored_event("dev-1", 0, 0);
+    let outcome = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        crate::ports::RecordEvents::record(&store, event),
+    )
+    .await
+    .expect("the call ends on its own");
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(outcome, Err(crate::ports::StoreError::Unavailable { .. })),
+        "{outcome:?}"
+    );
+    assert!(
+        elapsed < std::time::Duration::from_secs(10),
+        "ended after {elapsed:?}"
+    );
+    held.abort();
+}
