@@ -111,10 +111,15 @@ async fn main() -> Result<(), Failure> {
         let e = event(&format!("healthy-{}", i % 1000), (i / 1000) as i64, 0);
         items.push(EventItem::new(&e, None).to_item()?);
     }
-    for i in 0..fleet {
-        let mut state = DeviceState::new(DeviceId::parse(&format!("fleet-{i:07}")).ok_or("a valid id")?);
-        state.school_id = Some(school_ids[(i / 20) % school_count].clone());
-        let errors = u32::from(i % 20 == 1);
+    // A reported device of `school`: one in `every` silent, the next failing.
+    let reported = |id: String,
+                    school: &SchoolId,
+                    i: usize,
+                    every: usize|
+     -> Result<Item, Box<dyn std::error::Error + Send + Sync>> {
+        let mut state = DeviceState::new(DeviceId::parse(&id).ok_or("a valid id")?);
+        state.school_id = Some(school.clone());
+        let errors = u32::from(i % every == 1);
         for m in 0..3 {
             state.apply(
                 &event(state.device_id.as_str(), m, errors),
@@ -123,7 +128,7 @@ async fn main() -> Result<(), Failure> {
                 &mut Vec::new(),
             );
         }
-        let status = match i % 20 {
+        let status = match i % every {
             0 => {
                 state.silent_since = state.last_seen_at;
                 Status::Silent
@@ -132,43 +137,26 @@ async fn main() -> Result<(), Failure> {
             _ => Status::Healthy,
         };
         let failing = state.is_failing(rules.streak);
-        items.push(serde_dynamo::to_item(StateItem::new(
+        Ok(serde_dynamo::to_item(StateItem::new(
             &state,
             1,
             Some(status),
             failing,
-        )?)?);
+        )?)?)
+    };
+    for i in 0..fleet {
+        items.push(reported(
+            format!("fleet-{i:07}"),
+            &school_ids[(i / 20) % school_count],
+            i,
+            20,
+        )?);
     }
     // The bench school's 60 devices, and every school's counts item as state saves
     // would have kept it.
     let bench = SchoolId::parse("bench").ok_or("a valid school id")?;
     for i in 0..60 {
-        let mut state = DeviceState::new(DeviceId::parse(&format!("bench-{i:02}")).ok_or("a valid id")?);
-        state.school_id = Some(bench.clone());
-        let errors = u32::from(i % 10 == 1);
-        for m in 0..3 {
-            state.apply(
-                &event(state.device_id.as_str(), m, errors),
-                rules.streak,
-                t(10),
-                &mut Vec::new(),
-            );
-        }
-        let status = match i % 10 {
-            0 => {
-                state.silent_since = state.last_seen_at;
-                Status::Silent
-            }
-            1 => Status::Failing,
-            _ => Status::Healthy,
-        };
-        let failing = state.is_failing(rules.streak);
-        items.push(serde_dynamo::to_item(StateItem::new(
-            &state,
-            1,
-            Some(status),
-            failing,
-        )?)?);
+        items.push(reported(format!("bench-{i:02}"), &bench, i, 10)?);
     }
     let mut counts: std::collections::BTreeMap<String, [i64; 3]> = std::collections::BTreeMap::new();
     for item in &items {

@@ -56,48 +56,34 @@ impl SharedMinuteCounters {
         minute: i64,
         add: Usage,
     ) -> Result<Option<Usage>, StoreError> {
-        let values = |extra: &[(&str, AttributeValue)]| {
-            let mut v: HashMap<String, AttributeValue> = [
-                (":m".to_owned(), n(minute)),
-                (":r".to_owned(), n(add.requests)),
-                (":e".to_owned(), n(add.events)),
-            ]
-            .into();
-            v.extend(extra.iter().map(|(k, a)| ((*k).to_owned(), a.clone())));
-            v
-        };
-        // Twice at most: another sandbox may start the minute between our two tries.
-        for _ in 0..2 {
-            let added = self
+        let values: HashMap<String, AttributeValue> = [
+            (":m".to_owned(), n(minute)),
+            (":r".to_owned(), n(add.requests)),
+            (":e".to_owned(), n(add.events)),
+        ]
+        .into();
+        // ADD to this minute's count, else start the minute (on an item that exists and
+        // holds an older one); twice at most: another sandbox may start it in between.
+        let tries = [
+            (format!("ADD {REQUESTS} :r, {EVENTS} :e"), format!("{MINUTE} = :m")),
+            (
+                format!("SET {MINUTE} = :m, {REQUESTS} = :r, {EVENTS} = :e"),
+                format!("attribute_exists({CREDENTIALS_KEY}) AND (attribute_not_exists({MINUTE}) OR {MINUTE} < :m)"),
+            ),
+        ];
+        for (update, condition) in tries.iter().chain(tries.iter()) {
+            let out = self
                 .client
                 .update_item()
                 .table_name(&self.table)
                 .key(CREDENTIALS_KEY, s(device.as_str()))
-                .update_expression(format!("ADD {REQUESTS} :r, {EVENTS} :e"))
-                .condition_expression(format!("{MINUTE} = :m"))
-                .set_expression_attribute_values(Some(values(&[])))
+                .update_expression(update)
+                .condition_expression(condition)
+                .set_expression_attribute_values(Some(values.clone()))
                 .return_values(ReturnValue::UpdatedNew)
                 .send()
                 .await;
-            match added {
-                Ok(out) => return Ok(Some(usage(out.attributes.as_ref()))),
-                Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {}
-                Err(e) => return Err(unavailable("UpdateItem rate count")(e)),
-            }
-            let started = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(CREDENTIALS_KEY, s(device.as_str()))
-                .update_expression(format!("SET {MINUTE} = :m, {REQUESTS} = :r, {EVENTS} = :e"))
-                .condition_expression(format!(
-                    "attribute_exists({CREDENTIALS_KEY}) AND (attribute_not_exists({MINUTE}) OR {MINUTE} < :m)"
-                ))
-                .set_expression_attribute_values(Some(values(&[])))
-                .return_values(ReturnValue::UpdatedNew)
-                .send()
-                .await;
-            match started {
+            match out {
                 Ok(out) => return Ok(Some(usage(out.attributes.as_ref()))),
                 Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {}
                 Err(e) => return Err(unavailable("UpdateItem rate count")(e)),
