@@ -16,9 +16,10 @@ const SHARE: usize = 256;
 const HELD: usize = 1100;
 
 async fn connect_from(source: [u8; 4], to: SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.bind(SocketAddr::from((source, 0))).unwrap();
-    socket.connect(to).await.unwrap()
+    let opened = "a socket (this test holds 1,100: `ulimit -n` must allow more; scripts/test.sh raises it)";
+    let socket = TcpSocket::new_v4().expect(opened);
+    socket.bind(SocketAddr::from((source, 0))).expect(opened);
+    socket.connect(to).await.expect("connected")
 }
 
 /// Resolves when the server closes `stream` (EOF or reset).
