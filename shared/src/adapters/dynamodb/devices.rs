@@ -22,14 +22,8 @@ use crate::ports::{
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, KeysAndAttributes, Put, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
 use std::collections::HashMap;
-
-/// Most attempts at reading what a `BatchGetItem` left unprocessed.
-const BATCH_GET_ATTEMPTS: u32 = 5;
-
 impl DynamoStore {
     /// Up to `limit` items of one partition of `index`, in sort-key order, strictly
     /// after `after`.
@@ -100,46 +94,11 @@ impl DynamoStore {
             .iter()
             .map(|d| HashMap::from([("pk".to_owned(), s(device_pk(d))), ("sk".to_owned(), s(STATE_SK))]))
             .collect();
-        let mut request = Some(
-            KeysAndAttributes::builder()
-                .set_keys(Some(keys))
-                .build()
-                .map_err(built)?,
-        );
         let mut found: HashMap<String, (Option<Status>, DeviceState)> = HashMap::new();
-        for attempt in 0..BATCH_GET_ATTEMPTS {
-            let Some(keys) = request.take() else { break };
-            if attempt > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
-            }
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, keys)
-                .return_consumed_capacity(self.capacity())
-                .send()
-                .await
-                .map_err(unavailable("BatchGetItem states"))?;
-            for consumed in out.consumed_capacity() {
-                self.metered(Units::Read, Some(consumed));
-            }
-            for item in out
-                .responses
-                .unwrap_or_default()
-                .remove(&self.table)
-                .unwrap_or_default()
-            {
-                let item: StateItem = serde_dynamo::from_item(item).map_err(corrupt)?;
-                let state = item.device_state().map_err(corrupt)?;
-                found.insert(item.device_id.to_string(), (item.status, state));
-            }
-            request = out
-                .unprocessed_keys
-                .and_then(|mut left| left.remove(&self.table))
-                .filter(|left| !left.keys().is_empty());
-        }
-        if request.is_some() {
-            return Err(StoreError::unavailable_because("BatchGetItem left keys unread"));
+        for item in self.batch_get(keys, "BatchGetItem states").await? {
+            let item: StateItem = serde_dynamo::from_item(item).map_err(corrupt)?;
+            let state = item.device_state().map_err(corrupt)?;
+            found.insert(item.device_id.to_string(), (item.status, state));
         }
         Ok(devices.iter().filter_map(|d| found.remove(d.as_str())).collect())
     }

@@ -117,7 +117,60 @@ fn s(v: impl Into<String>) -> AttributeValue {
 /// periodic check (a school's new threshold or hours reach its devices within it).
 pub const SCHOOL_CACHE: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// Most keys in one `BatchGetItem`.
+const BATCH_GET_KEYS: usize = 100;
+/// Tries of a `BatchGetItem` whose keys DynamoDB left unprocessed, backing off.
+const BATCH_GET_ATTEMPTS: u32 = 5;
+
 impl DynamoStore {
+    /// The items at `keys` (those that exist), eventually consistent: `BatchGetItem`
+    /// in requests of 100 keys, each retried with backoff while DynamoDB leaves keys
+    /// unprocessed; an error if some are still unread after the last try.
+    async fn batch_get(&self, keys: Vec<Item>, operation: &'static str) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(BATCH_GET_KEYS) {
+            let mut request = Some(
+                aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .build()
+                    .map_err(built)?,
+            );
+            for attempt in 0..BATCH_GET_ATTEMPTS {
+                let Some(keys) = request.take() else { break };
+                if attempt > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+                }
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .return_consumed_capacity(self.capacity())
+                    .send()
+                    .await
+                    .map_err(unavailable(operation))?;
+                for consumed in out.consumed_capacity() {
+                    self.metered(Units::Read, Some(consumed));
+                }
+                found.extend(
+                    out.responses
+                        .unwrap_or_default()
+                        .remove(&self.table)
+                        .unwrap_or_default(),
+                );
+                request = out
+                    .unprocessed_keys
+                    .and_then(|mut left| left.remove(&self.table))
+                    .filter(|left| !left.keys().is_empty());
+            }
+            if request.is_some() {
+                return Err(StoreError::unavailable_because(format!(
+                    "{operation} left keys unread"
+                )));
+            }
+        }
+        Ok(found)
+    }
+
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,

@@ -10,16 +10,11 @@ use crate::domain::school::{School, SchoolId};
 use crate::ports::{ManageSchools, ReadSchools, SchoolDeleted, SchoolPage, SchoolPut, StoreError};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, ReturnValue, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, ReturnValue, TransactWriteItem};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Most keys in one `BatchGetItem`.
-const BATCH_GET_KEYS: usize = 100;
 
 #[derive(Deserialize)]
 struct SchoolItem {
@@ -129,58 +124,19 @@ impl ReadSchools for DynamoStore {
     }
 
     async fn school_counts(&self, ids: &[SchoolId]) -> Result<Vec<SchoolCounts>, StoreError> {
+        let keys: Vec<Item> = ids
+            .iter()
+            .map(|id| {
+                HashMap::from([
+                    ("pk".to_owned(), s(school_pk(id))),
+                    ("sk".to_owned(), s(COUNTS_SK)),
+                ])
+            })
+            .collect();
         let mut found: HashMap<String, CountsItem> = HashMap::new();
-        for chunk in ids.chunks(BATCH_GET_KEYS) {
-            let keys: Vec<Item> = chunk
-                .iter()
-                .map(|id| {
-                    HashMap::from([
-                        ("pk".to_owned(), s(school_pk(id))),
-                        ("sk".to_owned(), s(COUNTS_SK)),
-                    ])
-                })
-                .collect();
-            let mut request = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .build()
-                    .map_err(built)?,
-            );
-            for attempt in 0..5u32 {
-                let Some(keys) = request.take() else { break };
-                if attempt > 0 {
-                    tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
-                }
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, keys)
-                    .return_consumed_capacity(self.capacity())
-                    .send()
-                    .await
-                    .map_err(unavailable("BatchGetItem school counts"))?;
-                for consumed in out.consumed_capacity() {
-                    self.metered(Units::Read, Some(consumed));
-                }
-                for item in out
-                    .responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default()
-                {
-                    let counts: CountsItem = serde_dynamo::from_item(item).map_err(corrupt)?;
-                    found.insert(counts.pk.clone(), counts);
-                }
-                request = out
-                    .unprocessed_keys
-                    .and_then(|mut left| left.remove(&self.table))
-                    .filter(|left| !left.keys().is_empty());
-            }
-            if request.is_some() {
-                return Err(StoreError::unavailable_because(
-                    "BatchGetItem left school counts unread",
-                ));
-            }
+        for item in self.batch_get(keys, "BatchGetItem school counts").await? {
+            let counts: CountsItem = serde_dynamo::from_item(item).map_err(corrupt)?;
+            found.insert(counts.pk.clone(), counts);
         }
         Ok(ids
             .iter()
