@@ -10,6 +10,12 @@
 # Prints requests/s, p50 and p99 latency and the non-2xx count for each phase. Not part
 # of the test suite: figures go to docs/performance.md.
 #
+# The POST phase also reports the runner's CPU time per created event (user + system,
+# from /proc, taken from the phase's start until failure detection has settled), so it
+# includes detection's share.
+#
+#   PISYNC_LOAD_PHASES="post reads batches"   the phases to run (default: all three)
+#
 # Authentication is on, as by default: each simulated device gets its own token
 # (issued through the API before the timed phases) and posts with it; reads use a
 # read operator token. PISYNC_LOAD_NO_AUTH=1 runs the runner with --no-auth instead,
@@ -48,17 +54,31 @@ else
   python3 scripts/load/issue-tokens.py "127.0.0.1:$port" "$admin" "$run_id" 2 500 batch >>"$tokens"
   echo "== authentication on: $(($(wc -l <"$tokens") - 1)) device tokens issued"
 fi
+phases=" ${PISYNC_LOAD_PHASES:-post reads batches} "
+# The runner's CPU time so far (user + system), in microseconds.
+cpu_us() {
+  awk -v tck="$(getconf CLK_TCK)" '{ printf "%d", ($14 + $15) * 1e6 / tck }' "/proc/$runner/stat"
+}
+if [[ $phases == *" post "* ]]; then
 echo "== POST /sync-event: $connections connections, ${seconds}s (unique events, ~10% failed)"
-wrk -t2 -c"$connections" -d"${seconds}s" --timeout 5s -s scripts/load/post-events.lua "http://127.0.0.1:$port" -- "$run_id" "$tokens" \
-  | grep -E '^(requests/s|p50|p99|201 created|non-2xx|socket errors)'
-
-# Let failure detection drain the write phase's backlog so the read phase measures reads.
+cpu_before="$(cpu_us)"
+post_out="$(wrk -t2 -c"$connections" -d"${seconds}s" --timeout 5s -s scripts/load/post-events.lua "http://127.0.0.1:$port" -- "$run_id" "$tokens")"
+grep -E '^(requests/s|p50|p99|201 created|non-2xx|socket errors)' <<<"$post_out"
+# Let failure detection drain the write phase's backlog (so the CPU figure holds its
+# share, and the read phase measures reads).
 sleep "${PISYNC_LOAD_SETTLE_SECONDS:-20}"
+created="$(awk '/^201 created/ { print $3 }' <<<"$post_out")"
+echo "server CPU per event $(( ($(cpu_us) - cpu_before) / (created > 0 ? created : 1) )) us (incl. detection)"
+fi
+
+if [[ $phases == *" reads "* ]]; then
 echo "== read mix: 80% history pages, 20% repeated-failures pages"
 wrk -t2 -c"$connections" -d"${seconds}s" --timeout 5s -s scripts/load/read-mix.lua "http://127.0.0.1:$port" -- "$run_id" "$tokens" \
   | grep -E '^(requests/s|p50|p99|non-2xx|socket errors)'
 du -sh "$data" | sed 's/^/store size after the run: /'
+fi
 
+if [[ $phases == *" batches "* ]]; then
 sleep "${PISYNC_LOAD_SETTLE_SECONDS:-20}"
 echo "== POST /sync-events: batches of 100 events, $connections connections"
 wrk -t2 -c"$connections" -d"${seconds}s" --timeout 10s -s scripts/load/post-batches.lua "http://127.0.0.1:$port" -- "$run_id" "$tokens" \
@@ -70,3 +90,4 @@ db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
 n = db.execute("SELECT COUNT(*) FROM events WHERE device_id LIKE ?", (f"batch-{sys.argv[2]}-%",)).fetchone()[0]
 print(f"stored backlog events: {n}")
 PY
+fi
