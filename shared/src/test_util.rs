@@ -192,6 +192,10 @@ impl DeviceStates for FlakyStates {
         self.inner.load(device).await
     }
 
+    fn adds_days_with_state(&self) -> bool {
+        self.inner.adds_days_with_state()
+    }
+
     async fn save(&self, write: &StateWrite<'_>) -> Result<Saved, StoreError> {
         self.check(&write.state.device_id)?;
         self.inner.save(write).await

@@ -13,8 +13,8 @@ use pisync_shared::domain::streak::RunWindow;
 use pisync_shared::domain::sweep::check_silent_devices;
 use pisync_shared::ports::{
     DeviceKey, DeviceStates, FailingKey, HistoryQuery, ListFailing, ManageSchools, Order, Outbox,
-    ReadDevices, ReadFleet, ReadHistory, ReadSchools, RecordDays, RecordEvents, Recorded, SchoolDeleted,
-    SchoolPut, SilenceWatch, Store, Within,
+    ReadDevices, ReadFleet, ReadHistory, ReadSchools, RecordDays, RecordEvents, Recorded, Saved,
+    SchoolDeleted, SchoolPut, SilenceWatch, StateWrite, Store, Within,
 };
 use pisync_shared::test_util::{
     device as dev, dynamodb_local_store, minute as t, school, stored_event as event, RecordingAlerts,
@@ -609,6 +609,41 @@ async fn a_retried_day_addition_counts_once(f: Fixture) {
     );
 }
 
+/// A device's day totals ride on its state save where the store takes them (the
+/// embedded store: one commit per batch), and a stale save adds none of them. A store
+/// that does not take them adds nothing on a save (detection adds the batch's days).
+async fn a_save_adds_its_days_only_where_the_store_takes_them(f: Fixture) {
+    let e = event("w", 0, 1);
+    let applied = f.report(e.clone()).await;
+    assert_eq!(applied.new_events.len(), 1);
+    f.roll_up(e.received_at).await;
+    let day = Day::of(t(0));
+    let syncs = || async {
+        let days = f.fleet.days(day, day, &Within::Fleet).await.unwrap();
+        days.get(&day).map(|d| (d.syncs, d.failures))
+    };
+    let with_state = f.states.adds_days_with_state();
+    assert_eq!(syncs().await, with_state.then_some((1, 1)));
+    // A save against an old version changes nothing, its days included.
+    let loaded = f.states.load(&dev("w")).await.unwrap().expect("saved");
+    let more = DayAddition::of(&[(None, event("w", 1, 0))]).expect("an event");
+    let stale = StateWrite {
+        state: &loaded.state,
+        expected: loaded.version + 1,
+        status: loaded.state.listed_status(Rules::default().streak),
+        failing: false,
+        notices: &[],
+        counts: Vec::new(),
+        requires_school: None,
+        watch_at: None,
+        now: t(2),
+        days: Some(&more),
+    };
+    assert_eq!(f.states.save(&stale).await.unwrap(), Saved::Stale);
+    f.roll_up(e.received_at).await;
+    assert_eq!(syncs().await, with_state.then_some((1, 1)));
+}
+
 /// Schools are created, replaced, listed by id and deleted; a school with devices is
 /// not deleted.
 async fn schools_are_kept_and_listed(f: Fixture) {
@@ -902,6 +937,7 @@ contract!(
     days_and_counts_add_up,
     days_are_kept_per_school,
     a_retried_day_addition_counts_once,
+    a_save_adds_its_days_only_where_the_store_takes_them,
     schools_are_kept_and_listed,
     assignment_moves_devices_and_counts,
     concurrent_writers,

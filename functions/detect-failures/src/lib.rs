@@ -170,11 +170,16 @@ pub async fn detect(deps: &DetectFailures, event: Event) -> Detected {
         }
         figures.lag(e.received_at, now);
     }
-    // The day totals follow the device states they came from. Retrying the records
-    // would not help (they are applied now), so the add is retried here for a few
-    // seconds — idempotently, by the addition's key; after that the loss is logged and
-    // counted, never doubled (docs/design.md).
-    if let Some(addition) = DayAddition::of(&new_events) {
+    // The day totals follow the device states they came from: in their saves where the
+    // store takes them (the embedded store), else one addition for the batch. Retrying
+    // the records would not help (they are applied now), so the add is retried here for
+    // a few seconds — idempotently, by the addition's key; after that the loss is
+    // logged and counted, never doubled (docs/design.md).
+    let addition = match deps.states.adds_days_with_state() {
+        true => None,
+        false => DayAddition::of(&new_events),
+    };
+    if let Some(addition) = addition {
         let mut attempt = 0;
         while let Err(err) = deps.days.add_days(&addition, now).await {
             attempt += 1;

@@ -2,9 +2,7 @@
 //! `events/fleet-summary/`, over an embedded store with today's syncs.
 
 use fleet_summary::FleetSummary;
-use pisync_shared::domain::fleet::DayAddition;
 use pisync_shared::function::{HttpFunction, HttpHandler};
-use pisync_shared::ports::RecordDays;
 use pisync_shared::test_util::lambda_events::{
     api_request, assert_examples_answered, error_fields, reply_json, Case,
 };
@@ -34,15 +32,13 @@ fn today_event(device: &str, minutes_ago: i64, errors: u32, speed: f64) -> Store
 
 async fn seeded() -> (TempDir, FleetSummary) {
     let (dir, store) = sqlite_store();
-    // Two syncs today, one failed; as detection records them.
+    // Two syncs today, one failed; as detection records them (on this store, each
+    // state save adds its day totals).
     let events = [today_event("a", 0, 0, 2.0), today_event("b", 0, 3, 4.0)];
     for e in &events {
         record_and_apply(&store, e).await;
     }
     pisync_shared::test_util::school_with(&store, "riverside", &[]).await;
-    let in_no_school = events.map(|e| (None, e));
-    let addition = DayAddition::of(&in_no_school).expect("events");
-    store.add_days(&addition, addition.at).await.expect("days added");
     let deps = FleetSummary::from_local(&local(store));
     (dir, deps)
 }

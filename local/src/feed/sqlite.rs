@@ -9,6 +9,11 @@ use pisync_shared::StoredEvent;
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// How long the feed lets commits gather after a partial batch, as the stream's
+/// batching window does in AWS (5 s there; short here so a lone event is detected at
+/// once and a busy runner wakes detection at most 50 times a second).
+const GATHER_WINDOW: Duration = Duration::from_millis(20);
+
 /// A stream record for an event, shaped as DynamoDB Streams delivers an INSERT.
 pub fn insert_record(sequence: i64, event: &StoredEvent) -> Result<EventRecord, serde_dynamo::Error> {
     let image: serde_dynamo::Item = EventItem::new(event, None).to_item()?;
@@ -76,7 +81,13 @@ pub async fn run(store: SqliteStore, detector: DetectFailures, mut stop: watch::
         }
     };
     let mut pause = Duration::ZERO;
+    let mut partial = false;
     while !*stop.borrow() {
+        // After a partial batch, let a window's commits gather: detection then runs
+        // once per window instead of once per commit (a lone event still goes at once).
+        if partial {
+            wait(&mut stop, GATHER_WINDOW).await;
+        }
         let notified = changed.notified();
         let changes = match store.changes_after(cursor, BATCH).await {
             Ok(c) => c,
@@ -87,6 +98,7 @@ pub async fn run(store: SqliteStore, detector: DetectFailures, mut stop: watch::
                 continue;
             }
         };
+        partial = !changes.is_empty() && changes.len() < BATCH;
         if changes.is_empty() {
             tokio::select! {
                 _ = notified => {}

@@ -64,6 +64,7 @@ pub async fn assign(
             requires_school: to,
             watch_at: None,
             now,
+            days: None,
         };
         match states.save(&write).await? {
             Saved::Written => return Ok(Assigned::Moved { from }),

@@ -8,7 +8,7 @@
 use crate::domain::applied::StreamPosition;
 use crate::domain::device::DeviceState;
 use crate::domain::event::{DeviceId, Outcome, StoredEvent};
-use crate::domain::fleet::count_changes;
+use crate::domain::fleet::{count_changes, DayAddition};
 use crate::domain::notice::Notice;
 use crate::domain::school::School;
 use crate::domain::silence::SilenceRule;
@@ -167,6 +167,16 @@ pub async fn apply_records(
             _ => None,
         };
         let school_id = state.school_id.as_ref();
+        // The batch's day totals ride on this save where the store can take them.
+        let days = if states.adds_days_with_state() {
+            let counted: Vec<_> = new_events
+                .iter()
+                .map(|e| (state.school_id.clone(), e.clone()))
+                .collect();
+            DayAddition::of(&counted)
+        } else {
+            None
+        };
         let write = StateWrite {
             state: &state,
             expected: version,
@@ -177,6 +187,7 @@ pub async fn apply_records(
             requires_school: None,
             watch_at,
             now,
+            days: days.as_ref(),
         };
         match states.save(&write).await? {
             Saved::Written => {

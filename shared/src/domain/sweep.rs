@@ -98,6 +98,7 @@ async fn check_device(
             // An unfinished count: the next check goes on with it.
             watch_at: state.counting.is_some().then_some(now),
             now,
+            days: None,
         };
         if states.save(&write).await? == Saved::Written {
             if let Some(at) = next_check {

@@ -6,7 +6,7 @@
 use super::StoreError;
 use crate::domain::device::{DeviceState, Status};
 use crate::domain::event::DeviceId;
-use crate::domain::fleet::CountChange;
+use crate::domain::fleet::{CountChange, DayAddition};
 use crate::domain::notice::Notice;
 use crate::domain::school::{School, SchoolId};
 use crate::domain::streak::{RunCount, RunWindow};
@@ -53,11 +53,22 @@ pub struct StateWrite<'a> {
     pub watch_at: Option<EventTime>,
     /// When the change was decided (orders the outbox).
     pub now: EventTime,
+    /// The day totals of the events this change applied, for a store that adds them in
+    /// the same write ([`DeviceStates::adds_days_with_state`]); `None` otherwise.
+    pub days: Option<&'a DayAddition>,
 }
 
 #[async_trait]
 pub trait DeviceStates: Send + Sync {
     async fn load(&self, device: &DeviceId) -> Result<Option<Versioned>, StoreError>;
+
+    /// Whether a save adds its [`StateWrite::days`] in the same write. The embedded
+    /// store does (one commit per batch instead of two); DynamoDB does not, and gets
+    /// one addition per stream batch through [`super::RecordDays`] (one write for the
+    /// batch instead of one per device).
+    fn adds_days_with_state(&self) -> bool {
+        false
+    }
 
     /// Like [`DeviceStates::load`], but the state may be a moment old (on DynamoDB an
     /// eventually consistent read, half the price). Safe before a save: a save against

@@ -31,6 +31,7 @@ pub(super) struct OwnedStateWrite {
     failing: bool,
     notices: Vec<Notice>,
     requires_school: Option<SchoolId>,
+    days: Option<DayAddition>,
 }
 
 /// The `status` column of a device that has not reported yet (assigned to a school
@@ -97,6 +98,10 @@ pub(super) fn save_state(conn: &Connection, write: &OwnedStateWrite) -> Result<S
         conn.prepare_cached("INSERT INTO outbox (notice) VALUES (?1)")
             .and_then(|mut stmt| stmt.execute([notice.to_json()]))
             .map_err(unavailable)?;
+    }
+    // In the state's transaction, so applied once with the events it counts.
+    if let Some(days) = &write.days {
+        super::schema::add_day_totals(conn, days).map_err(unavailable)?;
     }
     Ok(Saved::Written)
 }
@@ -170,13 +175,19 @@ fn count_run(
     })
 }
 
-/// Loads and counts on the reader pool (WAL lets them run beside the writer), so a
-/// count never holds the single writer; saves go through it.
+/// Loads on the calling thread and counts on the reader pool (WAL lets both run beside
+/// the writer), so a count never holds the single writer; saves go through it.
 #[async_trait]
 impl DeviceStates for SqliteStore {
+    /// A primary-key read: inline, like the credential check, because handing each of
+    /// a batch's devices to the blocking pool and back cost more than the read.
     async fn load(&self, device: &DeviceId) -> Result<Option<Versioned>, StoreError> {
-        let device = device.clone();
-        self.read(move |conn| Ok(load_state(conn, &device))).await?
+        self.point_read(|conn| Ok(load_state(conn, device)))?
+    }
+
+    /// Day totals are added in the save's own transaction: no second commit per batch.
+    fn adds_days_with_state(&self) -> bool {
+        true
     }
 
     async fn save(&self, write: &StateWrite<'_>) -> Result<Saved, StoreError> {
@@ -187,6 +198,7 @@ impl DeviceStates for SqliteStore {
             failing: write.failing,
             notices: write.notices.to_vec(),
             requires_school: write.requires_school.cloned(),
+            days: write.days.cloned(),
         };
         self.write(|reply| WriteOp::SaveState(Box::new(owned), reply))
             .await

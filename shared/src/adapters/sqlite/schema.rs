@@ -220,6 +220,11 @@ pub(super) fn add_days(conn: &Connection, addition: &DayAddition) -> rusqlite::R
     if fresh == 0 {
         return Ok(());
     }
+    add_day_totals(conn, addition)
+}
+
+/// Adds an addition's days (inside a state save's transaction, which makes it once).
+pub(super) fn add_day_totals(conn: &Connection, addition: &DayAddition) -> rusqlite::Result<()> {
     addition
         .days
         .iter()
