@@ -275,6 +275,14 @@ fn unpack(batch: &mut Vec<WriteOp>, queued: Queued) {
     }
 }
 
+impl WriteOp {
+    /// Whether the op runs more than one writing statement (a failure halfway must be
+    /// undone). Recording an event writes with one INSERT (a replay only reads after it).
+    fn is_compound(&self) -> bool {
+        matches!(self, WriteOp::SaveState(..) | WriteOp::AddDays(..))
+    }
+}
+
 /// A performed op waiting for the commit before its caller hears back.
 enum Reply {
     Record(
@@ -315,14 +323,20 @@ fn perform(conn: &Connection, op: WriteOp) -> Reply {
     }
 }
 
-/// Runs every op in one transaction, each inside its own savepoint so one failing op
-/// leaves the others intact; replies only after the commit. Returns whether any
-/// event was created.
+/// Runs every op in one transaction, each op of several statements inside its own
+/// savepoint, so one failing op leaves the others intact; replies only after the
+/// commit. Returns whether any event was created.
 fn commit_batch(conn: &mut Connection, batch: &mut Vec<WriteOp>) -> bool {
     let mut replies = Vec::with_capacity(batch.len());
     let outcome = (|| -> rusqlite::Result<()> {
         let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for op in batch.drain(..) {
+            // One statement is atomic on its own; a savepoint (two more statements)
+            // only guards an op of several.
+            if !op.is_compound() {
+                replies.push(perform(&tx, op));
+                continue;
+            }
             let mut sp = tx.savepoint_with_name("op")?;
             let reply = perform(&sp, op);
             if reply.failed() {
