@@ -1,5 +1,7 @@
 //! Handler benchmarks on the embedded store: POST /sync-event end to end (validation,
 //! group-committed SQLite write, JSON reply) and detect-failures per stream record.
+//! The runner's allocator, wrapped to count allocations: the bench prints how many a
+//! request makes (the count costs one relaxed atomic add per allocation).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use detect_failures::DetectFailures;
@@ -15,6 +17,44 @@ use pisync_shared::{DeviceId, EventTime, Outcome, StoredEvent};
 use record_sync_event::RecordSyncEvent;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// The runner's allocator, counting calls.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is passed to mimalloc unchanged; the counter only observes.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { mimalloc::MiMalloc.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Allocations (and reallocations) per call of `work`, over `calls` calls.
+fn allocations_per_call<F: std::future::Future<Output = ()>>(
+    rt: &tokio::runtime::Runtime,
+    calls: u64,
+    mut work: impl FnMut(u64) -> F,
+) -> f64 {
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for i in 0..calls {
+        rt.block_on(work(i));
+    }
+    (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / calls as f64
+}
 
 struct Discard;
 
@@ -78,24 +118,41 @@ fn handlers(c: &mut Criterion) {
     });
     let bearer = format!("Bearer {token}");
     let k = AtomicU64::new(0);
-    c.bench_function("POST /sync-event handler, device token checked, embedded store (sequential)", |b| {
-        b.to_async(&rt).iter(|| {
-            let ts = EventTime::from_millis(1_746_600_000_000 + k.fetch_add(1, Ordering::Relaxed) as i64).unwrap();
-            let body = format!(
-                r#"{{"device_id":"bench-auth","timestamp":"{ts}","total_files_synced":42,"total_errors":0,"internet_speed":5.3}}"#
-            );
-            let req = lambda_http::http::Request::post("/sync-event")
-                .header("content-type", "application/json")
-                .header("authorization", bearer.as_str())
-                .body(Body::Text(body))
-                .unwrap();
-            let authed = &authed;
-            async move {
-                let response = authed.handle(req).await;
-                assert_eq!(response.status(), 201);
-            }
-        })
+    let authed_request = |i: u64| {
+        let ts = EventTime::from_millis(1_746_600_000_000 + i as i64).unwrap();
+        let body = format!(
+            r#"{{"device_id":"bench-auth","timestamp":"{ts}","total_files_synced":42,"total_errors":0,"internet_speed":5.3}}"#
+        );
+        lambda_http::http::Request::post("/sync-event")
+            .header("content-type", "application/json")
+            .header("authorization", bearer.as_str())
+            .body(Body::Text(body))
+            .unwrap()
+    };
+    c.bench_function(
+        "POST /sync-event handler, device token checked, embedded store (sequential)",
+        |b| {
+            b.to_async(&rt).iter(|| {
+                let req = authed_request(k.fetch_add(1, Ordering::Relaxed));
+                let authed = &authed;
+                async move {
+                    let response = authed.handle(req).await;
+                    assert_eq!(response.status(), 201);
+                }
+            })
+        },
+    );
+
+    // Not timed: what one request allocates, request and reply included.
+    let offset = k.fetch_add(1_000, Ordering::Relaxed);
+    let per_request = allocations_per_call(&rt, 1_000, |i| {
+        let req = authed_request(offset + i);
+        let authed = &authed;
+        async move {
+            assert_eq!(authed.handle(req).await.status(), 201);
+        }
     });
+    eprintln!("allocations per POST /sync-event (device token checked): {per_request:.1}");
 
     let detect = DetectFailures::from_local(&local);
     let m = AtomicU64::new(0);
