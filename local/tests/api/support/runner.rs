@@ -500,8 +500,14 @@ pub mod http {
 
     pub type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
+    /// Never reuses a connection the runner may be closing: the runner closes one idle
+    /// for `IDLE_TIMEOUT`, and a request sent on it at that moment fails half-sent
+    /// (seen after a test that kept the client idle for about that long).
     pub fn client() -> HttpClient {
-        Client::builder(TokioExecutor::new()).build_http()
+        Client::builder(TokioExecutor::new())
+            .pool_timer(hyper_util::rt::TokioTimer::new())
+            .pool_idle_timeout(pisync_local::listener::IDLE_TIMEOUT / 2)
+            .build_http()
     }
 
     pub struct Reply {
