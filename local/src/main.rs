@@ -4,7 +4,7 @@ use clap::Parser;
 use pisync_local::cli::{Cli, Command};
 
 /// The runner's allocator: requests allocate freely on several threads, and glibc's
-/// malloc spent about 8 % of a loaded runner's CPU (docs/performance.md).
+/// malloc and free took about 9 % of a loaded runner's CPU (docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
