@@ -168,14 +168,9 @@ pub async fn apply_records(
         };
         let school_id = state.school_id.as_ref();
         // The batch's day totals ride on this save where the store can take them.
-        let days = if states.adds_days_with_state() {
-            let counted: Vec<_> = new_events
-                .iter()
-                .map(|e| (state.school_id.clone(), e.clone()))
-                .collect();
-            DayAddition::of(&counted)
-        } else {
-            None
+        let days = match states.adds_days_with_state() {
+            true => DayAddition::of_device(school_id, &new_events),
+            false => None,
         };
         let write = StateWrite {
             state: &state,

@@ -136,14 +136,22 @@ impl DayAddition {
     /// key comes from the first event's identity: every stored event is applied (new)
     /// exactly once, so no other addition can have it.
     pub fn of(events: &[(Option<SchoolId>, StoredEvent)]) -> Option<Self> {
-        let (_, first) = events.first()?;
-        let at = events
-            .iter()
-            .map(|(_, e)| e.received_at)
-            .max()
-            .unwrap_or(first.received_at);
+        Self::counting(events.iter().map(|(school, e)| (school.as_ref(), e)))
+    }
+
+    /// One device's newly applied events, all counted in its `school` (and the fleet).
+    pub fn of_device(school: Option<&SchoolId>, events: &[StoredEvent]) -> Option<Self> {
+        Self::counting(events.iter().map(|e| (school, e)))
+    }
+
+    fn counting<'a>(events: impl Iterator<Item = (Option<&'a SchoolId>, &'a StoredEvent)>) -> Option<Self> {
+        let mut events = events.peekable();
+        let &(_, first) = events.peek()?;
+        let key = short_sha256(format!("{}|{}", first.device_id, first.timestamp).as_bytes());
+        let mut at = first.received_at;
         let mut days: BTreeMap<(CountScope, Day), DayTotals> = BTreeMap::new();
         for (school, e) in events {
+            at = at.max(e.received_at);
             let day = Day::of(e.timestamp);
             days.entry((CountScope::Fleet, day)).or_default().count(e);
             if let Some(school) = school {
@@ -152,11 +160,7 @@ impl DayAddition {
                     .count(e);
             }
         }
-        Some(Self {
-            key: short_sha256(format!("{}|{}", first.device_id, first.timestamp).as_bytes()),
-            at,
-            days,
-        })
+        Some(Self { key, at, days })
     }
 
     /// Adds `other`'s days to these (merging additions before they are stored).
@@ -470,8 +474,15 @@ mod tests {
             both.key,
             "same first event"
         );
-        assert_ne!(DayAddition::of(&[b, a]).unwrap().key, both.key);
+        assert_ne!(DayAddition::of(&[b.clone(), a.clone()]).unwrap().key, both.key);
         assert_eq!(DayAddition::of(&[]), None);
+        // One device's events, all in its school: the same as each with that school.
+        let (c, d) = (a.1.clone(), stored("pibox-1", "2025-05-08T11:00:00Z", 2));
+        assert_eq!(
+            DayAddition::of_device(a.0.as_ref(), &[c.clone(), d.clone()]),
+            DayAddition::of(&[(a.0.clone(), c), (a.0.clone(), d)])
+        );
+        assert_eq!(DayAddition::of_device(None, &[]), None);
         assert_eq!(
             CountScope::from_key(&CountScope::Fleet.key()),
             Some(CountScope::Fleet)
