@@ -105,7 +105,7 @@ pub async fn run(args: cli::RunArgs) -> Result<(), Failure> {
     tasks.spawn(webhooks::run_worker(
         webhooks.clone(),
         webhooks::Receivers {
-            transport: Arc::new(HttpsWebhook::new()?),
+            transport: Arc::new(HttpsWebhook::trusting(config.webhook_extra_roots.as_deref())?),
             fleet_url: args.webhook_url.clone(),
             schools: stores.store.clone(),
             secret: webhook_secret(&args)?,

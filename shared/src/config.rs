@@ -46,6 +46,9 @@ pub const SIGN_IN_CLIENT_ID: &str = "SIGN_IN_CLIENT_ID";
 pub const WEBHOOK_URL: &str = "WEBHOOK_URL";
 /// `WEBHOOK_SECRET_ARN`: the Secrets Manager secret that signs webhook deliveries.
 pub const WEBHOOK_SECRET_ARN: &str = "WEBHOOK_SECRET_ARN";
+/// `WEBHOOK_EXTRA_ROOTS`: PEM certificates of authorities webhook receivers may chain to
+/// besides the public web's (a district's own CA). Certificates are public: no secret.
+pub const WEBHOOK_EXTRA_ROOTS: &str = "WEBHOOK_EXTRA_ROOTS";
 /// `WEBHOOK_QUEUE_URL`: the queue deliver-webhooks reads (to delay a retry).
 pub const WEBHOOK_QUEUE_URL: &str = "WEBHOOK_QUEUE_URL";
 /// `WEBHOOK_DEAD_LETTER_QUEUE_URL`: where a delivery the receiver rejects goes.
@@ -172,6 +175,8 @@ pub struct Config {
     pub alert_topic_arn: Option<String>,
     pub webhook_url: Option<String>,
     pub webhook_secret_arn: Option<String>,
+    /// `WEBHOOK_EXTRA_ROOTS`: PEM text, checked when the webhook client is built.
+    pub webhook_extra_roots: Option<String>,
     pub webhook_dead_letter_queue: Option<String>,
     pub webhook_queue: Option<String>,
     pub sign_in: Option<(String, String)>,
@@ -307,6 +312,7 @@ impl Config {
             alert_topic_arn: set(ALERT_TOPIC_ARN),
             webhook_url,
             webhook_secret_arn: set(WEBHOOK_SECRET_ARN),
+            webhook_extra_roots: set(WEBHOOK_EXTRA_ROOTS),
             webhook_dead_letter_queue: set(WEBHOOK_DEAD_LETTER_QUEUE_URL),
             webhook_queue: set(WEBHOOK_QUEUE_URL),
             sign_in: set(SIGN_IN_DOMAIN).zip(set(SIGN_IN_CLIENT_ID)),

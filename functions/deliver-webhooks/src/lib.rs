@@ -45,7 +45,7 @@ impl EventFunction for DeliverWebhooks {
 
     async fn from_aws(aws: &Aws) -> Result<Self, BoxError> {
         Ok(Self::new(
-            Arc::new(HttpsWebhook::new()?),
+            Arc::new(HttpsWebhook::trusting(aws.config.webhook_extra_roots.as_deref())?),
             aws.delivery_queue().await?,
             aws.store().await?,
             aws.config.webhook_url.clone(),
