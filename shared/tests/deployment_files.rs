@@ -420,6 +420,30 @@ fn template_guards_every_route() {
     }
 }
 
+/// No function's environment names the HTTP API. SAM writes each route's function ARN
+/// into the API's definition, so the API depends on every function behind it; a
+/// function that also depends on the API (its id in a variable) is a cycle, and
+/// CloudFormation refuses the whole stack. The linters read the template before the
+/// transform and cannot see it; the emulator's deploy found it (scripts/stack-test.sh).
+#[test]
+fn no_function_environment_names_the_api() {
+    let template = template();
+    for (name, resource) in template["Resources"].as_mapping().expect("Resources") {
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        for (var, value) in &environment(&template, resource) {
+            let written = serde_yaml::to_string(value).expect("yaml");
+            assert!(
+                !written.contains("HttpApi"),
+                "{}: {} names the API: {written}",
+                text(name),
+                text(var)
+            );
+        }
+    }
+}
+
 /// No secret is placed in a function's environment: functions get secrets' ARNs and
 /// read them through Secrets Manager at start.
 #[test]
