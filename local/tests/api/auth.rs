@@ -29,6 +29,19 @@ fn runner_keys(app: &TestApp) -> SigningKeys {
     SigningKeys::from_json(&text).expect("valid keys")
 }
 
+/// `POST /sync-event` of `TARGET`'s event at `second`, with `authorization`.
+async fn post_as(app: &TestApp, authorization: &str, second: u32) -> http::Reply {
+    let body = serde_json::to_vec(&event(TARGET, second, 0)).unwrap();
+    app.send_as(
+        "POST",
+        "/sync-event",
+        Some("application/json"),
+        body,
+        Some(authorization),
+    )
+    .await
+}
+
 /// Sends `route` (for `TARGET`) with `authorization`; `second` makes each recorded
 /// event distinct so that anything stored can be counted.
 async fn call(app: &TestApp, route: &Route, authorization: Option<&str>, second: u32) -> http::Reply {
@@ -221,13 +234,8 @@ async fn credentials_are_issued_replaced_and_revoked(backend: Backend) {
     // Having credentials does not make a device seen.
     assert_eq!(app.get_sync_history(TARGET, "").await.status, 404);
     let post = |auth: String, second: u32| {
-        let body = serde_json::to_vec(&event(TARGET, second, 0)).unwrap();
         let app = &app;
-        async move {
-            app.send_as("POST", "/sync-event", Some("application/json"), body, Some(&auth))
-                .await
-                .status
-        }
+        async move { post_as(app, &auth, second).await.status }
     };
     assert_eq!(post(first.clone(), 1).await, 201);
     // Re-issuing through the API: the earlier token stops working at once.
@@ -263,16 +271,7 @@ async fn tokens_survive_a_restart(backend: Backend) {
     let read = app.read.clone();
     app.stop();
     let app = TestApp::start(&backend, dir.path(), &[]);
-    let body = serde_json::to_vec(&event(TARGET, 1, 0)).unwrap();
-    let reply = app
-        .send_as(
-            "POST",
-            "/sync-event",
-            Some("application/json"),
-            body,
-            Some(&device),
-        )
-        .await;
+    let reply = post_as(&app, &device, 1).await;
     assert_eq!(reply.status, 201, "{}", reply.body);
     let url = app.url(&format!("/device/{TARGET}/sync-history"));
     assert_eq!(http::get(&app.client, &url, read.as_deref()).await.status, 200);
@@ -362,6 +361,36 @@ async fn a_sign_in_code_opens_one_read_session_once() {
     assert_eq!(made_up.status, 401);
     let text = std::fs::read_to_string(dir.path().join("sign-in-codes")).unwrap();
     assert!(!text.contains(&code), "the code itself is not kept");
+}
+
+/// A key made current in the keys file signs the next credential the running server
+/// issues (docs/security.md, "Key rotation"), and the device's token works. Found by
+/// the deployed-stack test: issuing used the keys read at start until a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_made_current_signs_the_next_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(&Backend::Embedded, dir.path(), &[]);
+    let admin = app.admin.clone();
+    let kid_of = |reply: &http::Reply| {
+        let token = reply.body["token"].as_str().expect("a token").to_owned();
+        (token.split('.').nth(1).expect("a key id").to_owned(), token)
+    };
+    let before = app.issue_device_credentials(TARGET, admin.as_deref()).await;
+    assert_eq!(kid_of(&before).0, runner_keys(&app).current_kid());
+
+    let path = app.data_dir.join("signing-keys.json");
+    let mut keys: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let added: Value = serde_json::from_str(&SigningKeys::generate_json("k9").unwrap()).unwrap();
+    keys["k9"] = added["k9"].clone();
+    keys["current"] = json!("k9");
+    std::fs::write(&path, keys.to_string()).unwrap();
+
+    let after = app.issue_device_credentials(TARGET, admin.as_deref()).await;
+    assert_eq!(after.status, 201, "{}", after.body);
+    let (kid, token) = kid_of(&after);
+    assert_eq!(kid, "k9");
+    let reply = post_as(&app, &format!("Bearer {token}"), 1).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
 }
 
 /// Operator tokens are revoked all at once by new operator keys, while the server

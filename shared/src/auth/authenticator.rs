@@ -90,6 +90,16 @@ impl KeyRing {
         }
     }
 
+    /// The keys to sign a new token with, read from the source first: a key made
+    /// current there signs the very next token, however long this process has run
+    /// (verifying alone would never learn of it: no token names the new key yet).
+    /// Issuing is an operator's act, rare enough for one read each; if the read fails,
+    /// the keys held are used.
+    pub async fn for_signing(&self) -> Arc<SigningKeys> {
+        self.reload().await;
+        self.current()
+    }
+
     pub fn current(&self) -> Arc<SigningKeys> {
         match self.keys.read() {
             Ok(keys) => keys.clone(),

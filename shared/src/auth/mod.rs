@@ -31,7 +31,8 @@ pub async fn issue_device_credential(
     credentials: &dyn ManageCredentials,
     device_id: DeviceId,
 ) -> Result<Issued, StoreError> {
-    let token = token::sign_device(&keys.current(), device_id.as_str())
+    let signing = keys.for_signing().await;
+    let token = token::sign_device(&signing, device_id.as_str())
         .map_err(|e| StoreError::unavailable("OS randomness", std::io::Error::other(e)))?;
     let issued_at = EventTime::now();
     credentials
