@@ -6,9 +6,11 @@
 //! of at most 140 characters; the subject is the e-mail's. Message attributes
 //! `event_type`, `device_id` and `school_id` (absent for a device in no school) let
 //! subscribers filter — a school's staff subscribe with a filter policy on their
-//! school's id; `alert_id` (also in the body)
-//! is the same for every message about one episode, so a subscriber can drop the rare
-//! duplicate. On a FIFO topic it also becomes the deduplication id.
+//! school's id; `alert_id` names the message: the body's `alert_id` (the same for every
+//! message about one episode) and its kind (`<alert_id>#alert`, `#recovered`,
+//! `#silent`, `#back_online`), so a subscriber can drop the rare duplicate without
+//! dropping the episode's other messages. On a FIFO topic it also becomes the
+//! deduplication id.
 //!
 //! The SDK client is built on the first publish, not at init: most detect-failures
 //! sandboxes never publish, and building an SNS client (its endpoint rules and TLS
