@@ -4,25 +4,10 @@ AWS::LanguageExtensions transform does) to the path given, for checkov, which do
 expand them itself. Only what the template uses is supported: a loop over a literal
 list, `${Name}` in keys and in Fn::Sub strings, and `Ref: {Fn::Sub: ...}`."""
 import sys
+
 import yaml
 
-
-class Tagged(yaml.SafeLoader):
-    pass
-
-
-def tag(loader, suffix, node):
-    name = "Ref" if suffix == "Ref" else "Fn::" + suffix
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {name: value}
-
-
-Tagged.add_multi_constructor("!", tag)
+import cfn_template
 
 
 def substitute(value, name, item):
@@ -55,8 +40,7 @@ def expand(resources):
 
 def main():
     source, target = sys.argv[1], sys.argv[2]
-    with open(source) as f:
-        template = yaml.load(f, Loader=Tagged)
+    template = cfn_template.load(source)
     template["Resources"] = expand(template["Resources"])
     transform = template.get("Transform")
     if isinstance(transform, list):

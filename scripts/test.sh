@@ -5,7 +5,8 @@
 #   route table against openapi.yaml and template.yaml, the table schema against the
 #   template, black box on both stores), the SAM template checks (sam validate, cfn-lint,
 #   checkov), schemathesis against openapi.yaml and the runner, the dashboard in a real
-#   headless Chromium, and a cargo-lambda build of every function.
+#   headless Chromium, a cargo-lambda build of every function, and the stack as
+#   deployed on an AWS emulator with those builds (scripts/stack-test.sh).
 # DynamoDB Local is started here and stopped at exit; if it cannot start, this fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,11 +79,14 @@ step "the dashboard in headless Chromium (scripts/browser-tests.sh)"
 scripts/browser-tests.sh
 
 step "cargo lambda build --release (x86_64 here; CI deploys arm64)"
-# Every crate under functions/ is one Lambda function.
+# Every crate under functions/ is one Lambda function, zipped as Lambda takes it.
 packages=()
 for dir in functions/*/; do packages+=(-p "$(basename "$dir")"); done
-PATH="$tools:$PATH" "$tools/cargo-lambda" lambda build --release --x86-64 "${packages[@]}"
-ls -l target/lambda/*/bootstrap
+PATH="$tools:$PATH" "$tools/cargo-lambda" lambda build --release --x86-64 --output-format zip "${packages[@]}"
+ls -l target/lambda/*/bootstrap.zip
+
+step "the stack as deployed: template.yaml and these zips on an AWS emulator (scripts/stack-test.sh)"
+scripts/stack-test.sh
 
 step "summary"
 summary
