@@ -446,7 +446,7 @@ def the_day_totals_count_every_sync_once_within_seven_minutes(s):
         return {k: sum(d[k] for d in body["days"]) for k in s.stored}
 
     body = wait_until(
-        "the day totals", summary, timeout=480, accept=lambda b: totals(b)["syncs"] >= s.stored["syncs"]
+        "the day totals", summary, timeout=600, accept=lambda b: totals(b)["syncs"] >= s.stored["syncs"]
     )
     assert totals(body) == s.stored, (totals(body), s.stored)
 
