@@ -2,7 +2,7 @@
 """Deploys template.yaml to the AWS emulator as `sam deploy` does: each function's zip
 and the template go to a bucket, then CloudFormation creates the stack from the
 template's URL with the parameters given. It then adds what the emulator leaves out
-(docs/deployment.md, "Emulator gaps") and writes the stack's outputs as JSON.
+(docs/deployment.md, "Emulator gaps") and returns the stack's outputs and resources.
 
 Used by e2e.py, which starts what the parameters point at first.
 """
@@ -36,7 +36,8 @@ def client(service, endpoint):
 def package(template, zips_dir, s3):
     """Uploads each function's zip and points its CodeUri at it (what `sam package` does)."""
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-    for name, resource in template["Resources"].items():
+    for resource in template["Resources"].values():
+        # Fn::ForEach entries are lists; the functions are plain resources.
         if not isinstance(resource, dict) or resource.get("Type") != "AWS::Serverless::Function":
             continue
         binary = resource["Metadata"]["BuildProperties"]["Binary"]
@@ -83,6 +84,7 @@ class Resolver:
                            "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": None})
 
     def name(self, reference):
+        # `${X.Arn}` appears only in the routes' integration URIs: X is a function.
         if reference.endswith(".Arn"):
             return f"arn:aws:lambda:{self.names['AWS::Region']}:{self.names['AWS::AccountId']}:function:" \
                 + self.names[reference[: -len(".Arn")]]
