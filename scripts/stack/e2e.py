@@ -27,6 +27,8 @@ from receiver import Receiver  # noqa: E402
 # (MaximumBatchingWindowInSeconds) and the emulator polls its queues about once a second.
 WAIT_SECONDS = 60
 PASSWORD = "Stack-test-passw0rd"
+# As a second deploy sets it, once the first has given the API's URL (or a custom domain).
+DASHBOARD_URL = "https://pisync.example.org/dashboard"
 DEVICE = "pibook-stack-1"
 
 
@@ -190,6 +192,18 @@ def the_dashboard_page_is_served_without_a_token(s):
 def the_dashboard_script_is_served(s):
     reply = expect(s.api.call("GET", "/dashboard/app.js"), 200)
     assert "javascript" in reply.headers["content-type"], reply.headers
+
+
+@check
+def the_dashboard_signs_in_through_the_stacks_hosted_ui(s):
+    reply = expect(s.api.call("GET", "/dashboard/config.json"), 200)
+    assert reply.json() == {
+        "sign_in": "cognito",
+        "domain": s.outputs["OperatorSignInDomain"],
+        "client_id": s.outputs["DashboardClientId"],
+        "redirect_uri": DASHBOARD_URL,
+        "groups_claim": "cognito:groups",
+    }, reply
 
 
 @check
@@ -462,6 +476,7 @@ def main():
             "Architecture": "x86_64",
             "AlertWebhookUrl": receiver.url,
             "WebhookExtraRoots": receiver.ca_pem,
+            "DashboardCallbackUrl": DASHBOARD_URL,
             # The revocation delay, short so the test need not wait a minute.
             "CredentialCacheSeconds": "2",
         },
