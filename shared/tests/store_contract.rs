@@ -1,6 +1,7 @@
 //! The storage contract: every port, run against the embedded SQLite adapter and the
 //! DynamoDB adapter on DynamoDB Local (PISYNC_TEST_DYNAMODB_ENDPOINT).
 
+use chrono::Weekday;
 use pisync_shared::adapters::sqlite::SqliteStore;
 use pisync_shared::domain::applied::StreamPosition;
 use pisync_shared::domain::assignment::{assign, Assigned};
@@ -495,6 +496,108 @@ async fn devices_are_listed_by_status_and_silence_is_found(f: Fixture) {
     assert_eq!(failing.devices.len(), 2, "f4 and f3 still failing, though silent");
 }
 
+/// Minute of the fixed start's clock (Wednesday 2025-05-07 06:40Z) at `day` days later,
+/// `hh:mm` UTC.
+fn at(day: i64, hh: i64, mm: i64) -> i64 {
+    day * 1440 + hh * 60 + mm - (6 * 60 + 40)
+}
+
+/// A device of a school open weekdays 08:00–16:00 is not silent over the weekend and
+/// becomes so after 16 hours of open time; an unassigned one after 48 hours of wall
+/// clock. Each check looks only at the devices due, and an assignment puts a device on
+/// its new school's clock at once.
+async fn silence_counts_a_schools_open_time(f: Fixture) {
+    use pisync_shared::domain::notice::Notice;
+    use pisync_shared::domain::school::{Hours, LocalTime, School};
+    use std::time::Duration;
+    let weekdays = School {
+        hours: Some(Hours {
+            days: vec![
+                Weekday::Mon,
+                Weekday::Tue,
+                Weekday::Wed,
+                Weekday::Thu,
+                Weekday::Fri,
+            ],
+            open: LocalTime::parse("08:00", false).unwrap(),
+            close: LocalTime::parse("16:00", false).unwrap(),
+        }),
+        ..school("weekdays")
+    };
+    let hourly = School {
+        silent_after: Some(Duration::from_secs(3600)),
+        ..school("hourly")
+    };
+    for s in [&weekdays, &hourly] {
+        f.manage.put_school(s, true).await.unwrap();
+    }
+    let assign_to = |device: &'static str, school: &'static str, now: i64| {
+        let states = f.states.clone();
+        async move {
+            let school = SchoolId::parse(school).unwrap();
+            let moved = assign(
+                states.as_ref(),
+                &dev(device),
+                Some(&school),
+                Default::default(),
+                |_| true,
+                t(now),
+            )
+            .await
+            .unwrap();
+            assert_eq!(moved, Assigned::Moved { from: None });
+        }
+    };
+    assign_to("w1", "weekdays", 0).await;
+    // Friday 15:00: w1 (weekdays), u1 and m1 (no school) report for the last time.
+    let friday = at(2, 15, 0);
+    for d in ["w1", "u1", "m1"] {
+        f.report(received(d, friday, 0, friday)).await;
+    }
+    // m1 joins a school whose silent period is an hour of open time (all day, every day).
+    assign_to("m1", "hourly", at(2, 15, 30)).await;
+    let check = |m: i64| {
+        let (states, watch) = (f.states.clone(), f.watch.clone());
+        async move {
+            let report = check_silent_devices(states.as_ref(), watch.as_ref(), Rules::default(), t(m))
+                .await
+                .unwrap();
+            let mut silent: Vec<(String, f64)> = report
+                .notices
+                .iter()
+                .map(|n| match n {
+                    Notice::Silent(s) => (s.device_id.to_string(), s.silent_after_hours),
+                    other => panic!("only silences: {other:?}"),
+                })
+                .collect();
+            silent.sort_by(|a, b| a.0.cmp(&b.0));
+            (report.checked, silent)
+        }
+    };
+    assert_eq!(
+        check(at(2, 16, 1)).await,
+        (1, vec![("m1".to_owned(), 1.0)]),
+        "m1 on its new school's clock; nobody else due"
+    );
+    // (DynamoDB also looks at m1 again: its earlier check time is still on the agenda.)
+    assert_eq!(
+        check(at(4, 16, 0)).await.1,
+        [("u1".to_owned(), 48.0)],
+        "Sunday: u1 after 48 hours of wall clock; w1 has had one hour of school"
+    );
+    assert_eq!(check(at(6, 14, 59)).await, (0, vec![]), "Tuesday 14:59: 15 hours");
+    assert_eq!(
+        check(at(6, 15, 0)).await,
+        (1, vec![("w1".to_owned(), 16.0)]),
+        "Tuesday 15:00: 16 hours of open time"
+    );
+    assert_eq!(
+        list_all(&f, Some(Status::Silent), 10).await,
+        ["m1", "u1", "w1"],
+        "all three silent (one last report: by id)"
+    );
+}
+
 async fn days_and_counts_add_up(f: Fixture) {
     let fleet = |e: StoredEvent| (None, e);
     let events = [
@@ -934,6 +1037,7 @@ contract!(
     runs_are_counted_in_a_window,
     repeated_failures_are_ordered_and_paged,
     devices_are_listed_by_status_and_silence_is_found,
+    silence_counts_a_schools_open_time,
     days_and_counts_add_up,
     days_are_kept_per_school,
     a_retried_day_addition_counts_once,
@@ -1219,11 +1323,10 @@ async fn dynamodb_failing_list_merges_its_shards() {
     );
 }
 
-/// A data directory from before schools (its devices without `school_id`, the fleet's
-/// days in `days`) opens with its devices listed, its days in the summary, and devices
-/// that can be assigned.
-#[tokio::test]
-async fn sqlite_a_data_dir_from_before_schools_is_upgraded() {
+/// A data directory as PiSync wrote it before schools (and before each device had its
+/// silence check time): one healthy device, `old-1`, last seen at minute `last_seen`,
+/// and a day of the fleet's totals.
+fn data_dir_from_before_schools(last_seen: i64) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");
     {
@@ -1242,7 +1345,7 @@ async fn sqlite_a_data_dir_from_before_schools_is_upgraded() {
         .unwrap();
         let mut state = DeviceState::new(dev("old-1"));
         state.apply(
-            &event("old-1", 0, 0),
+            &received("old-1", 0, 0, last_seen),
             Rules::default().streak,
             t(1),
             &mut Vec::new(),
@@ -1251,7 +1354,7 @@ async fn sqlite_a_data_dir_from_before_schools_is_upgraded() {
             "INSERT INTO devices VALUES ('old-1', 1, 'healthy', 0, 0, NULL, NULL, ?1, ?2, ?3)",
             rusqlite::params![
                 t(0).millis(),
-                t(100_000).millis(),
+                t(last_seen).millis(),
                 serde_json::to_string(&state).unwrap()
             ],
         )
@@ -1260,7 +1363,45 @@ async fn sqlite_a_data_dir_from_before_schools_is_upgraded() {
         conn.execute("INSERT INTO days VALUES (?1, 7, 2, 70, 14.0)", [day])
             .unwrap();
     }
-    let f = Fixture::of(SqliteStore::open(&path).unwrap(), Some(dir));
+    Fixture::of(SqliteStore::open(&path).unwrap(), Some(dir))
+}
+
+/// Its devices are on the silence check's agenda: one quiet for the silent period is
+/// found at the next check.
+#[tokio::test]
+async fn sqlite_devices_from_before_the_check_schedule_are_checked() {
+    let f = data_dir_from_before_schools(100);
+    let check = |m: i64| {
+        let (states, watch) = (f.states.clone(), f.watch.clone());
+        async move {
+            check_silent_devices(states.as_ref(), watch.as_ref(), Rules::default(), t(m))
+                .await
+                .unwrap()
+        }
+    };
+    let early = check(100 + 60).await;
+    assert_eq!(
+        (early.checked, early.notices.len()),
+        (1, 0),
+        "looked at once, not yet silent"
+    );
+    assert_eq!(check(100 + 2_000).await.checked, 0, "next due at 48 hours");
+    let due = check(100 + 2_880).await;
+    assert_eq!(
+        due.notices
+            .iter()
+            .map(|n| n.device_id().to_string())
+            .collect::<Vec<_>>(),
+        ["old-1"]
+    );
+}
+
+/// A data directory from before schools (its devices without `school_id`, the fleet's
+/// days in `days`) opens with its devices listed, its days in the summary, and devices
+/// that can be assigned.
+#[tokio::test]
+async fn sqlite_a_data_dir_from_before_schools_is_upgraded() {
+    let f = data_dir_from_before_schools(100_000);
     assert_eq!(list_all(&f, None, 10).await, ["old-1"]);
     let day = Day::of(t(0));
     let days = f.fleet.days(day, day, &Within::Fleet).await.unwrap();

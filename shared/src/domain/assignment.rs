@@ -1,8 +1,9 @@
 //! Assigning a device to a school (or to none): load its state — a new one for a
 //! device that has not reported yet — move it, and save it with the count changes of
 //! both schools, the target school required to exist at that moment (so a school
-//! deleted meanwhile never gains a device). The device's threshold and hours change
-//! from its next event, as detection applies them.
+//! deleted meanwhile never gains a device). The device's threshold changes from its
+//! next event, as detection applies it; its silence clock (the new school's open time)
+//! from its next silence check, which a device that has reported gets at once.
 
 use crate::domain::detection::{contention_pause, kept_changing};
 use crate::domain::device::DeviceState;
@@ -62,7 +63,8 @@ pub async fn assign(
             notices: &[],
             counts: count_changes((from.as_ref(), status), (to, status)),
             requires_school: to,
-            watch_at: None,
+            // Its next check is on the new clock: it may be due sooner than before.
+            watch_at: (status.is_some() && state.silent_since.is_none()).then_some(now),
             now,
             days: None,
         };

@@ -11,7 +11,7 @@ use crate::domain::event::{DeviceId, Outcome, StoredEvent};
 use crate::domain::fleet::{count_changes, DayAddition};
 use crate::domain::notice::Notice;
 use crate::domain::school::School;
-use crate::domain::silence::SilenceRule;
+use crate::domain::silence::{SilenceClock, SilenceRule};
 use crate::domain::streak::StreakRule;
 use crate::domain::time::EventTime;
 use crate::ports::{DeviceStates, Saved, StateWrite, StoreError};
@@ -163,7 +163,9 @@ pub async fn apply_records(
             _ if state.counting.is_some() => Some(now),
             // A first report (its state may exist already: assigned to a school before it
             // reported) or a return from silence: watch it from now on.
-            Some(seen) if before.is_none() || back_online => Some(rules.silence.due(seen)),
+            Some(seen) if before.is_none() || back_online => {
+                Some(SilenceClock::of(rules.silence, school.as_ref()).next_check(seen, now))
+            }
             _ => None,
         };
         let school_id = state.school_id.as_ref();

@@ -15,9 +15,9 @@ pub struct DueChecks {
 
 #[async_trait]
 pub trait SilenceWatch: Send + Sync {
-    /// At most `limit` devices whose check is due at `now`; a device last seen at or
-    /// before `cutoff` is silent.
-    async fn due(&self, now: EventTime, cutoff: EventTime, limit: usize) -> Result<DueChecks, StoreError>;
+    /// At most `limit` devices whose check is due at `now` (each device's next check
+    /// time was computed, on its own clock, when it reported or was last checked).
+    async fn due(&self, now: EventTime, limit: usize) -> Result<DueChecks, StoreError>;
 
     /// Check `device` again at `at`.
     async fn recheck(&self, device: &DeviceId, at: EventTime) -> Result<(), StoreError>;

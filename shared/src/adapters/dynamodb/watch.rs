@@ -72,7 +72,7 @@ impl SilenceWatch for DynamoStore {
     /// The devices of every slot that ended since the last check, whole slots at a
     /// time (at least one), until `limit`; then those of the current slot already due.
     /// Only ended slots are marked checked: the current one is read again next time.
-    async fn due(&self, now: EventTime, _cutoff: EventTime, limit: usize) -> Result<DueChecks, StoreError> {
+    async fn due(&self, now: EventTime, limit: usize) -> Result<DueChecks, StoreError> {
         let (pk, sk) = WATCH_CURSOR;
         let cursor: Option<Cursor> = self.get(pk.to_owned(), sk.to_owned(), true).await?;
         let current = watch_slot(now);

@@ -2,9 +2,9 @@
 //! the device lists, the repeated-failures list, the silence check's candidates, the
 //! per-day totals and the fleet counts.
 //!
-//! Counts come from `GROUP BY status` and candidates from an index on the last
-//! report: on one machine both are cheap, so the fleet-count deltas and check times a
-//! save carries (which DynamoDB needs) are not stored here.
+//! Counts come from `GROUP BY status` (on one machine cheap, so the fleet-count deltas
+//! a save carries, which DynamoDB needs, are not stored here) and the silence check's
+//! candidates from an index on each device's next check time (`watch_at`).
 
 use super::{corrupt, unavailable, SqliteStore, WriteOp};
 use crate::domain::device::{DeviceState, Status};
@@ -31,6 +31,7 @@ pub(super) struct OwnedStateWrite {
     failing: bool,
     notices: Vec<Notice>,
     requires_school: Option<SchoolId>,
+    watch_at: Option<EventTime>,
     days: Option<DayAddition>,
 }
 
@@ -56,20 +57,22 @@ pub(super) fn save_state(conn: &Connection, write: &OwnedStateWrite) -> Result<S
     let streak = state.streak.as_ref();
     let sql = if write.expected == 0 {
         "INSERT INTO devices (device_id, version, status, failing, streak_count, streak_started_at,
-             last_failure_at, last_sync_at, last_seen_at, state, school_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             last_failure_at, last_sync_at, last_seen_at, state, school_id, watch_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
          ON CONFLICT (device_id) DO NOTHING"
     } else {
+        // A save without a check time keeps the one set before.
         "UPDATE devices SET version = ?2, status = ?3, failing = ?4, streak_count = ?5,
              streak_started_at = ?6, last_failure_at = ?7, last_sync_at = ?8, last_seen_at = ?9,
-             state = ?10, school_id = ?11
-         WHERE device_id = ?1 AND version = ?12"
+             state = ?10, school_id = ?11, watch_at = COALESCE(?12, watch_at)
+         WHERE device_id = ?1 AND version = ?13"
     };
     let expected = i64::try_from(write.expected).map_err(corrupt)?;
     let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
     let status = write.status.map_or(UNSEEN, Status::as_str);
     let school = state.school_id.as_ref().map(SchoolId::as_str);
-    let row: [&dyn rusqlite::ToSql; 11] = [
+    let watch_at = write.watch_at.map(EventTime::millis);
+    let row: [&dyn rusqlite::ToSql; 12] = [
         &state.device_id.as_str(),
         &(expected + 1),
         &status,
@@ -81,11 +84,12 @@ pub(super) fn save_state(conn: &Connection, write: &OwnedStateWrite) -> Result<S
         &state.last_seen_at.map(EventTime::millis),
         &json,
         &school,
+        &watch_at,
     ];
     let written = if write.expected == 0 {
         stmt.execute(&row[..])
     } else {
-        // The UPDATE's ?12: the version the row must still have.
+        // The UPDATE's ?13: the version the row must still have.
         let mut conditional = row.to_vec();
         conditional.push(&expected);
         stmt.execute(conditional.as_slice())
@@ -198,6 +202,7 @@ impl DeviceStates for SqliteStore {
             failing: write.failing,
             notices: write.notices.to_vec(),
             requires_school: write.requires_school.cloned(),
+            watch_at: write.watch_at,
             days: write.days.cloned(),
         };
         self.write(|reply| WriteOp::SaveState(Box::new(owned), reply))
@@ -328,10 +333,10 @@ impl ListFailing for SqliteStore {
 }
 
 /// The periodic check's candidates come straight from two partial indexes: devices
-/// with a run count in progress, and devices not yet silent by last report.
+/// with a run count in progress, and devices not silent whose check time has come.
 #[async_trait]
 impl SilenceWatch for SqliteStore {
-    async fn due(&self, _now: EventTime, cutoff: EventTime, limit: usize) -> Result<DueChecks, StoreError> {
+    async fn due(&self, now: EventTime, limit: usize) -> Result<DueChecks, StoreError> {
         let rows = self
             .read(move |conn| {
                 let mut rows: Vec<String> = conn
@@ -342,12 +347,12 @@ impl SilenceWatch for SqliteStore {
                     .query_map([limit as i64], |row| row.get::<_, String>(0))?
                     .collect::<rusqlite::Result<_>>()?;
                 let mut stmt = conn.prepare_cached(
-                    "SELECT device_id FROM devices INDEXED BY devices_watch
-                     WHERE status <> 'silent' AND last_seen_at <= ?1 ORDER BY last_seen_at LIMIT ?2",
+                    "SELECT device_id FROM devices INDEXED BY devices_watch_at
+                     WHERE status <> 'silent' AND watch_at IS NOT NULL AND watch_at <= ?1
+                     ORDER BY watch_at LIMIT ?2",
                 )?;
-                let quiet = stmt.query_map(params![cutoff.millis(), limit as i64], |row| {
-                    row.get::<_, String>(0)
-                })?;
+                let quiet =
+                    stmt.query_map(params![now.millis(), limit as i64], |row| row.get::<_, String>(0))?;
                 let counting: std::collections::HashSet<String> = rows.iter().cloned().collect();
                 for device in quiet {
                     let device = device?;
@@ -368,8 +373,15 @@ impl SilenceWatch for SqliteStore {
         Ok(DueChecks { devices, mark: None })
     }
 
-    async fn recheck(&self, _: &DeviceId, _: EventTime) -> Result<(), StoreError> {
-        Ok(())
+    /// A rare write (once per silent period of a device), outside the group commit.
+    async fn recheck(&self, device: &DeviceId, at: EventTime) -> Result<(), StoreError> {
+        let device = device.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached("UPDATE devices SET watch_at = ?2 WHERE device_id = ?1")?
+                .execute(params![device, at.millis()])
+                .map(|_| ())
+        })
+        .await
     }
 
     async fn checked(&self, _: i64) -> Result<(), StoreError> {

@@ -97,6 +97,8 @@ impl SqliteStore {
         conn.execute_batch(schema::SCHEMA).map_err(unavailable)?;
         schema::migrate_schools(&mut conn).map_err(unavailable)?;
         schema::migrate(&mut conn).map_err(unavailable)?;
+        // Last: it gives every state the steps above wrote its first check.
+        schema::migrate_watch(&mut conn).map_err(unavailable)?;
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let changed = Arc::new(Notify::new());
         let writer_changed = changed.clone();

@@ -56,8 +56,6 @@ CREATE INDEX IF NOT EXISTS devices_failing ON devices (streak_count DESC, device
 CREATE INDEX IF NOT EXISTS devices_by_status ON devices (status, device_id);
 CREATE INDEX IF NOT EXISTS devices_status_failing ON devices (streak_count DESC, device_id) WHERE status = 'failing';
 CREATE INDEX IF NOT EXISTS devices_silent ON devices (last_seen_at, device_id) WHERE status = 'silent';
--- The silence check's candidates: devices not yet silent, by last report.
-CREATE INDEX IF NOT EXISTS devices_watch ON devices (last_seen_at) WHERE status <> 'silent';
 -- Devices with a run count in progress, which the periodic check goes on with.
 CREATE INDEX IF NOT EXISTS devices_counting ON devices (device_id)
     WHERE json_extract(state, '$.counting') IS NOT NULL;
@@ -116,6 +114,32 @@ CREATE TABLE IF NOT EXISTS scope_days (
     PRIMARY KEY (scope, day)
 ) WITHOUT ROWID;
 ";
+
+/// Each device's next silence check: when it could next become silent, on its own
+/// clock (its school's open time, else wall-clock), set by detection when it first
+/// reports or comes back and by each check that finds it still quiet. The check reads
+/// the devices due, never the fleet. A data directory from before it had the check read
+/// devices by last report: each such device is checked at its next run (once), which
+/// sets its time.
+pub(super) fn migrate_watch(conn: &mut Connection) -> rusqlite::Result<()> {
+    let has_watch = conn
+        .prepare("SELECT 1 FROM pragma_table_info('devices') WHERE name = 'watch_at'")?
+        .exists([])?;
+    let tx = conn.transaction()?;
+    if !has_watch {
+        tx.execute_batch(
+            "ALTER TABLE devices ADD COLUMN watch_at INTEGER; -- ms since epoch
+             UPDATE devices SET watch_at = last_seen_at
+                 WHERE status <> 'silent' AND last_seen_at IS NOT NULL;
+             DROP INDEX IF EXISTS devices_watch;",
+        )?;
+    }
+    tx.execute_batch(
+        "CREATE INDEX IF NOT EXISTS devices_watch_at ON devices (watch_at)
+             WHERE status <> 'silent' AND watch_at IS NOT NULL;",
+    )?;
+    tx.commit()
+}
 
 /// Brings a data directory from before schools up to date: `devices` gains its
 /// `school_id` column, and the fleet's day totals move to `scope_days`.

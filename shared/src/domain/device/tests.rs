@@ -50,7 +50,7 @@ impl Timeline {
 /// The periodic check sees this device whenever it runs.
 #[async_trait]
 impl SilenceWatch for Timeline {
-    async fn due(&self, _: EventTime, _: EventTime, _: usize) -> Result<DueChecks, StoreError> {
+    async fn due(&self, _: EventTime, _: usize) -> Result<DueChecks, StoreError> {
         Ok(DueChecks {
             devices: vec![DeviceId::parse("dev").unwrap()],
             mark: None,
