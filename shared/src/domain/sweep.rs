@@ -1,19 +1,18 @@
 //! The periodic check: every device whose check is due is loaded; one that has been
 //! quiet for the silent period (on its own clock: its school's open time, else
 //! wall-clock) is marked silent (its `device.silent` notice saved to the outbox with
-//! the state), any other is checked again when it could next become silent. A device with a run count in progress gets its next pages counted here
-//! too, so a quiet device's count finishes. Devices are found through
+//! the state), any other is checked again when it could next become silent. A device
+//! with a run count in progress gets its next pages counted here too, so a quiet
+//! device's count finishes. Devices are found through
 //! [`SilenceWatch`], never by reading every device.
 
 use crate::domain::detection::{contention_pause, count_pages, kept_changing, Rules};
 use crate::domain::event::DeviceId;
 use crate::domain::fleet::count_changes;
 use crate::domain::notice::Notice;
-use crate::domain::school::{School, SchoolId};
 use crate::domain::silence::{SilenceCheck, SilenceClock};
 use crate::domain::time::EventTime;
 use crate::ports::{DeviceStates, Saved, SilenceWatch, StateWrite, StoreError};
-use std::collections::HashMap;
 
 /// Most devices one check looks at; the rest wait for the next run.
 pub const CHECKS_PER_RUN: usize = 2_000;
@@ -36,11 +35,10 @@ pub async fn check_silent_devices(
 ) -> Result<SilenceReport, StoreError> {
     let due = watch.due(now, CHECKS_PER_RUN).await?;
     let mut report = SilenceReport::default();
-    let mut schools = Schools::default();
     for device in &due.devices {
         report
             .notices
-            .extend(check_device(states, watch, rules, &mut schools, device, now).await?);
+            .extend(check_device(states, watch, rules, device, now).await?);
         report.checked += 1;
     }
     if let Some(mark) = due.mark {
@@ -49,27 +47,12 @@ pub async fn check_silent_devices(
     Ok(report)
 }
 
-/// The schools one run has read: each once, however many of its devices are due.
-#[derive(Default)]
-struct Schools(HashMap<SchoolId, Option<School>>);
-
-impl Schools {
-    async fn get(&mut self, states: &dyn DeviceStates, id: &SchoolId) -> Result<Option<&School>, StoreError> {
-        if !self.0.contains_key(id) {
-            let school = states.school(id).await?;
-            self.0.insert(id.clone(), school);
-        }
-        Ok(self.0.get(id).and_then(Option::as_ref))
-    }
-}
-
 /// Goes on with the device's count in progress, if any; marks it silent if it is;
 /// schedules its next check.
 async fn check_device(
     states: &dyn DeviceStates,
     watch: &dyn SilenceWatch,
     rules: Rules,
-    schools: &mut Schools,
     device: &DeviceId,
     now: EventTime,
 ) -> Result<Vec<Notice>, StoreError> {
@@ -79,12 +62,13 @@ async fn check_device(
             return Ok(Vec::new());
         };
         let mut state = loaded.state;
+        // Through the store's own school cache on DynamoDB, as detection reads it.
         let school = match &state.school_id {
-            Some(id) => schools.get(states, id).await?,
+            Some(id) => states.school(id).await?,
             None => None,
         };
-        let rules = rules.for_school(school);
-        let clock = SilenceClock::of(rules.silence, school);
+        let rules = rules.for_school(school.as_ref());
+        let clock = SilenceClock::of(rules.silence, school.as_ref());
         let before = state.listed_status(rules.streak);
         let mut notices = Vec::new();
         let counting = state.counting.is_some();
