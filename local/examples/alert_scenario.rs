@@ -5,7 +5,8 @@
 //! device per school that flaps (three failures, a success, all day long). Events are
 //! stored and applied as detection applies them (one stream batch per request), and
 //! the periodic check runs every 15 minutes of the simulated month. The same seed
-//! gives the same month. Prints a Markdown table of the notices decided, by type.
+//! gives the same month. Prints a Markdown table of the notices decided, by type: published, and recorded
+//! only (held back as stale or flapping).
 //!
 //!   cargo run --release -p pisync-local --example alert_scenario
 //!
@@ -16,7 +17,7 @@ use chrono::{Datelike, Duration as Days, NaiveDate, NaiveDateTime, NaiveTime, Ti
 use pisync_shared::adapters::sqlite::SqliteStore;
 use pisync_shared::domain::assignment::assign;
 use pisync_shared::domain::detection::{apply_records, Record, Rules};
-use pisync_shared::domain::notice::Notice;
+use pisync_shared::domain::notice::Decided;
 use pisync_shared::domain::school::{School, SchoolId};
 use pisync_shared::domain::sweep::check_silent_devices;
 use pisync_shared::ports::{ManageSchools, RecordEvents};
@@ -213,10 +214,15 @@ async fn main() -> Result<(), Failure> {
     }
     let uploads = month(&schools);
     let events: usize = uploads.iter().map(|u| u.events.len()).sum();
-    let mut decided: BTreeMap<&'static str, usize> = BTreeMap::new();
-    let mut tally = |notices: &[Notice]| {
+    // Per type: (published, recorded only).
+    let mut decided: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
+    let mut tally = |notices: &[Decided]| {
         for n in notices {
-            *decided.entry(n.event_type()).or_default() += 1;
+            let counts = decided.entry(n.notice.event_type()).or_default();
+            match n.is_published() {
+                true => counts.0 += 1,
+                false => counts.1 += 1,
+            }
         }
     };
     let end = start.plus_millis(DAYS * 86_400_000);
@@ -240,12 +246,13 @@ async fn main() -> Result<(), Failure> {
         schools.len() * DEVICES_PER_SCHOOL,
         schools.len()
     );
-    println!("| notice | decided |\n| --- | ---: |");
-    let mut total = 0;
-    for (kind, n) in &decided {
-        println!("| `{kind}` | {n} |");
-        total += n;
+    println!("| notice | published | recorded, not published |\n| --- | ---: | ---: |");
+    let (mut published, mut held) = (0, 0);
+    for (kind, (p, h)) in &decided {
+        println!("| `{kind}` | {p} | {h} |");
+        published += p;
+        held += h;
     }
-    println!("| all | {total} |");
+    println!("| all | {published} | {held} |");
     Ok(())
 }

@@ -116,6 +116,10 @@ pub struct RunArgs {
     /// No report for this long makes a device silent (48h, 90m, 60s, 2d).
     #[arg(long, env = config::SILENT_AFTER, default_value = config::DEFAULT_SILENT_AFTER, value_parser = duration)]
     pub silent_after: Duration,
+    /// A failure received within this long of its device time is news: a streak with
+    /// none (a backlog) is recorded, not published, and so is its recovery.
+    #[arg(long, env = config::ALERT_FRESHNESS, default_value = config::DEFAULT_ALERT_FRESHNESS, value_parser = duration)]
+    pub alert_freshness: Duration,
     /// How often to look for silent devices and deliver waiting notices.
     #[arg(long, env = "PISYNC_SILENT_CHECK_INTERVAL", default_value = "60s", value_parser = duration)]
     pub silent_check_interval: Duration,
@@ -153,6 +157,7 @@ impl RunArgs {
         let mut config = Config::from_env()?;
         config.rule.threshold = self.failure_threshold;
         config.silence.after = self.silent_after;
+        config.rule.freshness = self.alert_freshness;
         config.device_limits = pisync_shared::domain::limits::DeviceLimits {
             requests_per_minute: self.device_requests_per_minute,
             events_per_minute: self.device_events_per_minute,
@@ -231,6 +236,7 @@ mod tests {
         assert_eq!(o.store.data_dir, PathBuf::from("./.pisync"));
         assert_eq!(o.failure_threshold, 3);
         assert_eq!(o.silent_after, Duration::from_secs(48 * 3600));
+        assert_eq!(o.alert_freshness, Duration::from_secs(24 * 3600));
         assert_eq!(o.silent_check_interval, Duration::from_secs(60));
         assert_eq!((o.alerts_file, o.store.dynamodb_endpoint), (None, None));
     }
@@ -253,6 +259,7 @@ mod tests {
             &["--failure-threshold", "0"],
             &["--addr", "localhost"],
             &["--silent-after", "soon"],
+            &["--alert-freshness", "0h"],
             &["--webhook-url", "ftp://x"],
             &["--webhook-url", "http://hooks.example/x"],
             &["--webhook-secret", "hunter2"],
@@ -263,10 +270,20 @@ mod tests {
 
     #[test]
     fn the_flags_become_the_lambda_configuration() {
-        let config = run(&["--failure-threshold", "5", "--silent-after", "2h", "--table", "t"])
-            .config()
-            .unwrap();
+        let config = run(&[
+            "--failure-threshold",
+            "5",
+            "--silent-after",
+            "2h",
+            "--alert-freshness",
+            "6h",
+            "--table",
+            "t",
+        ])
+        .config()
+        .unwrap();
         assert_eq!(config.rule.threshold, 5);
+        assert_eq!(config.rule.freshness, Duration::from_secs(6 * 3600));
         assert_eq!(config.silence.after, Duration::from_secs(7200));
         assert_eq!(config.table().unwrap(), "t");
     }

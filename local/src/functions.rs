@@ -33,6 +33,8 @@ pub fn http_handlers(local: &Local) -> Handlers {
         entry::<delete_school::DeleteSchool>(local),
         entry::<list_schools::ListSchools>(local),
         entry::<list_audit::ListAudit>(local),
+        entry::<list_device_notices::ListDeviceNotices>(local),
+        entry::<list_notices::ListNotices>(local),
     ])
 }
 

@@ -24,6 +24,9 @@ pub const DEVICE_EVENTS_PER_MINUTE: &str = "DEVICE_EVENTS_PER_MINUTE";
 /// `SILENT_AFTER`: no report received for this long makes an unassigned device silent
 /// (a duration: `48h`, `90m`, `60s`, `2d`; default 48h).
 pub const SILENT_AFTER: &str = "SILENT_AFTER";
+/// `ALERT_FRESHNESS`: a failure received within this long of its device timestamp is
+/// news; a streak without one is recorded, not published (a duration; default 24h).
+pub const ALERT_FRESHNESS: &str = "ALERT_FRESHNESS";
 /// `CURSOR_SIGNING_KEY`: secret for page cursors (local development; AWS reads
 /// `CURSOR_SIGNING_KEY_SECRET_ARN`).
 pub const CURSOR_SIGNING_KEY: &str = "CURSOR_SIGNING_KEY";
@@ -82,6 +85,7 @@ pub const AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
 /// Defaults, shared by the Lambda environment and the local runner's flags.
 pub const DEFAULT_FAILURE_THRESHOLD: u32 = 3;
 pub const DEFAULT_SILENT_AFTER: &str = "48h";
+pub const DEFAULT_ALERT_FRESHNESS: &str = "24h";
 pub const DEFAULT_MAX_CLOCK_SKEW_SECONDS: u32 = 900;
 pub const DEFAULT_CREDENTIAL_CACHE_SECONDS: u32 = 60;
 pub const DEFAULT_OPERATOR_GROUPS_CLAIM: &str = "cognito:groups";
@@ -256,6 +260,12 @@ impl Config {
                 value: silent_after.clone(),
             })?,
         };
+        let freshness = set(ALERT_FRESHNESS).unwrap_or_else(|| DEFAULT_ALERT_FRESHNESS.into());
+        let freshness = parse_duration(&freshness).ok_or(ConfigError::Invalid {
+            name: ALERT_FRESHNESS,
+            expected: "must be a duration such as 24h, 90m, 60s or 2d",
+            value: freshness.clone(),
+        })?;
         let webhook_url = match set(WEBHOOK_URL) {
             Some(url) if !is_webhook_url(&url) => {
                 return Err(ConfigError::Invalid {
@@ -275,6 +285,7 @@ impl Config {
         Ok(Self {
             rule: StreakRule {
                 threshold: positive(FAILURE_THRESHOLD, DEFAULT_FAILURE_THRESHOLD)?,
+                freshness,
             },
             silence,
             dashboard_url: set(DASHBOARD_URL),
@@ -493,6 +504,7 @@ mod tests {
             (TABLE_NAME, "t"),
             (TLS_TRUST_ROOTS, "system"),
             (SILENT_AFTER, "90m"),
+            (ALERT_FRESHNESS, "6h"),
             (LOG_LEVEL, "DEBUG"),
             (LOG_FORMAT, "JSON"),
         ])
@@ -503,6 +515,7 @@ mod tests {
         assert_eq!(c.table().unwrap(), "t");
         assert_eq!(c.trust_roots, TrustRoots::System);
         assert_eq!(c.silence.after, Duration::from_secs(90 * 60));
+        assert_eq!(c.rule.freshness, Duration::from_secs(6 * 3600));
         assert_eq!(
             c.logging,
             Logging {
@@ -559,6 +572,7 @@ mod tests {
             (CREDENTIAL_CACHE_SECONDS, "0"),
             (SILENT_AFTER, "0h"),
             (SILENT_AFTER, "soon"),
+            (ALERT_FRESHNESS, "0h"),
             (WEBHOOK_URL, "http://hooks.example/x"),
             (WEBHOOK_URL, "ftp://x"),
         ] {

@@ -92,6 +92,15 @@ pub fn stored_event(device_id: &str, m: i64, errors: u32) -> StoredEvent {
     }
 }
 
+/// [`stored_event`], received as it happened: news (within the freshness window), so
+/// its streak's alert is published.
+pub fn reported_event(device_id: &str, m: i64, errors: u32) -> StoredEvent {
+    StoredEvent {
+        received_at: minute(m),
+        ..stored_event(device_id, m, errors)
+    }
+}
+
 /// Stores `event` and applies it as the stream consumer would, at its received time
 /// and with the default rules: a report going through PiSync on its own.
 pub async fn record_and_apply(store: &(impl crate::ports::RecordEvents + DeviceStates), event: &StoredEvent) {

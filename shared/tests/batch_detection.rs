@@ -34,7 +34,10 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn rules(threshold: u32) -> Rules {
     Rules {
-        streak: StreakRule { threshold },
+        streak: StreakRule {
+            threshold,
+            ..StreakRule::default()
+        },
         ..Rules::default()
     }
 }

@@ -301,6 +301,7 @@ fn items_carry_the_attributes_the_schema_names() {
         started_at: minute(1),
         last_failure_at: minute(3),
         last_total_errors: 1,
+        fresh: true,
     });
     let Projected::Include(failing_projection) = FAILING.projection else {
         panic!("the failing index projects the list's fields");

@@ -8,7 +8,7 @@ use pisync_shared::domain::delivery::{deliver_pending, FAILURES_PER_ROUND};
 use pisync_shared::domain::notice::{Notice, RecoveryNotice};
 use pisync_shared::ports::alerts::AlertPublisher;
 use pisync_shared::ports::Outbox;
-use pisync_shared::test_util::{example_alert, record_and_apply, sqlite_store, stored_event};
+use pisync_shared::test_util::{example_alert, record_and_apply, reported_event, sqlite_store};
 use pisync_shared::{DeviceId, EventTime};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
@@ -242,7 +242,7 @@ async fn notices_wait_out_an_sns_outage_and_go_out_when_it_ends() {
     let (_dir, store) = sqlite_store();
     // Three failures, then a success: an alert and a recovery, both while SNS is down.
     for (m, errors) in [(1, 1), (2, 1), (3, 1), (4, 0)] {
-        record_and_apply(&store, &stored_event("outage", m, errors)).await;
+        record_and_apply(&store, &reported_event("outage", m, errors)).await;
         let round = deliver_pending(&store, &publisher).await.unwrap();
         assert!(round.published.is_empty());
     }
@@ -288,7 +288,7 @@ async fn a_hanging_sns_fails_each_publish_and_the_round_stops_early() {
     let devices = FAILURES_PER_ROUND + 2;
     for d in 0..devices {
         for m in 1..=3 {
-            record_and_apply(&store, &stored_event(&format!("hanging-{d}"), m, 1)).await;
+            record_and_apply(&store, &reported_event(&format!("hanging-{d}"), m, 1)).await;
         }
     }
     let round = tokio::time::timeout(

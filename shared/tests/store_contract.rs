@@ -18,7 +18,8 @@ use pisync_shared::ports::{
     SchoolDeleted, SchoolPut, SilenceWatch, StateWrite, Store, Within,
 };
 use pisync_shared::test_util::{
-    device as dev, dynamodb_local_store, minute as t, school, stored_event as event, RecordingAlerts,
+    device as dev, dynamodb_local_store, minute as t, reported_event, school, stored_event as event,
+    RecordingAlerts,
 };
 use pisync_shared::{EventTime, StoredEvent};
 use std::sync::Arc;
@@ -37,6 +38,7 @@ struct Fixture {
     schools: Arc<dyn ReadSchools>,
     manage: Arc<dyn ManageSchools>,
     audit: Arc<dyn pisync_shared::ports::AuditTrail>,
+    notices: Arc<dyn pisync_shared::ports::NoticeHistory>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -55,7 +57,8 @@ impl Fixture {
             watch: store.clone(),
             schools: store.clone(),
             manage: store.clone(),
-            audit: store,
+            audit: store.clone(),
+            notices: store,
             _dir: dir,
         }
     }
@@ -264,10 +267,10 @@ async fn apply_is_exactly_once(f: Fixture) {
 }
 
 async fn late_events_and_the_outbox(f: Fixture) {
-    f.report(event("d1", 0, 0)).await;
-    f.report(event("d1", 30, 1)).await;
-    f.report(event("d1", 10, 1)).await;
-    let third = f.report(event("d1", 20, 1)).await;
+    f.report(reported_event("d1", 0, 0)).await;
+    f.report(reported_event("d1", 30, 1)).await;
+    f.report(reported_event("d1", 10, 1)).await;
+    let third = f.report(reported_event("d1", 20, 1)).await;
     assert_eq!(third.state.consecutive_failures(), 3);
     assert_eq!(third.notices.len(), 1, "the alert, decided with the late failure");
     assert_eq!(
@@ -276,10 +279,10 @@ async fn late_events_and_the_outbox(f: Fixture) {
         "saved with the state"
     );
     // A late success lands inside the run: the store counts the failures after it.
-    let split = f.report(event("d1", 15, 0)).await;
+    let split = f.report(reported_event("d1", 15, 0)).await;
     assert_eq!(split.state.consecutive_failures(), 2);
     assert_eq!(split.state.streak.as_ref().unwrap().started_at, t(20));
-    let recovered = f.report(event("d1", 40, 0)).await;
+    let recovered = f.report(reported_event("d1", 40, 0)).await;
     assert_eq!(recovered.state.consecutive_failures(), 0);
     assert_eq!(
         f.waiting().await,
@@ -412,8 +415,9 @@ async fn devices_are_listed_by_status_and_silence_is_found(f: Fixture) {
         f.report(received(d, 0, 0, 12_000)).await;
     }
     for (d, n) in [("f3", 3), ("f4", 4)] {
+        // Failing as they report: news.
         for m in 0..n {
-            f.report(received(d, m, 1, 12_000)).await;
+            f.report(received(d, 11_990 + m, 1, 12_000)).await;
         }
     }
     f.report(received("q1", 0, 0, 9_000)).await;
@@ -435,7 +439,11 @@ async fn devices_are_listed_by_status_and_silence_is_found(f: Fixture) {
     let report = check_silent_devices(f.states.as_ref(), f.watch.as_ref(), Rules::default(), now)
         .await
         .unwrap();
-    let silent: Vec<String> = report.notices.iter().map(|n| n.device_id().to_string()).collect();
+    let silent: Vec<String> = report
+        .notices
+        .iter()
+        .map(|n| n.notice.device_id().to_string())
+        .collect();
     let mut sorted = silent.clone();
     sorted.sort();
     assert_eq!(sorted, ["q1", "q2"], "{report:?}");
@@ -473,7 +481,10 @@ async fn devices_are_listed_by_status_and_silence_is_found(f: Fixture) {
     // q1 reports again: back online, once; healthy again.
     let back = f.report(received("q1", 1, 0, 12_100)).await;
     assert_eq!(
-        back.notices.iter().map(|n| n.event_type()).collect::<Vec<_>>(),
+        back.notices
+            .iter()
+            .map(|n| n.notice.event_type())
+            .collect::<Vec<_>>(),
         ["device.back_online"]
     );
     assert_eq!(list_all(&f, Some(Status::Silent), 10).await, ["q2"]);
@@ -565,7 +576,7 @@ async fn silence_counts_a_schools_open_time(f: Fixture) {
             let mut silent: Vec<(String, f64)> = report
                 .notices
                 .iter()
-                .map(|n| match n {
+                .map(|n| match &n.notice {
                     Notice::Silent(s) => (s.device_id.to_string(), s.silent_after_hours),
                     other => panic!("only silences: {other:?}"),
                 })
@@ -1046,7 +1057,100 @@ contract!(
     assignment_moves_devices_and_counts,
     concurrent_writers,
     the_audit_trail_is_paged_newest_first_and_scoped,
+    every_decided_notice_is_kept_and_paged,
 );
+
+/// The notice history: every decision (published or held back as stale) kept with
+/// the state that decided it, paged newest first per device and per feed (district,
+/// school, type); only published notices reach the outbox.
+async fn every_decided_notice_is_kept_and_paged(f: Fixture) {
+    use pisync_shared::domain::notice::Withheld;
+    use pisync_shared::ports::NoticeQuery;
+    let north = SchoolId::parse("north").unwrap();
+    f.manage.put_school(&school("north"), true).await.unwrap();
+    assign(
+        f.states.as_ref(),
+        &dev("n-1"),
+        Some(&north),
+        Default::default(),
+        |_| true,
+        t(0),
+    )
+    .await
+    .unwrap();
+    // n-1 (north): three failures, news. u-1 (no school): a backlog received two days
+    // late, whose streak ended: recorded, not published.
+    for m in 1..=3 {
+        f.report(reported_event("n-1", m, 1)).await;
+    }
+    let late = |m: i64, errors: u32| StoredEvent {
+        received_at: t(10 + 2 * 24 * 60),
+        ..event("u-1", m, errors)
+    };
+    for (m, errors) in [(4, 1), (5, 1), (6, 1), (7, 0)] {
+        f.report(late(m, errors)).await;
+    }
+    let pending: Vec<String> = f
+        .outbox
+        .pending(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.notice.device_id().to_string())
+        .collect();
+    assert_eq!(pending, ["n-1"], "the stale streak was not published");
+    let kinds = |page: &pisync_shared::ports::NoticePage| -> Vec<(String, bool, Option<Withheld>)> {
+        page.notices
+            .iter()
+            .map(|(_, r)| (r.notice.device_id().to_string(), r.published, r.reason))
+            .collect()
+    };
+    let u1 = f.notices.device_notices(&dev("u-1"), None, 10).await.unwrap();
+    assert_eq!(
+        kinds(&u1),
+        [
+            ("u-1".into(), false, Some(Withheld::Stale)),
+            ("u-1".into(), false, Some(Withheld::Stale)),
+        ]
+    );
+    assert_eq!(u1.notices[0].1.notice.event_type(), "device.sync_recovered");
+    let feed = |within: &Within, kind: Option<&'static str>, before: Option<String>, limit| {
+        let notices = f.notices.clone();
+        let within = within.clone();
+        async move {
+            let query = NoticeQuery {
+                within: &within,
+                kind,
+                before: before.as_deref(),
+                limit,
+            };
+            notices.notice_feed(&query).await.unwrap()
+        }
+    };
+    let first = feed(&Within::Fleet, None, None, 2).await;
+    assert_eq!(
+        (kinds(&first), first.more),
+        (
+            vec![
+                ("u-1".into(), false, Some(Withheld::Stale)),
+                ("u-1".into(), false, Some(Withheld::Stale)),
+            ],
+            true
+        )
+    );
+    let rest = feed(&Within::Fleet, None, Some(first.notices[1].0.clone()), 2).await;
+    assert_eq!(
+        (kinds(&rest), rest.more),
+        (vec![("n-1".into(), true, None)], false)
+    );
+    let alerts = feed(&Within::Fleet, Some("device.repeated_sync_failures"), None, 10).await;
+    assert_eq!(alerts.notices.len(), 2);
+    let north_feed = feed(&Within::Schools(vec![north.clone()]), None, None, 10).await;
+    assert_eq!(kinds(&north_feed), [("n-1".into(), true, None)]);
+    assert_eq!(north_feed.notices[0].1.notice.school_id(), Some(&north));
+    let none = feed(&Within::Schools(vec![north]), Some("device.silent"), None, 10).await;
+    assert!(none.notices.is_empty() && !none.more);
+}
 
 /// The audit trail: newest first, paged by key; a school's entries (also those that
 /// moved a device out of it) for its admins, no other; a retried record kept once.
@@ -1390,7 +1494,7 @@ async fn sqlite_devices_from_before_the_check_schedule_are_checked() {
     assert_eq!(
         due.notices
             .iter()
-            .map(|n| n.device_id().to_string())
+            .map(|n| n.notice.device_id().to_string())
             .collect::<Vec<_>>(),
         ["old-1"]
     );

@@ -68,8 +68,13 @@ async fn a_quiet_device_goes_silent_once_and_the_notice_goes_out() {
 async fn notices_left_in_the_outbox_go_out_without_the_device_reporting_again() {
     let (_dir, store, alerts, deps) = setup();
     // Three failures while the channel was down: the alert waits in the outbox.
+    let now = EventTime::now();
     for m in 0..3 {
-        let e = received("failing", m, 1, EventTime::now());
+        // Reported as they happen: news.
+        let e = StoredEvent {
+            timestamp: now.plus_millis((m - 3) * 60_000),
+            ..received("failing", m, 1, now)
+        };
         record_and_apply(&store, &e).await;
     }
     assert_eq!(store.pending(10).await.unwrap().len(), 1);

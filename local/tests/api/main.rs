@@ -14,6 +14,7 @@ mod fuzz_requests;
 mod isolation;
 mod limits;
 mod metrics;
+mod notices;
 mod schools;
 mod stream;
 mod support;

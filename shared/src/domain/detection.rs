@@ -9,7 +9,7 @@ use crate::domain::applied::StreamPosition;
 use crate::domain::device::DeviceState;
 use crate::domain::event::{DeviceId, Outcome, StoredEvent};
 use crate::domain::fleet::{count_changes, DayAddition};
-use crate::domain::notice::Notice;
+use crate::domain::notice::{Decided, Notice};
 use crate::domain::school::School;
 use crate::domain::silence::{SilenceClock, SilenceRule};
 use crate::domain::streak::StreakRule;
@@ -40,7 +40,10 @@ impl Rules {
     pub fn for_school(self, school: Option<&School>) -> Self {
         match school.and_then(|s| s.failure_threshold) {
             Some(threshold) => Self {
-                streak: StreakRule { threshold },
+                streak: StreakRule {
+                    threshold,
+                    ..self.streak
+                },
                 ..self
             },
             None => self,
@@ -78,13 +81,15 @@ pub struct DeviceBatch {
     pub state: DeviceState,
     /// Events applied now, each for the first time (redelivered ones are not here).
     pub new_events: Vec<StoredEvent>,
-    /// Notices decided now; they were saved to the outbox with the state.
-    pub notices: Vec<Notice>,
+    /// Notices decided now; they were saved with the state (the published ones to
+    /// the outbox, all of them to the history).
+    pub notices: Vec<Decided>,
 }
 
 /// Applies one device's records (a stream batch's) with one state read and one state
-/// write: the same state and notices as applying them one by one in device-timestamp
-/// order. Records of other devices are ignored.
+/// write: the same state and notices as applying them one by one in the order they
+/// were received (one request's in device-timestamp order), so how the stream cuts
+/// its batches changes nothing. Records of other devices are ignored.
 pub async fn apply_records(
     states: &dyn DeviceStates,
     rules: Rules,
@@ -96,7 +101,7 @@ pub async fn apply_records(
     };
     let device = &first.event.device_id;
     let mut ordered: Vec<&Record> = records.iter().filter(|r| r.event.device_id == *device).collect();
-    ordered.sort_by_key(|r| r.event.timestamp);
+    ordered.sort_by_key(|r| (r.event.received_at, r.event.timestamp));
     let positions: Vec<Option<StreamPosition>> = ordered.iter().map(|r| r.position.clone()).collect();
     for attempt in 0..MAX_STATE_ATTEMPTS {
         contention_pause(attempt).await;
@@ -157,7 +162,7 @@ pub async fn apply_records(
             });
         }
         let status = state.listed_status(rules.streak);
-        let back_online = notices.iter().any(|n| matches!(n, Notice::BackOnline(_)));
+        let back_online = notices.iter().any(|n| matches!(n.notice, Notice::BackOnline(_)));
         let watch_at = match state.last_seen_at {
             // A count left unfinished is continued by the next periodic check.
             _ if state.counting.is_some() => Some(now),
@@ -206,7 +211,7 @@ pub(crate) async fn count_pages(
     state: &mut DeviceState,
     rules: Rules,
     now: EventTime,
-    notices: &mut Vec<Notice>,
+    notices: &mut Vec<Decided>,
     mut pages: u32,
 ) -> Result<u32, StoreError> {
     while pages > 0 {

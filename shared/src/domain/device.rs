@@ -9,7 +9,7 @@
 
 use crate::domain::applied::Applied;
 use crate::domain::event::{DeviceId, Outcome, StoredEvent};
-use crate::domain::notice::{BackOnlineNotice, FailureAlert, Notice, RecoveryNotice};
+use crate::domain::notice::{BackOnlineNotice, Decided, FailureAlert, Notice, RecoveryNotice, Withheld};
 use crate::domain::school::SchoolId;
 use crate::domain::streak::{PendingCount, RunCount, RunWindow, Streak, StreakRule};
 use crate::domain::time::EventTime;
@@ -78,6 +78,9 @@ pub struct DeviceState {
     /// by the success that ends it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert_id: Option<String>,
+    /// Why that alert was recorded but not published; its recovery follows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_withheld: Option<Withheld>,
     /// Set when the device was found silent: its `last_seen_at` then. Cleared by its
     /// next report, which sends `device.back_online`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,6 +142,7 @@ impl DeviceState {
             totals: Totals::default(),
             streak: None,
             alert_id: None,
+            alert_withheld: None,
             silent_since: None,
             counted_through: None,
             counting: None,
@@ -152,7 +156,7 @@ impl DeviceState {
     pub fn rule(&self, fleet: StreakRule) -> StreakRule {
         match self.threshold {
             0 => fleet,
-            threshold => StreakRule { threshold },
+            threshold => StreakRule { threshold, ..fleet },
         }
     }
 
@@ -224,22 +228,23 @@ impl DeviceState {
         e: &StoredEvent,
         rule: StreakRule,
         now: EventTime,
-        notices: &mut Vec<Notice>,
+        notices: &mut Vec<Decided>,
     ) -> Option<RunWindow> {
         self.first_seen_at = Some(self.first_seen_at.map_or(e.received_at, |t| t.min(e.received_at)));
         self.last_seen_at = Some(self.last_seen_at.map_or(e.received_at, |t| t.max(e.received_at)));
         if let Some(silent_since) = self.silent_since.take() {
-            notices.push(Notice::BackOnline(BackOnlineNotice {
+            notices.push(Decided::published(Notice::BackOnline(BackOnlineNotice {
                 device_id: self.device_id.clone(),
                 school_id: self.school_id.clone(),
                 silent_since,
                 back_at: e.received_at,
                 alert_id: silence_id(&self.device_id, silent_since),
-            }));
+            })));
         }
         self.count_totals(e);
         let t = e.timestamp;
         let failed = e.outcome == Outcome::Failure;
+        let fresh = failed && rule.is_fresh(t, e.received_at);
         if failed {
             self.last_failure_at = self.last_failure_at.max(Some(t));
         }
@@ -249,8 +254,8 @@ impl DeviceState {
             self.last_internet_speed = Some(e.internet_speed);
             if failed {
                 match &mut self.streak {
-                    Some(run) => run.extend(t, e.total_errors),
-                    None => self.streak = Some(Streak::first(t, e.total_errors)),
+                    Some(run) => run.extend(t, e.total_errors, fresh),
+                    None => self.streak = Some(Streak::first(t, e.total_errors, fresh)),
                 }
                 if let Some(count) = &mut self.counting {
                     count.window.through = t; // stored already: the count will reach it
@@ -295,8 +300,8 @@ impl DeviceState {
             });
         }
         match &mut self.streak {
-            Some(run) => run.back_fill(t),
-            None => self.streak = Some(Streak::first(t, e.total_errors)),
+            Some(run) => run.back_fill(t, fresh),
+            None => self.streak = Some(Streak::first(t, e.total_errors, fresh)),
         }
         self.maybe_alert(rule, now, notices);
         None
@@ -320,7 +325,7 @@ impl DeviceState {
         page: RunCount,
         rule: StreakRule,
         now: EventTime,
-        notices: &mut Vec<Notice>,
+        notices: &mut Vec<Decided>,
     ) {
         let Some(count) = &mut self.counting else { return };
         if let Some(total) = count.add(page) {
@@ -337,7 +342,7 @@ impl DeviceState {
         count: RunCount,
         rule: StreakRule,
         now: EventTime,
-        notices: &mut Vec<Notice>,
+        notices: &mut Vec<Decided>,
     ) {
         self.counted_through = Some(window.through);
         self.streak = match (count.first_failure, self.streak.take()) {
@@ -351,6 +356,8 @@ impl DeviceState {
                 started_at: first,
                 last_failure_at: self.last_failure_at.unwrap_or(first),
                 last_total_errors: 0,
+                // What the count read says nothing of when its failures arrived.
+                fresh: false,
             }),
             // Nothing left to count (the events expired under retention).
             _ => None,
@@ -368,29 +375,41 @@ impl DeviceState {
         }
     }
 
-    fn recover(&mut self, failures: u32, at: EventTime, notices: &mut Vec<Notice>) {
+    /// A recovery is published exactly when its alert was.
+    fn recover(&mut self, failures: u32, at: EventTime, notices: &mut Vec<Decided>) {
+        let withheld = self.alert_withheld.take();
         if let Some(alert_id) = self.alert_id.take() {
-            notices.push(Notice::Recovered(RecoveryNotice {
+            let notice = Notice::Recovered(RecoveryNotice {
                 device_id: self.device_id.clone(),
                 school_id: self.school_id.clone(),
                 failures_before_recovery: failures,
                 recovered_at: at,
                 alert_id,
-            }));
+            });
+            notices.push(Decided { notice, withheld });
         }
     }
 
-    fn maybe_alert(&mut self, rule: StreakRule, now: EventTime, notices: &mut Vec<Notice>) {
+    /// Decides the alert of a run at the threshold: published if the run is news,
+    /// else recorded as stale — and published after all once a fresh failure joins
+    /// the run, so the outcome depends on the run's failures, not on their order.
+    fn maybe_alert(&mut self, rule: StreakRule, now: EventTime, notices: &mut Vec<Decided>) {
         if self.counting.is_some() {
             return; // the run's figures are provisional until the count ends
         }
         let Some(streak) = &self.streak else { return };
-        if streak.count < rule.threshold || self.alert_id.is_some() {
+        if streak.count < rule.threshold {
             return;
         }
-        let alert_id = self.streak_id();
+        let news_at_last = self.alert_withheld == Some(Withheld::Stale) && streak.fresh;
+        if self.alert_id.is_some() && !news_at_last {
+            return;
+        }
+        let alert_id = self.alert_id.clone().unwrap_or_else(|| self.streak_id());
         self.alert_id = Some(alert_id.clone());
-        notices.push(Notice::RepeatedFailures(FailureAlert {
+        let withheld = (!streak.fresh).then_some(Withheld::Stale);
+        self.alert_withheld = withheld;
+        let notice = Notice::RepeatedFailures(FailureAlert {
             device_id: self.device_id.clone(),
             school_id: self.school_id.clone(),
             consecutive_failures: streak.count,
@@ -400,7 +419,8 @@ impl DeviceState {
             last_total_errors: streak.last_total_errors,
             detected_at: now,
             alert_id,
-        }));
+        });
+        notices.push(Decided { notice, withheld });
     }
 }
 

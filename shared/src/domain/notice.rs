@@ -2,7 +2,10 @@
 //! silent and its return. Each serialises to exactly the JSON body of
 //! docs/contract.md; [`render`] turns one into an e-mail, an SMS and a one-line text.
 
+pub mod decided;
 pub mod render;
+
+pub use decided::{Decided, NoticeRecord, Withheld};
 
 use crate::domain::event::DeviceId;
 use crate::domain::school::SchoolId;
@@ -82,6 +85,14 @@ pub struct BackOnlineNotice {
 }
 
 impl Notice {
+    /// Every notice type, as the body's `type` says it.
+    pub const TYPES: [&'static str; 4] = [
+        "device.repeated_sync_failures",
+        "device.sync_recovered",
+        "device.silent",
+        "device.back_online",
+    ];
+
     /// The `event_type` message attribute, equal to the body's `type`.
     pub fn event_type(&self) -> &'static str {
         match self {

@@ -128,6 +128,7 @@ mod tests {
     use super::*;
     use crate::domain::event::DeviceId;
     use crate::domain::event::{Outcome, StoredEvent};
+    use crate::domain::notice::Decided;
     use crate::domain::streak::StreakRule;
 
     fn received_event(device: &str, minute: i64, errors: u32, received_at: EventTime) -> StoredEvent {
@@ -177,7 +178,11 @@ mod tests {
             hours(60),
             &mut notices,
         );
-        let [Notice::BackOnline(back)] = notices.as_slice() else {
+        let [Decided {
+            notice: Notice::BackOnline(back),
+            withheld: None,
+        }] = notices.as_slice()
+        else {
             panic!("one back-online notice: {notices:?}");
         };
         assert_eq!((back.silent_since, back.back_at), (hours(0), hours(60)));

@@ -9,16 +9,36 @@
 
 use crate::domain::time::EventTime;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
-/// Failures in a row that make a device "repeatedly failing".
+/// Failures in a row that make a device "repeatedly failing", and when its alert is
+/// news rather than history.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreakRule {
     pub threshold: u32,
+    /// A failure received within this long of its device timestamp is fresh; a
+    /// streak's alert is published only once one of its failures is.
+    pub freshness: Duration,
 }
+
+/// The freshness window unless configured (`--alert-freshness`).
+pub const DEFAULT_FRESHNESS: Duration = Duration::from_secs(24 * 3600);
 
 impl Default for StreakRule {
     fn default() -> Self {
-        Self { threshold: 3 }
+        Self {
+            threshold: 3,
+            freshness: DEFAULT_FRESHNESS,
+        }
+    }
+}
+
+impl StreakRule {
+    /// Whether a failure with device time `at`, received at `received_at`, is news.
+    /// A device clock ahead of the server's makes it fresh, not stale.
+    pub fn is_fresh(&self, at: EventTime, received_at: EventTime) -> bool {
+        let window = i64::try_from(self.freshness.as_millis()).unwrap_or(i64::MAX);
+        received_at.millis().saturating_sub(at.millis()) <= window
     }
 }
 
@@ -30,30 +50,37 @@ pub struct Streak {
     pub last_failure_at: EventTime,
     /// `total_errors` of the newest failure in the run.
     pub last_total_errors: u32,
+    /// One of the run's failures was received within the freshness window of its
+    /// device time ([`StreakRule::is_fresh`]): the run is news.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fresh: bool,
 }
 
 impl Streak {
     /// A run of one failure.
-    pub fn first(at: EventTime, total_errors: u32) -> Self {
+    pub fn first(at: EventTime, total_errors: u32, fresh: bool) -> Self {
         Self {
             count: 1,
             started_at: at,
             last_failure_at: at,
             last_total_errors: total_errors,
+            fresh,
         }
     }
 
     /// A failure newer than every failure in the run.
-    pub fn extend(&mut self, at: EventTime, total_errors: u32) {
+    pub fn extend(&mut self, at: EventTime, total_errors: u32, fresh: bool) {
         self.count = self.count.saturating_add(1);
         self.last_failure_at = at;
         self.last_total_errors = total_errors;
+        self.fresh |= fresh;
     }
 
     /// A failure that arrived late, older than the run's newest failure.
-    pub fn back_fill(&mut self, at: EventTime) {
+    pub fn back_fill(&mut self, at: EventTime, fresh: bool) {
         self.count = self.count.saturating_add(1);
         self.started_at = self.started_at.min(at);
+        self.fresh |= fresh;
     }
 }
 

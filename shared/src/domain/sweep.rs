@@ -9,7 +9,7 @@
 use crate::domain::detection::{contention_pause, count_pages, kept_changing, Rules};
 use crate::domain::event::DeviceId;
 use crate::domain::fleet::count_changes;
-use crate::domain::notice::Notice;
+use crate::domain::notice::Decided;
 use crate::domain::silence::{SilenceCheck, SilenceClock};
 use crate::domain::time::EventTime;
 use crate::ports::{DeviceStates, Saved, SilenceWatch, StateWrite, StoreError};
@@ -23,7 +23,7 @@ pub struct SilenceReport {
     /// Devices looked at.
     pub checked: usize,
     /// Notices decided (saved to the outbox).
-    pub notices: Vec<Notice>,
+    pub notices: Vec<Decided>,
 }
 
 /// Checks every device whose check is due at `now`.
@@ -55,7 +55,7 @@ async fn check_device(
     rules: Rules,
     device: &DeviceId,
     now: EventTime,
-) -> Result<Vec<Notice>, StoreError> {
+) -> Result<Vec<Decided>, StoreError> {
     for attempt in 0..10 {
         contention_pause(attempt).await;
         let Some(loaded) = states.load(device).await? else {
@@ -85,7 +85,7 @@ async fn check_device(
         match state.check_silence(clock, now) {
             SilenceCheck::Nothing => {}
             SilenceCheck::DueAt(at) => next_check = Some(at),
-            SilenceCheck::WentSilent(notice) => notices.push(notice),
+            SilenceCheck::WentSilent(notice) => notices.push(Decided::published(notice)),
         }
         if !counting && notices.is_empty() {
             if let Some(at) = next_check {

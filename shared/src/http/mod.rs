@@ -4,6 +4,7 @@
 
 pub mod cursor;
 pub mod error;
+pub mod notice_pages;
 pub mod reply;
 pub mod request;
 pub mod routes;

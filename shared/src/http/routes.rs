@@ -172,8 +172,24 @@ pub const LIST_AUDIT: Route = Route {
     access: Access::Admin,
 };
 
+pub const LIST_DEVICE_NOTICES: Route = Route {
+    method: Method::GET,
+    path: "/device/{id}/notices",
+    function: "list-device-notices",
+    body_limit: 0,
+    access: Access::Read,
+};
+
+pub const LIST_NOTICES: Route = Route {
+    method: Method::GET,
+    path: "/notices",
+    function: "list-notices",
+    body_limit: 0,
+    access: Access::Read,
+};
+
 /// Every API route.
-pub const ROUTES: [&Route; 17] = [
+pub const ROUTES: [&Route; 19] = [
     &RECORD_SYNC_EVENT,
     &RECORD_SYNC_EVENTS,
     &GET_SYNC_HISTORY,
@@ -191,6 +207,8 @@ pub const ROUTES: [&Route; 17] = [
     &DELETE_SCHOOL,
     &LIST_SCHOOLS,
     &LIST_AUDIT,
+    &LIST_DEVICE_NOTICES,
+    &LIST_NOTICES,
 ];
 
 /// A path parameter's name and its (percent-decoded) value.

@@ -13,6 +13,7 @@
 //! | [`ListFailing`] | list-repeated-failures | SQLite, DynamoDB |
 //! | [`ReadSchools`] | the schools routes, scoping | SQLite, DynamoDB |
 //! | [`ManageSchools`] | put-school, delete-school | SQLite, DynamoDB |
+//! | [`NoticeHistory`] | the notice history routes | SQLite, DynamoDB |
 //! | [`AuditTrail`] | the admin routes, list-audit | SQLite, DynamoDB |
 //! | [`CheckCredentials`] | device routes (the authenticator) | SQLite, DynamoDB |
 //! | [`ManageCredentials`] | issue/revoke device credentials | SQLite, DynamoDB |
@@ -32,6 +33,7 @@ pub mod failing;
 pub mod fleet;
 pub mod keys;
 pub mod limits;
+pub mod notices;
 pub mod outbox;
 pub mod schools;
 pub mod states;
@@ -48,6 +50,7 @@ pub use failing::{FailingDevice, FailingKey, FailingPage, ListFailing};
 pub use fleet::{ReadFleet, RecordDays};
 pub use keys::LoadKeys;
 pub use limits::LimitDevices;
+pub use notices::{NoticeHistory, NoticePage, NoticeQuery};
 pub use outbox::{Outbox, OutboxEntry};
 pub use schools::{ManageSchools, ReadSchools, SchoolDeleted, SchoolPage, SchoolPut};
 pub use states::{DeviceStates, Saved, StateWrite, Versioned};
@@ -78,6 +81,7 @@ pub trait Store:
     + ReadSchools
     + ManageSchools
     + AuditTrail
+    + NoticeHistory
 {
 }
 
@@ -94,6 +98,7 @@ impl<S> Store for S where
         + ReadSchools
         + ManageSchools
         + AuditTrail
+        + NoticeHistory
 {
 }
 

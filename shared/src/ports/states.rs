@@ -7,7 +7,7 @@ use super::StoreError;
 use crate::domain::device::{DeviceState, Status};
 use crate::domain::event::DeviceId;
 use crate::domain::fleet::{CountChange, DayAddition};
-use crate::domain::notice::Notice;
+use crate::domain::notice::Decided;
 use crate::domain::school::{School, SchoolId};
 use crate::domain::streak::{RunCount, RunWindow};
 use crate::domain::time::EventTime;
@@ -43,8 +43,9 @@ pub struct StateWrite<'a> {
     pub status: Option<Status>,
     /// Whether `GET /devices/repeated-failures` lists it (silent or not).
     pub failing: bool,
-    /// Notices decided by this change: they enter the outbox ([`super::Outbox`]).
-    pub notices: &'a [Notice],
+    /// Notices decided by this change: all enter the history ([`super::NoticeHistory`]),
+    /// the published ones the outbox ([`super::Outbox`]).
+    pub notices: &'a [Decided],
     /// The changes to the fleet's and the schools' device counts.
     pub counts: Vec<CountChange>,
     /// The school that must exist for the save to happen (an assignment to it).

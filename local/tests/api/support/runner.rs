@@ -54,6 +54,9 @@ impl Backend {
     }
 }
 
+/// A freshness window reaching back past the fixtures' dates (about 50 years).
+const FIXTURES_ARE_NEWS: &str = "18250d";
+
 impl TestApp {
     pub fn start(backend: &Backend, data_dir: &Path, extra: &[&str]) -> TestApp {
         Self::start_at(backend, data_dir, "127.0.0.1:0", extra)
@@ -71,6 +74,10 @@ impl TestApp {
             .arg(&alerts_file)
             .args(extra)
             .env_remove("PISYNC_ADDR")
+            // The fixtures' reports are dated 2025 and sent now: a window that makes them
+            // news, so each test sees the notices it is about. The freshness tests pass
+            // `--alert-freshness`, which wins over the environment.
+            .env("ALERT_FRESHNESS", FIXTURES_ARE_NEWS)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -224,6 +231,16 @@ impl TestApp {
     /// `GET /device/{device}`, as a reader.
     pub async fn get_device(&self, device: &str) -> http::Reply {
         self.reader().get_device(device).await
+    }
+
+    /// `GET /device/{device}/notices?{query}` (`query` may be empty), as a reader.
+    pub async fn get_device_notices(&self, device: &str, query: &str) -> http::Reply {
+        self.reader().get_device_notices(device, query).await
+    }
+
+    /// `GET /notices?{query}` (`query` may be empty), as a reader.
+    pub async fn get_notices(&self, query: &str) -> http::Reply {
+        self.reader().get_notices(query).await
     }
 
     /// `GET /devices?{query}` (`query` may be empty), as a reader.
@@ -414,6 +431,16 @@ impl Operator<'_> {
     /// `GET /devices/repeated-failures?{query}`.
     pub async fn get_repeated_failures(&self, query: &str) -> http::Reply {
         self.get(&format!("/devices/repeated-failures?{query}")).await
+    }
+
+    /// `GET /device/{device}/notices?{query}`.
+    pub async fn get_device_notices(&self, device: &str, query: &str) -> http::Reply {
+        self.get(&format!("/device/{device}/notices?{query}")).await
+    }
+
+    /// `GET /notices?{query}`.
+    pub async fn get_notices(&self, query: &str) -> http::Reply {
+        self.get(&format!("/notices?{query}")).await
     }
 
     /// `GET /device/{device}`.

@@ -1,6 +1,6 @@
-//! Device states on DynamoDB: one item per device (saved with the outbox notices,
-//! count changes and silence check that change with it), the device lists read
-//! through sparse indexes, and the repeated-failures list.
+//! Device states on DynamoDB: one item per device (saved with the notices — outbox
+//! and history — count changes and silence check that change with it), the device
+//! lists read through sparse indexes, and the repeated-failures list.
 
 use super::item::{
     device_pk, devices_pk, event_sk, failing_partitions, failing_sk, live_failing_partitions,
@@ -109,7 +109,8 @@ impl DynamoStore {
             .notices
             .iter()
             .enumerate()
-            .map(|(i, notice)| {
+            .filter(|(_, decided)| decided.is_published())
+            .map(|(i, decided)| {
                 let put = Put::builder()
                     .table_name(&self.table)
                     .item("pk", s(OUTBOX_PK))
@@ -122,7 +123,7 @@ impl DynamoStore {
                             write.expected + 1
                         )),
                     )
-                    .item("notice", s(notice.to_json()))
+                    .item("notice", s(decided.notice.to_json()))
                     .build()
                     .map_err(built)?;
                 Ok(TransactWriteItem::builder().put(put).build())
@@ -206,6 +207,7 @@ impl DeviceStates for DynamoStore {
             .map_err(built)?;
         let mut items = vec![TransactWriteItem::builder().put(state_put).build()];
         items.extend(self.outbox_put(write)?);
+        items.extend(self.history_puts(write)?);
         for change in &write.counts {
             let pk = match &change.scope {
                 CountScope::Fleet => FLEET_PK.to_owned(),

@@ -542,6 +542,7 @@ mod tests {
             started_at: t,
             last_failure_at: t,
             last_total_errors: 1,
+            fresh: true,
         });
         state.last_seen_at = Some(t);
         state.last_internet_speed = Some(1e300);

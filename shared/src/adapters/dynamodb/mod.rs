@@ -16,6 +16,7 @@ mod devices;
 mod fleet;
 pub mod item;
 mod limits;
+mod notices;
 mod schools;
 mod watch;
 

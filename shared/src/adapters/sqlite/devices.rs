@@ -1,4 +1,5 @@
-//! Devices on SQLite: states (saved with their outbox notices in one transaction),
+//! Devices on SQLite: states (saved with their notices — outbox and history — in one
+//! transaction),
 //! the device lists, the repeated-failures list, the silence check's candidates, the
 //! per-day totals and the fleet counts.
 //!
@@ -10,7 +11,8 @@ use super::{corrupt, unavailable, SqliteStore, WriteOp};
 use crate::domain::device::{DeviceState, Status};
 use crate::domain::event::DeviceId;
 use crate::domain::fleet::{CountScope, Day, DayAddition, DayTotals, FleetCounts};
-use crate::domain::notice::Notice;
+use crate::domain::notice::decided::history_key;
+use crate::domain::notice::Decided;
 use crate::domain::school::{School, SchoolId};
 use crate::domain::streak::{RunCount, RunWindow};
 use crate::domain::time::EventTime;
@@ -29,8 +31,9 @@ pub(super) struct OwnedStateWrite {
     expected: u64,
     status: Option<Status>,
     failing: bool,
-    notices: Vec<Notice>,
+    notices: Vec<Decided>,
     requires_school: Option<SchoolId>,
+    now: EventTime,
     watch_at: Option<EventTime>,
     days: Option<DayAddition>,
 }
@@ -98,10 +101,28 @@ pub(super) fn save_state(conn: &Connection, write: &OwnedStateWrite) -> Result<S
     if written != 1 {
         return Ok(Saved::Stale);
     }
-    for notice in &write.notices {
-        conn.prepare_cached("INSERT INTO outbox (notice) VALUES (?1)")
-            .and_then(|mut stmt| stmt.execute([notice.to_json()]))
-            .map_err(unavailable)?;
+    for (i, decided) in write.notices.iter().enumerate() {
+        let notice = &decided.notice;
+        if decided.is_published() {
+            conn.prepare_cached("INSERT INTO outbox (notice) VALUES (?1)")
+                .and_then(|mut stmt| stmt.execute([notice.to_json()]))
+                .map_err(unavailable)?;
+        }
+        let key = history_key(write.now, &state.device_id, write.expected + 1, i);
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO notices (key, device_id, school_id, type, record)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                key,
+                state.device_id.as_str(),
+                notice.school_id().map(SchoolId::as_str),
+                notice.event_type(),
+                decided.record(write.now).to_json()
+            ])
+        })
+        .map_err(unavailable)?;
     }
     // In the state's transaction, so applied once with the events it counts.
     if let Some(days) = &write.days {
@@ -202,6 +223,7 @@ impl DeviceStates for SqliteStore {
             failing: write.failing,
             notices: write.notices.to_vec(),
             requires_school: write.requires_school.cloned(),
+            now: write.now,
             watch_at: write.watch_at,
             days: write.days.cloned(),
         };

@@ -14,6 +14,7 @@ mod audit;
 mod credentials;
 mod devices;
 mod events;
+mod notices;
 mod schema;
 mod schools;
 

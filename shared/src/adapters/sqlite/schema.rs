@@ -64,6 +64,20 @@ CREATE TABLE IF NOT EXISTS outbox (
     id     INTEGER PRIMARY KEY AUTOINCREMENT,
     notice TEXT NOT NULL                                   -- the notice's JSON body
 );
+-- Every notice decided, published or not, by its history key (decision time first);
+-- kept as long as the data directory. Each read is one index range, newest first.
+CREATE TABLE IF NOT EXISTS notices (
+    key       TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    school_id TEXT,                                        -- the notice's school_id
+    type      TEXT NOT NULL,
+    record    TEXT NOT NULL                                -- the history entry's JSON
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS notices_device ON notices (device_id, key);
+CREATE INDEX IF NOT EXISTS notices_type ON notices (type, key);
+CREATE INDEX IF NOT EXISTS notices_school ON notices (school_id, key) WHERE school_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS notices_school_type ON notices (school_id, type, key)
+    WHERE school_id IS NOT NULL;
 -- Per UTC day of the device timestamps: the fleet summary's figures.
 CREATE TABLE IF NOT EXISTS days (
     day          INTEGER PRIMARY KEY,                      -- days since 1970-01-01

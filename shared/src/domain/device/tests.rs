@@ -21,7 +21,8 @@ fn event(secs: i64, errors: u32) -> StoredEvent {
         total_errors: errors,
         internet_speed: secs as f64,
         outcome: Outcome::of(errors),
-        received_at: at(100_000 + secs),
+        // Received ten minutes after it happened: news ([`StreakRule::is_fresh`]).
+        received_at: at(secs + 600),
     }
 }
 
@@ -32,8 +33,10 @@ fn event(secs: i64, errors: u32) -> StoredEvent {
 struct Timeline {
     stored: Mutex<BTreeMap<EventTime, StoredEvent>>,
     state: Mutex<Option<(DeviceState, u64)>>,
-    /// Every notice saved with a state, in order.
+    /// Every published notice saved with a state, in order.
     outbox: Mutex<Vec<Notice>>,
+    /// Every notice decided, published or not, in order.
+    history: Mutex<Vec<Decided>>,
     /// Failures one count reads at most (`None`: the whole window at once).
     count_page: Option<usize>,
 }
@@ -84,7 +87,12 @@ impl DeviceStates for Timeline {
             return Ok(Saved::Stale);
         }
         *slot = Some((write.state.clone(), version + 1));
-        self.outbox.lock().unwrap().extend(write.notices.iter().cloned());
+        let published = write.notices.iter().filter(|n| n.is_published());
+        self.outbox
+            .lock()
+            .unwrap()
+            .extend(published.map(|n| n.notice.clone()));
+        self.history.lock().unwrap().extend(write.notices.iter().cloned());
         Ok(Saved::Written)
     }
 
@@ -236,7 +244,10 @@ fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
 /// and checks.
 fn rules(threshold: u32) -> Rules {
     Rules {
-        streak: StreakRule { threshold },
+        streak: StreakRule {
+            threshold,
+            ..StreakRule::default()
+        },
         count_pages_per_batch: 3,
         ..Rules::default()
     }
@@ -418,7 +429,7 @@ fn status_and_totals_follow_the_reports() {
     );
     assert_eq!(
         (view.first_seen_at, view.last_seen_at),
-        (Some(at(100_001)), Some(at(100_004)))
+        (Some(at(601)), Some(at(604)))
     );
     assert_eq!(
         (view.last_success_at, view.last_failure_at),
@@ -627,4 +638,203 @@ fn a_long_count_goes_on_in_later_batches_and_checks() {
         ["device.repeated_sync_failures"],
         "no second alert"
     );
+}
+
+/// An event received at `received` (seconds), whatever its device time.
+fn received(secs: i64, errors: u32, received: i64) -> StoredEvent {
+    StoredEvent {
+        received_at: at(received),
+        ..event(secs, errors)
+    }
+}
+
+const DAY: i64 = 86_400;
+
+fn decided(timeline: &Timeline) -> Vec<(&'static str, Option<Withheld>)> {
+    let history = timeline.history.lock().unwrap();
+    history
+        .iter()
+        .map(|d| (d.notice.event_type(), d.withheld))
+        .collect()
+}
+
+#[test]
+fn a_backlogs_ended_streak_is_recorded_not_published() {
+    // Three failures and a recovery a week ago, uploaded today.
+    let today = 8 * DAY;
+    let backlog = [
+        received(DAY, 0, today),
+        received(DAY + 60, 1, today),
+        received(DAY + 120, 1, today),
+        received(DAY + 180, 1, today),
+        received(DAY + 240, 0, today),
+    ];
+    let t = one_by_one(&backlog, 3);
+    assert!(t.kinds().is_empty(), "nothing published: {:?}", t.kinds());
+    assert_eq!(
+        decided(&t),
+        [
+            ("device.repeated_sync_failures", Some(Withheld::Stale)),
+            ("device.sync_recovered", Some(Withheld::Stale)),
+        ]
+    );
+    assert_eq!(t.state().totals.failures, 3, "the backlog still counts");
+}
+
+#[test]
+fn a_stale_streak_is_published_once_a_fresh_failure_joins_it() {
+    let today = 8 * DAY;
+    let t = one_by_one(
+        &[
+            received(DAY, 1, today),
+            received(DAY + 60, 1, today),
+            received(DAY + 120, 1, today),
+            // Still failing today: news.
+            received(today - 60, 2, today),
+            received(today + 60, 0, today + 120),
+        ],
+        3,
+    );
+    assert_eq!(
+        decided(&t),
+        [
+            ("device.repeated_sync_failures", Some(Withheld::Stale)),
+            ("device.repeated_sync_failures", None),
+            ("device.sync_recovered", None),
+        ]
+    );
+    let history = t.history.lock().unwrap();
+    assert_eq!(history[0].notice.alert_id(), history[1].notice.alert_id());
+    assert_eq!(alert(&t, 0).consecutive_failures, 4);
+}
+
+#[test]
+fn a_failure_from_a_clock_ahead_of_the_servers_is_news() {
+    // The device's clock runs 10 minutes fast.
+    let t = one_by_one(
+        &[
+            received(1_000, 1, 400),
+            received(1_060, 1, 460),
+            received(1_120, 1, 520),
+        ],
+        3,
+    );
+    assert_eq!(t.kinds(), ["device.repeated_sync_failures"]);
+}
+
+#[test]
+fn freshness_is_a_setting() {
+    // Received an hour late: news by default, history with a 30-minute window.
+    let late = [
+        received(0, 1, 3_600),
+        received(60, 1, 3_660),
+        received(120, 1, 3_720),
+    ];
+    let timeline = Timeline::default();
+    let strict = Rules {
+        streak: StreakRule {
+            threshold: 3,
+            freshness: std::time::Duration::from_secs(1_800),
+        },
+        ..Rules::default()
+    };
+    block_on(async {
+        for e in &late {
+            timeline.store(e);
+            apply_records(&timeline, strict, &[Record::new(None, e.clone())], at(10_000))
+                .await
+                .unwrap();
+        }
+    });
+    assert_eq!(
+        decided(&timeline),
+        [("device.repeated_sync_failures", Some(Withheld::Stale))]
+    );
+    assert_eq!(one_by_one(&late, 3).kinds(), ["device.repeated_sync_failures"]);
+}
+
+/// Uploads: each request carries a run of the device's reports (in device-time order)
+/// and is received some time after its newest one — minutes, or days for a backlog;
+/// requests go out in any order (a backlog after newer reports).
+fn uploads() -> impl Strategy<Value = (Vec<StoredEvent>, u32)> {
+    (
+        proptest::collection::vec(
+            (
+                proptest::collection::vec((proptest::bool::weighted(0.6), 1u32..4), 1..8),
+                prop_oneof![Just(60i64), Just(3 * 3_600), Just(3 * DAY)],
+            ),
+            1..12,
+        ),
+        1u32..5,
+    )
+        .prop_flat_map(|(requests, threshold)| {
+            let mut secs = 0i64;
+            let requests: Vec<(Vec<(i64, u32)>, i64)> = requests
+                .into_iter()
+                .map(|(reports, delay)| {
+                    let reports = reports
+                        .into_iter()
+                        .map(|(failed, errors)| {
+                            secs += 600;
+                            (secs, if failed { errors } else { 0 })
+                        })
+                        .collect();
+                    (reports, delay)
+                })
+                .collect();
+            (Just(requests).prop_shuffle(), Just(threshold))
+        })
+        .prop_map(|(requests, threshold)| {
+            let mut events = Vec::new();
+            let mut clock = 0i64;
+            for (reports, delay) in requests {
+                let newest = reports.iter().map(|(t, _)| *t).max().unwrap_or(0);
+                // Each request is received at its own moment.
+                clock = (clock + 1).max(newest + delay);
+                events.extend(reports.into_iter().map(|(t, errors)| received(t, errors, clock)));
+            }
+            (events, threshold)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn what_is_published_does_not_depend_on_the_batches(
+        (events, threshold) in uploads(),
+        cuts in proptest::collection::vec(1usize..6, 1..40),
+    ) {
+        // Everything is stored before the stream delivers any of it, so both see the
+        // same counts; only the batches differ.
+        let records: Vec<Record> = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| Record::new(StreamPosition::parse(&(i + 1).to_string()), e.clone()))
+            .collect();
+        let deliver = |sizes: Vec<usize>| {
+            let timeline = Timeline::default();
+            events.iter().for_each(|e| { timeline.store(e); });
+            block_on(async {
+                let mut from = 0;
+                for size in sizes.iter().cycle() {
+                    if from >= records.len() {
+                        break;
+                    }
+                    let to = (from + size).min(records.len());
+                    apply_records(&timeline, rules(threshold), &records[from..to], at(10_000)).await.unwrap();
+                    from = to;
+                }
+                timeline.finish_counts(rules(threshold)).await;
+            });
+            timeline
+        };
+        let alone = deliver(vec![1]);
+        let batched = deliver(cuts);
+        let published = |t: &Timeline| -> Vec<String> {
+            t.outbox.lock().unwrap().iter().map(Notice::notice_id).collect()
+        };
+        prop_assert_eq!(published(&batched), published(&alone));
+        prop_assert_eq!(decided(&batched), decided(&alone));
+    }
 }

@@ -1,0 +1,132 @@
+//! Notices people trust, through the real runner on both stores: a late backlog's
+//! streak is recorded but not published, and the notice history reads it back, per
+//! device and as a scoped feed.
+
+use crate::support::runner::{Backend, TestApp};
+use crate::support::{ago, event, on_both_backends, wait_for};
+use serde_json::{json, Value};
+
+/// (type, published, reason) of each notice on a page.
+fn decisions(page: &Value) -> Vec<(String, bool, Option<String>)> {
+    page["notices"]
+        .as_array()
+        .expect("notices")
+        .iter()
+        .map(|n| {
+            (
+                n["type"].as_str().unwrap().to_owned(),
+                n["published"].as_bool().unwrap(),
+                n["reason"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+/// The device's notices once there are `n` of them.
+async fn notices_of(app: &TestApp, device: &str, n: usize) -> Value {
+    wait_for(&format!("{n} notices of {device}"), || async {
+        let page = app.get_device_notices(device, "").await.body;
+        (page["notices"].as_array().map(Vec::len) == Some(n)).then_some(page)
+    })
+    .await
+}
+
+async fn a_late_backlogs_streak_is_recorded_not_published(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(&backend, dir.path(), &["--alert-freshness", "24h"]);
+    // Three failures and a success from three days ago, uploaded now.
+    let backlog: Vec<Value> = [(4340, 1), (4330, 1), (4320, 1), (4310, 0)]
+        .iter()
+        .map(|(minutes, errors)| event("dev-late", &ago(*minutes), *errors, 1))
+        .collect();
+    assert_eq!(app.post_sync_events("dev-late", &backlog).await.status, 200);
+    // Failing now: news.
+    for m in [3, 2, 1] {
+        let e = event("dev-now", &ago(m), 2, 1);
+        assert_eq!(app.post_sync_event(&e).await.status, 201);
+    }
+    let late = notices_of(&app, "dev-late", 2).await;
+    let stale = Some("stale".to_owned());
+    assert_eq!(
+        decisions(&late),
+        [
+            ("device.sync_recovered".into(), false, stale.clone()),
+            ("device.repeated_sync_failures".into(), false, stale),
+        ]
+    );
+    assert_eq!(late["device_id"], "dev-late");
+    assert_eq!(late["notices"][0]["alert_id"], late["notices"][1]["alert_id"]);
+    let now = notices_of(&app, "dev-now", 1).await;
+    assert_eq!(
+        decisions(&now),
+        [("device.repeated_sync_failures".into(), true, None)]
+    );
+    // The outbox is written with the history: what was held back never goes out.
+    let alerts = app.wait_for_alerts(|a| a.iter().any(|n| n["device_id"] == "dev-now"));
+    assert!(alerts.iter().all(|n| n["device_id"] != "dev-late"), "{alerts:?}");
+    // The device still counts as having failed: status follows the events.
+    assert_eq!(app.get_device("dev-late").await.body["totals"]["failures"], 3);
+}
+
+async fn the_notice_feed_is_scoped_and_paged(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(&backend, dir.path(), &[]);
+    let admin = app.administrator();
+    assert_eq!(
+        admin
+            .put_school("north", json!({"name": "North", "timezone": "UTC"}))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(admin.assign_school("dev-north", Some("north")).await.status, 200);
+    for device in ["dev-north", "dev-free"] {
+        for m in [3, 2, 1] {
+            let e = event(device, &ago(m), 2, 1);
+            assert_eq!(app.post_sync_event(&e).await.status, 201);
+        }
+    }
+    notices_of(&app, "dev-north", 1).await;
+    notices_of(&app, "dev-free", 1).await;
+    // The district's feed, a page at a time.
+    let first = app.get_notices("limit=1").await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.body["notices"].as_array().unwrap().len(), 1);
+    let cursor = first.body["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let second = app.get_notices(&format!("limit=1&cursor={cursor}")).await;
+    assert_eq!(second.body["notices"].as_array().unwrap().len(), 1);
+    assert!(second.body["next_cursor"].is_null());
+    let mut devices = vec![
+        first.body["notices"][0]["device_id"].clone(),
+        second.body["notices"][0]["device_id"].clone(),
+    ];
+    devices.sort_by_key(|d| d.to_string());
+    assert_eq!(devices, [json!("dev-free"), json!("dev-north")]);
+    // A school operator reads its school's only, and not another list's cursor.
+    let north = app.school_operator(&["north"], false);
+    let north = app.as_operator(Some(&north));
+    let own = north.get_notices("").await;
+    let own_devices: Vec<&Value> = own.body["notices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| &n["device_id"])
+        .collect();
+    assert_eq!(own_devices, [&json!("dev-north")]);
+    assert_eq!(north.get_device_notices("dev-free", "").await.status, 404);
+    let foreign = north.get_notices(&format!("cursor={cursor}")).await;
+    assert_eq!(foreign.status, 400);
+    let typed = app.get_notices("type=device.silent").await;
+    assert_eq!(typed.body["notices"], json!([]));
+    let bad = app.get_notices("type=nope&limit=0").await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.body["error"]["details"].as_array().map(Vec::len), Some(2));
+}
+
+on_both_backends!(
+    a_late_backlogs_streak_is_recorded_not_published,
+    the_notice_feed_is_scoped_and_paged,
+);

@@ -1,0 +1,143 @@
+//! The notice history on DynamoDB. Each decided notice is written, in the state save's
+//! transaction, to the partitions its reads need — the device's, the district's feed,
+//! the feed of its type, and (for a school's device) the school's and the school's of
+//! its type — sorted by its history key and expiring after 410 days (the contract
+//! keeps 400). Every page is one Query per partition read (a school operator's
+//! schools are merged), `limit + 1` items each: a page costs its size, never a scan.
+//! Notices are rare (a few per device per week), so the district's partition does not
+//! run hot; five small items per notice are the price of reading any feed in pages.
+
+use super::item::TTL_ATTRIBUTE;
+use super::{built, n, s, unavailable, DynamoStore, Units};
+use crate::domain::event::DeviceId;
+use crate::domain::notice::decided::{history_key, NOTICE_RETENTION_DAYS};
+use crate::domain::notice::NoticeRecord;
+use crate::domain::school::SchoolId;
+use crate::ports::notices::merge_pages;
+use crate::ports::{NoticeHistory, NoticePage, NoticeQuery, StateWrite, StoreError, Within};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+
+/// Entries outlive the contract's 400 days by this margin before TTL removes them.
+const EXPIRY_MARGIN_DAYS: i64 = 10;
+
+fn device_notices_pk(device: &DeviceId) -> String {
+    format!("NOTICES#DEVICE#{device}")
+}
+
+fn feed_pk(school: Option<&SchoolId>, kind: Option<&str>) -> String {
+    match (school, kind) {
+        (None, None) => "NOTICES".to_owned(),
+        (None, Some(kind)) => format!("NOTICES#TYPE#{kind}"),
+        (Some(school), None) => format!("NOTICES#SCHOOL#{school}"),
+        (Some(school), Some(kind)) => format!("NOTICES#SCHOOL#{school}#TYPE#{kind}"),
+    }
+}
+
+impl DynamoStore {
+    /// The history items of a save's notices, for its transaction.
+    pub(super) fn history_puts(&self, write: &StateWrite<'_>) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let device = &write.state.device_id;
+        let expires_at = write.now.millis() / 1000 + (NOTICE_RETENTION_DAYS + EXPIRY_MARGIN_DAYS) * 86_400;
+        let mut items = Vec::new();
+        for (i, decided) in write.notices.iter().enumerate() {
+            let key = history_key(write.now, device, write.expected + 1, i);
+            let record = decided.record(write.now).to_json();
+            let kind = decided.notice.event_type();
+            let school = decided.notice.school_id();
+            let mut partitions = vec![
+                device_notices_pk(device),
+                feed_pk(None, None),
+                feed_pk(None, Some(kind)),
+            ];
+            if let Some(school) = school {
+                partitions.push(feed_pk(Some(school), None));
+                partitions.push(feed_pk(Some(school), Some(kind)));
+            }
+            for pk in partitions {
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .item("pk", s(pk))
+                    .item("sk", s(key.clone()))
+                    .item("record", s(record.clone()))
+                    .item(TTL_ATTRIBUTE, n(expires_at))
+                    .build()
+                    .map_err(built)?;
+                items.push(TransactWriteItem::builder().put(put).build());
+            }
+        }
+        Ok(items)
+    }
+
+    /// Up to `limit` entries of one partition, newest first, older than `before`.
+    async fn notice_partition(
+        &self,
+        pk: String,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<NoticePage, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .expression_attribute_values(":pk", s(pk))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+            .return_consumed_capacity(self.capacity());
+        let query = match before {
+            Some(before) => query
+                .key_condition_expression("pk = :pk AND sk < :before")
+                .expression_attribute_values(":before", s(before)),
+            None => query.key_condition_expression("pk = :pk"),
+        };
+        let out = query.send().await.map_err(unavailable("Query notices"))?;
+        self.metered(Units::Read, out.consumed_capacity());
+        let mut notices = Vec::new();
+        for item in out.items() {
+            let (Some(key), Some(record)) = (
+                item.get("sk").and_then(|v| v.as_s().ok()),
+                item.get("record").and_then(|v| v.as_s().ok()),
+            ) else {
+                continue;
+            };
+            let record: NoticeRecord = serde_json::from_str(record).map_err(super::corrupt)?;
+            notices.push((key.clone(), record));
+        }
+        let more = notices.len() > limit;
+        notices.truncate(limit);
+        Ok(NoticePage { notices, more })
+    }
+}
+
+#[async_trait]
+impl NoticeHistory for DynamoStore {
+    async fn device_notices(
+        &self,
+        device: &DeviceId,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<NoticePage, StoreError> {
+        self.notice_partition(device_notices_pk(device), before, limit)
+            .await
+    }
+
+    async fn notice_feed(&self, query: &NoticeQuery<'_>) -> Result<NoticePage, StoreError> {
+        let (before, limit) = (query.before, query.limit);
+        match query.within {
+            Within::Fleet => {
+                self.notice_partition(feed_pk(None, query.kind), before, limit)
+                    .await
+            }
+            Within::Schools(schools) => {
+                let reads = schools
+                    .iter()
+                    .map(|school| self.notice_partition(feed_pk(Some(school), query.kind), before, limit));
+                let pages = futures_util::future::join_all(reads)
+                    .await
+                    .into_iter()
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(merge_pages(pages, limit))
+            }
+        }
+    }
+}

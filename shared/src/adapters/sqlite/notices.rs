@@ -1,0 +1,87 @@
+//! The notice history on SQLite: rows written in the state save's transaction
+//! ([`super::devices`]); each page is one index range read newest first (per school for
+//! a school operator's feed, merged), so a page costs its size, never the table's.
+
+use super::{corrupt, SqliteStore};
+use crate::domain::event::DeviceId;
+use crate::domain::notice::NoticeRecord;
+use crate::ports::notices::merge_pages;
+use crate::ports::{NoticeHistory, NoticePage, NoticeQuery, StoreError, Within};
+use async_trait::async_trait;
+use rusqlite::params_from_iter;
+use rusqlite::types::Value;
+
+/// Larger than any key: the first page starts below it.
+const NEWEST: &str = "~";
+
+impl SqliteStore {
+    /// Up to `limit` rows matching `filter` (its `?` bound to `values`), newest first,
+    /// below `before`.
+    async fn notice_rows(
+        &self,
+        filter: &'static str,
+        mut values: Vec<Value>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<NoticePage, StoreError> {
+        values.push(Value::Text(before.unwrap_or(NEWEST).to_owned()));
+        values.push(Value::Integer(i64::try_from(limit + 1).unwrap_or(i64::MAX)));
+        let rows: Vec<(String, String)> = self
+            .read(move |conn| {
+                let sql = format!(
+                    "SELECT key, record FROM notices WHERE {filter} AND key < ? ORDER BY key DESC LIMIT ?"
+                );
+                let mut stmt = conn.prepare_cached(&sql)?;
+                let rows = stmt.query_map(params_from_iter(values), |row| Ok((row.get(0)?, row.get(1)?)))?;
+                rows.collect()
+            })
+            .await?;
+        let mut notices = rows
+            .into_iter()
+            .map(|(key, json)| Ok((key, serde_json::from_str::<NoticeRecord>(&json).map_err(corrupt)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let more = notices.len() > limit;
+        notices.truncate(limit);
+        Ok(NoticePage { notices, more })
+    }
+}
+
+#[async_trait]
+impl NoticeHistory for SqliteStore {
+    async fn device_notices(
+        &self,
+        device: &DeviceId,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<NoticePage, StoreError> {
+        let values = vec![Value::Text(device.to_string())];
+        self.notice_rows("device_id = ?", values, before, limit).await
+    }
+
+    async fn notice_feed(&self, query: &NoticeQuery<'_>) -> Result<NoticePage, StoreError> {
+        let kind = query.kind.map(|k| Value::Text(k.to_owned()));
+        let (before, limit) = (query.before, query.limit);
+        match query.within {
+            Within::Fleet => match kind {
+                Some(kind) => self.notice_rows("type = ?", vec![kind], before, limit).await,
+                None => self.notice_rows("1 = 1", Vec::new(), before, limit).await,
+            },
+            Within::Schools(schools) => {
+                let mut pages = Vec::with_capacity(schools.len());
+                for school in schools {
+                    let id = Value::Text(school.to_string());
+                    let page = match &kind {
+                        Some(kind) => {
+                            let values = vec![id, kind.clone()];
+                            self.notice_rows("school_id = ? AND type = ?", values, before, limit)
+                                .await?
+                        }
+                        None => self.notice_rows("school_id = ?", vec![id], before, limit).await?,
+                    };
+                    pages.push(page);
+                }
+                Ok(merge_pages(pages, limit))
+            }
+        }
+    }
+}
