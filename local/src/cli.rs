@@ -120,6 +120,14 @@ pub struct RunArgs {
     /// none (a backlog) is recorded, not published, and so is its recovery.
     #[arg(long, env = config::ALERT_FRESHNESS, default_value = config::DEFAULT_ALERT_FRESHNESS, value_parser = duration)]
     pub alert_freshness: Duration,
+    /// This many alerts within `--flap-window` (received time) make a device flapping:
+    /// one `device.flapping` replaces the alert, and its alerts and recoveries are held
+    /// until a whole window passes without one (then `device.stable`).
+    #[arg(long, env = config::FLAP_COUNT, default_value_t = config::DEFAULT_FLAP_COUNT,
+          value_parser = clap::value_parser!(u32).range(2..))]
+    pub flap_count: u32,
+    #[arg(long, env = config::FLAP_WINDOW, default_value = config::DEFAULT_FLAP_WINDOW, value_parser = duration)]
+    pub flap_window: Duration,
     /// How often to look for silent devices and deliver waiting notices.
     #[arg(long, env = "PISYNC_SILENT_CHECK_INTERVAL", default_value = "60s", value_parser = duration)]
     pub silent_check_interval: Duration,
@@ -158,6 +166,8 @@ impl RunArgs {
         config.rule.threshold = self.failure_threshold;
         config.silence.after = self.silent_after;
         config.rule.freshness = self.alert_freshness;
+        config.rule.flap_count = self.flap_count;
+        config.rule.flap_window = self.flap_window;
         config.device_limits = pisync_shared::domain::limits::DeviceLimits {
             requests_per_minute: self.device_requests_per_minute,
             events_per_minute: self.device_events_per_minute,
@@ -237,6 +247,7 @@ mod tests {
         assert_eq!(o.failure_threshold, 3);
         assert_eq!(o.silent_after, Duration::from_secs(48 * 3600));
         assert_eq!(o.alert_freshness, Duration::from_secs(24 * 3600));
+        assert_eq!((o.flap_count, o.flap_window), (3, Duration::from_secs(24 * 3600)));
         assert_eq!(o.silent_check_interval, Duration::from_secs(60));
         assert_eq!((o.alerts_file, o.store.dynamodb_endpoint), (None, None));
     }
@@ -260,6 +271,8 @@ mod tests {
             &["--addr", "localhost"],
             &["--silent-after", "soon"],
             &["--alert-freshness", "0h"],
+            &["--flap-count", "1"],
+            &["--flap-window", "often"],
             &["--webhook-url", "ftp://x"],
             &["--webhook-url", "http://hooks.example/x"],
             &["--webhook-secret", "hunter2"],

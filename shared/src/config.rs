@@ -27,6 +27,11 @@ pub const SILENT_AFTER: &str = "SILENT_AFTER";
 /// `ALERT_FRESHNESS`: a failure received within this long of its device timestamp is
 /// news; a streak without one is recorded, not published (a duration; default 24h).
 pub const ALERT_FRESHNESS: &str = "ALERT_FRESHNESS";
+/// `FLAP_COUNT` alerts within `FLAP_WINDOW` (received time) make a device flapping: one
+/// `device.flapping`, then its alerts are held until a window passes without one
+/// (defaults 3 and 24h).
+pub const FLAP_COUNT: &str = "FLAP_COUNT";
+pub const FLAP_WINDOW: &str = "FLAP_WINDOW";
 /// `CURSOR_SIGNING_KEY`: secret for page cursors (local development; AWS reads
 /// `CURSOR_SIGNING_KEY_SECRET_ARN`).
 pub const CURSOR_SIGNING_KEY: &str = "CURSOR_SIGNING_KEY";
@@ -86,6 +91,8 @@ pub const AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
 pub const DEFAULT_FAILURE_THRESHOLD: u32 = 3;
 pub const DEFAULT_SILENT_AFTER: &str = "48h";
 pub const DEFAULT_ALERT_FRESHNESS: &str = "24h";
+pub const DEFAULT_FLAP_COUNT: u32 = 3;
+pub const DEFAULT_FLAP_WINDOW: &str = "24h";
 pub const DEFAULT_MAX_CLOCK_SKEW_SECONDS: u32 = 900;
 pub const DEFAULT_CREDENTIAL_CACHE_SECONDS: u32 = 60;
 pub const DEFAULT_OPERATOR_GROUPS_CLAIM: &str = "cognito:groups";
@@ -266,6 +273,20 @@ impl Config {
             expected: "must be a duration such as 24h, 90m, 60s or 2d",
             value: freshness.clone(),
         })?;
+        let flap_window = set(FLAP_WINDOW).unwrap_or_else(|| DEFAULT_FLAP_WINDOW.into());
+        let flap_window = parse_duration(&flap_window).ok_or(ConfigError::Invalid {
+            name: FLAP_WINDOW,
+            expected: "must be a duration such as 24h, 90m, 60s or 2d",
+            value: flap_window.clone(),
+        })?;
+        let flap_count = positive(FLAP_COUNT, DEFAULT_FLAP_COUNT)?;
+        if flap_count < 2 {
+            return Err(ConfigError::Invalid {
+                name: FLAP_COUNT,
+                expected: "must be at least 2 (one alert is not flapping)",
+                value: flap_count.to_string(),
+            });
+        }
         let webhook_url = match set(WEBHOOK_URL) {
             Some(url) if !is_webhook_url(&url) => {
                 return Err(ConfigError::Invalid {
@@ -286,6 +307,8 @@ impl Config {
             rule: StreakRule {
                 threshold: positive(FAILURE_THRESHOLD, DEFAULT_FAILURE_THRESHOLD)?,
                 freshness,
+                flap_count,
+                flap_window,
             },
             silence,
             dashboard_url: set(DASHBOARD_URL),
@@ -505,6 +528,8 @@ mod tests {
             (TLS_TRUST_ROOTS, "system"),
             (SILENT_AFTER, "90m"),
             (ALERT_FRESHNESS, "6h"),
+            (FLAP_COUNT, "4"),
+            (FLAP_WINDOW, "12h"),
             (LOG_LEVEL, "DEBUG"),
             (LOG_FORMAT, "JSON"),
         ])
@@ -516,6 +541,10 @@ mod tests {
         assert_eq!(c.trust_roots, TrustRoots::System);
         assert_eq!(c.silence.after, Duration::from_secs(90 * 60));
         assert_eq!(c.rule.freshness, Duration::from_secs(6 * 3600));
+        assert_eq!(
+            (c.rule.flap_count, c.rule.flap_window),
+            (4, Duration::from_secs(12 * 3600))
+        );
         assert_eq!(
             c.logging,
             Logging {
@@ -573,6 +602,8 @@ mod tests {
             (SILENT_AFTER, "0h"),
             (SILENT_AFTER, "soon"),
             (ALERT_FRESHNESS, "0h"),
+            (FLAP_COUNT, "1"),
+            (FLAP_WINDOW, "often"),
             (WEBHOOK_URL, "http://hooks.example/x"),
             (WEBHOOK_URL, "ftp://x"),
         ] {

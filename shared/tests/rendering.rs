@@ -4,7 +4,9 @@
 
 use pisync_shared::adapters::sns::per_protocol;
 use pisync_shared::domain::notice::render::{MAX_SMS, MAX_SUBJECT};
-use pisync_shared::domain::notice::{BackOnlineNotice, FailureAlert, Notice, RecoveryNotice, SilentNotice};
+use pisync_shared::domain::notice::{
+    BackOnlineNotice, FailureAlert, FlappingNotice, Notice, RecoveryNotice, SilentNotice, StableNotice,
+};
 use pisync_shared::domain::school::SchoolId;
 use pisync_shared::{DeviceId, EventTime};
 use std::path::PathBuf;
@@ -56,11 +58,32 @@ fn samples() -> Vec<(&'static str, Notice)> {
         (
             "back_online",
             Notice::BackOnline(BackOnlineNotice {
-                device_id: device,
+                device_id: device.clone(),
                 silent_since: t("2025-05-05T16:02:11Z"),
                 back_at: t("2025-05-09T07:45:30Z"),
                 alert_id: "pibox-library-2@silent@2025-05-05T16:02:11.000Z".into(),
                 school_id: None,
+            }),
+        ),
+        (
+            "flapping",
+            Notice::Flapping(FlappingNotice {
+                device_id: device.clone(),
+                alerts_in_window: 3,
+                window_seconds: 86_400,
+                detected_at: t("2025-05-07T14:20:02Z"),
+                alert_id: "pibox-library-2@flapping@2025-05-07T14:20:00.000Z".into(),
+                school_id: SchoolId::parse("north-high"),
+            }),
+        ),
+        (
+            "stable",
+            Notice::Stable(StableNotice {
+                device_id: device,
+                stable_since: t("2025-05-08T09:10:00Z"),
+                detected_at: t("2025-05-09T09:11:00Z"),
+                alert_id: "pibox-library-2@flapping@2025-05-07T14:20:00.000Z".into(),
+                school_id: SchoolId::parse("north-high"),
             }),
         ),
     ]
@@ -100,6 +123,8 @@ fn limits_hold_for_the_longest_device_ids() {
             Notice::Recovered(n) => n.device_id = long.clone(),
             Notice::Silent(n) => n.device_id = long.clone(),
             Notice::BackOnline(n) => n.device_id = long.clone(),
+            Notice::Flapping(n) => n.device_id = long.clone(),
+            Notice::Stable(n) => n.device_id = long.clone(),
         }
         let sms = notice.sms();
         assert!(

@@ -1058,7 +1058,51 @@ contract!(
     concurrent_writers,
     the_audit_trail_is_paged_newest_first_and_scoped,
     every_decided_notice_is_kept_and_paged,
+    a_flapping_device_is_found_stable_by_the_periodic_check,
 );
+
+/// Flapping through the store: the third alert in a day becomes `device.flapping`,
+/// and the periodic check — finding the device through the store's own schedule, not
+/// a read of the fleet — sends `device.stable` a whole window after the last alert.
+async fn a_flapping_device_is_found_stable_by_the_periodic_check(f: Fixture) {
+    // Three rounds of three failures and a success, reported as they happen.
+    for i in 0..12 {
+        f.report(reported_event("flappy", 10 * i, u32::from(i % 4 != 3)))
+            .await;
+    }
+    assert_eq!(
+        f.waiting().await,
+        [
+            "device.repeated_sync_failures",
+            "device.sync_recovered",
+            "device.repeated_sync_failures",
+            "device.sync_recovered",
+            "device.flapping",
+        ]
+    );
+    // The third alert was received at minute 100.
+    let day = 24 * 60;
+    let early = check_silent_devices(
+        f.states.as_ref(),
+        f.watch.as_ref(),
+        Rules::default(),
+        t(100 + day - 1),
+    )
+    .await
+    .unwrap();
+    assert!(early.notices.is_empty(), "not a whole window yet: {early:?}");
+    let due = check_silent_devices(
+        f.states.as_ref(),
+        f.watch.as_ref(),
+        Rules::default(),
+        t(100 + day),
+    )
+    .await
+    .unwrap();
+    let kinds: Vec<&str> = due.notices.iter().map(|n| n.notice.event_type()).collect();
+    assert_eq!(kinds, ["device.stable"], "{due:?}");
+    assert_eq!(f.state("flappy").await.unwrap().flapping, None);
+}
 
 /// The notice history: every decision (published or held back as stale) kept with
 /// the state that decided it, paged newest first per device and per feed (district,

@@ -8,7 +8,7 @@
 //! subscribers filter — a school's staff subscribe with a filter policy on their
 //! school's id; `alert_id` names the message: the body's `alert_id` (the same for every
 //! message about one episode) and its kind (`<alert_id>#alert`, `#recovered`,
-//! `#silent`, `#back_online`), so a subscriber can drop the rare duplicate without
+//! `#silent`, `#back_online`, `#flapping`, `#stable`), so a subscriber can drop the rare duplicate without
 //! dropping the episode's other messages. On a FIFO topic it also becomes the
 //! deduplication id.
 //!

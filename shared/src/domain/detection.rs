@@ -163,13 +163,21 @@ pub async fn apply_records(
         }
         let status = state.listed_status(rules.streak);
         let back_online = notices.iter().any(|n| matches!(n.notice, Notice::BackOnline(_)));
+        let began_flapping = notices.iter().any(|n| matches!(n.notice, Notice::Flapping(_)));
         let watch_at = match state.last_seen_at {
             // A count left unfinished is continued by the next periodic check.
             _ if state.counting.is_some() => Some(now),
             // A first report (its state may exist already: assigned to a school before it
             // reported) or a return from silence: watch it from now on.
-            Some(seen) if before.is_none() || back_online => {
-                Some(SilenceClock::of(rules.silence, school.as_ref()).next_check(seen, now))
+            // Or a device that began flapping: checked when it could be stable, or silent
+            // if that comes first.
+            Some(seen) if before.is_none() || back_online || began_flapping => {
+                let silent = SilenceClock::of(rules.silence, school.as_ref()).next_check(seen, now);
+                Some(
+                    state
+                        .stable_at(rules.streak)
+                        .map_or(silent, |stable| stable.min(silent)),
+                )
             }
             _ => None,
         };

@@ -9,7 +9,9 @@
 
 use crate::domain::applied::Applied;
 use crate::domain::event::{DeviceId, Outcome, StoredEvent};
-use crate::domain::notice::{BackOnlineNotice, Decided, FailureAlert, Notice, RecoveryNotice, Withheld};
+use crate::domain::notice::{
+    BackOnlineNotice, Decided, FailureAlert, FlappingNotice, Notice, RecoveryNotice, StableNotice, Withheld,
+};
 use crate::domain::school::SchoolId;
 use crate::domain::streak::{PendingCount, RunCount, RunWindow, Streak, StreakRule};
 use crate::domain::time::EventTime;
@@ -81,6 +83,13 @@ pub struct DeviceState {
     /// Why that alert was recorded but not published; its recovery follows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert_withheld: Option<Withheld>,
+    /// Received times of the device's recent news alerts, within the flap window (fewer
+    /// than the flap count: reaching it makes the device flapping).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_alerts: Vec<EventTime>,
+    /// Set while the device is flapping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flapping: Option<Flapping>,
     /// Set when the device was found silent: its `last_seen_at` then. Cleared by its
     /// next report, which sends `device.back_online`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -104,6 +113,16 @@ pub struct DeviceState {
     /// fleet's); 0 in a state from before schools: the fleet's.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub threshold: u32,
+}
+
+/// A flapping device: its alerts and recoveries are held until a whole flap window
+/// passes without an alert.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flapping {
+    /// The `device.flapping` notice's, which the `device.stable` one repeats.
+    pub alert_id: String,
+    /// Received time of its latest alert.
+    pub last_alert_at: EventTime,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -143,6 +162,8 @@ impl DeviceState {
             streak: None,
             alert_id: None,
             alert_withheld: None,
+            recent_alerts: Vec::new(),
+            flapping: None,
             silent_since: None,
             counted_through: None,
             counting: None,
@@ -407,8 +428,6 @@ impl DeviceState {
         }
         let alert_id = self.alert_id.clone().unwrap_or_else(|| self.streak_id());
         self.alert_id = Some(alert_id.clone());
-        let withheld = (!streak.fresh).then_some(Withheld::Stale);
-        self.alert_withheld = withheld;
         let notice = Notice::RepeatedFailures(FailureAlert {
             device_id: self.device_id.clone(),
             school_id: self.school_id.clone(),
@@ -420,7 +439,73 @@ impl DeviceState {
             detected_at: now,
             alert_id,
         });
+        if !streak.fresh {
+            self.alert_withheld = Some(Withheld::Stale);
+            notices.push(Decided::held(notice, Withheld::Stale));
+            return;
+        }
+        // Flapping is judged by when PiSync learnt of each alert (received time).
+        let at = self.last_seen_at.unwrap_or(now);
+        let flapping = self.count_alert(at, rule, now);
+        let withheld = (self.flapping.is_some()).then_some(Withheld::Flapping);
+        self.alert_withheld = withheld;
         notices.push(Decided { notice, withheld });
+        if let Some(flapping) = flapping {
+            notices.push(Decided::published(flapping));
+        }
+    }
+
+    /// Counts a news alert received at `at`: the `device.flapping` notice that replaces
+    /// it if it reaches the flap count within the window.
+    fn count_alert(&mut self, at: EventTime, rule: StreakRule, now: EventTime) -> Option<Notice> {
+        if let Some(flapping) = &mut self.flapping {
+            flapping.last_alert_at = flapping.last_alert_at.max(at);
+            return None;
+        }
+        let window = rule.flap_window_millis();
+        self.recent_alerts
+            .retain(|t| at.millis().saturating_sub(t.millis()) < window);
+        self.recent_alerts.push(at);
+        let alerts_in_window = u32::try_from(self.recent_alerts.len()).unwrap_or(u32::MAX);
+        if alerts_in_window < rule.flap_count {
+            return None;
+        }
+        self.recent_alerts.clear();
+        let alert_id = format!("{}@flapping@{at}", self.device_id);
+        self.flapping = Some(Flapping {
+            alert_id: alert_id.clone(),
+            last_alert_at: at,
+        });
+        Some(Notice::Flapping(FlappingNotice {
+            device_id: self.device_id.clone(),
+            school_id: self.school_id.clone(),
+            alerts_in_window,
+            window_seconds: rule.flap_window.as_secs(),
+            detected_at: now,
+            alert_id,
+        }))
+    }
+
+    /// When a flapping device becomes stable: a whole flap window after its latest alert.
+    pub fn stable_at(&self, rule: StreakRule) -> Option<EventTime> {
+        let flapping = self.flapping.as_ref()?;
+        Some(flapping.last_alert_at.plus_millis(rule.flap_window_millis()))
+    }
+
+    /// The periodic check: a flapping device without an alert for a whole window is
+    /// stable again (one `device.stable`), and its alerts are published again.
+    pub fn check_stable(&mut self, rule: StreakRule, now: EventTime) -> Option<Notice> {
+        if self.stable_at(rule)? > now {
+            return None;
+        }
+        let flapping = self.flapping.take()?;
+        Some(Notice::Stable(StableNotice {
+            device_id: self.device_id.clone(),
+            school_id: self.school_id.clone(),
+            stable_since: flapping.last_alert_at,
+            detected_at: now,
+            alert_id: flapping.alert_id,
+        }))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Messages for operators: a repeated-failure alert, its recovery, a device gone
-//! silent and its return. Each serialises to exactly the JSON body of
-//! docs/contract.md; [`render`] turns one into an e-mail, an SMS and a one-line text.
+//! silent and its return, a device flapping and stable again. Each serialises to
+//! exactly the JSON body of docs/contract.md; [`render`] turns one into an e-mail, an
+//! SMS and a one-line text.
 
 pub mod decided;
 pub mod render;
@@ -24,6 +25,10 @@ pub enum Notice {
     Silent(SilentNotice),
     #[serde(rename = "device.back_online")]
     BackOnline(BackOnlineNotice),
+    #[serde(rename = "device.flapping")]
+    Flapping(FlappingNotice),
+    #[serde(rename = "device.stable")]
+    Stable(StableNotice),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,13 +89,46 @@ pub struct BackOnlineNotice {
     pub alert_id: String,
 }
 
+/// A device whose alerts came too often: it replaces the alert that reached the flap
+/// count; the device's alerts and recoveries are recorded, not published, until it is
+/// stable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlappingNotice {
+    pub device_id: DeviceId,
+    /// The device's school when the notice was decided (`null`: unassigned).
+    #[serde(default)]
+    pub school_id: Option<SchoolId>,
+    /// Alerts within the window, this one included.
+    pub alerts_in_window: u32,
+    pub window_seconds: u64,
+    pub detected_at: EventTime,
+    /// Same for this notice and the `device.stable` that ends it.
+    pub alert_id: String,
+}
+
+/// A flapping device that went a whole flap window without an alert.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StableNotice {
+    pub device_id: DeviceId,
+    /// The device's school when the notice was decided (`null`: unassigned).
+    #[serde(default)]
+    pub school_id: Option<SchoolId>,
+    /// Its last alert (received time): no alert since.
+    pub stable_since: EventTime,
+    pub detected_at: EventTime,
+    /// The `alert_id` of the `device.flapping` notice this one closes.
+    pub alert_id: String,
+}
+
 impl Notice {
     /// Every notice type, as the body's `type` says it.
-    pub const TYPES: [&'static str; 4] = [
+    pub const TYPES: [&'static str; 6] = [
         "device.repeated_sync_failures",
         "device.sync_recovered",
         "device.silent",
         "device.back_online",
+        "device.flapping",
+        "device.stable",
     ];
 
     /// The `event_type` message attribute, equal to the body's `type`.
@@ -100,6 +138,8 @@ impl Notice {
             Notice::Recovered(_) => "device.sync_recovered",
             Notice::Silent(_) => "device.silent",
             Notice::BackOnline(_) => "device.back_online",
+            Notice::Flapping(_) => "device.flapping",
+            Notice::Stable(_) => "device.stable",
         }
     }
 
@@ -110,6 +150,8 @@ impl Notice {
             Notice::Recovered(n) => n.school_id.as_ref(),
             Notice::Silent(n) => n.school_id.as_ref(),
             Notice::BackOnline(n) => n.school_id.as_ref(),
+            Notice::Flapping(n) => n.school_id.as_ref(),
+            Notice::Stable(n) => n.school_id.as_ref(),
         }
     }
 
@@ -119,6 +161,8 @@ impl Notice {
             Notice::Recovered(n) => &n.device_id,
             Notice::Silent(n) => &n.device_id,
             Notice::BackOnline(n) => &n.device_id,
+            Notice::Flapping(n) => &n.device_id,
+            Notice::Stable(n) => &n.device_id,
         }
     }
 
@@ -129,6 +173,8 @@ impl Notice {
             Notice::Recovered(n) => &n.alert_id,
             Notice::Silent(n) => &n.alert_id,
             Notice::BackOnline(n) => &n.alert_id,
+            Notice::Flapping(n) => &n.alert_id,
+            Notice::Stable(n) => &n.alert_id,
         }
     }
 
@@ -139,6 +185,8 @@ impl Notice {
             Notice::Recovered(_) => "recovered",
             Notice::Silent(_) => "silent",
             Notice::BackOnline(_) => "back_online",
+            Notice::Flapping(_) => "flapping",
+            Notice::Stable(_) => "stable",
         };
         format!("{}#{kind}", self.alert_id())
     }

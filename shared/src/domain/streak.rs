@@ -19,16 +19,25 @@ pub struct StreakRule {
     /// A failure received within this long of its device timestamp is fresh; a
     /// streak's alert is published only once one of its failures is.
     pub freshness: Duration,
+    /// Alerts within [`StreakRule::flap_window`] (received time) that make a device
+    /// flapping.
+    pub flap_count: u32,
+    pub flap_window: Duration,
 }
 
 /// The freshness window unless configured (`--alert-freshness`).
 pub const DEFAULT_FRESHNESS: Duration = Duration::from_secs(24 * 3600);
+/// The flap count and window unless configured (`--flap-count`, `--flap-window`).
+pub const DEFAULT_FLAP_COUNT: u32 = 3;
+pub const DEFAULT_FLAP_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 impl Default for StreakRule {
     fn default() -> Self {
         Self {
             threshold: 3,
             freshness: DEFAULT_FRESHNESS,
+            flap_count: DEFAULT_FLAP_COUNT,
+            flap_window: DEFAULT_FLAP_WINDOW,
         }
     }
 }
@@ -37,9 +46,17 @@ impl StreakRule {
     /// Whether a failure with device time `at`, received at `received_at`, is news.
     /// A device clock ahead of the server's makes it fresh, not stale.
     pub fn is_fresh(&self, at: EventTime, received_at: EventTime) -> bool {
-        let window = i64::try_from(self.freshness.as_millis()).unwrap_or(i64::MAX);
-        received_at.millis().saturating_sub(at.millis()) <= window
+        received_at.millis().saturating_sub(at.millis()) <= millis(self.freshness)
     }
+
+    /// The flap window in milliseconds.
+    pub fn flap_window_millis(&self) -> i64 {
+        millis(self.flap_window)
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// The current run of failures.

@@ -1,7 +1,9 @@
 //! The periodic check: every device whose check is due is loaded; one that has been
 //! quiet for the silent period (on its own clock: its school's open time, else
 //! wall-clock) is marked silent (its `device.silent` notice saved to the outbox with
-//! the state), any other is checked again when it could next become silent. A device
+//! the state), a flapping one without an alert for a whole flap window is stable again
+//! (`device.stable`), and any other is checked again when it could next become silent
+//! or stable. A device
 //! with a run count in progress gets its next pages counted here too, so a quiet
 //! device's count finishes. Devices are found through
 //! [`SilenceWatch`], never by reading every device.
@@ -87,6 +89,15 @@ async fn check_device(
             SilenceCheck::DueAt(at) => next_check = Some(at),
             SilenceCheck::WentSilent(notice) => notices.push(Decided::published(notice)),
         }
+        if let Some(stable) = state.check_stable(rules.streak, now) {
+            notices.push(Decided::published(stable));
+        }
+        // Still flapping: checked again when it could be stable (a later alert moves
+        // that on; the check then finds it not yet due and comes back).
+        next_check = match (next_check, state.stable_at(rules.streak)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if !counting && notices.is_empty() {
             if let Some(at) = next_check {
                 watch.recheck(device, at).await?;

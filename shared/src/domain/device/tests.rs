@@ -578,9 +578,12 @@ proptest! {
         if state.consecutive_failures() >= threshold {
             prop_assert!(state.alert_id.is_some(), "over the threshold means alerted");
         }
-        // Alerts and recoveries alternate, starting with an alert: never two alerts for
-        // one failure condition, never a recovery without an alert.
-        for (i, kind) in timeline.kinds().iter().enumerate() {
+        // Published alerts and recoveries alternate, starting with an alert: never two
+        // alerts for one failure condition, never a recovery without its alert (a
+        // flapping device's are held, both).
+        let kinds = timeline.kinds();
+        let streaks = kinds.iter().filter(|k| !matches!(**k, "device.flapping" | "device.stable"));
+        for (i, kind) in streaks.enumerate() {
             let want = if i % 2 == 0 { "device.repeated_sync_failures" } else { "device.sync_recovered" };
             prop_assert_eq!(*kind, want);
         }
@@ -733,8 +736,8 @@ fn freshness_is_a_setting() {
     let timeline = Timeline::default();
     let strict = Rules {
         streak: StreakRule {
-            threshold: 3,
             freshness: std::time::Duration::from_secs(1_800),
+            ..StreakRule::default()
         },
         ..Rules::default()
     };
@@ -837,4 +840,101 @@ proptest! {
         prop_assert_eq!(published(&batched), published(&alone));
         prop_assert_eq!(decided(&batched), decided(&alone));
     }
+}
+
+/// `cycles` rounds of three failures and a success, a minute apart, from `from` s.
+fn flaps(from: i64, cycles: i64) -> Vec<StoredEvent> {
+    (0..cycles * 4)
+        .map(|i| event(from + 60 * i, if i % 4 == 3 { 0 } else { 1 }))
+        .collect()
+}
+
+fn published_kinds(timeline: &Timeline) -> Vec<&'static str> {
+    timeline.kinds()
+}
+
+#[test]
+fn the_alert_that_reaches_the_flap_count_becomes_one_flapping_notice() {
+    let t = one_by_one(&flaps(0, 4), 3);
+    assert_eq!(
+        published_kinds(&t),
+        [
+            "device.repeated_sync_failures",
+            "device.sync_recovered",
+            "device.repeated_sync_failures",
+            "device.sync_recovered",
+            "device.flapping",
+        ]
+    );
+    let held: Vec<_> = decided(&t)
+        .into_iter()
+        .filter(|(_, reason)| reason.is_some())
+        .collect();
+    assert_eq!(
+        held,
+        [
+            ("device.repeated_sync_failures", Some(Withheld::Flapping)),
+            ("device.sync_recovered", Some(Withheld::Flapping)),
+            ("device.repeated_sync_failures", Some(Withheld::Flapping)),
+            ("device.sync_recovered", Some(Withheld::Flapping)),
+        ],
+        "the third alert is replaced, the fourth held, recoveries follow their alerts"
+    );
+    let Notice::Flapping(flapping) = &t.outbox.lock().unwrap()[4] else {
+        unreachable!()
+    };
+    assert_eq!((flapping.alerts_in_window, flapping.window_seconds), (3, 86_400));
+}
+
+#[test]
+fn a_flapping_device_is_stable_after_a_window_without_alerts() {
+    let t = one_by_one(&flaps(0, 3), 3);
+    let last_alert = t.state().flapping.unwrap().last_alert_at;
+    let check = |secs: i64| {
+        block_on(check_silent_devices(
+            &t,
+            &t,
+            rules(3),
+            last_alert.plus_millis(secs * 1000),
+        ))
+        .unwrap()
+    };
+    assert!(check(DAY - 1).notices.is_empty(), "not a whole window yet");
+    let report = check(DAY);
+    let [Decided {
+        notice: Notice::Stable(stable),
+        withheld: None,
+    }] = report.notices.as_slice()
+    else {
+        panic!("one stable notice: {report:?}");
+    };
+    assert_eq!(stable.stable_since, last_alert);
+    assert_eq!(stable.alert_id, format!("dev@flapping@{last_alert}"));
+    assert!(check(DAY + 60).notices.is_empty(), "stable once");
+    // Publishing resumes: the next streak's alert goes out.
+    let later = 3 * DAY;
+    for e in flaps(later, 1) {
+        t.store(&e);
+        block_on(apply_records(&t, rules(3), &[Record::new(None, e)], at(later))).unwrap();
+    }
+    let kinds = published_kinds(&t);
+    assert_eq!(
+        kinds[kinds.len() - 3..],
+        [
+            "device.stable",
+            "device.repeated_sync_failures",
+            "device.sync_recovered"
+        ]
+    );
+}
+
+#[test]
+fn alerts_further_apart_than_the_window_are_not_flapping() {
+    let mut events = Vec::new();
+    for day in 0..5 {
+        events.extend(flaps(day * (DAY + 3_600), 1));
+    }
+    let t = one_by_one(&events, 3);
+    assert!(!published_kinds(&t).contains(&"device.flapping"));
+    assert_eq!(published_kinds(&t).len(), 10, "five alerts, five recoveries");
 }

@@ -25,6 +25,13 @@ impl Notice {
                 period(s.silent_after_hours)
             ),
             Notice::BackOnline(b) => format!("PiSync: {} is reporting again", b.device_id),
+            Notice::Flapping(f) => format!(
+                "PiSync: {} is flapping ({} alerts in {})",
+                f.device_id,
+                f.alerts_in_window,
+                period(f.window_seconds as f64 / 3600.0)
+            ),
+            Notice::Stable(s) => format!("PiSync: {} is stable again", s.device_id),
         };
         clip(&subject, MAX_SUBJECT)
     }
@@ -59,6 +66,19 @@ impl Notice {
                 human(b.back_at),
                 human(b.silent_since)
             ),
+            Notice::Flapping(f) => format!(
+                "{} is flapping: {} failure alerts in {}; its alerts and recoveries are held \
+                 until it goes {} without one",
+                f.device_id,
+                f.alerts_in_window,
+                period(f.window_seconds as f64 / 3600.0),
+                period(f.window_seconds as f64 / 3600.0)
+            ),
+            Notice::Stable(s) => format!(
+                "{} is stable again: no failure alert since {}; its alerts are published again",
+                s.device_id,
+                human(s.stable_since)
+            ),
         }
     }
 
@@ -86,6 +106,15 @@ impl Notice {
                 "PiSync: {device} reports again {} (silent since {}).",
                 minute(b.back_at),
                 minute(b.silent_since)
+            ),
+            Notice::Flapping(f) => format!(
+                "PiSync: {device} flapping, {} alerts in {}; alerts held till it settles.",
+                f.alerts_in_window,
+                period(f.window_seconds as f64 / 3600.0)
+            ),
+            Notice::Stable(s) => format!(
+                "PiSync: {device} stable, no alert since {}; alerts resume.",
+                minute(s.stable_since)
             ),
         };
         let full = text(device);
@@ -155,6 +184,30 @@ impl Notice {
                 lines.push(String::new());
                 lines.push(format!("Report received:           {}", human(b.back_at)));
                 lines.push(format!("Silent since:              {}", human(b.silent_since)));
+            }
+            Notice::Flapping(f) => {
+                let window = period(f.window_seconds as f64 / 3600.0);
+                lines.push(format!(
+                    "Device {} is flapping: {} failure alerts within {}.",
+                    f.device_id, f.alerts_in_window, window
+                ));
+                lines.push(String::new());
+                lines.push(format!("Detected by PiSync:        {}", human(f.detected_at)));
+                lines.push(String::new());
+                lines.push(format!(
+                    "Rather than page you on every cycle, PiSync records this device's \
+                     further alerts and recoveries without sending them (see its notice \
+                     history) until it goes {window} without an alert, and then sends one \
+                     notice that it is stable."
+                ));
+            }
+            Notice::Stable(s) => {
+                lines.push(format!("Device {} is stable again.", s.device_id));
+                lines.push(String::new());
+                lines.push(format!("No failure alert since:    {}", human(s.stable_since)));
+                lines.push(format!("Detected by PiSync:        {}", human(s.detected_at)));
+                lines.push(String::new());
+                lines.push("Its alerts and recoveries are sent again from now on.".into());
             }
         }
         if let Some(url) = dashboard {
