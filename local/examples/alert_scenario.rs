@@ -17,7 +17,7 @@ use chrono::{Datelike, Duration as Days, NaiveDate, NaiveDateTime, NaiveTime, Ti
 use pisync_shared::adapters::sqlite::SqliteStore;
 use pisync_shared::domain::assignment::assign;
 use pisync_shared::domain::detection::{apply_records, Record, Rules};
-use pisync_shared::domain::notice::Decided;
+use pisync_shared::domain::notice::{Decided, Withheld};
 use pisync_shared::domain::school::{School, SchoolId};
 use pisync_shared::domain::sweep::check_silent_devices;
 use pisync_shared::ports::{ManageSchools, RecordEvents};
@@ -214,14 +214,15 @@ async fn main() -> Result<(), Failure> {
     }
     let uploads = month(&schools);
     let events: usize = uploads.iter().map(|u| u.events.len()).sum();
-    // Per type: (published, recorded only).
-    let mut decided: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
+    // Per type: published, recorded as stale, recorded as flapping.
+    let mut decided: BTreeMap<&'static str, [usize; 3]> = BTreeMap::new();
     let mut tally = |notices: &[Decided]| {
         for n in notices {
             let counts = decided.entry(n.notice.event_type()).or_default();
-            match n.is_published() {
-                true => counts.0 += 1,
-                false => counts.1 += 1,
+            match n.withheld {
+                None => counts[0] += 1,
+                Some(Withheld::Stale) => counts[1] += 1,
+                Some(Withheld::Flapping) => counts[2] += 1,
             }
         }
     };
@@ -246,13 +247,12 @@ async fn main() -> Result<(), Failure> {
         schools.len() * DEVICES_PER_SCHOOL,
         schools.len()
     );
-    println!("| notice | published | recorded, not published |\n| --- | ---: | ---: |");
-    let (mut published, mut held) = (0, 0);
-    for (kind, (p, h)) in &decided {
-        println!("| `{kind}` | {p} | {h} |");
-        published += p;
-        held += h;
+    println!("| notice | published | recorded: stale | recorded: flapping |\n| --- | ---: | ---: | ---: |");
+    let mut all = [0; 3];
+    for (kind, [p, s, f]) in &decided {
+        println!("| `{kind}` | {p} | {s} | {f} |");
+        all = [all[0] + p, all[1] + s, all[2] + f];
     }
-    println!("| all | {published} | {held} |");
+    println!("| all | {} | {} | {} |", all[0], all[1], all[2]);
     Ok(())
 }
