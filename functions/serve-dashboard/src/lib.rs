@@ -19,7 +19,7 @@ use pisync_shared::http::{self, ApiError, Call, SECURITY_HEADERS};
 pub const UPLOT_VERSION: &str = "1.6.32";
 
 /// The dashboard's files, compiled into the function.
-const FILES: [(&str, &str, &[u8]); 9] = [
+const FILES: [(&str, &str, &[u8]); 10] = [
     (
         "app.js",
         "text/javascript; charset=utf-8",
@@ -34,6 +34,11 @@ const FILES: [(&str, &str, &[u8]); 9] = [
         "dom.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../static/dom.js"),
+    ),
+    (
+        "notices.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../static/notices.js"),
     ),
     (
         "schools.js",

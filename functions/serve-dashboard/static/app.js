@@ -1,9 +1,10 @@
-// PiSync dashboard: the fleet (or one school) at a glance, the schools, and one
-// device's history, from the API with the operator's token. Plain JavaScript modules;
+// PiSync dashboard: the fleet (or one school) at a glance, the schools, the notices
+// decided, and one device's history, from the API with the operator's token. Plain JavaScript modules;
 // every value from the API reaches the page as text (never as HTML). Views refresh
 // every 30 s in place, keeping the operator's place.
 import { ago, deviceLink, el, statusBadge, table as devicesTable, when } from "./dom.js";
 import { auditPage } from "./audit.js";
+import { noticesPage, noticeTable } from "./notices.js";
 import { allSchools, assignBox, schoolsPage } from "./schools.js";
 
 const REFRESH_MS = 30000;
@@ -359,6 +360,7 @@ function devicePage(id) {
   const earlier = el("button", { type: "button", class: "quiet" }, "← Earlier");
   const later = el("button", { type: "button", class: "quiet" }, "Later →");
   const tableBox = el("div", {});
+  const noticesBox = el("div", {});
   const prev = el("button", { type: "button", class: "quiet" }, "← Newer");
   const next = el("button", { type: "button", class: "quiet" }, "Older →");
   const pageLabel = el("span", {});
@@ -408,6 +410,8 @@ function devicePage(id) {
       el("section", { class: "card wide", "aria-labelledby": "history-title" },
         el("h2", { id: "history-title" }, "Sync history, newest first"), tableBox,
         el("div", { class: "pager" }, prev, pageLabel, next)),
+      el("section", { class: "card wide", "aria-labelledby": "device-notices-title" },
+        el("h2", { id: "device-notices-title" }, "Notices, newest first"), noticesBox),
       el("section", { class: "card wide", "aria-labelledby": "admin-title" },
         el("h2", { id: "admin-title" }, "Credentials (admin)"), admin, adminOutcome),
       me().admin ? el("section", { class: "card wide", "aria-labelledby": "school-title" },
@@ -449,6 +453,7 @@ function devicePage(id) {
     } while (cursor && timeline.length < 1000);
     const pageCursor = place.cursors[place.cursors.length - 1];
     const history = await api(`${path}/sync-history?limit=20${pageCursor ? `&cursor=${encodeURIComponent(pageCursor)}` : ""}`);
+    const notices = await api(`${path}/notices?limit=20`);
     if (!current()) return;
     showSchool(status.school_id);
     const school = knownSchools.find((s) => s.school_id === status.school_id);
@@ -480,6 +485,7 @@ function devicePage(id) {
       ["Mbit/s", (e) => e.internet_speed, true],
       ["received", (e) => when(e.received_at)],
     ], "No syncs."));
+    noticesBox.replaceChildren(noticeTable("Notices", notices.notices, false));
     next.disabled = !history.next_cursor;
     next.dataset.cursor = history.next_cursor || "";
     prev.disabled = place.cursors.length < 2;
@@ -510,6 +516,7 @@ function route() {
     if (match) loader = devicePage(decodeURIComponent(match[1]));
     else if (location.hash === "#/schools") loader = schoolsPage({ api, show, load, choose, me: me() });
     else if (location.hash === "#/audit" && me().admin) loader = auditPage({ api, show });
+    else if (location.hash === "#/notices") loader = noticesPage({ api, show, schoolQuery });
     else loader = overview();
     render = loader;
     load(loader);
@@ -522,7 +529,8 @@ function route() {
 
 picker.addEventListener("change", () => {
   choose(picker.value);
-  if (location.hash.startsWith("#/device/") || location.hash === "#/schools" || location.hash === "#/audit") location.hash = "#/";
+  if (location.hash === "#/notices") route();
+  else if (location.hash.startsWith("#/device/") || location.hash === "#/schools" || location.hash === "#/audit") location.hash = "#/";
   else route();
 });
 

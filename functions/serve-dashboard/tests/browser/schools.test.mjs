@@ -145,6 +145,27 @@ describe("schools in the dashboard", () => {
     await context.close();
   });
 
+  test("the notices view lists every decision, by school; a device page shows its own", async () => {
+    const { page, context, problems } = await signedIn(runner.readToken());
+    await page.getByRole("link", { name: "Notices" }).click();
+    await page.locator("h1", { hasText: "Notices" }).waitFor();
+    await page.locator(`${section("notices")} tbody tr`).first().waitFor();
+    const listed = await rows(page, section("notices"));
+    // decided, notice, device, school, what, sent
+    assert.deepEqual(listed.map((r) => r.slice(1)), [
+      ["repeated_sync_failures", NORTH[1], "north", "3 failures in a row", "published"],
+    ]);
+    await page.selectOption("#school-picker", "south");
+    await page.locator(`${section("notices")} .empty`).waitFor();
+    assert.equal(await page.textContent(`${section("notices")} .empty`), "No notices.");
+    await page.evaluate((id) => { location.hash = `#/device/${id}`; }, NORTH[1]);
+    await page.locator(`${section("device-notices")} tbody tr`).first().waitFor();
+    const own = await rows(page, section("device-notices"));
+    assert.deepEqual(own.map((r) => r.slice(1)), [["repeated_sync_failures", "3 failures in a row", "published"]]);
+    assert.deepEqual(problems.consoleErrors, []);
+    await context.close();
+  });
+
   test("an admin reads the audit trail; a reader has no audit view", async () => {
     const { page, context, problems } = await signedIn(admin);
     await page.getByRole("link", { name: "Audit" }).click();
