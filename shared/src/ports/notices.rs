@@ -15,6 +15,20 @@ pub struct NoticePage {
     pub more: bool,
 }
 
+impl NoticePage {
+    /// A page from up to `limit + 1` stored `(key, JSON record)` rows, newest first:
+    /// the first `limit`, `more` when there was one beyond.
+    pub fn from_rows(rows: Vec<(String, String)>, limit: usize) -> Result<Self, serde_json::Error> {
+        let mut notices = rows
+            .into_iter()
+            .map(|(key, json)| Ok((key, serde_json::from_str::<NoticeRecord>(&json)?)))
+            .collect::<Result<Vec<_>, serde_json::Error>>()?;
+        let more = notices.len() > limit;
+        notices.truncate(limit);
+        Ok(Self { notices, more })
+    }
+}
+
 /// What a feed page narrows to.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NoticeQuery<'a> {

@@ -20,42 +20,6 @@ fn school_audit_pk(school: &SchoolId) -> String {
     format!("AUDIT#SCHOOL#{school}")
 }
 
-impl DynamoStore {
-    async fn audit_partition(
-        &self,
-        pk: String,
-        before: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, String)>, StoreError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .expression_attribute_values(":pk", s(pk))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
-            .return_consumed_capacity(self.capacity());
-        let query = match before {
-            Some(before) => query
-                .key_condition_expression("pk = :pk AND sk < :before")
-                .expression_attribute_values(":before", s(before)),
-            None => query.key_condition_expression("pk = :pk"),
-        };
-        let out = query.send().await.map_err(unavailable("Query audit"))?;
-        self.metered(Units::Read, out.consumed_capacity());
-        Ok(out
-            .items()
-            .iter()
-            .filter_map(|item| {
-                Some((
-                    item.get("sk")?.as_s().ok()?.clone(),
-                    item.get("entry")?.as_s().ok()?.clone(),
-                ))
-            })
-            .collect())
-    }
-}
-
 #[async_trait]
 impl AuditTrail for DynamoStore {
     async fn record_action(&self, entry: &AuditEntry) -> Result<(), StoreError> {
@@ -98,7 +62,7 @@ impl AuditTrail for DynamoStore {
         };
         let reads = partitions
             .into_iter()
-            .map(|pk| self.audit_partition(pk, before, limit));
+            .map(|pk| self.newest_first(pk, "entry", before, limit + 1));
         // Newest first across the partitions; an entry about two of them once.
         let mut merged: BTreeMap<String, String> = BTreeMap::new();
         for read in futures_util::future::join_all(reads).await {

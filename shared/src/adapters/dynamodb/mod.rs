@@ -263,6 +263,44 @@ impl DynamoStore {
         self.metered(Units::Read, out.consumed_capacity());
         out.item.map(serde_dynamo::from_item).transpose().map_err(corrupt)
     }
+
+    /// The `(sk, attribute)` pairs of up to `limit` items of partition `pk`, newest
+    /// (highest sort key) first, below `before`: one Query of a time-ordered log (the
+    /// audit trail, the notice history). Items without the attribute are skipped.
+    async fn newest_first(
+        &self,
+        pk: String,
+        attribute: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .expression_attribute_values(":pk", s(pk))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .return_consumed_capacity(self.capacity());
+        let query = match before {
+            Some(before) => query
+                .key_condition_expression("pk = :pk AND sk < :before")
+                .expression_attribute_values(":before", s(before)),
+            None => query.key_condition_expression("pk = :pk"),
+        };
+        let out = query.send().await.map_err(unavailable("Query newest first"))?;
+        self.metered(Units::Read, out.consumed_capacity());
+        Ok(out
+            .items()
+            .iter()
+            .filter_map(|item| {
+                Some((
+                    item.get("sk")?.as_s().ok()?.clone(),
+                    item.get(attribute)?.as_s().ok()?.clone(),
+                ))
+            })
+            .collect())
+    }
 }
 
 #[async_trait]

@@ -8,10 +8,9 @@
 //! run hot; five small items per notice are the price of reading any feed in pages.
 
 use super::item::TTL_ATTRIBUTE;
-use super::{built, n, s, unavailable, DynamoStore, Units};
+use super::{built, n, s, DynamoStore};
 use crate::domain::event::DeviceId;
 use crate::domain::notice::decided::{history_key, NOTICE_RETENTION_DAYS};
-use crate::domain::notice::NoticeRecord;
 use crate::domain::school::SchoolId;
 use crate::ports::notices::merge_pages;
 use crate::ports::{NoticeHistory, NoticePage, NoticeQuery, StateWrite, StoreError, Within};
@@ -76,36 +75,8 @@ impl DynamoStore {
         before: Option<&str>,
         limit: usize,
     ) -> Result<NoticePage, StoreError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .expression_attribute_values(":pk", s(pk))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
-            .return_consumed_capacity(self.capacity());
-        let query = match before {
-            Some(before) => query
-                .key_condition_expression("pk = :pk AND sk < :before")
-                .expression_attribute_values(":before", s(before)),
-            None => query.key_condition_expression("pk = :pk"),
-        };
-        let out = query.send().await.map_err(unavailable("Query notices"))?;
-        self.metered(Units::Read, out.consumed_capacity());
-        let mut notices = Vec::new();
-        for item in out.items() {
-            let (Some(key), Some(record)) = (
-                item.get("sk").and_then(|v| v.as_s().ok()),
-                item.get("record").and_then(|v| v.as_s().ok()),
-            ) else {
-                continue;
-            };
-            let record: NoticeRecord = serde_json::from_str(record).map_err(super::corrupt)?;
-            notices.push((key.clone(), record));
-        }
-        let more = notices.len() > limit;
-        notices.truncate(limit);
-        Ok(NoticePage { notices, more })
+        let rows = self.newest_first(pk, "record", before, limit + 1).await?;
+        NoticePage::from_rows(rows, limit).map_err(super::corrupt)
     }
 }
 

@@ -4,7 +4,6 @@
 
 use super::{corrupt, SqliteStore};
 use crate::domain::event::DeviceId;
-use crate::domain::notice::NoticeRecord;
 use crate::ports::notices::merge_pages;
 use crate::ports::{NoticeHistory, NoticePage, NoticeQuery, StoreError, Within};
 use async_trait::async_trait;
@@ -36,13 +35,7 @@ impl SqliteStore {
                 rows.collect()
             })
             .await?;
-        let mut notices = rows
-            .into_iter()
-            .map(|(key, json)| Ok((key, serde_json::from_str::<NoticeRecord>(&json).map_err(corrupt)?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let more = notices.len() > limit;
-        notices.truncate(limit);
-        Ok(NoticePage { notices, more })
+        NoticePage::from_rows(rows, limit).map_err(corrupt)
     }
 }
 
