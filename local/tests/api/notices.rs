@@ -126,7 +126,71 @@ async fn the_notice_feed_is_scoped_and_paged(backend: Backend) {
     assert_eq!(bad.body["error"]["details"].as_array().map(Vec::len), Some(2));
 }
 
+/// Three rounds of three failures and a success within the flap window: two alerts and
+/// recoveries go out, the third alert becomes `device.flapping`; a window without an
+/// alert later the periodic check sends `device.stable`.
+async fn a_flapping_device_is_paged_once_then_told_stable(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(
+        &backend,
+        dir.path(),
+        &["--flap-window", "20s", "--silent-check-interval", "1s"],
+    );
+    let mut minutes = 30;
+    for _ in 0..3 {
+        for errors in [1, 1, 1, 0] {
+            let e = event("dev-flap", &ago(minutes), errors, 1);
+            assert_eq!(app.post_sync_event(&e).await.status, 201);
+            minutes -= 1;
+        }
+    }
+    let kinds = |alerts: &[Value]| -> Vec<String> {
+        alerts
+            .iter()
+            .filter(|a| a["device_id"] == "dev-flap")
+            .map(|a| a["type"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let alerts = app.wait_for_alerts(|a| kinds(a).contains(&"device.stable".to_owned()));
+    assert_eq!(
+        kinds(&alerts),
+        [
+            "device.repeated_sync_failures",
+            "device.sync_recovered",
+            "device.repeated_sync_failures",
+            "device.sync_recovered",
+            "device.flapping",
+            "device.stable",
+        ]
+    );
+    let flapping = alerts.iter().find(|a| a["type"] == "device.flapping").unwrap();
+    assert_eq!(
+        (
+            flapping["alerts_in_window"].as_u64(),
+            flapping["window_seconds"].as_u64()
+        ),
+        (Some(3), Some(20))
+    );
+    let history = notices_of(&app, "dev-flap", 8).await;
+    let held: Vec<_> = decisions(&history)
+        .into_iter()
+        .filter(|(_, published, _)| !published)
+        .collect();
+    assert_eq!(
+        held,
+        [
+            ("device.sync_recovered".into(), false, Some("flapping".into())),
+            (
+                "device.repeated_sync_failures".into(),
+                false,
+                Some("flapping".into())
+            ),
+        ]
+    );
+}
+
 on_both_backends!(
     a_late_backlogs_streak_is_recorded_not_published,
     the_notice_feed_is_scoped_and_paged,
+    a_flapping_device_is_paged_once_then_told_stable,
 );
