@@ -11,7 +11,7 @@ use pisync_shared::domain::device::DeviceState;
 use pisync_shared::function::EventFunction;
 use pisync_shared::ports::{DeviceStates, Outbox, RecordEvents};
 use pisync_shared::test_util::{
-    dynamodb_local_store, local_with, sqlite_store, stored_event as event, FlakyStates, RecordingAlerts,
+    dynamodb_local_store, local_with, reported_event as event, sqlite_store, FlakyStates, RecordingAlerts,
     TempDir,
 };
 use pisync_shared::DeviceId;
