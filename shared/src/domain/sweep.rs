@@ -1,12 +1,11 @@
 //! The periodic check: every device whose check is due is loaded; one that has been
 //! quiet for the silent period (on its own clock: its school's open time, else
-//! wall-clock) is marked silent (its `device.silent` notice saved to the outbox with
-//! the state), a flapping one without an alert for a whole flap window is stable again
-//! (`device.stable`), and any other is checked again when it could next become silent
-//! or stable. A device
-//! with a run count in progress gets its next pages counted here too, so a quiet
-//! device's count finishes. Devices are found through
-//! [`SilenceWatch`], never by reading every device.
+//! wall-clock) is marked silent, a flapping one without an alert for a whole flap
+//! window is stable again, and any other is checked again when it could next become
+//! silent or stable; the notices are saved with the state (history and outbox). A
+//! device with a run count in progress gets its next pages counted here too, so a
+//! quiet device's count finishes. Devices are found through [`SilenceWatch`], never
+//! by reading every device.
 
 use crate::domain::detection::{contention_pause, count_pages, kept_changing, Rules};
 use crate::domain::event::DeviceId;
@@ -24,7 +23,8 @@ pub const CHECKS_PER_RUN: usize = 2_000;
 pub struct SilenceReport {
     /// Devices looked at.
     pub checked: usize,
-    /// Notices decided (saved to the outbox).
+    /// Notices decided (saved with the state: all to the history, the published ones
+    /// to the outbox).
     pub notices: Vec<Decided>,
 }
 

@@ -60,18 +60,16 @@ impl NoticeHistory for SqliteStore {
                 None => self.notice_rows("1 = 1", Vec::new(), before, limit).await,
             },
             Within::Schools(schools) => {
+                let filter = match kind {
+                    Some(_) => "school_id = ? AND type = ?",
+                    None => "school_id = ?",
+                };
                 let mut pages = Vec::with_capacity(schools.len());
                 for school in schools {
-                    let id = Value::Text(school.to_string());
-                    let page = match &kind {
-                        Some(kind) => {
-                            let values = vec![id, kind.clone()];
-                            self.notice_rows("school_id = ? AND type = ?", values, before, limit)
-                                .await?
-                        }
-                        None => self.notice_rows("school_id = ?", vec![id], before, limit).await?,
-                    };
-                    pages.push(page);
+                    let values = std::iter::once(Value::Text(school.to_string()))
+                        .chain(kind.clone())
+                        .collect();
+                    pages.push(self.notice_rows(filter, values, before, limit).await?);
                 }
                 Ok(merge_pages(pages, limit))
             }
