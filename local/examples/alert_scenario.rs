@@ -4,7 +4,8 @@
 //! that upload the week's backlog on the next Monday (a failure streak inside it); one
 //! device per school that flaps (three failures, a success, all day long). Events are
 //! stored and applied as detection applies them (one stream batch per request), and
-//! the periodic check runs every 15 minutes of the simulated month. The same seed
+//! the periodic check (silence, and each school's 07:00 digest) runs every 15 minutes
+//! of the simulated month. The same seed
 //! gives the same month. Prints a Markdown table of the notices decided, by type: published, and recorded
 //! only (held back as stale or flapping).
 //!
@@ -19,6 +20,7 @@ use pisync_shared::domain::assignment::assign;
 use pisync_shared::domain::detection::{apply_records, Record, Rules};
 use pisync_shared::domain::notice::{Decided, Withheld};
 use pisync_shared::domain::school::{School, SchoolId};
+use pisync_shared::domain::school_digest::{send_due_digests, DigestSources, SentDigests};
 use pisync_shared::domain::sweep::check_silent_devices;
 use pisync_shared::ports::{ManageSchools, RecordEvents};
 use pisync_shared::{DeviceId, EventTime, Outcome, StoredEvent};
@@ -92,7 +94,7 @@ fn school(id: &str, timezone: &str, holiday: Option<Ymd>) -> Result<School, Fail
         "school_id": id, "name": id, "timezone": timezone,
         "hours": {"days": ["mon", "tue", "wed", "thu", "fri"], "open": "08:00", "close": "16:00"},
         "closures": closures, "failure_threshold": null, "silent_after": null,
-        "webhook_url": null, "digest_at": null,
+        "webhook_url": null, "digest_at": "07:00",
     }))?)
 }
 
@@ -226,6 +228,8 @@ async fn main() -> Result<(), Failure> {
             }
         }
     };
+    // Each school's digest at 07:00 local on its open days: always published.
+    let (digests_sent, mut digests) = (SentDigests::default(), 0);
     let end = start.plus_millis(DAYS * 86_400_000);
     let mut next_check = start;
     let mut uploads = uploads.into_iter().peekable();
@@ -240,8 +244,17 @@ async fn main() -> Result<(), Failure> {
         }
         let report = check_silent_devices(&store, &store, rules, next_check).await?;
         tally(&report.notices);
+        let sources = DigestSources {
+            schools: &store,
+            devices: &store,
+            notices: &store,
+            days: &store,
+        };
+        let round = send_due_digests(sources, &store, &digests_sent, next_check).await?;
+        digests += round.sent.len();
         next_check = next_check.plus_millis(CHECK_EVERY_MINUTES * 60_000);
     }
+    decided.insert("school.digest", [digests, 0, 0]);
     println!(
         "{} devices in {} schools, {DAYS} days, {events} events\n",
         schools.len() * DEVICES_PER_SCHOOL,

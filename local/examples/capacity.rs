@@ -18,10 +18,11 @@ use pisync_shared::domain::detection::{apply_event, apply_records, Record, Rules
 use pisync_shared::domain::device::{DeviceState, Status};
 use pisync_shared::domain::fleet::{Day, DayAddition};
 use pisync_shared::domain::school::SchoolId;
+use pisync_shared::domain::school_digest::{compose_digest, DigestSources};
 use pisync_shared::domain::sweep::check_silent_devices;
 use pisync_shared::ports::{
-    AlertPublisher, HistoryQuery, ListFailing, ManageSchools, Order, PublishError, ReadDevices, ReadFleet,
-    ReadHistory, ReadSchools, RecordDays, RecordEvents, Within,
+    AlertPublisher, DigestLedger, HistoryQuery, ListFailing, ManageSchools, Order, PublishError, ReadDevices,
+    ReadFleet, ReadHistory, ReadSchools, RecordDays, RecordEvents, Within,
 };
 use pisync_shared::{DeviceId, EventTime, Outcome, StoredEvent};
 use std::sync::Arc;
@@ -446,6 +447,36 @@ async fn main() -> Result<(), Failure> {
         "GET fleet summary?school= (14 days)",
         meter.take(),
         "GetItem of the school + of its counts + one Query of its days",
+    );
+
+    // The daily digest: composing the bench school's (60 devices), saving it once,
+    // and the check's look for digests due (the schools list, every run).
+    let bench_school = store.school(&bench).await?.ok_or("the bench school")?;
+    meter.take();
+    let now = EventTime::now();
+    let sources = DigestSources {
+        schools: &store,
+        devices: &store,
+        notices: &store,
+        days: &store,
+    };
+    let digest = compose_digest(sources, &bench_school, bench_school.local_date(now), now).await?;
+    row(
+        "digest: compose (60 devices)",
+        meter.take(),
+        "counts GetItem, a page of failing and of silent (index Query + BatchGetItem each), notice feed Query, yesterday's day",
+    );
+    store.save_digest(&digest, bench_school.local_date(now)).await?;
+    row(
+        "digest: save",
+        meter.take(),
+        "one transaction: the school's mark (conditional), the outbox item, four history items",
+    );
+    let listed = store.schools(None, 100).await?;
+    row(
+        &format!("digest check: schools page ({} schools)", listed.schools.len()),
+        meter.take(),
+        "one Query of the schools partition per 100 schools, every run",
     );
 
     // The silence check: `fleet` devices are due now... none here (they were loaded

@@ -30,6 +30,7 @@ pub fn http_handlers(local: &Local) -> Handlers {
         entry::<assign_device_school::AssignDeviceSchool>(local),
         entry::<put_school::PutSchool>(local),
         entry::<get_school::GetSchool>(local),
+        entry::<preview_school_digest::PreviewSchoolDigest>(local),
         entry::<delete_school::DeleteSchool>(local),
         entry::<list_schools::ListSchools>(local),
         entry::<list_audit::ListAudit>(local),

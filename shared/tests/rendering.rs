@@ -3,9 +3,11 @@
 //! pisync-shared --test rendering` rewrites them after a deliberate change).
 
 use pisync_shared::adapters::sns::per_protocol;
+use pisync_shared::domain::fleet::FleetCounts;
 use pisync_shared::domain::notice::render::{MAX_SMS, MAX_SUBJECT};
 use pisync_shared::domain::notice::{
-    BackOnlineNotice, FailureAlert, FlappingNotice, Notice, RecoveryNotice, SilentNotice, StableNotice,
+    BackOnlineNotice, DigestDay, FailureAlert, FlappingNotice, Notice, RecoveryNotice, SchoolDigest,
+    SilentNotice, StableNotice,
 };
 use pisync_shared::domain::school::SchoolId;
 use pisync_shared::{DeviceId, EventTime};
@@ -79,12 +81,41 @@ fn samples() -> Vec<(&'static str, Notice)> {
         (
             "stable",
             Notice::Stable(StableNotice {
-                device_id: device,
+                device_id: device.clone(),
                 stable_since: t("2025-05-08T09:10:00Z"),
                 detected_at: t("2025-05-09T09:11:00Z"),
                 alert_id: "pibox-library-2@flapping@2025-05-07T14:20:00.000Z".into(),
                 school_id: SchoolId::parse("north-high"),
             }),
+        ),
+        (
+            "digest",
+            Notice::Digest(Box::new(SchoolDigest {
+                school_id: SchoolId::parse("north-high").unwrap(),
+                name: "North High School".into(),
+                date: "2025-05-09".into(),
+                devices: FleetCounts {
+                    total: 42,
+                    healthy: 38,
+                    failing: 3,
+                    silent: 1,
+                },
+                failing: vec![
+                    device,
+                    DeviceId::parse("pibook-7b").unwrap(),
+                    DeviceId::parse("pibook-12").unwrap(),
+                ],
+                silent: vec![DeviceId::parse("pibox-gym").unwrap()],
+                unpublished: 4,
+                yesterday: DigestDay {
+                    date: "2025-05-08".into(),
+                    syncs: 480,
+                    failures: 12,
+                    failure_rate: 0.025,
+                },
+                detected_at: t("2025-05-09T06:00:04Z"),
+                alert_id: "north-high@digest@2025-05-09".into(),
+            })),
         ),
     ]
 }
@@ -125,6 +156,8 @@ fn limits_hold_for_the_longest_device_ids() {
             Notice::BackOnline(n) => n.device_id = long.clone(),
             Notice::Flapping(n) => n.device_id = long.clone(),
             Notice::Stable(n) => n.device_id = long.clone(),
+            // A digest names its school: school ids are at most 64 characters.
+            Notice::Digest(n) => n.school_id = SchoolId::parse(&"x".repeat(64)).unwrap(),
         }
         let sms = notice.sms();
         assert!(

@@ -39,6 +39,7 @@ struct Fixture {
     manage: Arc<dyn ManageSchools>,
     audit: Arc<dyn pisync_shared::ports::AuditTrail>,
     notices: Arc<dyn pisync_shared::ports::NoticeHistory>,
+    ledger: Arc<dyn pisync_shared::ports::DigestLedger>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -58,7 +59,8 @@ impl Fixture {
             schools: store.clone(),
             manage: store.clone(),
             audit: store.clone(),
-            notices: store,
+            notices: store.clone(),
+            ledger: store,
             _dir: dir,
         }
     }
@@ -442,7 +444,7 @@ async fn devices_are_listed_by_status_and_silence_is_found(f: Fixture) {
     let silent: Vec<String> = report
         .notices
         .iter()
-        .map(|n| n.notice.device_id().to_string())
+        .map(|n| n.notice.subject_id().to_owned())
         .collect();
     let mut sorted = silent.clone();
     sorted.sort();
@@ -1059,7 +1061,135 @@ contract!(
     the_audit_trail_is_paged_newest_first_and_scoped,
     every_decided_notice_is_kept_and_paged,
     a_flapping_device_is_found_stable_by_the_periodic_check,
+    a_schools_digest_is_sent_once_a_day,
 );
+
+/// The daily digest through the store: due at the school's `digest_at` on an open day;
+/// composed from the school's counts, its failing and silent lists, the notices it held
+/// back and yesterday's totals; saved (history and outbox) once per date however many
+/// checks run — the mark is the store's, not only the process's.
+async fn a_schools_digest_is_sent_once_a_day(f: Fixture) {
+    use pisync_shared::domain::school::LocalTime;
+    use pisync_shared::domain::school_digest::{send_due_digests, DigestRound, DigestSources, SentDigests};
+    use pisync_shared::ports::NoticeQuery;
+    let id = SchoolId::parse("north").unwrap();
+    let mut north = school("north");
+    north.digest_at = LocalTime::parse("07:00", false);
+    north.silent_after = Some(std::time::Duration::from_secs(600));
+    f.manage.put_school(&north, true).await.unwrap();
+    for d in ["n-fail", "n-late", "n-ok"] {
+        assign(
+            f.states.as_ref(),
+            &dev(d),
+            Some(&id),
+            Default::default(),
+            |_| true,
+            t(0),
+        )
+        .await
+        .unwrap();
+    }
+    // Minute 0 is 06:40 UTC. n-ok reports once and then goes silent; n-late's streak
+    // of two days ago arrives late (held back as stale, with its recovery); n-fail
+    // fails three times as it happens.
+    f.report(reported_event("n-ok", 1, 0)).await;
+    for (m, errors) in [(-2000, 1), (-1999, 1), (-1998, 1), (-1997, 0)] {
+        f.report(received("n-late", m, errors, 12)).await;
+    }
+    for m in 15..=17 {
+        f.report(reported_event("n-fail", m, 1)).await;
+    }
+    let silence = check_silent_devices(f.states.as_ref(), f.watch.as_ref(), Rules::default(), t(18))
+        .await
+        .unwrap();
+    assert_eq!(silence.notices.len(), 1, "n-ok is silent: {silence:?}");
+    // Yesterday (2025-05-06): two syncs, one failed.
+    f.add_days(&[
+        (Some(id.clone()), received("n-ok", -1000, 0, 12)),
+        (Some(id.clone()), received("n-fail", -990, 1, 12)),
+    ])
+    .await;
+    f.roll_up(t(12)).await;
+
+    async fn send(f: &Fixture, sent: &SentDigests, at: EventTime) -> DigestRound {
+        let sources = DigestSources {
+            schools: f.schools.as_ref(),
+            devices: f.devices.as_ref(),
+            notices: f.notices.as_ref(),
+            days: f.fleet.as_ref(),
+        };
+        send_due_digests(sources, f.ledger.as_ref(), sent, at)
+            .await
+            .unwrap()
+    }
+    let sent = SentDigests::default();
+    assert!(send(&f, &sent, t(19)).await.sent.is_empty(), "07:00 has not come");
+    let round = send(&f, &sent, t(21)).await;
+    assert!(round.failed.is_empty(), "{:?}", round.failed);
+    let [digest] = round.sent.as_slice() else {
+        panic!("one digest: {round:?}");
+    };
+    assert_eq!(digest.date, "2025-05-07");
+    let c = digest.devices;
+    assert_eq!((c.total, c.healthy, c.failing, c.silent), (3, 1, 1, 1));
+    assert_eq!(digest.failing, [dev("n-fail")]);
+    assert_eq!(digest.silent, [dev("n-ok")]);
+    assert_eq!(digest.unpublished, 2, "n-late's alert and recovery");
+    let y = &digest.yesterday;
+    assert_eq!(
+        (y.date.as_str(), y.syncs, y.failures, y.failure_rate),
+        ("2025-05-06", 2, 1, 0.5)
+    );
+
+    assert!(send(&f, &sent, t(22)).await.sent.is_empty(), "sent today");
+    assert!(
+        send(&f, &SentDigests::default(), t(23)).await.sent.is_empty(),
+        "a new process finds the store's mark"
+    );
+    assert_eq!(
+        f.ledger.last_digest(&id).await.unwrap(),
+        "2025-05-07".parse().ok()
+    );
+    let again = f
+        .ledger
+        .save_digest(digest, "2025-05-07".parse().unwrap())
+        .await
+        .unwrap();
+    assert!(!again, "a second save of the date writes nothing");
+    let waiting = f.waiting().await;
+    assert_eq!(
+        waiting.iter().filter(|k| **k == "school.digest").count(),
+        1,
+        "{waiting:?}"
+    );
+    let within = Within::Schools(vec![id.clone()]);
+    let query = NoticeQuery {
+        within: &within,
+        kind: Some("school.digest"),
+        before: None,
+        limit: 10,
+    };
+    let kept = f.notices.notice_feed(&query).await.unwrap();
+    assert_eq!(kept.notices.len(), 1);
+    assert!(kept.notices[0].1.published);
+    assert_eq!(kept.notices[0].1.notice.school_id(), Some(&id));
+    for d in ["n-fail", "n-late", "n-ok"] {
+        let own = f.notices.device_notices(&dev(d), None, 10).await.unwrap();
+        assert!(
+            own.notices
+                .iter()
+                .all(|(_, r)| r.notice.event_type() != "school.digest"),
+            "a digest is no device's notice"
+        );
+    }
+
+    let tomorrow = send(&f, &sent, t(21 + 24 * 60)).await;
+    let [next] = tomorrow.sent.as_slice() else {
+        panic!("the next day's digest: {tomorrow:?}");
+    };
+    assert_eq!(next.date, "2025-05-08");
+    assert_eq!(next.unpublished, 0, "held back more than 24 hours ago");
+}
 
 /// Flapping through the store: the third alert in a day becomes `device.flapping`,
 /// and the periodic check — finding the device through the store's own schedule, not
@@ -1140,13 +1270,13 @@ async fn every_decided_notice_is_kept_and_paged(f: Fixture) {
         .await
         .unwrap()
         .iter()
-        .map(|e| e.notice.device_id().to_string())
+        .map(|e| e.notice.subject_id().to_owned())
         .collect();
     assert_eq!(pending, ["n-1"], "the stale streak was not published");
     let kinds = |page: &pisync_shared::ports::NoticePage| -> Vec<(String, bool, Option<Withheld>)> {
         page.notices
             .iter()
-            .map(|(_, r)| (r.notice.device_id().to_string(), r.published, r.reason))
+            .map(|(_, r)| (r.notice.subject_id().to_owned(), r.published, r.reason))
             .collect()
     };
     let u1 = f.notices.device_notices(&dev("u-1"), None, 10).await.unwrap();
@@ -1538,7 +1668,7 @@ async fn sqlite_devices_from_before_the_check_schedule_are_checked() {
     assert_eq!(
         due.notices
             .iter()
-            .map(|n| n.notice.device_id().to_string())
+            .map(|n| n.notice.subject_id().to_owned())
             .collect::<Vec<_>>(),
         ["old-1"]
     );

@@ -1,6 +1,7 @@
 // The dashboard's notice history: every notice PiSync decided, published or held back
-// (a late backlog's streak: "stale"; a flapping device: "flapping"), newest first —
-// the feed for the fleet or the chosen school, and one device's on its page.
+// (a late backlog's streak: "stale"; a flapping device: "flapping"), and each school's
+// daily digest, newest first — the feed for the fleet or the chosen school, and one
+// device's on its page.
 import { deviceLink, el, problem, table, when } from "./dom.js";
 
 const TYPES = [
@@ -10,6 +11,7 @@ const TYPES = [
   "device.back_online",
   "device.flapping",
   "device.stable",
+  "school.digest",
 ];
 
 /// What the notice said, in a few words.
@@ -21,6 +23,7 @@ function gist(n) {
     case "device.back_online": return `reporting again, silent since ${when(n.silent_since)}`;
     case "device.flapping": return `${n.alerts_in_window} alerts in ${n.window_seconds / 3600} h`;
     case "device.stable": return `no alert since ${when(n.stable_since)}`;
+    case "school.digest": return `${n.date}: ${n.devices.failing} failing, ${n.devices.silent} silent of ${n.devices.total}`;
     default: return "";
   }
 }
@@ -31,7 +34,8 @@ export function noticeTable(caption, notices, withDevice) {
     ["decided", (n) => when(n.decided_at)],
     ["notice", (n) => n.type.replace("device.", "")],
   ];
-  if (withDevice) columns.push(["device", (n) => deviceLink(n.device_id)], ["school", (n) => n.school_id ?? "—"]);
+  // A digest is about its school, not a device.
+  if (withDevice) columns.push(["device", (n) => n.device_id ? deviceLink(n.device_id) : "—"], ["school", (n) => n.school_id ?? "—"]);
   columns.push(
     ["what", (n) => gist(n)],
     ["sent", (n) => n.published ? "published" : `held: ${n.reason}`],

@@ -2,14 +2,20 @@
 //! in the local runner). It finds devices that went silent — one `device.silent` per
 //! silence — and publishes every notice still waiting in the outbox, so a notice whose
 //! first publish failed goes out as soon as the channel is back, whether or not its
-//! device reports again. It also rolls up the day totals detection wrote per batch.
+//! device reports again. It also saves each school's daily digest when it is due
+//! (before the delivery round, so it goes out in the same run), and rolls up the day
+//! totals detection wrote per batch.
 
 use pisync_shared::domain::delivery::deliver_pending;
 use pisync_shared::domain::detection::Rules;
+use pisync_shared::domain::school_digest::{send_due_digests, DigestSources, SentDigests};
 use pisync_shared::domain::sweep::check_silent_devices;
 use pisync_shared::function::{Aws, BoxError, EventFunction, Local};
 use pisync_shared::metrics::Figures;
-use pisync_shared::ports::{AlertPublisher, DeviceStates, Outbox, RecordDays, SilenceWatch};
+use pisync_shared::ports::{
+    AlertPublisher, DeviceStates, DigestLedger, NoticeHistory, Outbox, ReadDevices, ReadFleet, ReadSchools,
+    RecordDays, SilenceWatch, Store,
+};
 use pisync_shared::EventTime;
 use std::sync::Arc;
 
@@ -21,6 +27,40 @@ pub struct WatchDevices {
     days: Arc<dyn RecordDays>,
     alerts: Arc<dyn AlertPublisher>,
     rules: Rules,
+    digests: Digests,
+}
+
+/// What the daily digests are composed from and marked in.
+#[derive(Clone)]
+struct Digests {
+    schools: Arc<dyn ReadSchools>,
+    devices: Arc<dyn ReadDevices>,
+    notices: Arc<dyn NoticeHistory>,
+    days: Arc<dyn ReadFleet>,
+    ledger: Arc<dyn DigestLedger>,
+    sent: Arc<SentDigests>,
+}
+
+impl Digests {
+    fn of(store: Arc<dyn Store>) -> Self {
+        Self {
+            schools: store.clone(),
+            devices: store.clone(),
+            notices: store.clone(),
+            days: store.clone(),
+            ledger: store,
+            sent: Arc::default(),
+        }
+    }
+
+    fn sources(&self) -> DigestSources<'_> {
+        DigestSources {
+            schools: self.schools.as_ref(),
+            devices: self.devices.as_ref(),
+            notices: self.notices.as_ref(),
+            days: self.days.as_ref(),
+        }
+    }
 }
 
 impl EventFunction for WatchDevices {
@@ -32,6 +72,7 @@ impl EventFunction for WatchDevices {
     async fn from_aws(aws: &Aws) -> Result<Self, BoxError> {
         let store = aws.store().await?;
         Ok(Self {
+            digests: Digests::of(store.clone()),
             states: store.clone(),
             watch: store.clone(),
             outbox: store.clone(),
@@ -50,6 +91,7 @@ impl WatchDevices {
     /// The local runner's schedule: the runner's store, notices and rules.
     pub fn from_local(local: &Local) -> Self {
         Self {
+            digests: Digests::of(local.store.clone()),
             states: local.store.clone(),
             watch: local.store.clone(),
             outbox: local.store.clone(),
@@ -60,8 +102,8 @@ impl WatchDevices {
     }
 }
 
-/// One run: the silence check, then a delivery round, then the day totals' roll-up. A
-/// failed check or roll-up is logged and retried by the next run (each keeps its
+/// One run: the silence check, the digests due, a delivery round, then the day totals'
+/// roll-up. A failed step is logged and retried by the next run (each keeps its
 /// place); the others run regardless.
 pub async fn watch(deps: &WatchDevices, now: EventTime) -> Figures {
     let mut figures = Figures::default();
@@ -77,6 +119,22 @@ pub async fn watch(deps: &WatchDevices, now: EventTime) -> Figures {
         }
         Err(err) => {
             tracing::error!(error = %err, "silence check failed; the next run resumes it");
+            figures.records_failed += 1;
+        }
+    }
+    let digests = &deps.digests;
+    match send_due_digests(digests.sources(), digests.ledger.as_ref(), &digests.sent, now).await {
+        Ok(round) => {
+            for digest in &round.sent {
+                tracing::info!(school_id = %digest.school_id, date = %digest.date, "daily digest saved");
+            }
+            for (school, err) in &round.failed {
+                tracing::error!(error = %err, school_id = %school, "daily digest failed; the next run tries again");
+                figures.records_failed += 1;
+            }
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "daily digests: schools unreadable; the next run tries again");
             figures.records_failed += 1;
         }
     }

@@ -86,3 +86,24 @@ async fn notices_left_in_the_outbox_go_out_without_the_device_reporting_again() 
     assert_eq!(alerts.kinds(), ["device.repeated_sync_failures"]);
     assert!(store.pending(10).await.unwrap().is_empty());
 }
+
+/// A school with `digest_at` gets its `school.digest` from the run once its time has
+/// come on an open day, published in the same run, and once a day.
+#[tokio::test]
+async fn a_schools_digest_goes_out_once_its_time_has_come() {
+    use pisync_shared::domain::school::LocalTime;
+    use pisync_shared::ports::ManageSchools;
+    let (_dir, store, alerts, deps) = setup();
+    let mut riverside = pisync_shared::test_util::school("riverside");
+    riverside.digest_at = LocalTime::parse("07:00", false);
+    store.put_school(&riverside, true).await.unwrap();
+    let morning = EventTime::parse_rfc3339("2026-12-02T06:59:00Z").unwrap();
+    watch(&deps, morning).await;
+    assert!(alerts.kinds().is_empty(), "not 07:00 yet");
+    let seven = EventTime::parse_rfc3339("2026-12-02T07:00:30Z").unwrap();
+    let figures = watch(&deps, seven).await;
+    assert_eq!(alerts.kinds(), ["school.digest"]);
+    assert_eq!(figures.notices, [("school.digest", 1)]);
+    watch(&deps, seven.plus_millis(60_000)).await;
+    assert_eq!(alerts.kinds().len(), 1, "one digest a day");
+}

@@ -1,6 +1,7 @@
 //! Notices people trust, through the real runner on both stores: a late backlog's
 //! streak is recorded but not published, and the notice history reads it back, per
-//! device and as a scoped feed.
+//! device and as a scoped feed; a flapping device is paged once; a school's daily
+//! digest goes out at its time and can be previewed.
 
 use crate::support::runner::{Backend, TestApp};
 use crate::support::{ago, event, on_both_backends, wait_for};
@@ -189,8 +190,49 @@ async fn a_flapping_device_is_paged_once_then_told_stable(backend: Backend) {
     );
 }
 
+/// The preview says what the digest would, sending nothing; once the school's
+/// `digest_at` has passed (here 00:00 UTC: always, today) the periodic check sends
+/// it, once, and the feed keeps it.
+async fn a_schools_digest_goes_out_at_its_time_and_can_be_previewed(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(&backend, dir.path(), &["--silent-check-interval", "1s"]);
+    let admin = app.administrator();
+    let north = json!({"name": "North", "timezone": "UTC"});
+    assert_eq!(admin.put_school("north", north.clone()).await.status, 201);
+    assert_eq!(admin.assign_school("dev-north", Some("north")).await.status, 200);
+    for m in [3, 2, 1] {
+        let e = event("dev-north", &ago(m), 2, 1);
+        assert_eq!(app.post_sync_event(&e).await.status, 201);
+    }
+    notices_of(&app, "dev-north", 1).await;
+    let preview = admin.preview_school_digest("north").await;
+    assert_eq!(preview.status, 200);
+    assert_eq!(preview.body["type"], "school.digest");
+    assert_eq!(preview.body["failing"], json!(["dev-north"]));
+    assert_eq!(preview.body["devices"]["failing"], 1);
+    let south = app.school_operator(&["south"], false);
+    let refused = app.as_operator(Some(&south)).preview_school_digest("north").await;
+    assert_eq!(refused.status, 404, "another school's is not found");
+    let digests = |alerts: &[Value]| alerts.iter().filter(|a| a["type"] == "school.digest").count();
+    assert_eq!(digests(&app.alerts()), 0, "a preview sends nothing");
+
+    let mut with_digest = north;
+    with_digest["digest_at"] = json!("00:00");
+    assert_eq!(admin.put_school("north", with_digest).await.status, 200);
+    let alerts = app.wait_for_alerts(|a| digests(a) == 1);
+    let digest = alerts.iter().find(|a| a["type"] == "school.digest").unwrap();
+    assert_eq!(digest["school_id"], "north");
+    assert_eq!(digest["failing"], json!(["dev-north"]));
+    assert!(digest.get("device_id").is_none(), "about a school, not a device");
+    app.settle(3).await;
+    assert_eq!(digests(&app.alerts()), 1, "one digest a day");
+    let kept = app.get_notices("type=school.digest").await;
+    assert_eq!(decisions(&kept.body), [("school.digest".into(), true, None)]);
+}
+
 on_both_backends!(
     a_late_backlogs_streak_is_recorded_not_published,
     the_notice_feed_is_scoped_and_paged,
     a_flapping_device_is_paged_once_then_told_stable,
+    a_schools_digest_goes_out_at_its_time_and_can_be_previewed,
 );

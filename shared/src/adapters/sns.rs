@@ -4,13 +4,14 @@
 //! JSON of docs/contract.md as the default (what SQS, Lambda and HTTPS subscribers
 //! receive), a plain-text e-mail that links to the device's dashboard page, and an SMS
 //! of at most 140 characters; the subject is the e-mail's. Message attributes
-//! `event_type`, `device_id` and `school_id` (absent for a device in no school) let
-//! subscribers filter — a school's staff subscribe with a filter policy on their
-//! school's id; `alert_id` names the message: the body's `alert_id` (the same for every
-//! message about one episode) and its kind (`<alert_id>#alert`, `#recovered`,
-//! `#silent`, `#back_online`, `#flapping`, `#stable`), so a subscriber can drop the rare duplicate without
-//! dropping the episode's other messages. On a FIFO topic it also becomes the
-//! deduplication id.
+//! `event_type`, `device_id` (absent for a school's digest) and `school_id` (absent for
+//! a device in no school) let subscribers filter — a school's staff subscribe with a
+//! filter policy on their school's id; `alert_id` names the message: the body's
+//! `alert_id` (the same for every message about one episode) and its kind
+//! (`<alert_id>#alert`, `#recovered`, `#silent`, `#back_online`, `#flapping`,
+//! `#stable`, `#digest`), so a subscriber can drop the rare duplicate without dropping
+//! the episode's other messages. On a FIFO topic it also becomes the deduplication id,
+//! and the notice's device (or a digest's school) its message group.
 //!
 //! The SDK client is built on the first publish, not at init: most detect-failures
 //! sandboxes never publish, and building an SNS client (its endpoint rules and TLS
@@ -104,8 +105,10 @@ impl AlertPublisher for SnsPublisher {
             .message_structure("json")
             .message(per_protocol(notice, self.dashboard_url.as_deref()))
             .message_attributes("event_type", string_attribute(notice.event_type())?)
-            .message_attributes("device_id", string_attribute(notice.device_id().as_str())?)
             .message_attributes("alert_id", string_attribute(&notice.notice_id())?);
+        if let Some(device) = notice.device_id() {
+            request = request.message_attributes("device_id", string_attribute(device.as_str())?);
+        }
         if let Some(school) = notice.school_id() {
             request = request.message_attributes("school_id", string_attribute(school.as_str())?);
         }
@@ -113,7 +116,7 @@ impl AlertPublisher for SnsPublisher {
             // Dedup ids are at most 128 characters: hash the notice id.
             let dedup = crate::digest::hex(&Sha256::digest(notice.notice_id().as_bytes()));
             request = request
-                .message_group_id(notice.device_id().as_str())
+                .message_group_id(notice.subject_id())
                 .message_deduplication_id(dedup);
         }
         request

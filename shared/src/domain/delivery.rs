@@ -1,8 +1,7 @@
 //! Delivering the outbox: waiting notices are published oldest first and removed once
-//! published. A device whose notice could not be published keeps its later ones
-//! waiting too, so an operator never sees a recovery before its alert.
+//! published. A device (or school) whose notice could not be published keeps its
+//! later ones waiting too, so an operator never sees a recovery before its alert.
 
-use crate::domain::event::DeviceId;
 use crate::domain::notice::Notice;
 use crate::ports::{AlertPublisher, Outbox, PublishError, StoreError};
 use async_trait::async_trait;
@@ -31,21 +30,25 @@ pub async fn deliver_pending(
     publisher: &dyn AlertPublisher,
 ) -> Result<Delivered, StoreError> {
     let mut delivered = Delivered::default();
-    let mut held: HashSet<DeviceId> = HashSet::new();
+    let mut held: HashSet<String> = HashSet::new();
     for entry in outbox.pending(NOTICES_PER_ROUND).await? {
-        let device = entry.notice.device_id();
-        if held.contains(device) {
+        let subject = entry.notice.subject_id();
+        if held.contains(subject) {
             continue;
         }
         match publisher.publish(&entry.notice).await {
             Ok(()) => {
                 outbox.delivered(&entry).await?;
-                tracing::info!(event_type = entry.notice.event_type(), device_id = %device, "notice published");
+                tracing::info!(
+                    event_type = entry.notice.event_type(),
+                    subject = subject,
+                    "notice published"
+                );
                 delivered.published.push(entry.notice);
             }
             Err(err) => {
-                tracing::warn!(error = %err, event_type = entry.notice.event_type(), device_id = %device, "notice not published; it stays in the outbox");
-                held.insert(device.clone());
+                tracing::warn!(error = %err, event_type = entry.notice.event_type(), subject = subject, "notice not published; it stays in the outbox");
+                held.insert(subject.to_owned());
                 delivered.failed += 1;
                 if delivered.failed == FAILURES_PER_ROUND {
                     break;
@@ -125,6 +128,7 @@ impl<P: AlertPublisher> AlertPublisher for PublishOnce<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::event::DeviceId;
     use crate::domain::notice::RecoveryNotice;
     use crate::domain::time::EventTime;
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -172,7 +172,7 @@ impl DayAddition {
 }
 
 /// Devices by status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct FleetCounts {
     pub total: u64,
     pub healthy: u64,

@@ -13,6 +13,7 @@ pub mod fleet;
 pub mod limits;
 pub mod notice;
 pub mod school;
+pub mod school_digest;
 pub mod silence;
 pub mod streak;
 pub mod sweep;

@@ -1,5 +1,6 @@
 //! Messages for operators: a repeated-failure alert, its recovery, a device gone
-//! silent and its return, a device flapping and stable again. Each serialises to
+//! silent and its return, a device flapping and stable again, and a school's daily
+//! digest. Each serialises to
 //! exactly the JSON body of docs/contract.md; [`render`] turns one into an e-mail, an
 //! SMS and a one-line text.
 
@@ -9,6 +10,7 @@ pub mod render;
 pub use decided::{Decided, NoticeRecord, Withheld};
 
 use crate::domain::event::DeviceId;
+use crate::domain::fleet::FleetCounts;
 use crate::domain::school::SchoolId;
 use crate::domain::time::EventTime;
 use serde::{Deserialize, Serialize};
@@ -29,6 +31,9 @@ pub enum Notice {
     Flapping(FlappingNotice),
     #[serde(rename = "device.stable")]
     Stable(StableNotice),
+    /// Boxed: a digest is several times the size of the device notices.
+    #[serde(rename = "school.digest")]
+    Digest(Box<SchoolDigest>),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,15 +125,52 @@ pub struct StableNotice {
     pub alert_id: String,
 }
 
+/// Most device ids a digest lists as failing, and as silent.
+pub const DIGEST_LIST_MAX: usize = 50;
+
+/// A school's morning summary at its `digest_at` on open days: how its devices stand,
+/// the worst of them, what was recorded but not published, and yesterday's syncs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SchoolDigest {
+    pub school_id: SchoolId,
+    /// The school's name, for the people who read the digest.
+    pub name: String,
+    /// The school's local date the digest is for (`YYYY-MM-DD`).
+    pub date: String,
+    pub devices: FleetCounts,
+    /// Failing devices, longest streak first (at most [`DIGEST_LIST_MAX`]).
+    pub failing: Vec<DeviceId>,
+    /// Silent devices, longest silence first (at most [`DIGEST_LIST_MAX`]).
+    pub silent: Vec<DeviceId>,
+    /// The school's notices recorded but not published in the 24 h before
+    /// `detected_at` (stale or flapping).
+    pub unpublished: u32,
+    pub yesterday: DigestDay,
+    pub detected_at: EventTime,
+    /// `<school>@digest@<date>`: one per school and date.
+    pub alert_id: String,
+}
+
+/// The day before a digest's date: its syncs by device timestamp.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DigestDay {
+    pub date: String,
+    pub syncs: u64,
+    pub failures: u64,
+    /// A fraction between 0 and 1 (0 without syncs).
+    pub failure_rate: f64,
+}
+
 impl Notice {
     /// Every notice type, as the body's `type` says it.
-    pub const TYPES: [&'static str; 6] = [
+    pub const TYPES: [&'static str; 7] = [
         "device.repeated_sync_failures",
         "device.sync_recovered",
         "device.silent",
         "device.back_online",
         "device.flapping",
         "device.stable",
+        "school.digest",
     ];
 
     /// The `event_type` message attribute, equal to the body's `type`.
@@ -140,10 +182,11 @@ impl Notice {
             Notice::BackOnline(_) => "device.back_online",
             Notice::Flapping(_) => "device.flapping",
             Notice::Stable(_) => "device.stable",
+            Notice::Digest(_) => "school.digest",
         }
     }
 
-    /// The device's school when the notice was decided.
+    /// The device's school when the notice was decided; a digest's school.
     pub fn school_id(&self) -> Option<&SchoolId> {
         match self {
             Notice::RepeatedFailures(n) => n.school_id.as_ref(),
@@ -152,17 +195,29 @@ impl Notice {
             Notice::BackOnline(n) => n.school_id.as_ref(),
             Notice::Flapping(n) => n.school_id.as_ref(),
             Notice::Stable(n) => n.school_id.as_ref(),
+            Notice::Digest(n) => Some(&n.school_id),
         }
     }
 
-    pub fn device_id(&self) -> &DeviceId {
+    /// The device the notice is about (`None`: a school's digest).
+    pub fn device_id(&self) -> Option<&DeviceId> {
         match self {
-            Notice::RepeatedFailures(n) => &n.device_id,
-            Notice::Recovered(n) => &n.device_id,
-            Notice::Silent(n) => &n.device_id,
-            Notice::BackOnline(n) => &n.device_id,
-            Notice::Flapping(n) => &n.device_id,
-            Notice::Stable(n) => &n.device_id,
+            Notice::RepeatedFailures(n) => Some(&n.device_id),
+            Notice::Recovered(n) => Some(&n.device_id),
+            Notice::Silent(n) => Some(&n.device_id),
+            Notice::BackOnline(n) => Some(&n.device_id),
+            Notice::Flapping(n) => Some(&n.device_id),
+            Notice::Stable(n) => Some(&n.device_id),
+            Notice::Digest(_) => None,
+        }
+    }
+
+    /// What the notice is about: its device, or a digest's school. Notices about one
+    /// subject are delivered in the order they were decided.
+    pub fn subject_id(&self) -> &str {
+        match self {
+            Notice::Digest(n) => n.school_id.as_str(),
+            _ => self.device_id().map(DeviceId::as_str).unwrap_or_default(),
         }
     }
 
@@ -175,6 +230,7 @@ impl Notice {
             Notice::BackOnline(n) => &n.alert_id,
             Notice::Flapping(n) => &n.alert_id,
             Notice::Stable(n) => &n.alert_id,
+            Notice::Digest(n) => &n.alert_id,
         }
     }
 
@@ -187,6 +243,7 @@ impl Notice {
             Notice::BackOnline(_) => "back_online",
             Notice::Flapping(_) => "flapping",
             Notice::Stable(_) => "stable",
+            Notice::Digest(_) => "digest",
         };
         format!("{}#{kind}", self.alert_id())
     }

@@ -438,6 +438,14 @@ impl School {
         self.closures[..starts_by].iter().any(|c| date <= c.to)
     }
 
+    /// The local date whose daily digest is due at `now`: today's, once its `digest_at`
+    /// has passed on an open day (`None`: no digest, closed today, or not yet time).
+    pub fn digest_due(&self, now: EventTime) -> Option<NaiveDate> {
+        let at = self.digest_at?;
+        let today = self.local_date(now);
+        (self.is_open_day(today) && self.instant(today, at)? <= now).then_some(today)
+    }
+
     /// The open hours of `date` as an instant range (`None`: closed that day).
     fn open_interval(&self, date: NaiveDate) -> Option<(EventTime, EventTime)> {
         if !self.is_open_day(date) {

@@ -188,8 +188,16 @@ pub const LIST_NOTICES: Route = Route {
     access: Access::Read,
 };
 
+pub const PREVIEW_SCHOOL_DIGEST: Route = Route {
+    method: Method::GET,
+    path: "/schools/{school_id}/digest",
+    function: "preview-school-digest",
+    body_limit: 0,
+    access: Access::Read,
+};
+
 /// Every API route.
-pub const ROUTES: [&Route; 19] = [
+pub const ROUTES: [&Route; 20] = [
     &RECORD_SYNC_EVENT,
     &RECORD_SYNC_EVENTS,
     &GET_SYNC_HISTORY,
@@ -209,6 +217,7 @@ pub const ROUTES: [&Route; 19] = [
     &LIST_AUDIT,
     &LIST_DEVICE_NOTICES,
     &LIST_NOTICES,
+    &PREVIEW_SCHOOL_DIGEST,
 ];
 
 /// A path parameter's name and its (percent-decoded) value.

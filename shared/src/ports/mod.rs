@@ -13,7 +13,8 @@
 //! | [`ListFailing`] | list-repeated-failures | SQLite, DynamoDB |
 //! | [`ReadSchools`] | the schools routes, scoping | SQLite, DynamoDB |
 //! | [`ManageSchools`] | put-school, delete-school | SQLite, DynamoDB |
-//! | [`NoticeHistory`] | the notice history routes | SQLite, DynamoDB |
+//! | [`NoticeHistory`] | the notice history routes, the daily digest | SQLite, DynamoDB |
+//! | [`DigestLedger`] | the daily digest: its once-a-day mark | SQLite, DynamoDB |
 //! | [`AuditTrail`] | the admin routes, list-audit | SQLite, DynamoDB |
 //! | [`CheckCredentials`] | device routes (the authenticator) | SQLite, DynamoDB |
 //! | [`ManageCredentials`] | issue/revoke device credentials | SQLite, DynamoDB |
@@ -27,6 +28,7 @@ pub mod alerts;
 pub mod audit;
 pub mod credentials;
 pub mod devices;
+pub mod digests;
 mod error;
 pub mod events;
 pub mod failing;
@@ -44,6 +46,7 @@ pub use alerts::{AlertPublisher, PublishError};
 pub use audit::{AuditPage, AuditTrail};
 pub use credentials::{CheckCredentials, DeviceCredential, Freshness, ManageCredentials};
 pub use devices::{DeviceKey, DevicePage, ReadDevices};
+pub use digests::DigestLedger;
 pub use error::StoreError;
 pub use events::{HistoryPage, HistoryQuery, Order, ReadHistory, RecordEvents, Recorded};
 pub use failing::{FailingDevice, FailingKey, FailingPage, ListFailing};
@@ -82,6 +85,7 @@ pub trait Store:
     + ManageSchools
     + AuditTrail
     + NoticeHistory
+    + DigestLedger
 {
 }
 
@@ -99,6 +103,7 @@ impl<S> Store for S where
         + ManageSchools
         + AuditTrail
         + NoticeHistory
+        + DigestLedger
 {
 }
 

@@ -473,6 +473,11 @@ impl Operator<'_> {
         self.get(&format!("/schools/{school}")).await
     }
 
+    /// `GET /schools/{school}/digest`.
+    pub async fn preview_school_digest(&self, school: &str) -> http::Reply {
+        self.get(&format!("/schools/{school}/digest")).await
+    }
+
     /// `PUT /schools/{school}` with `body`.
     pub async fn put_school(&self, school: &str, body: serde_json::Value) -> http::Reply {
         self.send("PUT", &format!("/schools/{school}"), Some(body)).await

@@ -15,6 +15,7 @@
 //! | the fleet's device counts | `FLEET` | `COUNTS` |
 //! | a school | `SCHOOLS` | `<id>` |
 //! | a school's device counts | `SCHOOL#<id>` | `COUNTS` |
+//! | a school's last daily digest (its local date) | `SCHOOL#<id>` | `DIGEST` |
 //!
 //! State items also carry the keys of the six sparse indexes (see docs/dynamodb.md).
 

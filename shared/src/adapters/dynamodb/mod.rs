@@ -6,13 +6,15 @@
 //! - this module: the store, recording events, reading history;
 //! - [`devices`]: device states (saved with what changes with them), lists;
 //! - [`fleet`]: the outbox, per-day totals, device counts;
-//! - [`watch`]: the silence check's agenda.
+//! - [`watch`]: the silence check's agenda;
+//! - [`digests`]: the daily digest's once-a-day mark.
 
 #[cfg(feature = "dynamodb-admin")]
 mod admin;
 mod audit;
 mod credentials;
 mod devices;
+mod digests;
 mod fleet;
 pub mod item;
 mod limits;

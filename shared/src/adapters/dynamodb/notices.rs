@@ -1,5 +1,6 @@
 //! The notice history on DynamoDB. Each decided notice is written, in the state save's
-//! transaction, to the partitions its reads need — the device's, the district's feed,
+//! transaction (a digest's: with its school's mark), to the partitions its reads need
+//! — the device's (not for a school's digest), the district's feed,
 //! the feed of its type, and (for a school's device) the school's and the school's of
 //! its type — sorted by its history key and expiring after 410 days (the contract
 //! keeps 400). Every page is one Query per partition read (a school operator's
@@ -11,7 +12,9 @@ use super::item::TTL_ATTRIBUTE;
 use super::{built, n, s, DynamoStore};
 use crate::domain::event::DeviceId;
 use crate::domain::notice::decided::{history_key, NOTICE_RETENTION_DAYS};
+use crate::domain::notice::Decided;
 use crate::domain::school::SchoolId;
+use crate::domain::time::EventTime;
 use crate::ports::notices::merge_pages;
 use crate::ports::{NoticeHistory, NoticePage, NoticeQuery, StateWrite, StoreError, Within};
 use async_trait::async_trait;
@@ -37,35 +40,48 @@ impl DynamoStore {
     /// The history items of a save's notices, for its transaction.
     pub(super) fn history_puts(&self, write: &StateWrite<'_>) -> Result<Vec<TransactWriteItem>, StoreError> {
         let device = &write.state.device_id;
-        let expires_at = write.now.millis() / 1000 + (NOTICE_RETENTION_DAYS + EXPIRY_MARGIN_DAYS) * 86_400;
         let mut items = Vec::new();
         for (i, decided) in write.notices.iter().enumerate() {
-            let key = history_key(write.now, device, write.expected + 1, i);
-            let record = decided.record(write.now).to_json();
-            let kind = decided.notice.event_type();
-            let school = decided.notice.school_id();
-            let mut partitions = vec![
-                device_notices_pk(device),
-                feed_pk(None, None),
-                feed_pk(None, Some(kind)),
-            ];
-            if let Some(school) = school {
-                partitions.push(feed_pk(Some(school), None));
-                partitions.push(feed_pk(Some(school), Some(kind)));
-            }
-            for pk in partitions {
+            let key = history_key(write.now, device.as_str(), write.expected + 1, i);
+            items.extend(self.history_items(&key, decided, write.now)?);
+        }
+        Ok(items)
+    }
+
+    /// One decided notice's history items, for a transaction: the device's partition
+    /// (none for a school's digest) and the feeds'.
+    pub(super) fn history_items(
+        &self,
+        key: &str,
+        decided: &Decided,
+        now: EventTime,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let expires_at = now.millis() / 1000 + (NOTICE_RETENTION_DAYS + EXPIRY_MARGIN_DAYS) * 86_400;
+        let record = decided.record(now).to_json();
+        let kind = decided.notice.event_type();
+        let school = decided.notice.school_id();
+        let mut partitions = vec![feed_pk(None, None), feed_pk(None, Some(kind))];
+        if let Some(device) = decided.notice.device_id() {
+            partitions.push(device_notices_pk(device));
+        }
+        if let Some(school) = school {
+            partitions.push(feed_pk(Some(school), None));
+            partitions.push(feed_pk(Some(school), Some(kind)));
+        }
+        partitions
+            .into_iter()
+            .map(|pk| {
                 let put = Put::builder()
                     .table_name(&self.table)
                     .item("pk", s(pk))
-                    .item("sk", s(key.clone()))
+                    .item("sk", s(key))
                     .item("record", s(record.clone()))
                     .item(TTL_ATTRIBUTE, n(expires_at))
                     .build()
                     .map_err(built)?;
-                items.push(TransactWriteItem::builder().put(put).build());
-            }
-        }
-        Ok(items)
+                Ok(TransactWriteItem::builder().put(put).build())
+            })
+            .collect()
     }
 
     /// Up to `limit` entries of one partition, newest first, older than `before`.

@@ -102,27 +102,8 @@ pub(super) fn save_state(conn: &Connection, write: &OwnedStateWrite) -> Result<S
         return Ok(Saved::Stale);
     }
     for (i, decided) in write.notices.iter().enumerate() {
-        let notice = &decided.notice;
-        if decided.is_published() {
-            conn.prepare_cached("INSERT INTO outbox (notice) VALUES (?1)")
-                .and_then(|mut stmt| stmt.execute([notice.to_json()]))
-                .map_err(unavailable)?;
-        }
-        let key = history_key(write.now, &state.device_id, write.expected + 1, i);
-        conn.prepare_cached(
-            "INSERT OR REPLACE INTO notices (key, device_id, school_id, type, record)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .and_then(|mut stmt| {
-            stmt.execute(params![
-                key,
-                state.device_id.as_str(),
-                notice.school_id().map(SchoolId::as_str),
-                notice.event_type(),
-                decided.record(write.now).to_json()
-            ])
-        })
-        .map_err(unavailable)?;
+        let key = history_key(write.now, state.device_id.as_str(), write.expected + 1, i);
+        super::notices::keep_notice(conn, &key, decided, write.now).map_err(unavailable)?;
     }
     // In the state's transaction, so applied once with the events it counts.
     if let Some(days) = &write.days {

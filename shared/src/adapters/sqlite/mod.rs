@@ -8,11 +8,13 @@
 //! - [`events`]: recording events and reading history.
 //! - [`devices`]: device states, lists, the outbox, days and counts, the silence watch.
 //! - [`credentials`]: device credentials.
-//! - [`schools`]: schools and their counts.
+//! - [`schools`]: schools and their counts;
+//! - [`digests`]: the daily digest's once-a-day mark.
 
 mod audit;
 mod credentials;
 mod devices;
+mod digests;
 mod events;
 mod notices;
 mod schema;

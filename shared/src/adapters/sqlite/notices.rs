@@ -1,17 +1,48 @@
 //! The notice history on SQLite: rows written in the state save's transaction
-//! ([`super::devices`]); each page is one index range read newest first (per school for
+//! ([`super::devices`]; a digest's with its school's mark, [`super::digests`]); each page is one index range read newest first (per school for
 //! a school operator's feed, merged), so a page costs its size, never the table's.
 
 use super::{corrupt, SqliteStore};
 use crate::domain::event::DeviceId;
+use crate::domain::notice::Decided;
+use crate::domain::school::SchoolId;
+use crate::domain::time::EventTime;
 use crate::ports::notices::merge_pages;
 use crate::ports::{NoticeHistory, NoticePage, NoticeQuery, StoreError, Within};
 use async_trait::async_trait;
-use rusqlite::params_from_iter;
 use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection};
 
 /// Larger than any key: the first page starts below it.
 const NEWEST: &str = "~";
+
+/// Keeps a decided notice in the history under `key` and, when published, in the
+/// outbox: within the caller's transaction. A school's digest has no device: its
+/// `device_id` column is empty (no device id is).
+pub(super) fn keep_notice(
+    conn: &Connection,
+    key: &str,
+    decided: &Decided,
+    now: EventTime,
+) -> rusqlite::Result<()> {
+    let notice = &decided.notice;
+    if decided.is_published() {
+        conn.prepare_cached("INSERT INTO outbox (notice) VALUES (?1)")?
+            .execute([notice.to_json()])?;
+    }
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO notices (key, device_id, school_id, type, record)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        key,
+        notice.device_id().map_or("", DeviceId::as_str),
+        notice.school_id().map(SchoolId::as_str),
+        notice.event_type(),
+        decided.record(now).to_json()
+    ])?;
+    Ok(())
+}
 
 impl SqliteStore {
     /// Up to `limit` rows matching `filter` (its `?` bound to `values`), newest first,

@@ -68,7 +68,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 -- kept as long as the data directory. Each read is one index range, newest first.
 CREATE TABLE IF NOT EXISTS notices (
     key       TEXT PRIMARY KEY,
-    device_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,                               -- '' for a school's digest
     school_id TEXT,                                        -- the notice's school_id
     type      TEXT NOT NULL,
     record    TEXT NOT NULL                                -- the history entry's JSON
@@ -78,6 +78,12 @@ CREATE INDEX IF NOT EXISTS notices_type ON notices (type, key);
 CREATE INDEX IF NOT EXISTS notices_school ON notices (school_id, key) WHERE school_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS notices_school_type ON notices (school_id, type, key)
     WHERE school_id IS NOT NULL;
+-- Each school's last daily digest (its local date, YYYY-MM-DD), written with the
+-- digest's history and outbox rows.
+CREATE TABLE IF NOT EXISTS digests (
+    school_id TEXT PRIMARY KEY,
+    date      TEXT NOT NULL
+) WITHOUT ROWID;
 -- Per UTC day of the device timestamps: the fleet summary's figures.
 CREATE TABLE IF NOT EXISTS days (
     day          INTEGER PRIMARY KEY,                      -- days since 1970-01-01

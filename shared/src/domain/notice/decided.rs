@@ -2,8 +2,7 @@
 //! (a backlog's old streak, a flapping device). Every decision enters the notice
 //! history ([`NoticeRecord`]); only published ones enter the outbox.
 
-use super::Notice;
-use crate::domain::event::DeviceId;
+use super::{Notice, SchoolDigest};
 use crate::domain::time::EventTime;
 use serde::{Deserialize, Serialize};
 
@@ -83,11 +82,16 @@ impl NoticeRecord {
     }
 }
 
-/// The history's order: decision time, then the device, its save's version and the
-/// notice's place in that save. Newest first is this key descending; a page's cursor
-/// is the last key it returned.
-pub fn history_key(decided_at: EventTime, device: &DeviceId, version: u64, index: usize) -> String {
-    format!("{decided_at}#{device}#{version:020}#{index:02}")
+/// The history's order: decision time, then the notice's subject (its device, or a
+/// digest's school), the device's save's version and the notice's place in that save.
+/// Newest first is this key descending; a page's cursor is the last key it returned.
+pub fn history_key(decided_at: EventTime, subject: &str, version: u64, index: usize) -> String {
+    format!("{decided_at}#{subject}#{version:020}#{index:02}")
+}
+
+/// A digest's history key: one digest per school and save.
+pub fn digest_history_key(digest: &SchoolDigest) -> String {
+    history_key(digest.detected_at, digest.school_id.as_str(), 0, 0)
 }
 
 /// Days a decided notice is kept at least.
@@ -96,6 +100,7 @@ pub const NOTICE_RETENTION_DAYS: i64 = 400;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::event::DeviceId;
     use crate::domain::notice::RecoveryNotice;
 
     #[test]
@@ -125,9 +130,8 @@ mod tests {
 
     #[test]
     fn history_keys_sort_by_decision_time() {
-        let device = DeviceId::parse("pibook-1").unwrap();
-        let early = history_key(EventTime::from_millis(1_000).unwrap(), &device, 9, 1);
-        let late = history_key(EventTime::from_millis(2_000).unwrap(), &device, 1, 0);
+        let early = history_key(EventTime::from_millis(1_000).unwrap(), "pibook-1", 9, 1);
+        let late = history_key(EventTime::from_millis(2_000).unwrap(), "pibook-1", 1, 0);
         assert!(early < late);
     }
 }

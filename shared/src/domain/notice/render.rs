@@ -2,7 +2,8 @@
 //! summary a chat webhook shows. The JSON body ([`Notice::to_json`]) stays the
 //! machine-readable contract; these are views of the same facts.
 
-use super::Notice;
+use super::{Notice, SchoolDigest};
+use crate::domain::event::DeviceId;
 use crate::domain::time::EventTime;
 
 /// Longest SNS e-mail subject.
@@ -32,6 +33,10 @@ impl Notice {
                 period(f.window_seconds as f64 / 3600.0)
             ),
             Notice::Stable(s) => format!("PiSync: {} is stable again", s.device_id),
+            Notice::Digest(d) => format!(
+                "PiSync digest {}: {} failing, {} silent of {} devices at {}",
+                d.date, d.devices.failing, d.devices.silent, d.devices.total, d.name
+            ),
         };
         clip(&subject, MAX_SUBJECT)
     }
@@ -79,13 +84,27 @@ impl Notice {
                 s.device_id,
                 human(s.stable_since)
             ),
+            Notice::Digest(d) => format!(
+                "{} ({}) on {}: {} devices, {} healthy, {} failing, {} silent; yesterday ({}) {}; \
+                 {} notices held back in the last 24 hours",
+                d.name,
+                d.school_id,
+                d.date,
+                d.devices.total,
+                d.devices.healthy,
+                d.devices.failing,
+                d.devices.silent,
+                d.yesterday.date,
+                day_line(d),
+                d.unpublished
+            ),
         }
     }
 
-    /// An SMS of at most [`MAX_SMS`] characters: the device id is shortened, never the
-    /// facts.
+    /// An SMS of at most [`MAX_SMS`] characters: the device (or school) id is
+    /// shortened, never the facts.
     pub fn sms(&self) -> String {
-        let device = self.device_id().as_str();
+        let device = self.subject_id();
         let text = |device: &str| match self {
             Notice::RepeatedFailures(a) => format!(
                 "PiSync: {device} failed {} syncs in a row since {}.",
@@ -115,6 +134,15 @@ impl Notice {
             Notice::Stable(s) => format!(
                 "PiSync: {device} stable, no alert since {}; alerts resume.",
                 minute(s.stable_since)
+            ),
+            Notice::Digest(d) => format!(
+                "PiSync {device} {}: {} failing, {} silent of {}. Yesterday {}/{} syncs failed.",
+                d.date,
+                d.devices.failing,
+                d.devices.silent,
+                d.devices.total,
+                d.yesterday.failures,
+                d.yesterday.syncs
             ),
         };
         let full = text(device);
@@ -209,21 +237,30 @@ impl Notice {
                 lines.push(String::new());
                 lines.push("Its alerts and recoveries are sent again from now on.".into());
             }
+            Notice::Digest(d) => digest_lines(d, &mut lines),
         }
         if let Some(url) = dashboard {
             lines.push(String::new());
+            let what = if self.device_id().is_some() {
+                "the device"
+            } else {
+                "PiSync"
+            };
             lines.push(format!(
-                "Open the device in the dashboard: {}",
-                device_link(url, self)
+                "Open {what} in the dashboard: {}",
+                dashboard_link(url, self)
             ));
         }
         lines.push(String::new());
         lines.push("--".into());
-        lines.push(
-            "Sync times are the device's clock, in UTC; \"received\" and \"detected\" \
-             times are PiSync's."
+        lines.push(match self {
+            Notice::Digest(_) => "Device counts are as of the digest's time; a day's syncs are \
+                 counted by device timestamp, UTC day."
                 .into(),
-        );
+            _ => "Sync times are the device's clock, in UTC; \"received\" and \"detected\" \
+                 times are PiSync's."
+                .into(),
+        });
         lines.push(format!("Reference: {}", self.notice_id()));
         let mut text = lines.join("\n");
         text.push('\n');
@@ -231,14 +268,68 @@ impl Notice {
     }
 }
 
-/// The dashboard page of the notice's device.
-pub fn device_link(dashboard: &str, notice: &Notice) -> String {
-    // Device ids are A-Z a-z 0-9 _ - . : — all safe in a URL fragment.
+/// The digest's e-mail body: the counts, the devices to look at, yesterday.
+fn digest_lines(d: &SchoolDigest, lines: &mut Vec<String>) {
+    lines.push(format!(
+        "Daily digest for {} ({}), {}.",
+        d.name, d.school_id, d.date
+    ));
+    lines.push(String::new());
+    lines.push(format!("Devices:                   {}", d.devices.total));
+    lines.push(format!("Healthy:                   {}", d.devices.healthy));
+    lines.push(format!("Failing:                   {}", d.devices.failing));
+    lines.push(format!("Silent:                    {}", d.devices.silent));
+    lines.push(String::new());
+    let yesterday = format!("Yesterday ({}):", d.yesterday.date);
+    lines.push(format!("{yesterday:<27}{}", day_line(d)));
+    lines.push(format!(
+        "Held back (24 hours):      {} notices recorded but not sent (backlogs, flapping devices)",
+        d.unpublished
+    ));
+    for (title, devices, total) in [
+        (
+            "Failing devices, longest run of failures first",
+            &d.failing,
+            d.devices.failing,
+        ),
+        (
+            "Silent devices, longest silence first",
+            &d.silent,
+            d.devices.silent,
+        ),
+    ] {
+        if devices.is_empty() {
+            continue;
+        }
+        lines.push(String::new());
+        lines.push(format!("{title}:"));
+        lines.extend(devices.iter().map(|device| format!("  {device}")));
+        let more = total.saturating_sub(devices.len() as u64);
+        if more > 0 {
+            lines.push(format!("  … and {more} more"));
+        }
+    }
+}
+
+/// `120 syncs, 6 failed (5.0 %)`
+fn day_line(d: &SchoolDigest) -> String {
     format!(
-        "{}#/device/{}",
-        dashboard.trim_end_matches('#'),
-        notice.device_id()
+        "{} syncs, {} failed ({:.1} %)",
+        d.yesterday.syncs,
+        d.yesterday.failures,
+        d.yesterday.failure_rate * 100.0
     )
+}
+
+/// The dashboard page of the notice's device; the dashboard itself for a school's
+/// digest.
+pub fn dashboard_link(dashboard: &str, notice: &Notice) -> String {
+    let base = dashboard.trim_end_matches('#');
+    // Device ids are A-Z a-z 0-9 _ - . : — all safe in a URL fragment.
+    match notice.device_id() {
+        Some(device) => format!("{base}#/device/{}", DeviceId::as_str(device)),
+        None => format!("{base}#/"),
+    }
 }
 
 /// `2025-05-07 10:30:00 UTC`

@@ -204,3 +204,37 @@ fn open_time_is_consistent_with_the_instant_it_adds_up_to() {
         start = start.plus_millis(3_600_000 * 7 + 60_000 * (i as i64 % 59));
     }
 }
+
+#[test]
+fn a_digest_is_due_from_its_local_time_on_open_days_only() {
+    let school = riverside(); // digest at 07:00 Europe/London, open Monday to Friday
+    let date = |text: &str| text.parse::<NaiveDate>().ok();
+    assert_eq!(school.digest_due(at("2026-12-02T06:59:59Z")), None, "not yet");
+    assert_eq!(school.digest_due(at("2026-12-02T07:00:00Z")), date("2026-12-02"));
+    assert_eq!(
+        school.digest_due(at("2026-12-02T23:59:00Z")),
+        date("2026-12-02"),
+        "still today's"
+    );
+    assert_eq!(
+        school.digest_due(at("2026-07-01T06:00:00Z")),
+        date("2026-07-01"),
+        "07:00 BST is 06:00 UTC"
+    );
+    assert_eq!(school.digest_due(at("2026-07-01T05:59:00Z")), None);
+    assert_eq!(school.digest_due(at("2026-12-05T12:00:00Z")), None, "a Saturday");
+    assert_eq!(
+        school.digest_due(at("2026-12-21T12:00:00Z")),
+        None,
+        "winter break"
+    );
+    let without = School {
+        digest_at: None,
+        ..riverside()
+    };
+    assert_eq!(
+        without.digest_due(at("2026-12-02T12:00:00Z")),
+        None,
+        "no digest_at"
+    );
+}
