@@ -19,8 +19,9 @@ describe("schools in the dashboard", () => {
   before(async () => {
     runner = await startRunner();
     admin = runner.adminToken();
-    for (const [id, name] of [["north", "North High"], ["south", "South Primary"]]) {
-      assert.equal((await send(runner, "PUT", `/schools/${id}`, { name, timezone: "Europe/London" }, admin)).status, 201);
+    // South has a daily digest at midnight: sent by the runner's first check today.
+    for (const [id, name, extra] of [["north", "North High", {}], ["south", "South Primary", { digest_at: "00:00" }]]) {
+      assert.equal((await send(runner, "PUT", `/schools/${id}`, { name, timezone: "Europe/London", ...extra }, admin)).status, 201);
     }
     for (const device of NORTH) assert.equal((await send(runner, "PUT", `/device/${device}/school`, { school_id: "north" }, admin)).status, 200);
     assert.equal((await send(runner, "PUT", `/device/${SOUTH}/school`, { school_id: "south" }, admin)).status, 200);
@@ -30,6 +31,7 @@ describe("schools in the dashboard", () => {
     await upload(runner, LOOSE, [report(LOOSE, 1)]);
     const reader = runner.readToken();
     await eventually("four devices listed", async () => (await read(runner, "/devices", reader)).devices.length === 4);
+    await eventually("south's digest sent", async () => (await read(runner, "/notices?type=school.digest", reader)).notices.length === 1);
     browser = await launchBrowser();
   });
 
@@ -150,14 +152,24 @@ describe("schools in the dashboard", () => {
     await page.getByRole("link", { name: "Notices" }).click();
     await page.locator("h1", { hasText: "Notices" }).waitFor();
     await page.locator(`${section("notices")} tbody tr`).first().waitFor();
+    await page.waitForFunction((s) => document.querySelectorAll(`${s} tbody tr`).length === 2, section("notices"));
     const listed = await rows(page, section("notices"));
     // decided, notice, device, school, what, sent
-    assert.deepEqual(listed.map((r) => r.slice(1)), [
-      ["repeated_sync_failures", NORTH[1], "north", "3 failures in a row", "published"],
-    ]);
+    const alert = ["repeated_sync_failures", NORTH[1], "north", "3 failures in a row", "published"];
+    const digest = listed.map((r) => r.slice(1)).find((r) => r[0] === "school.digest");
+    assert.deepEqual(listed.map((r) => r.slice(1)).filter((r) => r[0] !== "school.digest"), [alert]);
+    // A digest is about its school: no device.
+    assert.deepEqual([digest[1], digest[2], digest[4]], ["—", "south", "published"]);
+    assert.match(digest[3], /^\d{4}-\d{2}-\d{2}: 0 failing, 0 silent of 1$/);
     await page.selectOption("#school-picker", "south");
-    await page.locator(`${section("notices")} .empty`).waitFor();
-    assert.equal(await page.textContent(`${section("notices")} .empty`), "No notices.");
+    await page.waitForFunction((s) => document.querySelectorAll(`${s} tbody tr`).length === 1, section("notices"));
+    assert.deepEqual((await rows(page, section("notices"))).map((r) => r.slice(1)), [digest]);
+    await page.selectOption("#school-picker", "north");
+    await page.waitForFunction(([s, device]) => {
+      const shown = document.querySelectorAll(`${s} tbody tr`);
+      return shown.length === 1 && shown[0].textContent.includes(device);
+    }, [section("notices"), NORTH[1]]);
+    assert.deepEqual((await rows(page, section("notices"))).map((r) => r.slice(1)), [alert]);
     await page.evaluate((id) => { location.hash = `#/device/${id}`; }, NORTH[1]);
     await page.locator(`${section("device-notices")} tbody tr`).first().waitFor();
     const own = await rows(page, section("device-notices"));
