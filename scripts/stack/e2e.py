@@ -150,7 +150,7 @@ class Scenario:
         self.alerts_queue = url
         self.alerts_seen = []
 
-    def alert(self, matches):
+    def alert(self, matches, timeout=WAIT_SECONDS):
         """The first SNS envelope on the subscriber queue whose notice `matches`."""
 
         def probe():
@@ -162,7 +162,7 @@ class Scenario:
                 self.sqs.delete_message(QueueUrl=self.alerts_queue, ReceiptHandle=message["ReceiptHandle"])
             return next((e for e in self.alerts_seen if matches(json.loads(e["Message"]))), None)
 
-        return wait_until("an alert on the subscriber queue", probe)
+        return wait_until("an alert on the subscriber queue", probe, timeout=timeout)
 
     def webhook(self, matches):
         delivery = self.receiver.wait_for(lambda d: matches(json.loads(d["body"])), WAIT_SECONDS)
@@ -412,6 +412,28 @@ def a_school_devices_notice_carries_its_school(s):
                        and n.get("school_id") == "north-high")
     attributes = {k: v["Value"] for k, v in envelope["MessageAttributes"].items()}
     assert attributes["school_id"] == "north-high", attributes
+
+
+@check
+def a_schools_digest_is_previewed_then_sent_by_the_schedule(s):
+    reply = expect(s.api.call("GET", "/schools/north-high/digest", token=s.tokens["read"]), 200)
+    preview = reply.json()
+    assert preview["type"] == "school.digest" and preview["school_id"] == "north-high", preview
+    assert preview["failing"] == [DEVICE] and preview["devices"]["failing"] == 1, preview
+    # A digest at local midnight is due at once, today: the next scheduled
+    # watch-devices (every minute) sends it.
+    school = {"name": "North High", "timezone": "Europe/London", "digest_at": "00:00"}
+    expect(s.api.call("PUT", "/schools/north-high", token=s.tokens["admin"], body=school), 200)
+    envelope = s.alert(lambda n: n.get("type") == "school.digest", timeout=180)
+    notice = json.loads(envelope["Message"])
+    assert notice["school_id"] == "north-high" and notice["failing"] == [DEVICE], notice
+    attributes = {k: v["Value"] for k, v in envelope["MessageAttributes"].items()}
+    # About a school, not a device: no device_id attribute.
+    assert attributes == {
+        "event_type": "school.digest",
+        "school_id": "north-high",
+        "alert_id": notice["alert_id"] + "#digest",
+    }, attributes
 
 
 @check
