@@ -9,7 +9,7 @@ use super::item::{
     OUTBOX_PK, SCHOOLS_PK, SCHOOL_DEVICES, SCHOOL_FAILING, SCHOOL_SILENT, SILENT, SILENT_PK, STATE_SK,
     WATCH_SLOT_MILLIS, WATCH_TTL_SECONDS,
 };
-use super::{built, corrupt, n, s, unavailable, DynamoStore, Item, Units};
+use super::{built, corrupt, n, s, unavailable, DynamoStore, Item, Transacted, Units};
 use crate::domain::device::{DeviceState, Status};
 use crate::domain::event::DeviceId;
 use crate::domain::fleet::CountScope;
@@ -261,31 +261,11 @@ impl DeviceStates for DynamoStore {
                 .map_err(built)?;
             items.push(TransactWriteItem::builder().put(watch).build());
         }
-        let sent = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .return_consumed_capacity(self.capacity())
-            .send()
-            .await;
-        match sent {
-            Ok(out) => {
-                for consumed in out.consumed_capacity() {
-                    self.metered(Units::Write, Some(consumed));
-                }
-                Ok(Saved::Written)
-            }
-            Err(SdkError::ServiceError(e)) if e.err().is_transaction_canceled_exception() => {
+        match self.transact(items, "TransactWriteItems state").await? {
+            Transacted::Written => Ok(Saved::Written),
+            Transacted::Cancelled(reasons) => {
                 // The state's condition failed, or another transaction held an item:
                 // either way, load again.
-                let reasons: Vec<String> = match e.err() {
-                    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => c
-                        .cancellation_reasons()
-                        .iter()
-                        .filter_map(|r| r.code().map(String::from))
-                        .collect(),
-                    _ => Vec::new(),
-                };
                 let retryable = reasons.iter().all(|code| {
                     matches!(
                         code.as_str(),
@@ -306,7 +286,6 @@ impl DeviceStates for DynamoStore {
                     )))
                 }
             }
-            Err(e) => Err(unavailable("TransactWriteItems state")(e)),
         }
     }
 

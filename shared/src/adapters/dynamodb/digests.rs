@@ -4,14 +4,12 @@
 //! history items — so two periodic checks racing send it once.
 
 use super::item::{school_pk, OUTBOX_PK};
-use super::{built, s, unavailable, DynamoStore, Units};
+use super::{built, s, DynamoStore, Transacted};
 use crate::domain::notice::decided::digest_history_key;
 use crate::domain::notice::{Decided, Notice, SchoolDigest};
 use crate::domain::school::SchoolId;
 use crate::ports::{DigestLedger, StoreError};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -56,39 +54,18 @@ impl DigestLedger for DynamoStore {
             TransactWriteItem::builder().put(outbox).build(),
         ];
         items.extend(self.history_items(&key, &decided, digest.detected_at)?);
-        let sent = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .return_consumed_capacity(self.capacity())
-            .send()
-            .await;
-        match sent {
-            Ok(out) => {
-                for consumed in out.consumed_capacity() {
-                    self.metered(Units::Write, Some(consumed));
-                }
-                Ok(true)
+        match self.transact(items, "TransactWriteItems digest").await? {
+            Transacted::Written => Ok(true),
+            // Only the mark has a condition: another run saved this date's digest.
+            Transacted::Cancelled(reasons)
+                if reasons.first().is_some_and(|r| r == "ConditionalCheckFailed") =>
+            {
+                Ok(false)
             }
-            Err(SdkError::ServiceError(e)) if e.err().is_transaction_canceled_exception() => {
-                // Only the mark has a condition: another run saved this date's digest.
-                let marked = match e.err() {
-                    TransactWriteItemsError::TransactionCanceledException(c) => c
-                        .cancellation_reasons()
-                        .first()
-                        .and_then(|r| r.code())
-                        .is_some_and(|code| code == "ConditionalCheckFailed"),
-                    _ => false,
-                };
-                if marked {
-                    Ok(false)
-                } else {
-                    Err(StoreError::unavailable_because(
-                        "TransactWriteItems digest cancelled (a conflicting write); the next run tries again",
-                    ))
-                }
-            }
-            Err(e) => Err(unavailable("TransactWriteItems digest")(e)),
+            Transacted::Cancelled(reasons) => Err(StoreError::unavailable_because(format!(
+                "TransactWriteItems digest cancelled: {}; the next run tries again",
+                reasons.join(", ")
+            ))),
         }
     }
 }

@@ -55,8 +55,10 @@ use crate::ports::{HistoryPage, HistoryQuery, Order, ReadHistory, RecordEvents, 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConsumedCapacity, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
@@ -97,6 +99,14 @@ where
     E: std::error::Error + Send + Sync + 'static,
 {
     move |e| StoreError::unavailable(describe_sdk_error(operation, &e), e)
+}
+
+/// How a transaction ended.
+enum Transacted {
+    Written,
+    /// Cancelled: each item's reason code in the items' order (`None` for an item
+    /// that did not fail; `TransactionConflict` where another write held it).
+    Cancelled(Vec<String>),
 }
 
 /// A request that failed to build: a bug in PiSync, never the service's doing.
@@ -264,6 +274,41 @@ impl DynamoStore {
             .map_err(unavailable("GetItem"))?;
         self.metered(Units::Read, out.consumed_capacity());
         out.item.map(serde_dynamo::from_item).transpose().map_err(corrupt)
+    }
+
+    /// One `TransactWriteItems` of `items`, metered; `what` names it in errors.
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+        what: &'static str,
+    ) -> Result<Transacted, StoreError> {
+        let sent = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .return_consumed_capacity(self.capacity())
+            .send()
+            .await;
+        match sent {
+            Ok(out) => {
+                for consumed in out.consumed_capacity() {
+                    self.metered(Units::Write, Some(consumed));
+                }
+                Ok(Transacted::Written)
+            }
+            Err(SdkError::ServiceError(e)) if e.err().is_transaction_canceled_exception() => {
+                let reasons = match e.err() {
+                    TransactWriteItemsError::TransactionCanceledException(c) => c
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code().unwrap_or("None").to_owned())
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                Ok(Transacted::Cancelled(reasons))
+            }
+            Err(e) => Err(unavailable(what)(e)),
+        }
     }
 
     /// The `(sk, attribute)` pairs of up to `limit` items of partition `pk`, newest

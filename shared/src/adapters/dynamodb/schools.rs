@@ -4,7 +4,7 @@
 //! that no device is assigned to it.
 
 use super::item::{school_pk, COUNTS_SK, SCHOOLS_PK};
-use super::{built, corrupt, s, unavailable, DynamoStore, Item, Units};
+use super::{built, corrupt, s, unavailable, DynamoStore, Item, Transacted, Units};
 use crate::domain::fleet::{FleetCounts, SchoolCounts};
 use crate::domain::school::{School, SchoolId};
 use crate::ports::{ManageSchools, ReadSchools, SchoolDeleted, SchoolPage, SchoolPut, StoreError};
@@ -200,43 +200,23 @@ impl ManageSchools for DynamoStore {
             .expression_attribute_values(":none", AttributeValue::N("0".into()))
             .build()
             .map_err(built)?;
-        let sent = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(delete).build())
-            .transact_items(TransactWriteItem::builder().condition_check(empty).build())
-            .return_consumed_capacity(self.capacity())
-            .send()
-            .await;
-        match sent {
-            Ok(out) => {
-                for consumed in out.consumed_capacity() {
-                    self.metered(Units::Write, Some(consumed));
-                }
-                Ok(SchoolDeleted::Deleted)
-            }
-            Err(SdkError::ServiceError(e)) if e.err().is_transaction_canceled_exception() => {
-                let reasons: Vec<String> = match e.err() {
-                    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => c
-                        .cancellation_reasons()
-                        .iter()
-                        .map(|r| r.code().unwrap_or("None").to_owned())
-                        .collect(),
-                    _ => Vec::new(),
-                };
-                match (
-                    reasons.first().map(String::as_str),
-                    reasons.get(1).map(String::as_str),
-                ) {
-                    (Some("ConditionalCheckFailed"), _) => Ok(SchoolDeleted::NotFound),
-                    (_, Some("ConditionalCheckFailed")) => Ok(SchoolDeleted::NotEmpty),
-                    _ => Err(StoreError::unavailable_because(format!(
-                        "TransactWriteItems school delete cancelled: {}",
-                        reasons.join(", ")
-                    ))),
-                }
-            }
-            Err(e) => Err(unavailable("TransactWriteItems school delete")(e)),
+        let items = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            TransactWriteItem::builder().condition_check(empty).build(),
+        ];
+        match self.transact(items, "TransactWriteItems school delete").await? {
+            Transacted::Written => Ok(SchoolDeleted::Deleted),
+            Transacted::Cancelled(reasons) => match (
+                reasons.first().map(String::as_str),
+                reasons.get(1).map(String::as_str),
+            ) {
+                (Some("ConditionalCheckFailed"), _) => Ok(SchoolDeleted::NotFound),
+                (_, Some("ConditionalCheckFailed")) => Ok(SchoolDeleted::NotEmpty),
+                _ => Err(StoreError::unavailable_because(format!(
+                    "TransactWriteItems school delete cancelled: {}",
+                    reasons.join(", ")
+                ))),
+            },
         }
     }
 }
