@@ -107,3 +107,42 @@ async fn a_schools_digest_goes_out_once_its_time_has_come() {
     watch(&deps, seven.plus_millis(60_000)).await;
     assert_eq!(alerts.kinds().len(), 1, "one digest a day");
 }
+
+/// A district whose schools share a `digest_at` gets its digests over a few runs,
+/// each run's work bounded, none lost or sent twice.
+#[tokio::test]
+async fn many_digests_due_at_once_are_spread_over_runs() {
+    use pisync_shared::domain::school::LocalTime;
+    use pisync_shared::domain::school_digest::DIGESTS_PER_ROUND;
+    use pisync_shared::ports::{ManageSchools, NoticeHistory};
+    let (_dir, store, alerts, deps) = setup();
+    let schools = DIGESTS_PER_ROUND + 1;
+    for n in 0..schools {
+        let mut school = pisync_shared::test_util::school(&format!("school-{n:03}"));
+        school.digest_at = LocalTime::parse("07:00", false);
+        store.put_school(&school, true).await.unwrap();
+    }
+    // Saved, not only published (a delivery round publishes at most 100 too).
+    let saved = || async {
+        let query = pisync_shared::ports::NoticeQuery {
+            within: &pisync_shared::ports::Within::Fleet,
+            kind: Some("school.digest"),
+            before: None,
+            limit: 100,
+        };
+        let first = store.notice_feed(&query).await.unwrap();
+        let before = first.notices.last().map(|(key, _)| key.clone());
+        let rest = pisync_shared::ports::NoticeQuery {
+            before: before.as_deref(),
+            ..query.clone()
+        };
+        first.notices.len() + store.notice_feed(&rest).await.unwrap().notices.len()
+    };
+    let seven = EventTime::parse_rfc3339("2026-12-02T07:00:30Z").unwrap();
+    watch(&deps, seven).await;
+    assert_eq!(saved().await, DIGESTS_PER_ROUND, "one round's worth");
+    watch(&deps, seven.plus_millis(60_000)).await;
+    watch(&deps, seven.plus_millis(120_000)).await;
+    assert_eq!(saved().await, schools, "the rest in the next run");
+    assert_eq!(alerts.kinds().len(), schools, "each published once");
+}

@@ -29,6 +29,11 @@ const UNPUBLISHED_WINDOW_MILLIS: i64 = 24 * 3_600_000;
 /// Schools read per page while looking for digests due.
 const SCHOOLS_PER_PAGE: usize = 100;
 
+/// Most schools one round reads the mark of (and composes the digest of, when not
+/// sent): a district whose schools share a `digest_at` gets theirs over a few runs (a
+/// minute apart in AWS) rather than in one run too long for its timeout.
+pub const DIGESTS_PER_ROUND: usize = 100;
+
 /// What a digest is composed from.
 #[derive(Clone, Copy)]
 pub struct DigestSources<'a> {
@@ -169,7 +174,8 @@ pub struct DigestRound {
 }
 
 /// Saves the digest of every school whose digest is due at `now` and not yet sent
-/// for today. One school's failure does not stop the others.
+/// for today, at most [`DIGESTS_PER_ROUND`] (the rest are due at the next round). One
+/// school's failure does not stop the others.
 pub async fn send_due_digests(
     sources: DigestSources<'_>,
     ledger: &dyn DigestLedger,
@@ -177,6 +183,8 @@ pub async fn send_due_digests(
     now: EventTime,
 ) -> Result<DigestRound, StoreError> {
     let mut round = DigestRound::default();
+    // Schools whose mark was read (and digest composed, if not sent yet) this round.
+    let mut attempted = 0;
     let mut after: Option<SchoolId> = None;
     loop {
         let page = sources.schools.schools(after.as_ref(), SCHOOLS_PER_PAGE).await?;
@@ -187,6 +195,10 @@ pub async fn send_due_digests(
             if sent.reaches(&school.school_id, date) {
                 continue;
             }
+            if attempted == DIGESTS_PER_ROUND {
+                return Ok(round);
+            }
+            attempted += 1;
             match send_digest(sources, ledger, school, date, now).await {
                 Ok(saved) => {
                     sent.note(&school.school_id, date);
