@@ -205,6 +205,46 @@ async fn fifo_topics_get_group_and_deduplication_ids() {
     assert_eq!(message["recovered_at"], "2025-05-07T11:00:00.000Z");
 }
 
+/// A school's digest is about no device: no `device_id` attribute, and on a FIFO topic
+/// the school is its message group.
+#[tokio::test]
+async fn a_digest_is_filtered_and_grouped_by_its_school() {
+    use pisync_shared::domain::notice::{DigestDay, SchoolDigest};
+    let (url, seen) = fake_sns(200, OK).await;
+    let digest = Notice::Digest(Box::new(SchoolDigest {
+        school_id: pisync_shared::domain::school::SchoolId::parse("north-high").unwrap(),
+        name: "North High".into(),
+        date: "2025-05-08".into(),
+        devices: Default::default(),
+        failing: Vec::new(),
+        silent: Vec::new(),
+        unpublished: 0,
+        yesterday: DigestDay {
+            date: "2025-05-07".into(),
+            syncs: 0,
+            failures: 0,
+            failure_rate: 0.0,
+        },
+        detected_at: EventTime::parse_rfc3339("2025-05-08T07:00:05Z").unwrap(),
+        alert_id: "north-high@digest@2025-05-08".into(),
+    }));
+    SnsPublisher::new(
+        client_config(&url),
+        "arn:aws:sns:eu-west-1:123456789012:pisync-alerts.fifo",
+    )
+    .publish(&digest)
+    .await
+    .unwrap();
+    let seen = seen.lock().unwrap();
+    let r = &seen[0];
+    let attrs = attributes(&r.params);
+    let names: std::collections::BTreeSet<&str> = attrs.keys().map(String::as_str).collect();
+    assert_eq!(names, ["alert_id", "event_type", "school_id"].into());
+    assert_eq!(attrs["event_type"].1, "school.digest");
+    assert_eq!(attrs["alert_id"].1, "north-high@digest@2025-05-08#digest");
+    assert_eq!(r.params["MessageGroupId"], "north-high");
+}
+
 #[tokio::test]
 async fn sns_errors_are_reported_not_swallowed() {
     let (url, _) = fake_sns(404, NOT_FOUND).await;
