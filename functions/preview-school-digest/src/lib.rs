@@ -7,43 +7,32 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use pisync_shared::auth::Authenticator;
 use pisync_shared::domain::notice::Notice;
-use pisync_shared::domain::school_digest::{compose_digest, DigestSources};
+use pisync_shared::domain::school_digest::{compose_digest, DigestReads};
 use pisync_shared::function::{async_trait, Aws, BoxError, HttpFunction, HttpHandler, Local};
 use pisync_shared::http::routes::PREVIEW_SCHOOL_DIGEST;
 use pisync_shared::http::{scope, ApiError, Call};
-use pisync_shared::ports::{NoticeHistory, ReadDevices, ReadFleet, ReadSchools, Store};
 use pisync_shared::EventTime;
-use std::sync::Arc;
 
 pub struct PreviewSchoolDigest {
-    schools: Arc<dyn ReadSchools>,
-    devices: Arc<dyn ReadDevices>,
-    notices: Arc<dyn NoticeHistory>,
-    days: Arc<dyn ReadFleet>,
+    reads: DigestReads,
     auth: Authenticator,
-}
-
-impl PreviewSchoolDigest {
-    fn of(store: Arc<dyn Store>, auth: Authenticator) -> Self {
-        Self {
-            schools: store.clone(),
-            devices: store.clone(),
-            notices: store.clone(),
-            days: store,
-            auth,
-        }
-    }
 }
 
 impl HttpFunction for PreviewSchoolDigest {
     const NAME: &'static str = env!("CARGO_PKG_NAME");
 
     async fn from_aws(aws: &Aws) -> Result<Self, BoxError> {
-        Ok(Self::of(aws.store().await?, aws.operator_auth()))
+        Ok(Self {
+            reads: DigestReads::of(aws.store().await?),
+            auth: aws.operator_auth(),
+        })
     }
 
     fn from_local(local: &Local) -> Self {
-        Self::of(local.store.clone(), local.auth.clone())
+        Self {
+            reads: DigestReads::of(local.store.clone()),
+            auth: local.auth.clone(),
+        }
     }
 }
 
@@ -65,13 +54,8 @@ impl PreviewSchoolDigest {
         if !problems.is_empty() {
             return Err(ApiError::invalid_request(problems));
         }
-        let school = scope::visible_school(&call.caller, &id, self.schools.as_ref()).await?;
-        let sources = DigestSources {
-            schools: self.schools.as_ref(),
-            devices: self.devices.as_ref(),
-            notices: self.notices.as_ref(),
-            days: self.days.as_ref(),
-        };
+        let sources = self.reads.sources();
+        let school = scope::visible_school(&call.caller, &id, sources.schools).await?;
         let now = EventTime::now();
         let digest = compose_digest(sources, &school, school.local_date(now), now).await?;
         Ok(Notice::Digest(Box::new(digest)))

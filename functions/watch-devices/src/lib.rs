@@ -8,13 +8,12 @@
 
 use pisync_shared::domain::delivery::deliver_pending;
 use pisync_shared::domain::detection::Rules;
-use pisync_shared::domain::school_digest::{send_due_digests, DigestSources, SentDigests};
+use pisync_shared::domain::school_digest::{send_due_digests, DigestReads, SentDigests};
 use pisync_shared::domain::sweep::check_silent_devices;
 use pisync_shared::function::{Aws, BoxError, EventFunction, Local};
 use pisync_shared::metrics::Figures;
 use pisync_shared::ports::{
-    AlertPublisher, DeviceStates, DigestLedger, NoticeHistory, Outbox, ReadDevices, ReadFleet, ReadSchools,
-    RecordDays, SilenceWatch, Store,
+    AlertPublisher, DeviceStates, DigestLedger, Outbox, RecordDays, SilenceWatch, Store,
 };
 use pisync_shared::EventTime;
 use std::sync::Arc;
@@ -33,10 +32,7 @@ pub struct WatchDevices {
 /// What the daily digests are composed from and marked in.
 #[derive(Clone)]
 struct Digests {
-    schools: Arc<dyn ReadSchools>,
-    devices: Arc<dyn ReadDevices>,
-    notices: Arc<dyn NoticeHistory>,
-    days: Arc<dyn ReadFleet>,
+    reads: DigestReads,
     ledger: Arc<dyn DigestLedger>,
     sent: Arc<SentDigests>,
 }
@@ -44,21 +40,9 @@ struct Digests {
 impl Digests {
     fn of(store: Arc<dyn Store>) -> Self {
         Self {
-            schools: store.clone(),
-            devices: store.clone(),
-            notices: store.clone(),
-            days: store.clone(),
+            reads: DigestReads::of(store.clone()),
             ledger: store,
             sent: Arc::default(),
-        }
-    }
-
-    fn sources(&self) -> DigestSources<'_> {
-        DigestSources {
-            schools: self.schools.as_ref(),
-            devices: self.devices.as_ref(),
-            notices: self.notices.as_ref(),
-            days: self.days.as_ref(),
         }
     }
 }
@@ -123,7 +107,14 @@ pub async fn watch(deps: &WatchDevices, now: EventTime) -> Figures {
         }
     }
     let digests = &deps.digests;
-    match send_due_digests(digests.sources(), digests.ledger.as_ref(), &digests.sent, now).await {
+    match send_due_digests(
+        digests.reads.sources(),
+        digests.ledger.as_ref(),
+        &digests.sent,
+        now,
+    )
+    .await
+    {
         Ok(round) => {
             for digest in &round.sent {
                 tracing::info!(school_id = %digest.school_id, date = %digest.date, "daily digest saved");

@@ -13,11 +13,11 @@ use crate::domain::notice::{DigestDay, SchoolDigest, DIGEST_LIST_MAX};
 use crate::domain::school::{School, SchoolId};
 use crate::domain::time::EventTime;
 use crate::ports::{
-    DigestLedger, NoticeHistory, NoticeQuery, ReadDevices, ReadFleet, ReadSchools, StoreError, Within,
+    DigestLedger, NoticeHistory, NoticeQuery, ReadDevices, ReadFleet, ReadSchools, Store, StoreError, Within,
 };
 use chrono::NaiveDate;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Most history entries a digest reads to count the notices held back in the last
 /// 24 hours (ten pages): a school with more counts this many.
@@ -41,6 +41,36 @@ pub struct DigestSources<'a> {
     pub devices: &'a dyn ReadDevices,
     pub notices: &'a dyn NoticeHistory,
     pub days: &'a dyn ReadFleet,
+}
+
+/// The ports a digest is composed from, owned: what the periodic check and the preview
+/// route keep, lending [`DigestSources`] to each call.
+#[derive(Clone)]
+pub struct DigestReads {
+    schools: Arc<dyn ReadSchools>,
+    devices: Arc<dyn ReadDevices>,
+    notices: Arc<dyn NoticeHistory>,
+    days: Arc<dyn ReadFleet>,
+}
+
+impl DigestReads {
+    pub fn of(store: Arc<dyn Store>) -> Self {
+        Self {
+            schools: store.clone(),
+            devices: store.clone(),
+            notices: store.clone(),
+            days: store,
+        }
+    }
+
+    pub fn sources(&self) -> DigestSources<'_> {
+        DigestSources {
+            schools: self.schools.as_ref(),
+            devices: self.devices.as_ref(),
+            notices: self.notices.as_ref(),
+            days: self.days.as_ref(),
+        }
+    }
 }
 
 /// What `school`'s digest for its local `date` says at `now`.
