@@ -16,7 +16,7 @@ use pisync_shared::adapters::dynamodb::{CapacityMeter, DynamoStore};
 use pisync_shared::domain::delivery::deliver_pending;
 use pisync_shared::domain::detection::{apply_event, apply_records, Record, Rules};
 use pisync_shared::domain::device::{DeviceState, Status};
-use pisync_shared::domain::fleet::{Day, DayAddition};
+use pisync_shared::domain::fleet::{Day, DayAddition, SchoolDays};
 use pisync_shared::domain::school::SchoolId;
 use pisync_shared::domain::school_digest::{compose_digest, DigestSources};
 use pisync_shared::domain::sweep::check_silent_devices;
@@ -344,7 +344,7 @@ async fn main() -> Result<(), Failure> {
         meter.take(),
         "GetItem + a Query counting the failures after it (1 here) + PutItem",
     );
-    let school = Some(bench.clone());
+    let school = Some(SchoolDays::utc(bench.clone()));
     let addition = DayAddition::of(&[(school.clone(), event(d, 10, 0)), (school, event(d, 11, 1))])
         .ok_or("no events")?;
     store.add_days(&addition, addition.at).await?;
@@ -357,7 +357,7 @@ async fn main() -> Result<(), Failure> {
     row(
         "roll-up of the day totals (per run, 1 batch waiting)",
         meter.take(),
-        "cursor GetItem, one Query per slot since the last run, one UpdateItem per scope and day touched + the cursor",
+        "cursor GetItem, one Query per slot since the last run, per scope and day touched a GetItem and a conditional PutItem of its totals and sketches + the cursor",
     );
 
     for n in 0..60 {

@@ -8,7 +8,7 @@ use pisync_shared::domain::assignment::{assign, Assigned};
 use pisync_shared::domain::delivery::deliver_pending;
 use pisync_shared::domain::detection::{self, DeviceBatch, Record, Rules};
 use pisync_shared::domain::device::{DeviceState, Status};
-use pisync_shared::domain::fleet::{Day, DayAddition};
+use pisync_shared::domain::fleet::{Day, DayAddition, SchoolDays};
 use pisync_shared::domain::school::SchoolId;
 use pisync_shared::domain::streak::RunWindow;
 use pisync_shared::domain::sweep::check_silent_devices;
@@ -83,7 +83,11 @@ impl Fixture {
     /// Adds the days of `events` (each with its device's school) as detection does
     /// when it applies them.
     async fn add_days(&self, events: &[(Option<SchoolId>, StoredEvent)]) {
-        let addition = DayAddition::of(events).expect("events");
+        let events: Vec<_> = events
+            .iter()
+            .map(|(school, e)| (school.clone().map(SchoolDays::utc), e.clone()))
+            .collect();
+        let addition = DayAddition::of(&events).expect("events");
         self.days.add_days(&addition, addition.at).await.unwrap();
     }
 
@@ -629,7 +633,7 @@ async fn days_and_counts_add_up(f: Fixture) {
         .await
         .unwrap();
     assert_eq!(days.len(), 2, "days without syncs are absent: {days:?}");
-    let day = days[&first];
+    let day = &days[&first];
     assert_eq!((day.syncs, day.failures, day.files_synced), (4, 1, 12));
     assert!((day.speed_sum - 6.0).abs() < 1e-9);
     assert_eq!(days[&first.plus(1)].failures, 1);
@@ -723,6 +727,62 @@ async fn a_retried_day_addition_counts_once(f: Fixture) {
         f.fleet.days(first, first, &Within::Fleet).await.unwrap()[&first].syncs,
         2
     );
+}
+
+/// A day's summary keeps a sketch of its speeds and of its devices: percentiles and
+/// distinct devices add up across batches, retries, late additions and roll-ups, and a
+/// school's days are its local days while the fleet's are UTC days.
+async fn day_summaries_keep_speeds_and_devices(f: Fixture) {
+    let tokyo = SchoolDays {
+        school: SchoolId::parse("tokyo").unwrap(),
+        timezone: chrono_tz::Asia::Tokyo,
+    };
+    // Minute 540 is 15:40 UTC: already the next day in Tokyo. Ten devices, speeds 1 to 100.
+    let synced = |i: i64| StoredEvent {
+        internet_speed: i as f64,
+        ..event(&format!("k{}", i % 10), 540 + i, u32::from(i % 4 == 0))
+    };
+    let events: Vec<_> = (1..=100).map(|i| (Some(tokyo.clone()), synced(i))).collect();
+    for chunk in events.chunks(30) {
+        let addition = DayAddition::of(chunk).expect("events");
+        f.days.add_days(&addition, addition.at).await.unwrap();
+        f.days.add_days(&addition, addition.at).await.unwrap(); // a retry
+    }
+    f.roll_up(events[0].1.received_at).await;
+    // One more device's event, applied an hour late, then retried.
+    let late_event = StoredEvent {
+        internet_speed: 1000.0,
+        ..event("k-late", 590, 0)
+    };
+    let late = DayAddition::of(&[(Some(tokyo.clone()), late_event)]).expect("an event");
+    let an_hour_later = late.at.plus_millis(3_600_000);
+    f.days.add_days(&late, an_hour_later).await.unwrap();
+    f.days
+        .add_days(&late, an_hour_later.plus_millis(5_000))
+        .await
+        .unwrap();
+    f.roll_up(an_hour_later).await;
+    f.roll_up(an_hour_later).await;
+    let utc_day = Day::of(events[0].1.timestamp);
+    let local_day = Day::local(events[0].1.timestamp, tokyo.timezone);
+    assert_eq!(local_day, utc_day.plus(1));
+    let school = Within::Schools(vec![tokyo.school.clone()]);
+    let days = f.fleet.days(utc_day, local_day, &school).await.unwrap();
+    assert_eq!(
+        days.keys().copied().collect::<Vec<_>>(),
+        [local_day],
+        "local days"
+    );
+    let fleet = f.fleet.days(utc_day, local_day, &Within::Fleet).await.unwrap();
+    assert_eq!(fleet.keys().copied().collect::<Vec<_>>(), [utc_day], "UTC days");
+    for day in [&days[&local_day], &fleet[&utc_day]] {
+        assert_eq!((day.syncs, day.failures), (101, 25));
+        assert_eq!(day.devices.estimate(), 11, "k0 to k9, and k-late");
+        let p50 = day.speeds.quantile(0.5).unwrap();
+        let p90 = day.speeds.quantile(0.9).unwrap();
+        assert!((p50 / 51.0 - 1.0).abs() <= 0.01, "p50 {p50}");
+        assert!((p90 / 91.0 - 1.0).abs() <= 0.01, "p90 {p90}");
+    }
 }
 
 /// A device's day totals ride on its state save where the store takes them (the
@@ -1054,6 +1114,7 @@ contract!(
     days_and_counts_add_up,
     days_are_kept_per_school,
     a_retried_day_addition_counts_once,
+    day_summaries_keep_speeds_and_devices,
     a_save_adds_its_days_only_where_the_store_takes_them,
     schools_are_kept_and_listed,
     assignment_moves_devices_and_counts,

@@ -15,8 +15,7 @@ use pisync_shared::adapters::dynamodb::item::event_from_image;
 use pisync_shared::domain::applied::StreamPosition;
 use pisync_shared::domain::delivery::{deliver_pending, Owed};
 use pisync_shared::domain::detection::{apply_records, Record, Rules};
-use pisync_shared::domain::fleet::DayAddition;
-use pisync_shared::domain::school::SchoolId;
+use pisync_shared::domain::fleet::{DayAddition, SchoolDays};
 use pisync_shared::function::{Aws, BoxError, EventFunction, Local};
 use pisync_shared::metrics::Figures;
 use pisync_shared::ports::{AlertPublisher, DeviceStates, Outbox, RecordDays};
@@ -146,13 +145,13 @@ pub async fn detect(deps: &DetectFailures, event: Event) -> Detected {
         }
     });
     // Each new event with its device's school when it was applied.
-    let mut new_events: Vec<(Option<SchoolId>, StoredEvent)> = Vec::new();
+    let mut new_events: Vec<(Option<SchoolDays>, StoredEvent)> = Vec::new();
     let mut decided = 0;
     for result in futures_util::future::join_all(devices).await {
         match result {
             Ok(applied) => {
                 decided += applied.notices.len();
-                let school = applied.state.school_id;
+                let school = applied.school_days;
                 new_events.extend(applied.new_events.into_iter().map(|e| (school.clone(), e)));
             }
             Err(lowest) => {

@@ -8,7 +8,7 @@
 use crate::domain::applied::StreamPosition;
 use crate::domain::device::DeviceState;
 use crate::domain::event::{DeviceId, Outcome, StoredEvent};
-use crate::domain::fleet::{count_changes, DayAddition};
+use crate::domain::fleet::{count_changes, DayAddition, SchoolDays};
 use crate::domain::notice::{Decided, Notice};
 use crate::domain::school::School;
 use crate::domain::silence::{SilenceClock, SilenceRule};
@@ -81,6 +81,9 @@ pub struct DeviceBatch {
     pub state: DeviceState,
     /// Events applied now, each for the first time (redelivered ones are not here).
     pub new_events: Vec<StoredEvent>,
+    /// Where the events count in the day totals: the device's school and its
+    /// timezone (`None`: in no school).
+    pub school_days: Option<SchoolDays>,
     /// Notices decided now; they were saved with the state (the published ones to
     /// the outbox, all of them to the history).
     pub notices: Vec<Decided>,
@@ -158,6 +161,7 @@ pub async fn apply_records(
             return Ok(DeviceBatch {
                 state,
                 new_events,
+                school_days: None,
                 notices,
             });
         }
@@ -182,9 +186,17 @@ pub async fn apply_records(
             _ => None,
         };
         let school_id = state.school_id.as_ref();
+        // A school's days are its local days; a deleted school's, UTC days.
+        let school_days = school_id.map(|id| match &school {
+            Some(school) => SchoolDays {
+                school: id.clone(),
+                timezone: school.timezone,
+            },
+            None => SchoolDays::utc(id.clone()),
+        });
         // The batch's day totals ride on this save where the store can take them.
         let days = match states.adds_days_with_state() {
-            true => DayAddition::of_device(school_id, &new_events),
+            true => DayAddition::of_device(school_days.as_ref(), &new_events),
             false => None,
         };
         let write = StateWrite {
@@ -204,6 +216,7 @@ pub async fn apply_records(
                 return Ok(DeviceBatch {
                     state,
                     new_events,
+                    school_days,
                     notices,
                 })
             }

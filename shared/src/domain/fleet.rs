@@ -1,11 +1,16 @@
 //! The fleet at a glance: how many devices are healthy, failing and silent, and per
-//! UTC day (of the device timestamps) how many syncs there were and how they went.
+//! day (of the device timestamps: UTC days for the fleet, a school's local days for
+//! it) how many syncs there were, how they went, how fast the links were and how many
+//! devices reported.
 
 use crate::digest::short_sha256;
 use crate::domain::device::Status;
 use crate::domain::event::{Outcome, StoredEvent};
 use crate::domain::school::SchoolId;
+use crate::domain::sketch::{DeviceSketch, SpeedSketch};
 use crate::domain::time::EventTime;
+use chrono::Datelike;
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -16,13 +21,27 @@ const DAY_MILLIS: i64 = 86_400_000;
 /// unrepresentable in the store.
 pub const MAX_SPEED_IN_MEAN: f64 = 1e12;
 
-/// A UTC calendar day.
+/// A calendar day: a UTC day (the fleet's), or a school's local day.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Day(i64);
 
+/// Days from 0001-01-01 (chrono's day 1) to 1970-01-01.
+const EPOCH_FROM_CE: i64 = 719_163;
+
 impl Day {
+    /// The UTC day of `t`.
     pub fn of(t: EventTime) -> Self {
         Self(t.millis().div_euclid(DAY_MILLIS))
+    }
+
+    /// The day of `t` on the calendar of `timezone`.
+    pub fn local(t: EventTime, timezone: Tz) -> Self {
+        match chrono::DateTime::from_timestamp_millis(t.millis()) {
+            Some(utc) => {
+                Self(i64::from(utc.with_timezone(&timezone).date_naive().num_days_from_ce()) - EPOCH_FROM_CE)
+            }
+            None => Self::of(t),
+        }
     }
 
     /// Days since 1970-01-01 (how stores key a day).
@@ -53,14 +72,17 @@ impl Day {
     }
 }
 
-/// One day's syncs.
-#[derive(Clone, Copy, Debug, PartialEq, Default, Serialize, Deserialize)]
+/// One day's syncs: counts, and mergeable sketches of the speeds and of the devices
+/// that reported (so a day of any scope adds up from its parts in any order).
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct DayTotals {
     pub syncs: u64,
     pub failures: u64,
     pub files_synced: u64,
     /// Sum of the syncs' speeds (each at most [`MAX_SPEED_IN_MEAN`]).
     pub speed_sum: f64,
+    pub speeds: SpeedSketch,
+    pub devices: DeviceSketch,
 }
 
 impl DayTotals {
@@ -69,12 +91,16 @@ impl DayTotals {
         self.failures += other.failures;
         self.files_synced += other.files_synced;
         self.speed_sum += other.speed_sum;
+        self.speeds.merge(&other.speeds);
+        self.devices.merge(&other.devices);
     }
 
     fn count(&mut self, e: &StoredEvent) {
         self.syncs += 1;
         self.files_synced += u64::from(e.total_files_synced);
         self.speed_sum += speed_for_mean(e.internet_speed);
+        self.speeds.add(e.internet_speed);
+        self.devices.add(&e.device_id);
         if e.outcome == Outcome::Failure {
             self.failures += 1;
         }
@@ -131,20 +157,37 @@ pub struct DayAddition {
     pub days: BTreeMap<(CountScope, Day), DayTotals>,
 }
 
+/// The school an applied event counts in, and the timezone of that school's days.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SchoolDays {
+    pub school: SchoolId,
+    pub timezone: Tz,
+}
+
+impl SchoolDays {
+    /// A school whose days are UTC days (one whose settings could not be read).
+    pub fn utc(school: SchoolId) -> Self {
+        Self {
+            school,
+            timezone: chrono_tz::UTC,
+        }
+    }
+}
+
 impl DayAddition {
     /// Newly applied events, each with its device's school when it was applied. The
     /// key comes from the first event's identity: every stored event is applied (new)
     /// exactly once, so no other addition can have it.
-    pub fn of(events: &[(Option<SchoolId>, StoredEvent)]) -> Option<Self> {
+    pub fn of(events: &[(Option<SchoolDays>, StoredEvent)]) -> Option<Self> {
         Self::counting(events.iter().map(|(school, e)| (school.as_ref(), e)))
     }
 
     /// One device's newly applied events, all counted in its `school` (and the fleet).
-    pub fn of_device(school: Option<&SchoolId>, events: &[StoredEvent]) -> Option<Self> {
+    pub fn of_device(school: Option<&SchoolDays>, events: &[StoredEvent]) -> Option<Self> {
         Self::counting(events.iter().map(|e| (school, e)))
     }
 
-    fn counting<'a>(events: impl Iterator<Item = (Option<&'a SchoolId>, &'a StoredEvent)>) -> Option<Self> {
+    fn counting<'a>(events: impl Iterator<Item = (Option<&'a SchoolDays>, &'a StoredEvent)>) -> Option<Self> {
         let mut events = events.peekable();
         let &(_, first) = events.peek()?;
         let key = short_sha256(format!("{}|{}", first.device_id, first.timestamp).as_bytes());
@@ -152,9 +195,11 @@ impl DayAddition {
         let mut days: BTreeMap<(CountScope, Day), DayTotals> = BTreeMap::new();
         for (school, e) in events {
             at = at.max(e.received_at);
-            let day = Day::of(e.timestamp);
-            days.entry((CountScope::Fleet, day)).or_default().count(e);
-            if let Some(school) = school {
+            days.entry((CountScope::Fleet, Day::of(e.timestamp)))
+                .or_default()
+                .count(e);
+            if let Some(SchoolDays { school, timezone }) = school {
+                let day = Day::local(e.timestamp, *timezone);
                 days.entry((CountScope::School(school.clone()), day))
                     .or_default()
                     .count(e);
@@ -306,7 +351,7 @@ pub fn summarize_days(today: Day, days: u32, stored: &BTreeMap<Day, DayTotals>) 
         .rev()
         .map(|back| {
             let day = today.plus(-back);
-            let t = stored.get(&day).copied().unwrap_or_default();
+            let t = stored.get(&day).cloned().unwrap_or_default();
             let rate = |part: u64| {
                 if t.syncs == 0 {
                     0.0
@@ -411,6 +456,36 @@ mod tests {
     }
 
     #[test]
+    fn a_schools_days_are_its_local_days_and_the_fleets_utc_days() {
+        let tokyo = SchoolDays {
+            school: SchoolId::parse("tokyo").unwrap(),
+            timezone: chrono_tz::Asia::Tokyo,
+        };
+        let late_evening_utc = stored("pibox-1", "2025-05-07T16:30:00Z", 1);
+        let addition = DayAddition::of_device(Some(&tokyo), std::slice::from_ref(&late_evening_utc)).unwrap();
+        let days: Vec<(CountScope, String)> =
+            addition.days.keys().map(|(s, d)| (s.clone(), d.text())).collect();
+        assert_eq!(
+            days,
+            [
+                (CountScope::Fleet, "2025-05-07".into()),
+                (CountScope::School(tokyo.school.clone()), "2025-05-08".into()),
+            ]
+        );
+        let t = late_evening_utc.timestamp;
+        assert_eq!(Day::local(t, chrono_tz::UTC), Day::of(t));
+        assert_eq!(
+            Day::local(t, chrono_tz::America::Los_Angeles).text(),
+            "2025-05-07"
+        );
+        let before_epoch = EventTime::parse_rfc3339("1969-12-31T20:00:00-05:00").unwrap();
+        assert_eq!(
+            Day::local(before_epoch, chrono_tz::America::New_York).text(),
+            "1969-12-31"
+        );
+    }
+
+    #[test]
     fn summaries_cover_every_day_oldest_first() {
         let today = Day::parse("2025-05-07").unwrap();
         let mut stored = BTreeMap::new();
@@ -421,6 +496,7 @@ mod tests {
                 failures: 1,
                 files_synced: 10,
                 speed_sum: 8.0,
+                ..DayTotals::default()
             },
         );
         let days = summarize_days(today, 3, &stored);
@@ -452,7 +528,10 @@ mod tests {
     #[test]
     fn an_addition_is_keyed_by_its_first_events_identity() {
         let school = SchoolId::parse("north");
-        let a = (school.clone(), stored("pibox-1", "2025-05-07T10:00:00Z", 0));
+        let a = (
+            school.clone().map(SchoolDays::utc),
+            stored("pibox-1", "2025-05-07T10:00:00Z", 0),
+        );
         let b = (None, stored("pibox-2", "2025-05-08T10:00:00Z", 1));
         let both = DayAddition::of(&[a.clone(), b.clone()]).unwrap();
         assert_eq!(both.at, b.1.received_at, "the latest received");
@@ -483,6 +562,12 @@ mod tests {
             DayAddition::of(&[(a.0.clone(), c), (a.0.clone(), d)])
         );
         assert_eq!(DayAddition::of_device(None, &[]), None);
+        let fleet_day = &both.days[&(CountScope::Fleet, Day::parse("2025-05-07").unwrap())];
+        assert_eq!(
+            (fleet_day.devices.estimate(), fleet_day.speeds.count()),
+            (1, 1),
+            "sketched"
+        );
         assert_eq!(
             CountScope::from_key(&CountScope::Fleet.key()),
             Some(CountScope::Fleet)

@@ -15,6 +15,7 @@ pub mod notice;
 pub mod school;
 pub mod school_digest;
 pub mod silence;
+pub mod sketch;
 pub mod streak;
 pub mod sweep;
 pub mod time;

@@ -1,6 +1,7 @@
-//! The fleet's numbers: per-day sync totals (kept by detection, for the fleet and each
-//! school) and device counts by status (kept with each state save), read by
-//! `GET /fleet/summary`.
+//! The fleet's numbers: per-day sync summaries (kept by detection, for the fleet by UTC
+//! day and for each school by its local day: counts, and sketches of the speeds and of
+//! the devices that reported) and device counts by status (kept with each state save),
+//! read by `GET /fleet/summary` and the analytics routes.
 
 use super::{StoreError, Within};
 use crate::domain::fleet::{Day, DayAddition, DayTotals, FleetCounts};

@@ -7,12 +7,16 @@
 use super::item::{
     day_delta_pk, day_partitions, day_sk, days_pk, COUNTS_SK, FLEET_PK, OUTBOX_PK, ROLLUP_CURSOR,
 };
-use super::{built, corrupt, n, s, unavailable, DynamoStore, Units};
+use super::{corrupt, n, s, unavailable, DynamoStore, Units};
 use crate::domain::fleet::{CountScope, Day, DayAddition, DayTotals, FleetCounts};
+use crate::domain::sketch::{DeviceSketch, SpeedSketch};
 use crate::ports::{Outbox, OutboxEntry, ReadFleet, ReadSchools, RecordDays, StoreError, Within};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -32,7 +36,9 @@ struct CountsItem {
     silent: i64,
 }
 
-#[derive(Deserialize)]
+/// A scope's day: its counts and sketches, the version every rewrite bumps, the last
+/// slot rolled into it and the keys of the late additions added to it.
+#[derive(Deserialize, Default)]
 struct DayItem {
     sk: String,
     #[serde(default)]
@@ -43,6 +49,48 @@ struct DayItem {
     files_synced: u64,
     #[serde(default)]
     speed_sum: f64,
+    #[serde(default, deserialize_with = "binary")]
+    speeds: Vec<u8>,
+    #[serde(default, deserialize_with = "binary")]
+    devices: Vec<u8>,
+    #[serde(default)]
+    v: u64,
+    #[serde(default)]
+    rolled: Option<i64>,
+    #[serde(default)]
+    late: Vec<String>,
+}
+
+impl DayItem {
+    fn totals(&self) -> Result<DayTotals, StoreError> {
+        let sketch = |e| corrupt(format!("day item {}: {e}", self.sk));
+        Ok(DayTotals {
+            syncs: self.syncs,
+            failures: self.failures,
+            files_synced: self.files_synced,
+            speed_sum: self.speed_sum,
+            speeds: SpeedSketch::from_bytes(&self.speeds).map_err(sketch)?,
+            devices: DeviceSketch::from_bytes(&self.devices).map_err(sketch)?,
+        })
+    }
+}
+
+/// A binary attribute (serde_dynamo hands it over as bytes).
+fn binary<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+    struct Bytes;
+    impl serde::de::Visitor<'_> for Bytes {
+        type Value = Vec<u8>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a binary attribute")
+        }
+        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+        fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+    }
+    deserializer.deserialize_byte_buf(Bytes)
 }
 
 #[async_trait]
@@ -104,9 +152,51 @@ const SLOTS_PER_RUN: i64 = 60;
 /// Without a cursor (a new table), the roll-up starts this many slots back.
 const FIRST_LOOK_BACK_SLOTS: i64 = 12;
 
-/// One day's totals of one scope, as a delta item lists them.
+/// One day's totals of one scope, as a delta item lists them: scope, day, syncs,
+/// failures, files, speed sum, and the speed and device sketches in base64.
 #[derive(serde::Serialize, Deserialize)]
-struct DeltaDay(String, i64, u64, u64, u64, f64);
+struct DeltaDay(String, i64, u64, u64, u64, f64, String, String);
+
+impl DeltaDay {
+    fn of(scope: &CountScope, day: Day, t: &DayTotals) -> Self {
+        Self(
+            scope.key(),
+            day.number(),
+            t.syncs,
+            t.failures,
+            t.files_synced,
+            t.speed_sum,
+            BASE64.encode(t.speeds.to_bytes()),
+            BASE64.encode(t.devices.to_bytes()),
+        )
+    }
+
+    fn totals(self) -> Result<((CountScope, Day), DayTotals), StoreError> {
+        let Self(scope, day, syncs, failures, files_synced, speed_sum, speeds, devices) = self;
+        let scope = CountScope::from_key(&scope).ok_or_else(|| corrupt(format!("scope {scope}")))?;
+        let bytes = |text: &str| BASE64.decode(text).map_err(corrupt);
+        let totals = DayTotals {
+            syncs,
+            failures,
+            files_synced,
+            speed_sum,
+            speeds: SpeedSketch::from_bytes(&bytes(&speeds)?).map_err(corrupt)?,
+            devices: DeviceSketch::from_bytes(&bytes(&devices)?).map_err(corrupt)?,
+        };
+        Ok(((scope, Day::from_number(day)), totals))
+    }
+}
+
+/// Where an addition to a day comes from, which makes adding it once: a rolled-up
+/// slot (a day takes slots in order) or a late addition (a day lists their keys).
+enum Mark<'a> {
+    Slot(i64),
+    Late(&'a str),
+}
+
+/// Rewrites of one day that lose a race before giving up (another roll-up or a late
+/// addition wrote it in between).
+const DAY_WRITE_ATTEMPTS: u32 = 8;
 
 #[derive(Deserialize)]
 struct DeltaItem {
@@ -147,17 +237,9 @@ impl DynamoStore {
             for item in out.items.unwrap_or_default() {
                 let item: DeltaItem = serde_dynamo::from_item(item).map_err(corrupt)?;
                 let listed: Vec<DeltaDay> = serde_json::from_str(&item.days).map_err(corrupt)?;
-                for DeltaDay(scope, day, syncs, failures, files_synced, speed_sum) in listed {
-                    let scope =
-                        CountScope::from_key(&scope).ok_or_else(|| corrupt(format!("scope {scope}")))?;
-                    days.entry((scope, Day::from_number(day)))
-                        .or_default()
-                        .add(&DayTotals {
-                            syncs,
-                            failures,
-                            files_synced,
-                            speed_sum,
-                        });
+                for listed in listed {
+                    let (key, totals) = listed.totals()?;
+                    days.entry(key).or_default().add(&totals);
                 }
             }
             match out.last_evaluated_key {
@@ -167,41 +249,71 @@ impl DynamoStore {
         }
     }
 
-    /// Adds one slot's totals to one scope's day, unless that slot was added to it
-    /// already (a roll-up that stopped half-way and runs again).
-    async fn roll_into(
+    /// Adds `totals` to one scope's day unless `mark` was added to it already (a
+    /// roll-up that stopped half-way and runs again, a late addition retried): read the
+    /// day, merge in the domain's terms, write it back if no one else did meanwhile.
+    async fn add_to_day(
         &self,
         scope: &CountScope,
         day: Day,
         totals: &DayTotals,
-        slot: i64,
+        mark: Mark<'_>,
     ) -> Result<(), StoreError> {
-        let sent = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(days_pk(scope)))
-            .key("sk", s(day_sk(day)))
-            .update_expression(
-                "ADD syncs :syncs, failures :failures, files_synced :files, speed_sum :speed SET rolled = :slot",
-            )
-            .condition_expression("attribute_not_exists(rolled) OR rolled < :slot")
-            .expression_attribute_values(":syncs", n(totals.syncs))
-            .expression_attribute_values(":failures", n(totals.failures))
-            .expression_attribute_values(":files", n(totals.files_synced))
-            .expression_attribute_values(":speed", decimal(totals.speed_sum))
-            .expression_attribute_values(":slot", n(slot))
-            .return_consumed_capacity(self.capacity())
-            .send()
-            .await;
-        match sent {
-            Ok(out) => {
-                self.metered(Units::Write, out.consumed_capacity());
-                Ok(())
+        for _ in 0..DAY_WRITE_ATTEMPTS {
+            let stored: DayItem = self
+                .get(days_pk(scope), day_sk(day), true)
+                .await?
+                .unwrap_or_default();
+            let mut rolled = stored.rolled;
+            let mut late = stored.late.clone();
+            match mark {
+                Mark::Slot(slot) if stored.rolled.is_some_and(|r| r >= slot) => return Ok(()),
+                Mark::Slot(slot) => rolled = Some(slot),
+                Mark::Late(key) if stored.late.iter().any(|k| k == key) => return Ok(()),
+                Mark::Late(key) => late.push(key.to_owned()),
             }
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => Ok(()),
-            Err(e) => Err(unavailable("UpdateItem day")(e)),
+            let mut sum = stored.totals()?;
+            sum.add(totals);
+            let mut put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(days_pk(scope)))
+                .item("sk", s(day_sk(day)))
+                .item("syncs", n(sum.syncs))
+                .item("failures", n(sum.failures))
+                .item("files_synced", n(sum.files_synced))
+                .item("speed_sum", decimal(sum.speed_sum))
+                .item("speeds", AttributeValue::B(Blob::new(sum.speeds.to_bytes())))
+                .item("devices", AttributeValue::B(Blob::new(sum.devices.to_bytes())))
+                .item("v", n(stored.v + 1))
+                .return_consumed_capacity(self.capacity());
+            if let Some(rolled) = rolled {
+                put = put.item("rolled", n(rolled));
+            }
+            if !late.is_empty() {
+                put = put.item("late", AttributeValue::Ss(late));
+            }
+            put = match stored.v {
+                0 => put.condition_expression("attribute_not_exists(v)"),
+                v => put
+                    .condition_expression("v = :v")
+                    .expression_attribute_values(":v", n(v)),
+            };
+            match put.send().await {
+                Ok(out) => {
+                    self.metered(Units::Write, out.consumed_capacity());
+                    return Ok(());
+                }
+                Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {}
+                Err(e) => return Err(unavailable("PutItem day")(e)),
+            }
         }
+        Err(StoreError::unavailable_because(format!(
+            "day {} of {} kept changing",
+            day.text(),
+            scope.key()
+        )))
     }
 
     async fn day_items(&self, pk: String, first: Day, last: Day) -> Result<Vec<DayItem>, StoreError> {
@@ -225,42 +337,12 @@ impl DynamoStore {
             .collect()
     }
 
-    /// A late addition (its slot may be rolled up already) goes straight into its days:
-    /// one transaction of `ADD`s per 100 days with the addition's key as its
-    /// idempotency token, so a retry within 10 minutes adds nothing more.
+    /// A late addition (its slot may be rolled up already) goes straight into its
+    /// days, each of which records the addition's key: a retry adds nothing more.
     async fn add_late_days(&self, addition: &DayAddition) -> Result<(), StoreError> {
-        let days: Vec<_> = addition.days.iter().collect();
-        for (chunk_number, chunk) in days.chunks(MAX_TRANSACTION_ITEMS).enumerate() {
-            let mut updates = Vec::with_capacity(chunk.len());
-            for ((scope, day), totals) in chunk {
-                let update = Update::builder()
-                    .table_name(&self.table)
-                    .key("pk", s(days_pk(scope)))
-                    .key("sk", s(day_sk(*day)))
-                    .update_expression(
-                        "ADD syncs :syncs, failures :failures, files_synced :files, speed_sum :speed",
-                    )
-                    .expression_attribute_values(":syncs", n(totals.syncs))
-                    .expression_attribute_values(":failures", n(totals.failures))
-                    .expression_attribute_values(":files", n(totals.files_synced))
-                    .expression_attribute_values(":speed", decimal(totals.speed_sum))
-                    .build()
-                    .map_err(built)?;
-                updates.push(TransactWriteItem::builder().update(update).build());
-            }
-            let token = idempotency_token(&self.table, &addition.key, chunk_number);
-            let out = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(updates))
-                .client_request_token(token)
-                .return_consumed_capacity(self.capacity())
-                .send()
-                .await
-                .map_err(unavailable("TransactWriteItems late days"))?;
-            for consumed in out.consumed_capacity() {
-                self.metered(Units::Write, Some(consumed));
-            }
+        for ((scope, day), totals) in &addition.days {
+            self.add_to_day(scope, *day, totals, Mark::Late(&addition.key))
+                .await?;
         }
         Ok(())
     }
@@ -270,15 +352,6 @@ impl DynamoStore {
         let item: Option<DeltaItem> = self.get(day_delta_pk(slot), key.to_owned(), true).await?;
         Ok(item.is_some())
     }
-}
-
-/// Items a DynamoDB transaction takes at most.
-const MAX_TRANSACTION_ITEMS: usize = 100;
-
-/// A transaction's idempotency token (at most 36 characters), distinct per table and
-/// per chunk of one addition.
-fn idempotency_token(table: &str, key: &str, chunk: usize) -> String {
-    crate::digest::short_sha256(format!("{table}|{key}|{chunk}").as_bytes())
 }
 
 #[async_trait]
@@ -307,16 +380,7 @@ impl RecordDays for DynamoStore {
         let listed: Vec<DeltaDay> = addition
             .days
             .iter()
-            .map(|((scope, day), t)| {
-                DeltaDay(
-                    scope.key(),
-                    day.number(),
-                    t.syncs,
-                    t.failures,
-                    t.files_synced,
-                    t.speed_sum,
-                )
-            })
+            .map(|((scope, day), t)| DeltaDay::of(scope, *day, t))
             .collect();
         let slot_end_seconds = (slot + 1) * i64::try_from(self.rollup.slot.as_millis()).unwrap_or(0) / 1000;
         let sent = self
@@ -360,7 +424,7 @@ impl RecordDays for DynamoStore {
         }
         for slot in first..=last {
             for ((scope, day), totals) in self.slot_days(slot).await? {
-                self.roll_into(&scope, day, &totals, slot).await?;
+                self.add_to_day(&scope, day, &totals, Mark::Slot(slot)).await?;
             }
         }
         let out = self
@@ -426,12 +490,7 @@ impl ReadFleet for DynamoStore {
         for items in futures_util::future::join_all(reads).await {
             for item in items? {
                 let day = Day::parse(&item.sk).ok_or_else(|| corrupt(format!("day item {}", item.sk)))?;
-                days.entry(day).or_default().add(&DayTotals {
-                    syncs: item.syncs,
-                    failures: item.failures,
-                    files_synced: item.files_synced,
-                    speed_sum: item.speed_sum,
-                });
+                days.entry(day).or_default().add(&item.totals()?);
             }
         }
         Ok(days)

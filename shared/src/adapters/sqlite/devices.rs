@@ -14,6 +14,7 @@ use crate::domain::fleet::{CountScope, Day, DayAddition, DayTotals, FleetCounts}
 use crate::domain::notice::decided::history_key;
 use crate::domain::notice::Decided;
 use crate::domain::school::{School, SchoolId};
+use crate::domain::sketch::{DeviceSketch, SpeedSketch};
 use crate::domain::streak::{RunCount, RunWindow};
 use crate::domain::time::EventTime;
 use crate::ports::{
@@ -489,27 +490,42 @@ impl ReadFleet for SqliteStore {
         };
         let quoted: Vec<String> = scopes.iter().map(|s| format!("'{s}'")).collect();
         let sql = format!(
-            "SELECT day, SUM(syncs), SUM(failures), SUM(files_synced), SUM(speed_sum) FROM scope_days
-             WHERE scope IN ({}) AND day BETWEEN ?1 AND ?2 GROUP BY day",
+            "SELECT t.day, t.syncs, t.failures, t.files_synced, t.speed_sum, t.speeds, d.devices
+             FROM scope_days t LEFT JOIN scope_day_devices d ON d.scope = t.scope AND d.day = t.day
+             WHERE t.scope IN ({}) AND t.day BETWEEN ?1 AND ?2",
             quoted.join(", ")
         );
-        let rows = self
+        type Row = (i64, i64, i64, i64, f64, Option<Vec<u8>>, Option<Vec<u8>>);
+        let rows: Vec<Row> = self
             .read(move |conn| {
                 let mut stmt = conn.prepare_cached(&sql)?;
                 let rows = stmt.query_map([first.number(), last.number()], |row| {
                     Ok((
-                        Day::from_number(row.get(0)?),
-                        DayTotals {
-                            syncs: row.get::<_, i64>(1)?.max(0) as u64,
-                            failures: row.get::<_, i64>(2)?.max(0) as u64,
-                            files_synced: row.get::<_, i64>(3)?.max(0) as u64,
-                            speed_sum: row.get(4)?,
-                        },
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                        row.get(5)?,
+                        row.get(6)?,
                     ))
                 })?;
-                rows.collect::<rusqlite::Result<BTreeMap<_, _>>>()
+                rows.collect()
             })
             .await?;
-        Ok(rows)
+        // Several schools' rows of one day add up (their sketches merge).
+        let mut days: BTreeMap<Day, DayTotals> = BTreeMap::new();
+        for (day, syncs, failures, files_synced, speed_sum, speeds, devices) in rows {
+            let sketch = |e| corrupt(format!("day {day}: {e}"));
+            days.entry(Day::from_number(day)).or_default().add(&DayTotals {
+                syncs: syncs.max(0) as u64,
+                failures: failures.max(0) as u64,
+                files_synced: files_synced.max(0) as u64,
+                speed_sum,
+                speeds: SpeedSketch::from_bytes(&speeds.unwrap_or_default()).map_err(sketch)?,
+                devices: DeviceSketch::from_bytes(&devices.unwrap_or_default()).map_err(sketch)?,
+            });
+        }
+        Ok(days)
     }
 }

@@ -99,6 +99,7 @@ impl SqliteStore {
         let mut conn = open_connection(path).map_err(unavailable)?;
         conn.execute_batch(schema::SCHEMA).map_err(unavailable)?;
         schema::migrate_schools(&mut conn).map_err(unavailable)?;
+        schema::migrate_analytics(&mut conn).map_err(unavailable)?;
         schema::migrate(&mut conn).map_err(unavailable)?;
         // Last: it gives every state the steps above wrote its first check.
         schema::migrate_watch(&mut conn).map_err(unavailable)?;

@@ -4,9 +4,10 @@
 use crate::domain::device::DeviceState;
 use crate::domain::event::StoredEvent;
 use crate::domain::fleet::{day_totals, CountScope, Day, DayAddition, DayTotals};
+use crate::domain::sketch::{DeviceSketch, SketchBytesError, SpeedSketch};
 use crate::domain::streak::StreakRule;
 use crate::domain::time::EventTime;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::BTreeMap;
 
 pub(super) const SCHEMA: &str = "
@@ -134,6 +135,28 @@ CREATE TABLE IF NOT EXISTS scope_days (
     PRIMARY KEY (scope, day)
 ) WITHOUT ROWID;
 ";
+
+/// Day summaries: each scope's day keeps a sketch of its speeds (rewritten with every
+/// addition: a few hundred bytes), and in a table of its own a sketch of the devices
+/// that reported (up to 16 KB, rewritten only when a device adds to it). A data
+/// directory from before them has no sketches for its earlier days: their percentiles
+/// and device counts read as empty.
+pub(super) fn migrate_analytics(conn: &mut Connection) -> rusqlite::Result<()> {
+    let has_speeds = conn
+        .prepare("SELECT 1 FROM pragma_table_info('scope_days') WHERE name = 'speeds'")?
+        .exists([])?;
+    if !has_speeds {
+        conn.execute_batch("ALTER TABLE scope_days ADD COLUMN speeds BLOB;")?;
+    }
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS scope_day_devices (
+             scope   TEXT    NOT NULL,
+             day     INTEGER NOT NULL,
+             devices BLOB    NOT NULL,
+             UNIQUE (scope, day)
+         );",
+    )
+}
 
 /// Each device's next silence check: when it could next become silent, on its own
 /// clock (its school's open time, else wall-clock), set by detection when it first
@@ -275,23 +298,51 @@ pub(super) fn add_day_totals(conn: &Connection, addition: &DayAddition) -> rusql
         .try_for_each(|((scope, day), totals)| add_day(conn, scope, *day, totals))
 }
 
-/// Adds `totals` to the row of `scope`'s `day`.
+/// Adds `totals` to the row of `scope`'s `day`, merging its sketches into the stored
+/// ones (the writer thread does this, so nothing can change them in between).
 fn add_day(conn: &Connection, scope: &CountScope, day: Day, totals: &DayTotals) -> rusqlite::Result<()> {
+    let key = scope.key();
+    let stored: Option<Option<Vec<u8>>> = conn
+        .prepare_cached("SELECT speeds FROM scope_days WHERE scope = ?1 AND day = ?2")?
+        .query_row(params![key, day.number()], |row| row.get(0))
+        .optional()?;
+    let mut speeds = SpeedSketch::from_bytes(&stored.flatten().unwrap_or_default()).map_err(sketch_error)?;
+    speeds.merge(&totals.speeds);
     conn.prepare_cached(
-        "INSERT INTO scope_days (scope, day, syncs, failures, files_synced, speed_sum)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO scope_days (scope, day, syncs, failures, files_synced, speed_sum, speeds)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (scope, day) DO UPDATE SET syncs = syncs + excluded.syncs,
              failures = failures + excluded.failures,
              files_synced = files_synced + excluded.files_synced,
-             speed_sum = speed_sum + excluded.speed_sum",
+             speed_sum = speed_sum + excluded.speed_sum,
+             speeds = excluded.speeds",
     )?
     .execute(params![
-        scope.key(),
+        key,
         day.number(),
         totals.syncs as i64,
         totals.failures as i64,
         totals.files_synced as i64,
         totals.speed_sum,
+        speeds.to_bytes(),
     ])?;
+    let stored: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT devices FROM scope_day_devices WHERE scope = ?1 AND day = ?2")?
+        .query_row(params![key, day.number()], |row| row.get(0))
+        .optional()?;
+    let before = DeviceSketch::from_bytes(stored.as_deref().unwrap_or_default()).map_err(sketch_error)?;
+    let mut devices = before.clone();
+    devices.merge(&totals.devices);
+    if devices != before {
+        conn.prepare_cached(
+            "INSERT INTO scope_day_devices (scope, day, devices) VALUES (?1, ?2, ?3)
+             ON CONFLICT (scope, day) DO UPDATE SET devices = excluded.devices",
+        )?
+        .execute(params![key, day.number(), devices.to_bytes()])?;
+    }
     Ok(())
+}
+
+fn sketch_error(e: SketchBytesError) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(e))
 }
