@@ -31,6 +31,8 @@ pub fn http_handlers(local: &Local) -> Handlers {
         entry::<put_school::PutSchool>(local),
         entry::<get_school::GetSchool>(local),
         entry::<preview_school_digest::PreviewSchoolDigest>(local),
+        entry::<daily_analytics::DailyAnalytics>(local),
+        entry::<school_analytics::SchoolAnalytics>(local),
         entry::<delete_school::DeleteSchool>(local),
         entry::<list_schools::ListSchools>(local),
         entry::<list_audit::ListAudit>(local),

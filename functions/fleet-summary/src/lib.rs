@@ -1,6 +1,6 @@
-//! `GET /fleet/summary`: devices by status, and per UTC day (device time) the syncs,
-//! failures, failure rate, files synced and mean internet speed of the last `days`
-//! days. Reads one counts item and the days asked for: the cost never grows with the
+//! `GET /fleet/summary`: devices by status, and per day (device time: UTC days, or the
+//! school's local days with `school=`) the syncs, failures, failure rate, files synced
+//! and mean internet speed of the last `days` days. Reads one counts item and the days asked for: the cost never grows with the
 //! number of devices or events. `school=ID` narrows to one school (its counts item and
 //! days); a school operator's summary sums its schools'.
 
@@ -8,11 +8,10 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use pisync_shared::auth::Authenticator;
 use pisync_shared::domain::fleet::{summarize_days, Day, DaySummary, FleetCounts};
-use pisync_shared::domain::validate::FieldError;
 use pisync_shared::function::{async_trait, Aws, BoxError, HttpFunction, HttpHandler, Local};
 use pisync_shared::http::routes::FLEET_SUMMARY;
 use pisync_shared::http::scope;
-use pisync_shared::http::{ApiError, Call};
+use pisync_shared::http::{self, ApiError, Call};
 use pisync_shared::ports::{ReadFleet, ReadSchools};
 use pisync_shared::EventTime;
 use serde::Serialize;
@@ -31,7 +30,6 @@ struct SummaryBody {
 }
 
 const DEFAULT_DAYS: u32 = 14;
-const MAX_DAYS: u32 = 90;
 
 impl HttpFunction for FleetSummary {
     const NAME: &'static str = env!("CARGO_PKG_NAME");
@@ -68,26 +66,17 @@ async fn summary(deps: &FleetSummary, call: &Call<'_>) -> Result<SummaryBody, Ap
     let mut problems = Vec::new();
     let params = call.query(&["days", "school"], &mut problems);
     let school = scope::school_param(&params, &mut problems);
-    let days = match params.get("days") {
-        None => DEFAULT_DAYS,
-        Some(v) => match v.parse::<u32>() {
-            Ok(n) if (1..=MAX_DAYS).contains(&n) => n,
-            _ => {
-                problems.push(FieldError::new(
-                    "days",
-                    format!("must be an integer from 1 to {MAX_DAYS}"),
-                ));
-                DEFAULT_DAYS
-            }
-        },
-    };
+    let days = http::parse_days(&params, DEFAULT_DAYS, &mut problems);
     if !problems.is_empty() {
         return Err(ApiError::invalid_request(problems));
     }
-    let within = scope::within(&call.caller, school, deps.schools.as_ref())
-        .await?
-        .within;
-    let today = Day::of(EventTime::now());
+    let reading = scope::within(&call.caller, school, deps.schools.as_ref()).await?;
+    let within = reading.within;
+    // One school's days are its local days.
+    let today = match &reading.school {
+        Some(school) => Day::local(EventTime::now(), school.timezone),
+        None => Day::of(EventTime::now()),
+    };
     let first = today.plus(1 - i64::from(days));
     let (counts, stored) = tokio::join!(deps.fleet.counts(&within), deps.fleet.days(first, today, &within));
     Ok(SummaryBody {

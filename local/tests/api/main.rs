@@ -3,6 +3,7 @@
 //! `events/` through its handler, property tests on arbitrary requests, and detection
 //! on a real DynamoDB stream.
 
+mod analytics;
 mod audit;
 mod auth;
 mod batch;

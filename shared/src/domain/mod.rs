@@ -2,6 +2,7 @@
 //! device (streak, status, totals, silence), which notices that decides, and the
 //! sequences that apply it (load, apply, save). Nothing here knows of AWS or HTTP.
 
+pub mod analytics;
 pub mod applied;
 pub mod assignment;
 pub mod audit;

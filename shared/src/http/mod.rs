@@ -13,7 +13,7 @@ pub mod scope;
 pub use error::ApiError;
 pub use reply::{error, json, no_content, SECURITY_HEADERS};
 pub use request::{
-    generate_request_id, is_json_media_type, parse_limit, request_id, Call, Caller, QueryParams,
+    generate_request_id, is_json_media_type, parse_days, parse_limit, request_id, Call, Caller, QueryParams,
     DEFAULT_LIMIT, MAX_LIMIT,
 };
 pub use routes::{route_for, Route, ROUTES};

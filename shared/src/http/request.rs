@@ -272,6 +272,26 @@ pub fn parse_limit(params: &QueryParams, problems: &mut Vec<FieldError>) -> usiz
     }
 }
 
+/// Days a summary or analytics route covers at most.
+pub const MAX_DAYS: u32 = 90;
+
+/// `days`: an integer 1–90, `default` when absent.
+pub fn parse_days(params: &QueryParams, default: u32, problems: &mut Vec<FieldError>) -> u32 {
+    match params.get("days") {
+        None => default,
+        Some(v) => match v.parse::<u32>() {
+            Ok(n) if (1..=MAX_DAYS).contains(&n) => n,
+            _ => {
+                problems.push(FieldError::new(
+                    "days",
+                    format!("must be an integer from 1 to {MAX_DAYS}"),
+                ));
+                default
+            }
+        },
+    }
+}
+
 fn truncate(name: &str) -> String {
     name.chars().take(64).collect()
 }

@@ -196,8 +196,24 @@ pub const PREVIEW_SCHOOL_DIGEST: Route = Route {
     access: Access::Read,
 };
 
+pub const DAILY_ANALYTICS: Route = Route {
+    method: Method::GET,
+    path: "/analytics/daily",
+    function: "daily-analytics",
+    body_limit: 0,
+    access: Access::Read,
+};
+
+pub const SCHOOL_ANALYTICS: Route = Route {
+    method: Method::GET,
+    path: "/analytics/schools",
+    function: "school-analytics",
+    body_limit: 0,
+    access: Access::Read,
+};
+
 /// Every API route.
-pub const ROUTES: [&Route; 20] = [
+pub const ROUTES: [&Route; 22] = [
     &RECORD_SYNC_EVENT,
     &RECORD_SYNC_EVENTS,
     &GET_SYNC_HISTORY,
@@ -218,6 +234,8 @@ pub const ROUTES: [&Route; 20] = [
     &LIST_DEVICE_NOTICES,
     &LIST_NOTICES,
     &PREVIEW_SCHOOL_DIGEST,
+    &DAILY_ANALYTICS,
+    &SCHOOL_ANALYTICS,
 ];
 
 /// A path parameter's name and its (percent-decoded) value.

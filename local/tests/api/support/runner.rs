@@ -253,6 +253,16 @@ impl TestApp {
         self.reader().fleet_summary(query).await
     }
 
+    /// `GET /analytics/daily?{query}`, as a reader.
+    pub async fn daily_analytics(&self, query: &str) -> http::Reply {
+        self.reader().daily_analytics(query).await
+    }
+
+    /// `GET /analytics/schools?{query}`, as a reader.
+    pub async fn school_analytics(&self, query: &str) -> http::Reply {
+        self.reader().school_analytics(query).await
+    }
+
     /// `GET /metrics` (Prometheus text), as a reader: the status and the text.
     pub async fn metrics(&self) -> (u16, String) {
         http::get_text(&self.client, &self.url("/metrics"), self.read.as_deref()).await
@@ -456,6 +466,16 @@ impl Operator<'_> {
     /// `GET /fleet/summary?{query}`.
     pub async fn fleet_summary(&self, query: &str) -> http::Reply {
         self.get(&format!("/fleet/summary?{query}")).await
+    }
+
+    /// `GET /analytics/daily?{query}`.
+    pub async fn daily_analytics(&self, query: &str) -> http::Reply {
+        self.get(&format!("/analytics/daily?{query}")).await
+    }
+
+    /// `GET /analytics/schools?{query}`.
+    pub async fn school_analytics(&self, query: &str) -> http::Reply {
+        self.get(&format!("/analytics/schools?{query}")).await
     }
 
     /// `GET /schools?{query}`.
