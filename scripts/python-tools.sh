@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Python-distributed tools PiSync's checks use into .venv/:
-# cargo-lambda (with Zig), aws-sam-cli, cfn-lint, openapi-spec-validator, and checkov
+# cargo-lambda (with Zig), aws-sam-cli, cfn-lint, openapi-spec-validator, DuckDB, and checkov
 # and schemathesis (each in its own environment inside .venv/, as their dependencies
 # pin versions SAM's do not accept). Idempotent.
 set -euo pipefail
@@ -17,6 +17,10 @@ for tool in cargo-lambda sam cfn-lint openapi-spec-validator; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check "${want[@]}"
+fi
+# DuckDB runs the documented Athena queries on a local export (scripts/export-check.sh).
+if ! "$venv/bin/python" -c "import duckdb" 2>/dev/null; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check duckdb==2.0.1
 fi
 if [ ! -x "$venv/bin/st" ]; then
   # schemathesis in its own environment too (its pins are its own).

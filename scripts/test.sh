@@ -4,7 +4,8 @@
 #   handler tests, storage contract on SQLite and DynamoDB Local, stream, SNS wire, the
 #   route table against openapi.yaml and template.yaml, the table schema against the
 #   template, black box on both stores), the SAM template checks (sam validate, cfn-lint,
-#   checkov), schemathesis against openapi.yaml and the runner, the dashboard in a real
+#   checkov), the export's documented queries in DuckDB on a local export,
+#   schemathesis against openapi.yaml and the runner, the dashboard in a real
 #   headless Chromium, a cargo-lambda build of every function, and the stack as
 #   deployed on an AWS emulator with those builds (scripts/stack-test.sh).
 # DynamoDB Local is started here and stopped at exit; if it cannot start, this fails.
@@ -71,6 +72,9 @@ step "checkov (every finding fixed, or answered with its reason in .checkov.yaml
 
 step "openapi-spec-validator"
 "$tools/openapi-spec-validator" openapi.yaml
+
+step "the export's documented Athena queries in DuckDB (scripts/export-check.sh)"
+scripts/export-check.sh
 
 step "schemathesis: the API fuzzed against openapi.yaml (scripts/fuzz-api.sh)"
 scripts/fuzz-api.sh

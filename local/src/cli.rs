@@ -6,6 +6,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use pisync_shared::config::{self, Config, ConfigError};
+use pisync_shared::domain::fleet::Day;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -30,6 +31,21 @@ pub enum Command {
         #[command(subcommand)]
         kind: TokenRequest,
     },
+    /// Write every stored event as Parquet under OUT/events/date=YYYY-MM-DD/ (the UTC
+    /// date each was received), as the AWS export does; prints the files written.
+    Export {
+        /// The folder to write into (each date's file is replaced).
+        #[arg(long, value_name = "OUT")]
+        out: PathBuf,
+        /// The first date received to export (YYYY-MM-DD, UTC).
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        from: Option<Day>,
+        /// The last date received to export (YYYY-MM-DD, UTC, inclusive).
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        to: Option<Day>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Print a new dashboard sign-in link: one use, within 10 minutes (the runner
     /// prints one when it starts).
     SignIn {
@@ -39,6 +55,10 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+}
+
+fn parse_date(text: &str) -> Result<Day, String> {
+    Day::parse(text).ok_or_else(|| format!("{text:?} is not a date (YYYY-MM-DD)"))
 }
 
 /// A `token` subcommand.

@@ -5,6 +5,7 @@
 pub mod alerts;
 pub mod auth;
 pub mod cli;
+pub mod export;
 pub mod feed;
 pub mod functions;
 pub mod listener;

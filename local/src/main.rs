@@ -13,6 +13,7 @@ fn main() {
     let result = match cli.command {
         Some(Command::Token { kind }) => token(&kind),
         Some(Command::SignIn { url, store }) => sign_in(&url, &store.data_dir),
+        Some(Command::Export { out, from, to, store }) => export(&out, from, to, &store),
         None => serve(cli.run),
     };
     if let Err(e) = result {
@@ -50,5 +51,33 @@ fn token(request: &pisync_local::cli::TokenRequest) -> Result<(), pisync_local::
     if let Some(token) = runtime.block_on(pisync_local::auth::issue(request, &config))? {
         println!("{token}");
     }
+    Ok(())
+}
+
+/// `pisync-local export`: writes the Parquet files, then prints each one's path.
+fn export(
+    out: &std::path::Path,
+    from: Option<pisync_shared::domain::fleet::Day>,
+    to: Option<pisync_shared::domain::fleet::Day>,
+    store: &pisync_local::cli::StoreArgs,
+) -> Result<(), pisync_local::Failure> {
+    let config = pisync_shared::config::Config::from_env()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let exported = runtime.block_on(async {
+        let store = pisync_local::stores::Stores::for_export(store, &config).await?;
+        pisync_local::export::export(store.as_ref(), out, from, to)
+            .await
+            .map_err(pisync_local::Failure::from)
+    })?;
+    for file in &exported.files {
+        println!("{}", file.display());
+    }
+    eprintln!(
+        "pisync-local: exported {} events in {} files",
+        exported.events,
+        exported.files.len()
+    );
     Ok(())
 }

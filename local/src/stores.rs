@@ -7,7 +7,7 @@ use crate::Failure;
 use pisync_shared::adapters::dynamodb::{DynamoCredentials, DynamoStore};
 use pisync_shared::adapters::sqlite::SqliteStore;
 use pisync_shared::config::Config;
-use pisync_shared::ports::{Credentials, Store};
+use pisync_shared::ports::{Credentials, ExportEvents, Store};
 use std::sync::Arc;
 
 /// The local DynamoDB store's day-totals slot; [`crate::watch::roll_up`] runs every slot.
@@ -74,6 +74,20 @@ impl Stores {
                         stream_arn,
                     },
                 })
+            }
+        }
+    }
+
+    /// Only the event reads of the store `args` name (the export): no stream needed.
+    pub async fn for_export(args: &StoreArgs, config: &Config) -> Result<Arc<dyn ExportEvents>, Failure> {
+        match &args.dynamodb_endpoint {
+            None => Ok(Arc::new(SqliteStore::open(&args.data_dir.join(DB_FILE))?)),
+            Some(endpoint) => {
+                let aws = pisync_shared::adapters::aws::for_endpoint(config, endpoint).await?;
+                Ok(Arc::new(DynamoStore::new(
+                    aws_sdk_dynamodb::Client::new(&aws),
+                    &args.table,
+                )))
             }
         }
     }

@@ -9,6 +9,7 @@ mod auth;
 mod batch;
 mod blackbox;
 mod connections;
+mod export;
 mod faults;
 mod fleet;
 mod fuzz_requests;

@@ -57,6 +57,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// As the API and the export write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        }
+    }
+
     pub fn of(total_errors: u32) -> Self {
         if total_errors > 0 {
             Outcome::Failure

@@ -16,6 +16,10 @@ impl EventTime {
     pub const EPOCH: EventTime = EventTime(0);
     /// 2000-01-01T00:00:00.000Z.
     pub const YEAR_2000: EventTime = EventTime(946_684_800_000);
+    /// 0000-01-01T00:00:00.000Z: the earliest time the text form represents.
+    pub const FIRST: EventTime = EventTime(-62_167_219_200_000);
+    /// 9999-12-31T23:59:59.999Z: the latest.
+    pub const LAST: EventTime = EventTime(253_402_300_799_999);
 
     /// Parses RFC 3339 with an explicit offset (`Z` or `±hh:mm`), normalising to UTC
     /// and dropping digits finer than a millisecond.
@@ -27,9 +31,9 @@ impl EventTime {
     /// Milliseconds since the Unix epoch; `None` outside years 0000–9999, which the
     /// fixed-width text form cannot represent.
     pub fn from_millis(millis: i64) -> Option<Self> {
-        const MIN: i64 = -62_167_219_200_000; // 0000-01-01T00:00:00Z
-        const MAX: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
-        (MIN..=MAX).contains(&millis).then_some(Self(millis))
+        (Self::FIRST.0..=Self::LAST.0)
+            .contains(&millis)
+            .then_some(Self(millis))
     }
 
     pub fn now() -> Self {

@@ -15,6 +15,7 @@
 //! | [`ManageSchools`] | put-school, delete-school | SQLite, DynamoDB |
 //! | [`NoticeHistory`] | the notice history routes, the daily digest | SQLite, DynamoDB |
 //! | [`DigestLedger`] | the daily digest: its once-a-day mark | SQLite, DynamoDB |
+//! | [`ExportEvents`] | `pisync-local export`: every stored event | SQLite, DynamoDB |
 //! | [`AuditTrail`] | the admin routes, list-audit | SQLite, DynamoDB |
 //! | [`CheckCredentials`] | device routes (the authenticator) | SQLite, DynamoDB |
 //! | [`ManageCredentials`] | issue/revoke device credentials | SQLite, DynamoDB |
@@ -31,6 +32,7 @@ pub mod devices;
 pub mod digests;
 mod error;
 pub mod events;
+pub mod export;
 pub mod failing;
 pub mod fleet;
 pub mod keys;
@@ -49,6 +51,7 @@ pub use devices::{DeviceKey, DevicePage, ReadDevices};
 pub use digests::DigestLedger;
 pub use error::StoreError;
 pub use events::{HistoryPage, HistoryQuery, Order, ReadHistory, RecordEvents, Recorded};
+pub use export::{ExportEvents, ExportPage, ExportedEvent};
 pub use failing::{FailingDevice, FailingKey, FailingPage, ListFailing};
 pub use fleet::{ReadFleet, RecordDays};
 pub use keys::LoadKeys;
@@ -86,6 +89,7 @@ pub trait Store:
     + AuditTrail
     + NoticeHistory
     + DigestLedger
+    + ExportEvents
 {
 }
 
@@ -104,6 +108,7 @@ impl<S> Store for S where
         + AuditTrail
         + NoticeHistory
         + DigestLedger
+        + ExportEvents
 {
 }
 

@@ -132,6 +132,29 @@ impl TestApp {
         lines[0].to_owned()
     }
 
+    /// `pisync-local export --out OUT ARGS…` on this runner's store: the files it
+    /// printed.
+    pub fn export(&self, out: &Path, args: &[&str]) -> Vec<PathBuf> {
+        let result = Command::new(env!("CARGO_BIN_EXE_pisync-local"))
+            .arg("export")
+            .arg("--out")
+            .arg(out)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(self.backend.flags())
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("pisync-local export runs");
+        assert!(result.status.success(), "pisync-local export {args:?} failed");
+        String::from_utf8(result.stdout)
+            .expect("UTF-8 paths")
+            .lines()
+            .map(PathBuf::from)
+            .collect()
+    }
+
     /// `pisync-local sign-in` for this runner: the one-time code of the link it prints.
     pub fn sign_in_code(&self) -> String {
         let out = Command::new(env!("CARGO_BIN_EXE_pisync-local"))

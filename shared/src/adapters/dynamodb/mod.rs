@@ -15,6 +15,7 @@ mod audit;
 mod credentials;
 mod devices;
 mod digests;
+mod export;
 mod fleet;
 pub mod item;
 mod limits;

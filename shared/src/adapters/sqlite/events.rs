@@ -1,9 +1,14 @@
-//! The event log on SQLite: recording events exactly once, reading a device's history.
+//! The event log on SQLite: recording events exactly once, reading a device's history,
+//! reading every event for the export.
 
 use super::{corrupt, row_event, unavailable, writer_stopped, Queued, SqliteStore, WriteOp};
 use crate::domain::event::{DeviceId, StoredEvent};
+use crate::domain::school::SchoolId;
 use crate::domain::time::EventTime;
-use crate::ports::{HistoryPage, HistoryQuery, Order, ReadHistory, RecordEvents, Recorded, StoreError};
+use crate::ports::{
+    ExportEvents, ExportPage, ExportedEvent, HistoryPage, HistoryQuery, Order, ReadHistory, RecordEvents,
+    Recorded, StoreError,
+};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
@@ -11,8 +16,10 @@ use tokio::sync::oneshot;
 pub(super) fn record(conn: &Connection, event: StoredEvent) -> Result<Recorded, StoreError> {
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO events (device_id, ts, total_files_synced, total_errors, internet_speed, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (device_id, ts) DO NOTHING",
+            "INSERT INTO events (device_id, ts, total_files_synced, total_errors, internet_speed, received_at,
+                 school_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, (SELECT school_id FROM devices WHERE device_id = ?1))
+             ON CONFLICT (device_id, ts) DO NOTHING",
         )
         .and_then(|mut stmt| {
             stmt.execute(params![
@@ -126,5 +133,54 @@ impl ReadHistory for SqliteStore {
                 .query_row([device.as_str()], |row| row.get(0))
         })
         .await
+    }
+}
+
+#[async_trait]
+impl ExportEvents for SqliteStore {
+    /// In commit order (`seq`): the cursor is the last row's `seq`.
+    async fn export_page(
+        &self,
+        from: EventTime,
+        until: EventTime,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ExportPage, StoreError> {
+        let after: i64 = match after {
+            None => 0,
+            Some(text) => text
+                .parse()
+                .map_err(|_| corrupt(format!("export cursor {text}")))?,
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT e.device_id, e.ts, e.total_files_synced, e.total_errors, e.internet_speed,
+                         e.received_at, e.seq,
+                         COALESCE(e.school_id, (SELECT d.school_id FROM devices d WHERE d.device_id = e.device_id))
+                     FROM events e WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2",
+                )?;
+                let rows = stmt.query_map(params![after, limit], |row| {
+                    Ok((row_event(row, 0)?, row.get::<_, i64>(6)?, row.get::<_, Option<String>>(7)?))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        let next = (rows.len() as i64 == limit)
+            .then(|| rows.last().map(|(_, seq, _)| seq.to_string()))
+            .flatten();
+        let mut events = Vec::with_capacity(rows.len());
+        for (event, _, school) in rows {
+            let event = event?;
+            if event.received_at < from || event.received_at >= until {
+                continue;
+            }
+            events.push(ExportedEvent {
+                event,
+                school_id: school.as_deref().and_then(SchoolId::parse),
+            });
+        }
+        Ok(ExportPage { events, next })
     }
 }

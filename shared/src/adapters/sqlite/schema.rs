@@ -148,6 +148,13 @@ pub(super) fn migrate_analytics(conn: &mut Connection) -> rusqlite::Result<()> {
     if !has_speeds {
         conn.execute_batch("ALTER TABLE scope_days ADD COLUMN speeds BLOB;")?;
     }
+    // The export's `school_id`: the device's school when the event was stored.
+    let has_school = conn
+        .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'school_id'")?
+        .exists([])?;
+    if !has_school {
+        conn.execute_batch("ALTER TABLE events ADD COLUMN school_id TEXT;")?;
+    }
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS scope_day_devices (
              scope   TEXT    NOT NULL,
