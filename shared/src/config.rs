@@ -42,6 +42,9 @@ pub const TABLE_NAME: &str = "TABLE_NAME";
 pub const EVENT_RETENTION_DAYS: &str = "EVENT_RETENTION_DAYS";
 /// `ALERT_TOPIC_ARN`: the SNS topic for operator notices.
 pub const ALERT_TOPIC_ARN: &str = "ALERT_TOPIC_ARN";
+/// The Firehose stream detect-failures sends applied events to (the data team's
+/// export); unset: no export.
+pub const EXPORT_STREAM_NAME: &str = "EXPORT_STREAM_NAME";
 /// `TLS_TRUST_ROOTS`: `aws` (default: the Amazon roots compiled in) or `system`.
 pub const TLS_TRUST_ROOTS: &str = "TLS_TRUST_ROOTS";
 /// `DASHBOARD_URL`: the dashboard's address, for links in e-mails (optional).
@@ -184,6 +187,7 @@ pub struct Config {
     pub cursor_key_secret: Option<String>,
     pub signing_keys: Option<SecretSource>,
     pub alert_topic_arn: Option<String>,
+    pub export_stream_name: Option<String>,
     pub webhook_url: Option<String>,
     pub webhook_secret_arn: Option<String>,
     /// `WEBHOOK_EXTRA_ROOTS`: PEM text, checked when the webhook client is built.
@@ -344,6 +348,7 @@ impl Config {
             cursor_key_secret: set(CURSOR_SIGNING_KEY_SECRET_ARN),
             signing_keys,
             alert_topic_arn: set(ALERT_TOPIC_ARN),
+            export_stream_name: set(EXPORT_STREAM_NAME),
             webhook_url,
             webhook_secret_arn: set(WEBHOOK_SECRET_ARN),
             webhook_extra_roots: set(WEBHOOK_EXTRA_ROOTS),

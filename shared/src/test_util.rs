@@ -524,7 +524,8 @@ pub mod receiver {
     pub struct Receiver {
         pub url: String,
         received: Arc<Mutex<Vec<Received>>>,
-        script: Arc<Mutex<VecDeque<u16>>>,
+        /// The next answers: a status and a JSON body (empty: none).
+        script: Arc<Mutex<VecDeque<(u16, String)>>>,
     }
 
     impl Receiver {
@@ -547,7 +548,15 @@ pub mod receiver {
 
         /// The next requests are answered with these statuses, in order.
         pub fn answer_with(&self, statuses: &[u16]) {
-            self.script.lock().expect("script lock").extend(statuses);
+            let answers = statuses.iter().map(|s| (*s, String::new()));
+            self.script.lock().expect("script lock").extend(answers);
+        }
+
+        /// The next requests are answered with these statuses and JSON bodies, in order
+        /// (an AWS JSON-protocol service, such as Firehose).
+        pub fn answer_with_json(&self, answers: &[(u16, &str)]) {
+            let answers = answers.iter().map(|(s, body)| (*s, (*body).to_owned()));
+            self.script.lock().expect("script lock").extend(answers);
         }
 
         pub fn received(&self) -> Vec<Received> {
@@ -596,19 +605,21 @@ pub mod receiver {
                 .lock()
                 .expect("received lock")
                 .push(Received { headers, body });
-            let status = self
+            let (status, body) = self
                 .script
                 .lock()
                 .expect("script lock")
                 .pop_front()
-                .unwrap_or(200);
+                .unwrap_or((200, String::new()));
             if status == 0 {
                 // Hang: hold the connection open without answering.
                 tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
                 return;
             }
-            let reply =
-                format!("HTTP/1.1 {status} Scripted\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let reply = format!(
+                "HTTP/1.1 {status} Scripted\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
             let _ = socket.write_all(reply.as_bytes()).await;
         }
     }

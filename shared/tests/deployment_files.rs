@@ -541,3 +541,64 @@ fn workflow_actions_are_pinned_to_commits() {
     }
     assert!(seen > 0, "no actions found");
 }
+
+/// The ```sql blocks of docs/analytics.md that start `-- name: NAME`, by name.
+fn documented_queries() -> std::collections::BTreeMap<String, String> {
+    let doc = repo_file("docs/analytics.md");
+    doc.split("```sql\n")
+        .skip(1)
+        .filter_map(|block| {
+            let sql = block.split("```").next()?;
+            let name = sql.lines().next()?.strip_prefix("-- name: ")?;
+            Some((name.trim().to_owned(), sql.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn the_named_athena_queries_are_the_documented_ones() {
+    let template = template();
+    let named: std::collections::BTreeMap<String, String> = template["Resources"]
+        .as_mapping()
+        .expect("resources")
+        .values()
+        .filter(|r| r["Type"] == "AWS::Athena::NamedQuery")
+        .map(|r| {
+            let p = &r["Properties"];
+            (text(&p["Name"]).to_owned(), text(&p["QueryString"]).to_owned())
+        })
+        .collect();
+    let documented = documented_queries();
+    assert_eq!(named.len(), 2, "{named:?}");
+    assert_eq!(named, documented, "template.yaml and docs/analytics.md");
+}
+
+#[test]
+fn the_export_table_has_the_columns_the_local_export_writes() {
+    let template = template();
+    let table = &template["Resources"]["ExportEventsTable"]["Properties"]["TableInput"];
+    let columns: Vec<(String, String)> = table["StorageDescriptor"]["Columns"]
+        .as_sequence()
+        .expect("columns")
+        .iter()
+        .map(|c| (text(&c["Name"]).to_owned(), text(&c["Type"]).to_owned()))
+        .collect();
+    let expected = [
+        ("device_id", "string"),
+        ("school_id", "string"),
+        ("timestamp", "timestamp"),
+        ("received_at", "timestamp"),
+        ("outcome", "string"),
+        ("total_files_synced", "bigint"),
+        ("total_errors", "bigint"),
+        ("internet_speed", "double"),
+    ];
+    let expected: Vec<(String, String)> = expected.iter().map(|(n, t)| ((*n).into(), (*t).into())).collect();
+    assert_eq!(columns, expected);
+    assert_eq!(text(&table["PartitionKeys"][0]["Name"]), "date");
+    let stream = &template["Resources"]["ExportStream"]["Properties"]["ExtendedS3DestinationConfiguration"];
+    assert_eq!(
+        text(&stream["Prefix"]),
+        "events/date=!{partitionKeyFromQuery:date}/"
+    );
+}

@@ -18,7 +18,7 @@ use pisync_shared::domain::detection::{apply_records, Record, Rules};
 use pisync_shared::domain::fleet::{DayAddition, SchoolDays};
 use pisync_shared::function::{Aws, BoxError, EventFunction, Local};
 use pisync_shared::metrics::Figures;
-use pisync_shared::ports::{AlertPublisher, DeviceStates, Outbox, RecordDays};
+use pisync_shared::ports::{AlertPublisher, DeviceStates, ExportedEvent, Outbox, RecordDays, SendExport};
 use pisync_shared::{EventTime, Outcome, StoredEvent};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,6 +32,9 @@ pub struct DetectFailures {
     days: Arc<dyn RecordDays>,
     outbox: Arc<dyn Outbox>,
     alerts: Arc<dyn AlertPublisher>,
+    /// Where applied events go on to the data team's export (AWS: Firehose; none
+    /// locally, where `pisync-local export` reads the store).
+    export: Option<Arc<dyn SendExport>>,
     rules: Rules,
     /// Shared by the clones: a round that left notices behind makes the next batch
     /// deliver too.
@@ -50,6 +53,7 @@ impl EventFunction for DetectFailures {
             days: store.clone(),
             outbox: store,
             alerts: aws.alerts().await?,
+            export: aws.export().await?,
             rules: aws.config.rules(),
             owed: Arc::default(),
         })
@@ -72,6 +76,7 @@ impl DetectFailures {
             days: local.store.clone(),
             outbox: local.store.clone(),
             alerts: local.alerts.clone(),
+            export: None,
             rules: local.config.rules(),
             owed: local.owed.clone(),
         }
@@ -81,6 +86,14 @@ impl DetectFailures {
     /// store that fails on demand).
     pub fn with_states(self, states: Arc<dyn DeviceStates>) -> Self {
         Self { states, ..self }
+    }
+
+    /// The same, sending applied events on to `export`.
+    pub fn with_export(self, export: Arc<dyn SendExport>) -> Self {
+        Self {
+            export: Some(export),
+            ..self
+        }
     }
 
     /// The same, with other rules.
@@ -137,7 +150,7 @@ pub async fn detect(deps: &DetectFailures, event: Event) -> Detected {
         let lowest = records.iter().map(|(position, _)| *position).min();
         let records: Vec<Record> = records.into_iter().map(|(_, r)| r).collect();
         match apply_records(deps.states.as_ref(), deps.rules, &records, now).await {
-            Ok(applied) => Ok(applied),
+            Ok(applied) => Ok((lowest, records, applied)),
             Err(err) => {
                 tracing::error!(error = %err, device_id = %records[0].event.device_id, records = records.len(), "detection failed; will retry");
                 Err(lowest)
@@ -146,10 +159,21 @@ pub async fn detect(deps: &DetectFailures, event: Event) -> Detected {
     });
     // Each new event with its device's school when it was applied.
     let mut new_events: Vec<(Option<SchoolDays>, StoredEvent)> = Vec::new();
+    // Every applied record (a redelivered one again: the export is at least once), and
+    // the lowest stream position among them.
+    let mut exported: Vec<ExportedEvent> = Vec::new();
+    let mut lowest_exported: Option<usize> = None;
     let mut decided = 0;
     for result in futures_util::future::join_all(devices).await {
         match result {
-            Ok(applied) => {
+            Ok((lowest, records, applied)) => {
+                if deps.export.is_some() {
+                    lowest_exported = lowest_exported.min(lowest).or(lowest);
+                    exported.extend(records.into_iter().map(|r| ExportedEvent {
+                        event: r.event,
+                        school_id: applied.state.school_id.clone(),
+                    }));
+                }
                 decided += applied.notices.len();
                 let school = applied.school_days;
                 new_events.extend(applied.new_events.into_iter().map(|e| (school.clone(), e)));
@@ -188,6 +212,17 @@ pub async fn detect(deps: &DetectFailures, event: Event) -> Detected {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(250 << attempt)).await;
+        }
+    }
+    // A refused export has the batch delivered again from its lowest exported record
+    // (the states recognise what they applied; the export sends it again).
+    if let (Some(export), false) = (&deps.export, exported.is_empty()) {
+        if let Err(err) = export.send(&exported).await {
+            tracing::error!(error = %err, events = exported.len(), "export not sent; will retry");
+            figures.records_failed += 1;
+            if let Some(lowest) = lowest_exported {
+                first_failed = first_failed.min(Some(lowest)).or(Some(lowest));
+            }
         }
     }
     if decided > 0 || deps.owed.is_owed() {

@@ -7,10 +7,31 @@ use pisync_shared::domain::delivery::deliver_pending;
 use pisync_shared::domain::delivery::Owed;
 use pisync_shared::domain::fleet::Day;
 use pisync_shared::function::EventFunction;
-use pisync_shared::ports::{DeviceStates, Outbox, ReadFleet, RecordEvents};
+use pisync_shared::ports::{
+    DeviceStates, ExportedEvent, Outbox, ReadFleet, RecordEvents, SendExport, StoreError,
+};
 use pisync_shared::test_util::lambda_events::{files_of, stream_event};
 use pisync_shared::test_util::{device, local, sqlite_store, stored_event_at, FlakyStates, RecordingAlerts};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The export as detect-failures sees it: records what it is sent; can refuse.
+#[derive(Default)]
+struct RecordingExport {
+    sent: Mutex<Vec<ExportedEvent>>,
+    refusing: AtomicBool,
+}
+
+#[pisync_shared::function::async_trait]
+impl SendExport for RecordingExport {
+    async fn send(&self, events: &[ExportedEvent]) -> Result<(), StoreError> {
+        if self.refusing.load(Ordering::SeqCst) {
+            return Err(StoreError::unavailable_because("export refused"));
+        }
+        self.sent.lock().unwrap().extend_from_slice(events);
+        Ok(())
+    }
+}
 
 /// device_12345's events the stream events refer to: three failures, then a success.
 const FAILURES: [(&str, u32); 3] = [
@@ -232,4 +253,46 @@ async fn a_store_failure_reports_the_devices_lowest_position() {
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(streak(&s).await, 3);
     assert_eq!(s.alerts.kinds(), ["device.repeated_sync_failures"]);
+}
+
+/// Applied events go on to the export with their device's school. A refused export has
+/// the batch delivered again from its lowest record (the states are saved already and
+/// recognise it); the redelivery sends them.
+#[tokio::test]
+async fn applied_events_go_on_to_the_export_and_a_refusal_retries_the_batch() {
+    let s = setup();
+    store(&s, &FAILURES).await;
+    let export = Arc::new(RecordingExport::default());
+    let detect = s.detect.clone().with_export(export.clone());
+    export.refusing.store(true, Ordering::SeqCst);
+    let response = detect
+        .handle(stream_event("detect-failures/three-failures.json"))
+        .await;
+    let ids: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .filter_map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(ids, ["111000000000000000000001"]);
+    assert_eq!(streak(&s).await, 3, "applied, once");
+    export.refusing.store(false, Ordering::SeqCst);
+    let response = detect
+        .handle(stream_event("detect-failures/three-failures.json"))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(streak(&s).await, 3);
+    let sent = export.sent.lock().unwrap();
+    let mut times: Vec<String> = sent.iter().map(|e| e.event.timestamp.to_string()).collect();
+    times.sort();
+    assert_eq!(
+        times,
+        [
+            "2025-05-07T10:31:00.000Z",
+            "2025-05-07T10:32:00.000Z",
+            "2025-05-07T10:33:00.000Z"
+        ]
+    );
+    assert!(sent
+        .iter()
+        .all(|e| e.school_id.is_none() && e.event.device_id.as_str() == "device_12345"));
 }

@@ -212,6 +212,18 @@ impl crate::function::Aws {
         )))
     }
 
+    /// The data team's export stream (`EXPORT_STREAM_NAME`), if one is configured.
+    #[cfg(feature = "firehose")]
+    pub async fn export(&self) -> Result<Option<Arc<dyn crate::ports::SendExport>>, BoxError> {
+        let Some(stream) = &self.config.export_stream_name else {
+            return Ok(None);
+        };
+        let client = aws_sdk_firehose::Client::new(self.sdk().await?);
+        Ok(Some(Arc::new(super::firehose::FirehoseExport::new(
+            client, stream,
+        ))))
+    }
+
     /// Notices to the alert topic (`ALERT_TOPIC_ARN`), each at most once per process.
     #[cfg(feature = "sns")]
     pub async fn alerts(

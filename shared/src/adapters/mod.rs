@@ -5,6 +5,8 @@
 pub mod aws;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
+#[cfg(feature = "firehose")]
+pub mod firehose;
 pub mod minute_counters;
 pub mod secret_file;
 #[cfg(feature = "secrets")]

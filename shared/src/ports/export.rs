@@ -1,5 +1,6 @@
-//! Every stored event, page by page, for the data team's export (`pisync-local export`;
-//! in AWS the stream consumer sends them to Firehose instead).
+//! Every stored event for the data team's export: read page by page from a store
+//! (`pisync-local export`), or sent on by the stream consumer as it applies them (AWS:
+//! to Firehose, which writes them to S3 as Parquet).
 
 use super::StoreError;
 use crate::domain::event::StoredEvent;
@@ -35,4 +36,12 @@ pub trait ExportEvents: Send + Sync {
         after: Option<&str>,
         limit: usize,
     ) -> Result<ExportPage, StoreError>;
+}
+
+/// Sends applied events on to the export (detect-failures, in AWS).
+#[async_trait]
+pub trait SendExport: Send + Sync {
+    /// Sends every one of `events`, retrying what is refused a few times; an error
+    /// means some may not have been sent (the caller has the batch delivered again).
+    async fn send(&self, events: &[ExportedEvent]) -> Result<(), StoreError>;
 }

@@ -16,6 +16,7 @@
 //! | [`NoticeHistory`] | the notice history routes, the daily digest | SQLite, DynamoDB |
 //! | [`DigestLedger`] | the daily digest: its once-a-day mark | SQLite, DynamoDB |
 //! | [`ExportEvents`] | `pisync-local export`: every stored event | SQLite, DynamoDB |
+//! | [`SendExport`] | detect-failures: applied events to the export | Firehose |
 //! | [`AuditTrail`] | the admin routes, list-audit | SQLite, DynamoDB |
 //! | [`CheckCredentials`] | device routes (the authenticator) | SQLite, DynamoDB |
 //! | [`ManageCredentials`] | issue/revoke device credentials | SQLite, DynamoDB |
@@ -51,7 +52,7 @@ pub use devices::{DeviceKey, DevicePage, ReadDevices};
 pub use digests::DigestLedger;
 pub use error::StoreError;
 pub use events::{HistoryPage, HistoryQuery, Order, ReadHistory, RecordEvents, Recorded};
-pub use export::{ExportEvents, ExportPage, ExportedEvent};
+pub use export::{ExportEvents, ExportPage, ExportedEvent, SendExport};
 pub use failing::{FailingDevice, FailingKey, FailingPage, ListFailing};
 pub use fleet::{ReadFleet, RecordDays};
 pub use keys::LoadKeys;
