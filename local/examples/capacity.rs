@@ -108,9 +108,27 @@ async fn main() -> Result<(), Failure> {
     // Background, not measured: healthy devices' events, and `fleet` device states.
     type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
     let mut items: Vec<Item> = Vec::with_capacity(stored + fleet);
-    for i in 0..stored {
-        let e = event(&format!("healthy-{}", i % 1000), (i / 1000) as i64, 0);
-        items.push(EventItem::new(&e, None).to_item()?);
+    // The same events' day summaries, as detection would have kept them: the fleet's
+    // and the bench school's days, their speeds spread 1–370 Mbit/s.
+    let mut summaries: Option<DayAddition> = None;
+    let bench_days = SchoolDays::utc(SchoolId::parse("bench").ok_or("a valid school id")?);
+    for chunk in (0..stored).collect::<Vec<_>>().chunks(10_000) {
+        let mut counted = Vec::with_capacity(chunk.len());
+        for &i in chunk {
+            let e = event(&format!("healthy-{}", i % 1000), (i / 1000) as i64, 0);
+            items.push(EventItem::new(&e, None).to_item()?);
+            let spread = StoredEvent {
+                internet_speed: 1.0 + (i % 997) as f64 * 0.37,
+                ..e
+            };
+            counted.push((Some(bench_days.clone()), spread));
+        }
+        if let Some(addition) = DayAddition::of(&counted) {
+            match &mut summaries {
+                Some(all) => all.merge(&addition),
+                None => summaries = Some(addition),
+            }
+        }
     }
     // A reported device of `school`: one in `every` silent, the next failing.
     let reported = |id: String,
@@ -195,6 +213,11 @@ async fn main() -> Result<(), Failure> {
         store
             .put_school(&pisync_shared::test_util::school(id.as_str()), true)
             .await?;
+    }
+    if let Some(all) = &summaries {
+        // Added as a late batch is (straight into its days), so the roll-up's cursor is
+        // left for the batches measured below.
+        store.add_days(all, all.at.plus_millis(3_600_000)).await?;
     }
     meter.take();
 
@@ -353,9 +376,27 @@ async fn main() -> Result<(), Failure> {
         meter.take(),
         "one conditional PutItem of the batch's totals into its 5-minute slot, idempotent",
     );
+    // A fuller batch: 50 events of 50 devices (5 s of a busy district), whose sketches
+    // make the delta larger.
+    let fifty: Vec<(Option<SchoolDays>, StoredEvent)> = (0..50)
+        .map(|i| {
+            let e = StoredEvent {
+                internet_speed: 2.0 + f64::from(i) * 1.7,
+                ..event(&format!("batch-{i:02}"), 12, u32::from(i % 10 == 0))
+            };
+            (Some(SchoolDays::utc(bench.clone())), e)
+        })
+        .collect();
+    let fuller = DayAddition::of(&fifty).ok_or("no events")?;
+    store.add_days(&fuller, fuller.at).await?;
+    row(
+        "detect: day totals, per stream batch of 50 events (50 devices)",
+        meter.take(),
+        "the same PutItem; its sketches (50 device hashes and the speeds' bins, fleet and school) in base64",
+    );
     store.roll_up_days(addition.at.plus_millis(30 * 60_000)).await?;
     row(
-        "roll-up of the day totals (per run, 1 batch waiting)",
+        "roll-up of the day totals (per run, 2 batches waiting)",
         meter.take(),
         "cursor GetItem, one Query per slot since the last run, per scope and day touched a GetItem and a conditional PutItem of its totals and sketches + the cursor",
     );
@@ -447,6 +488,28 @@ async fn main() -> Result<(), Failure> {
         "GET fleet summary?school= (14 days)",
         meter.take(),
         "GetItem of the school + of its counts + one Query of its days",
+    );
+
+    // Analytics: the same day items, with their sketches (the stored events' days).
+    store.days(today.plus(-13), today, &Within::Fleet).await?;
+    row(
+        "GET analytics/daily (14 days, the fleet)",
+        meter.take(),
+        "one Query of the fleet's days (+ 4 of the day shards written before schools)",
+    );
+    store.school(&bench).await?;
+    store.days(today.plus(-13), today, &one_school).await?;
+    row(
+        "GET analytics/daily?school= (14 days)",
+        meter.take(),
+        "GetItem of the school + one Query of its days",
+    );
+    let ranked =
+        pisync_shared::domain::analytics::rank_schools(&store, &store, &Within::Fleet, 7, t(60)).await?;
+    row(
+        &format!("GET analytics/schools (7 days, {} schools)", ranked.len()),
+        meter.take(),
+        "Query of the schools, per 16 schools a BatchGetItem of their counts, one Query of days per school",
     );
 
     // The daily digest: composing the bench school's (60 devices), saving it once,

@@ -1,5 +1,5 @@
-//! Domain micro-benchmarks: parsing + validating one event, the streak rule, and
-//! checking a device token.
+//! Domain micro-benchmarks: parsing + validating one event, the streak rule, checking
+//! a device token, and keeping the day summaries (sketches included).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use pisync_shared::domain::device::DeviceState;
@@ -95,5 +95,70 @@ fn tokens(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, parse, streak, tokens);
+/// What a day summary costs to keep: a stream batch's addition (its events' counts and
+/// sketches, for the fleet and the school), and folding it into a fleet day that holds
+/// a HyperLogLog (the roll-up's merge and the bytes it reads and writes).
+fn summaries(c: &mut Criterion) {
+    use pisync_shared::domain::fleet::{DayAddition, DayTotals, SchoolDays};
+    use pisync_shared::domain::school::SchoolId;
+    let school = SchoolDays::utc(SchoolId::parse("north").unwrap());
+    let t = EventTime::parse_rfc3339("2025-05-07T10:00:00Z").unwrap();
+    let batch: Vec<(Option<SchoolDays>, StoredEvent)> = (0..100)
+        .map(|i| {
+            let event = StoredEvent {
+                device_id: DeviceId::parse(&format!("pibook-{i:05}")).unwrap(),
+                timestamp: t.plus_millis(i * 1000),
+                total_files_synced: 3,
+                total_errors: u32::from(i % 9 == 0),
+                internet_speed: 1.0 + i as f64 * 0.7,
+                outcome: Outcome::of(u32::from(i % 9 == 0)),
+                received_at: t.plus_millis(i * 1000),
+            };
+            (Some(school.clone()), event)
+        })
+        .collect();
+    c.bench_function(
+        "day summary: a 100-event batch's addition (fleet + school)",
+        |b| b.iter(|| DayAddition::of(black_box(&batch)).unwrap()),
+    );
+    let addition = DayAddition::of(&batch).unwrap();
+    let batch_day = addition.days.values().next().unwrap().clone();
+    let mut fleet_day = DayTotals::default();
+    for chunk in 0..50 {
+        let many: Vec<(Option<SchoolDays>, StoredEvent)> = batch
+            .iter()
+            .map(|(s, e)| {
+                let id = format!("{}-{chunk}", e.device_id);
+                let e = StoredEvent {
+                    device_id: DeviceId::parse(&id).unwrap(),
+                    ..e.clone()
+                };
+                (s.clone(), e)
+            })
+            .collect();
+        fleet_day.add(DayAddition::of(&many).unwrap().days.values().next().unwrap());
+    }
+    c.bench_function(
+        "day summary: roll a batch into a fleet day of 5,000 devices (bytes in, merge, bytes out)",
+        |b| {
+            b.iter(|| {
+                let mut day = DayTotals {
+                    speeds: pisync_shared::domain::sketch::SpeedSketch::from_bytes(
+                        &fleet_day.speeds.to_bytes(),
+                    )
+                    .unwrap(),
+                    devices: pisync_shared::domain::sketch::DeviceSketch::from_bytes(
+                        &fleet_day.devices.to_bytes(),
+                    )
+                    .unwrap(),
+                    ..fleet_day.clone()
+                };
+                day.add(black_box(&batch_day));
+                (day.speeds.to_bytes(), day.devices.to_bytes())
+            })
+        },
+    );
+}
+
+criterion_group!(benches, parse, streak, tokens, summaries);
 criterion_main!(benches);

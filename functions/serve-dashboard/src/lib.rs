@@ -19,7 +19,12 @@ use pisync_shared::http::{self, ApiError, Call, SECURITY_HEADERS};
 pub const UPLOT_VERSION: &str = "1.6.32";
 
 /// The dashboard's files, compiled into the function.
-const FILES: [(&str, &str, &[u8]); 10] = [
+const FILES: [(&str, &str, &[u8]); 11] = [
+    (
+        "analytics.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../static/analytics.js"),
+    ),
     (
         "app.js",
         "text/javascript; charset=utf-8",

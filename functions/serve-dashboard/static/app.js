@@ -3,6 +3,7 @@
 // every value from the API reaches the page as text (never as HTML). Views refresh
 // every 30 s in place, keeping the operator's place.
 import { ago, deviceLink, el, statusBadge, table as devicesTable, when } from "./dom.js";
+import { analyticsPage, rankingTable } from "./analytics.js";
 import { auditPage } from "./audit.js";
 import { noticesPage, noticeTable } from "./notices.js";
 import { allSchools, assignBox, schoolsPage } from "./schools.js";
@@ -95,6 +96,11 @@ async function fillPicker() {
   knownSchools = schools;
 }
 let knownSchools = [];
+
+/// The school the picker names, as listed (`undefined`: all schools).
+function chosenSchoolRecord() {
+  return knownSchools.find((s) => s.school_id === chosenSchool());
+}
 
 function base64url(bytes) {
   return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
@@ -514,9 +520,10 @@ function route() {
     const match = location.hash.match(/^#\/device\/(.+)$/);
     let loader;
     if (match) loader = devicePage(decodeURIComponent(match[1]));
-    else if (location.hash === "#/schools") loader = schoolsPage({ api, show, load, choose, me: me() });
+    else if (location.hash === "#/schools") loader = schoolsPage({ api, show, load, choose, me: me(), ranking: () => rankingTable(api, choose) });
     else if (location.hash === "#/audit" && me().admin) loader = auditPage({ api, show });
     else if (location.hash === "#/notices") loader = noticesPage({ api, show, schoolQuery });
+    else if (location.hash === "#/analytics") loader = analyticsPage({ api, show, schoolQuery, school: chosenSchoolRecord });
     else loader = overview();
     render = loader;
     load(loader);
@@ -529,7 +536,7 @@ function route() {
 
 picker.addEventListener("change", () => {
   choose(picker.value);
-  if (location.hash === "#/notices") route();
+  if (location.hash === "#/notices" || location.hash === "#/analytics") route();
   else if (location.hash.startsWith("#/device/") || location.hash === "#/schools" || location.hash === "#/audit") location.hash = "#/";
   else route();
 });

@@ -102,9 +102,11 @@ function schoolForm(ctx, onSaved) {
   return form;
 }
 
-/// `#/schools`: the schools with their devices; admins add, edit and delete them.
+/// `#/schools`: the schools ranked by failure rate, the schools with their devices;
+/// admins add, edit and delete them.
 export function schoolsPage(ctx) {
   document.title = "PiSync — schools";
+  const rankingBox = el("div", {}, el("p", { class: "loading" }, "Loading…"));
   const listBox = el("div", {}, el("p", { class: "loading" }, "Loading…"));
   const outcome = el("div", { "aria-live": "polite" });
   let reload = () => {};
@@ -121,12 +123,15 @@ export function schoolsPage(ctx) {
   ctx.show(
     el("h1", {}, "Schools"),
     el("div", { class: "grid" },
+      el("section", { class: "card wide", "aria-labelledby": "ranking-title" },
+        el("h2", { id: "ranking-title" }, "Which schools struggle: the last 7 days"), rankingBox),
       el("section", { class: "card wide", "aria-labelledby": "schools-title" },
         el("h2", { id: "schools-title" }, "Schools and their devices"), listBox, outcome),
       ctx.me.admin ? el("section", { class: "card wide" }, form) : null));
   const loader = async (current) => {
-    const schools = await allSchools(ctx.api);
+    const [schools, ranking] = await Promise.all([allSchools(ctx.api), ctx.ranking()]);
     if (!current()) return;
+    rankingBox.replaceChildren(ranking);
     listBox.replaceChildren(table("Schools by id", schools, [
       ["school", (s) => el("a", { href: "#/", onclick: () => ctx.choose(s.school_id) }, s.name)],
       ["id", (s) => s.school_id],
