@@ -39,6 +39,14 @@ pub(super) struct OwnedStateWrite {
     days: Option<DayAddition>,
 }
 
+impl OwnedStateWrite {
+    /// The day totals this save carries, taken out: the writer adds those of every
+    /// save that went through once per commit, in the same transaction.
+    pub(super) fn take_days(&mut self) -> Option<DayAddition> {
+        self.days.take()
+    }
+}
+
 /// The `status` column of a device that has not reported yet (assigned to a school
 /// first): in no list and no count.
 pub(super) const UNSEEN: &str = "unseen";
@@ -106,7 +114,7 @@ pub(super) fn save_state(conn: &Connection, write: &OwnedStateWrite) -> Result<S
         let key = history_key(write.now, state.device_id.as_str(), write.expected + 1, i);
         super::notices::keep_notice(conn, &key, decided, write.now).map_err(unavailable)?;
     }
-    // In the state's transaction, so applied once with the events it counts.
+    // Days a save still carries (the writer takes them out to add once per commit).
     if let Some(days) = &write.days {
         super::schema::add_day_totals(conn, days).map_err(unavailable)?;
     }

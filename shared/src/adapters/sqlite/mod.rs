@@ -336,20 +336,36 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<WriteOp>) -> bool {
     let mut replies = Vec::with_capacity(batch.len());
     let outcome = (|| -> rusqlite::Result<()> {
         let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        for op in batch.drain(..) {
+        // The day totals of the saves that went through, added once at the end: one
+        // read and write of each day's row (and its sketches) per commit, not per save.
+        let mut days: Option<DayAddition> = None;
+        for mut op in batch.drain(..) {
             // One statement is atomic on its own; a savepoint (two more statements)
             // only guards an op of several.
             if !op.is_compound() {
                 replies.push(perform(&tx, op));
                 continue;
             }
+            let carried = match &mut op {
+                WriteOp::SaveState(write, _) => write.take_days(),
+                _ => None,
+            };
             let mut sp = tx.savepoint_with_name("op")?;
             let reply = perform(&sp, op);
             if reply.failed() {
                 sp.rollback()?;
             }
             sp.commit()?;
+            if let (Reply::SaveState(_, Ok(Saved::Written)), Some(carried)) = (&reply, carried) {
+                match &mut days {
+                    Some(all) => all.merge(&carried),
+                    None => days = Some(carried),
+                }
+            }
             replies.push(reply);
+        }
+        if let Some(days) = &days {
+            schema::add_day_totals(&tx, days)?;
         }
         tx.commit()
     })();
