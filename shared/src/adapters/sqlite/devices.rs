@@ -114,10 +114,8 @@ pub(super) fn save_state(conn: &Connection, write: &OwnedStateWrite) -> Result<S
         let key = history_key(write.now, state.device_id.as_str(), write.expected + 1, i);
         super::notices::keep_notice(conn, &key, decided, write.now).map_err(unavailable)?;
     }
-    // Days a save still carries (the writer takes them out to add once per commit).
-    if let Some(days) = &write.days {
-        super::schema::add_day_totals(conn, days).map_err(unavailable)?;
-    }
+    // Its day totals are not added here: the writer takes them out of every save and
+    // adds those of the saves that went through once per commit (`commit_batch`).
     Ok(Saved::Written)
 }
 
