@@ -113,16 +113,18 @@ pub struct Detected {
 /// records cannot be applied, the lowest stream position among them is reported, so
 /// Lambda retries from there and nothing after it is skipped; records that did
 /// succeed are recognised on the retry and change nothing.
-pub async fn detect(deps: &DetectFailures, event: Event) -> Detected {
+pub async fn detect(deps: &DetectFailures, mut event: Event) -> Detected {
     let now = EventTime::now();
     let mut figures = Figures::default();
     let mut by_device: BTreeMap<String, Vec<(usize, Record)>> = BTreeMap::new();
     let mut first_failed: Option<usize> = None;
-    for (position, record) in event.records.iter().enumerate() {
+    for (position, record) in event.records.iter_mut().enumerate() {
         if record.event_name != "INSERT" {
             continue; // MODIFY and REMOVE (TTL expiry) are not new events
         }
-        match event_from_image(record.change.new_image.clone()) {
+        // The image is read once: taken, not cloned (a failure is reported by its
+        // sequence number, which stays).
+        match event_from_image(std::mem::take(&mut record.change.new_image)) {
             None => {} // not an event item
             Some(Ok(e)) => {
                 let sequence = record
