@@ -2,8 +2,8 @@
 
 use sha2::{Digest, Sha256};
 
-/// Lowercase hex. Every device request hexes its token's digest, so this writes into
-/// one string instead of formatting (and allocating) a string per byte.
+/// Lowercase hex, written into one string (detection keys every device batch's day
+/// addition with a hexed digest: no string per byte).
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);

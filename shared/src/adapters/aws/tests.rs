@@ -31,16 +31,12 @@ fn der_blocks(pem: &str) -> Vec<Vec<u8>> {
     blocks
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[test]
 fn the_compiled_in_bundle_is_exactly_the_amazon_trust_services_roots() {
     let pem = std::str::from_utf8(AWS_ROOTS_PEM).expect("PEM is text");
     let mut found: Vec<String> = der_blocks(pem)
         .iter()
-        .map(|der| hex(&Sha256::digest(der)))
+        .map(|der| crate::digest::hex(&Sha256::digest(der)))
         .collect();
     found.sort();
     let mut expected: Vec<String> = EXPECTED_ROOTS.iter().map(|s| s.to_string()).collect();
