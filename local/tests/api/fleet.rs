@@ -326,29 +326,3 @@ on_both_backends!(
     the_summary_counts_days_and_devices,
     bad_parameters_and_unknown_devices,
 );
-
-/// The runner's counters at `GET /metrics`, operators only.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_count_what_detection_did() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::start(&Backend::Embedded, dir.path(), &[]);
-    for m in [3, 2, 1] {
-        assert_eq!(
-            app.post_sync_event(&event("dev-m", &ago(m), 1, 1)).await.status,
-            201
-        );
-    }
-    app.wait_for_alerts(|a| !a.is_empty());
-    let (status, text) = app.metrics().await;
-    assert_eq!(status, 200);
-    assert!(
-        text.contains("pisync_syncs_detected_total{outcome=\"failure\"} 3\n"),
-        "{text}"
-    );
-    assert!(
-        text.contains("pisync_notices_published_total{type=\"device.repeated_sync_failures\"} 1\n"),
-        "{text}"
-    );
-    let anonymous = app.send_as("GET", "/metrics", None, Vec::new(), None).await;
-    assert_eq!(anonymous.status, 401);
-}

@@ -109,3 +109,12 @@ async fn the_periodic_check_counts_its_runs() {
     })
     .await;
 }
+
+/// The counters are an operator's: a scraper without a credential is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_need_a_credential() {
+    let (_dir, app) = started().await;
+    let anonymous = app.send_as("GET", "/metrics", None, Vec::new(), None).await;
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(app.metrics().await.0, 200, "an operator reads them");
+}
