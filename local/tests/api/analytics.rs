@@ -3,7 +3,7 @@
 //! ranked by failure rate, and who sees which schools.
 
 use crate::support::runner::{Backend, TestApp};
-use crate::support::{ago, on_both_backends, wait_for};
+use crate::support::{on_both_backends, wait_for, PastHour};
 use serde_json::{json, Value};
 
 fn start(backend: &Backend) -> (tempfile::TempDir, TestApp) {
@@ -12,8 +12,8 @@ fn start(backend: &Backend) -> (tempfile::TempDir, TestApp) {
     (dir, app)
 }
 
-fn synced(device: &str, minutes_ago: i64, errors: u32, speed: f64) -> Value {
-    json!({"device_id": device, "timestamp": ago(minutes_ago), "total_files_synced": 2,
+fn synced(device: &str, timestamp: &str, errors: u32, speed: f64) -> Value {
+    json!({"device_id": device, "timestamp": timestamp, "total_files_synced": 2,
            "total_errors": errors, "internet_speed": speed})
 }
 
@@ -32,13 +32,18 @@ async fn upload(app: &TestApp, syncs: &[Value]) {
     }
 }
 
-/// Today's entry of `GET /analytics/daily?{query}` once it counts `syncs`.
-async fn today_once(app: &TestApp, query: &str, syncs: u64) -> (Value, Value) {
-    wait_for(&format!("{syncs} syncs today ({query})"), || async {
+/// The entry for `date` of `GET /analytics/daily?{query}` once it counts `syncs`.
+async fn day_once(app: &TestApp, query: &str, date: &str, syncs: u64) -> (Value, Value) {
+    wait_for(&format!("{syncs} syncs on {date} ({query})"), || async {
         let reply = app.daily_analytics(query).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
-        let today = reply.body["days"].as_array().unwrap().last().cloned().unwrap();
-        (today["syncs"] == syncs).then_some((reply.body, today))
+        let day = reply.body["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["date"] == date)
+            .cloned()?;
+        (day["syncs"] == syncs).then_some((reply.body, day))
     })
     .await
 }
@@ -49,24 +54,32 @@ fn near(got: &Value, want: f64) -> bool {
 
 async fn a_days_speeds_and_devices_come_from_its_summary(backend: Backend) {
     let (_dir, app) = start(&backend);
+    let hour = PastHour::new();
     // Five devices, 40 syncs at 1 to 40 Mbit/s; every tenth fails.
     let syncs: Vec<Value> = (1..=40)
-        .map(|i| synced(&format!("an-{}", i % 5), 10 + i, u32::from(i % 10 == 0), i as f64))
+        .map(|i| {
+            let at = hour.at(60 * i64::from(i));
+            synced(
+                &format!("an-{}", i % 5),
+                &at,
+                u32::from(i % 10 == 0),
+                f64::from(i),
+            )
+        })
         .collect();
     let mut sorted = syncs.clone();
     sorted.sort_by_key(|e| e["device_id"].as_str().unwrap().to_owned());
     upload(&app, &sorted).await;
-    let (body, today) = today_once(&app, "days=3", 40).await;
+    let (body, day) = day_once(&app, "days=3", &hour.date(0), 40).await;
     assert_eq!(body["timezone"], "UTC");
     assert_eq!(body["school_id"], Value::Null);
     assert_eq!(body["days"].as_array().unwrap().len(), 3);
-    assert_eq!(today["date"], chrono::Utc::now().date_naive().to_string());
     assert_eq!(
-        (today["failures"].as_u64(), today["failure_rate"].as_f64()),
+        (day["failures"].as_u64(), day["failure_rate"].as_f64()),
         (Some(4), Some(0.1))
     );
-    assert_eq!(today["devices_reporting"], 5);
-    let speed = &today["internet_speed"];
+    assert_eq!(day["devices_reporting"], 5);
+    let speed = &day["internet_speed"];
     // Exact: the 20th and 36th smallest of 1..=40 (rank ⌊q·(n−1)⌋).
     assert!(near(&speed["p50"], 20.0) && near(&speed["p90"], 36.0), "{speed}");
     assert_eq!(speed["mean"], 20.5);
@@ -81,16 +94,20 @@ async fn a_schools_days_are_its_own_and_hidden_from_other_schools(backend: Backe
         assert_eq!(put.status, 201, "{}", put.body);
     }
     assert_eq!(admin.assign_school("k-1", Some("kiri")).await.status, 200);
-    upload(&app, &[synced("k-1", 5, 0, 8.0), synced("k-1", 4, 0, 8.0)]).await;
-    let (body, today) = today_once(&app, "school=kiri", 2).await;
+    let hour = PastHour::new();
+    upload(
+        &app,
+        &[
+            synced("k-1", &hour.at(60), 0, 8.0),
+            synced("k-1", &hour.at(120), 0, 8.0),
+        ],
+    )
+    .await;
+    // Found under its local date (UTC+14), which UTC may not have reached.
+    let (body, day) = day_once(&app, "school=kiri&days=3", &hour.date(14), 2).await;
     assert_eq!(body["school_id"], "kiri");
     assert_eq!(body["timezone"], "Pacific/Kiritimati");
-    let kiri_today = chrono::Utc::now()
-        .with_timezone(&chrono::FixedOffset::east_opt(14 * 3600).unwrap())
-        .date_naive()
-        .to_string();
-    assert_eq!(today["date"], kiri_today, "its local date");
-    assert_eq!(today["devices_reporting"], 1);
+    assert_eq!(day["devices_reporting"], 1);
     let oak_only = app.school_operator(&["oak"], false);
     let oak = app.as_operator(Some(&oak_only));
     let hidden = oak.daily_analytics("school=kiri").await;
@@ -125,13 +142,14 @@ async fn schools_are_ranked_by_failure_rate_for_whoever_reaches_them(backend: Ba
     for (device, school) in [("n-1", "north"), ("n-2", "north"), ("s-1", "south")] {
         assert_eq!(admin.assign_school(device, Some(school)).await.status, 200);
     }
+    let hour = PastHour::new();
     upload(
         &app,
         &[
-            synced("n-1", 30, 0, 10.0),
-            synced("n-1", 20, 1, 0.0),
-            synced("n-2", 25, 0, 30.0),
-            synced("s-1", 15, 2, 0.0),
+            synced("n-1", &hour.at(60), 0, 10.0),
+            synced("n-1", &hour.at(120), 1, 0.0),
+            synced("n-2", &hour.at(60), 0, 30.0),
+            synced("s-1", &hour.at(60), 2, 0.0),
         ],
     )
     .await;

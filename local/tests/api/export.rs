@@ -3,7 +3,7 @@
 //! Glue table's columns and each device's school.
 
 use crate::support::runner::{Backend, TestApp};
-use crate::support::{ago, on_both_backends, wait_for};
+use crate::support::{on_both_backends, wait_for, PastHour};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::Array;
@@ -69,32 +69,45 @@ async fn every_event_is_exported_once_by_received_date(backend: Backend) {
         201
     );
     assert_eq!(admin.assign_school("ex-1", Some("north")).await.status, 200);
-    let synced = |device: &str, minutes_ago: i64, errors: u32| {
-        json!({"device_id": device, "timestamp": ago(minutes_ago), "total_files_synced": 7,
+    let hour = PastHour::new();
+    let synced = |device: &str, second: i64, errors: u32| {
+        json!({"device_id": device, "timestamp": hour.at(second), "total_files_synced": 7,
                "total_errors": errors, "internet_speed": 12.5})
     };
-    let ex1 = [synced("ex-1", 30, 0), synced("ex-1", 20, 2)];
+    // Partitions go by the date received: this run's, or the next for a run across
+    // midnight.
+    let received = chrono::Utc::now().date_naive();
+    let ex1 = [synced("ex-1", 60, 0), synced("ex-1", 120, 2)];
     assert_eq!(app.post_sync_events("ex-1", &ex1).await.status, 200);
-    let ex2 = synced("ex-2", 10, 0);
+    let ex2 = synced("ex-2", 180, 0);
     assert_eq!(app.post_sync_event(&ex2).await.status, 201);
     // A replay is not a second event.
     assert_eq!(app.post_sync_event(&ex2).await.status, 200);
     // Detection has applied them (the export reads the store, not the feed).
     wait_for("three syncs applied", || async {
-        let body = app.daily_analytics("days=1").await.body;
-        (body["days"][0]["syncs"] == 3).then_some(())
+        let body = app.daily_analytics("days=3").await.body;
+        let day = body["days"]
+            .as_array()?
+            .iter()
+            .find(|d| d["date"] == hour.date(0))?;
+        (day["syncs"] == 3).then_some(())
     })
     .await;
-    let today = chrono::Utc::now().date_naive();
     let out = dir.path().join("export");
-    let files = app.export(&out, &["--from", &today.to_string()]);
-    // Received just now: today's partition (a run across midnight may also write
-    // tomorrow's).
-    let expected_dir = out.join("events").join(format!("date={today}"));
-    assert_eq!(
-        files.first().map(|f| f.parent().unwrap().to_owned()),
-        Some(expected_dir)
-    );
+    let files = app.export(&out, &["--from", &received.to_string()]);
+    let partitions: Vec<_> = [Some(received), received.succ_opt()]
+        .into_iter()
+        .flatten()
+        .map(|date| out.join("events").join(format!("date={date}")))
+        .collect();
+    assert!(!files.is_empty());
+    for file in &files {
+        assert!(
+            partitions.iter().any(|p| file.parent() == Some(p.as_path())),
+            "{} is not under a date received",
+            file.display()
+        );
+    }
     let mut rows: Vec<Row> = files.iter().flat_map(|f| read_rows(f)).collect();
     rows.sort_by(|a, b| (&a.0, a.2).cmp(&(&b.0, b.2)));
     let summary: Vec<String> = rows

@@ -170,15 +170,16 @@ async fn check_operator(app: &TestApp, seed: u64, reach: &[&str], syncs: &[(usiz
         .count();
     assert_eq!(summary["devices"]["failing"], failing_count, "{context}");
     if !syncs.is_empty() {
-        // Before any move: today's syncs are those of its devices.
+        // Before any move: the syncs of the last two days (the reports were minutes
+        // ago, on either side of a midnight) are those of its devices.
         let expected: u64 = syncs
             .iter()
             .filter(|(i, _)| visible.contains(&device(*i)))
             .map(|(_, n)| n)
             .sum();
         let got = wait_for(&format!("{context}: its syncs summed"), || async {
-            let body = op.fleet_summary("days=1").await.body;
-            let syncs = body["days"][0]["syncs"].as_u64();
+            let body = op.fleet_summary("days=2").await.body;
+            let syncs: Option<u64> = body["days"].as_array()?.iter().map(|d| d["syncs"].as_u64()).sum();
             (syncs == Some(expected)).then_some(syncs)
         })
         .await;

@@ -16,6 +16,35 @@ pub fn ago(minutes: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// A whole UTC hour that ended at least an hour ago, fixed once per test. Events placed
+/// in it share one date in UTC and in any whole-hour timezone whatever the time of day
+/// the test runs: minutes [`ago`] straddle two dates just after midnight.
+#[derive(Clone, Copy)]
+pub struct PastHour(chrono::DateTime<chrono::Utc>);
+
+impl PastHour {
+    pub fn new() -> Self {
+        use chrono::DurationRound;
+        let hour = chrono::Duration::hours(1);
+        let start = (chrono::Utc::now() - hour * 2)
+            .duration_trunc(hour)
+            .expect("an hour divides a day");
+        Self(start)
+    }
+
+    /// `seconds` (0..3600) into the hour, as RFC 3339 (device time).
+    pub fn at(&self, seconds: i64) -> String {
+        (self.0 + chrono::Duration::seconds(seconds)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    }
+
+    /// The hour's date `east_hours` east of UTC.
+    pub fn date(&self, east_hours: i64) -> String {
+        (self.0 + chrono::Duration::hours(east_hours))
+            .date_naive()
+            .to_string()
+    }
+}
+
 /// Noon UTC `days` before today.
 pub fn days_ago(days: i64) -> String {
     let day = chrono::Utc::now().date_naive() - chrono::Duration::days(days);
