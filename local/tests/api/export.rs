@@ -3,7 +3,7 @@
 //! Glue table's columns and each device's school.
 
 use crate::support::runner::{Backend, TestApp};
-use crate::support::{on_both_backends, wait_for, PastHour};
+use crate::support::{days_ago, on_both_backends, wait_for};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::Array;
@@ -69,27 +69,28 @@ async fn every_event_is_exported_once_by_received_date(backend: Backend) {
         201
     );
     assert_eq!(admin.assign_school("ex-1", Some("north")).await.status, 200);
-    let hour = PastHour::new();
-    let synced = |device: &str, second: i64, errors: u32| {
-        json!({"device_id": device, "timestamp": hour.at(second), "total_files_synced": 7,
+    // A backlog from three days ago: its partition is the date it is received (this
+    // run's, or the next for a run across midnight), never the date it was synced.
+    let noon = days_ago(3);
+    let synced = |device: &str, minute: u32, errors: u32| {
+        let timestamp = noon.replace(":00:00", &format!(":{minute:02}:00"));
+        json!({"device_id": device, "timestamp": timestamp, "total_files_synced": 7,
                "total_errors": errors, "internet_speed": 12.5})
     };
-    // Partitions go by the date received: this run's, or the next for a run across
-    // midnight.
     let received = chrono::Utc::now().date_naive();
-    let ex1 = [synced("ex-1", 60, 0), synced("ex-1", 120, 2)];
+    let ex1 = [synced("ex-1", 1, 0), synced("ex-1", 2, 2)];
     assert_eq!(app.post_sync_events("ex-1", &ex1).await.status, 200);
-    let ex2 = synced("ex-2", 180, 0);
+    let ex2 = synced("ex-2", 3, 0);
     assert_eq!(app.post_sync_event(&ex2).await.status, 201);
     // A replay is not a second event.
     assert_eq!(app.post_sync_event(&ex2).await.status, 200);
     // Detection has applied them (the export reads the store, not the feed).
     wait_for("three syncs applied", || async {
-        let body = app.daily_analytics("days=3").await.body;
+        let body = app.daily_analytics("days=7").await.body;
         let day = body["days"]
             .as_array()?
             .iter()
-            .find(|d| d["date"] == hour.date(0))?;
+            .find(|d| d["date"] == noon[..10])?;
         (day["syncs"] == 3).then_some(())
     })
     .await;
