@@ -3,7 +3,7 @@
 //! ranked by failure rate, and who sees which schools.
 
 use crate::support::runner::{Backend, TestApp};
-use crate::support::{on_both_backends, wait_for, PastHour};
+use crate::support::{day_entry, on_both_backends, wait_for, PastHour};
 use serde_json::{json, Value};
 
 fn start(backend: &Backend) -> (tempfile::TempDir, TestApp) {
@@ -37,12 +37,7 @@ async fn day_once(app: &TestApp, query: &str, date: &str, syncs: u64) -> (Value,
     wait_for(&format!("{syncs} syncs on {date} ({query})"), || async {
         let reply = app.daily_analytics(query).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
-        let day = reply.body["days"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["date"] == date)
-            .cloned()?;
+        let day = day_entry(&reply.body, date).cloned()?;
         (day["syncs"] == syncs).then_some((reply.body, day))
     })
     .await

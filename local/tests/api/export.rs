@@ -3,7 +3,7 @@
 //! Glue table's columns and each device's school.
 
 use crate::support::runner::{Backend, TestApp};
-use crate::support::{days_ago, on_both_backends, wait_for};
+use crate::support::{day_entry, days_ago, on_both_backends, wait_for};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::Array;
@@ -87,11 +87,7 @@ async fn every_event_is_exported_once_by_received_date(backend: Backend) {
     // Detection has applied them (the export reads the store, not the feed).
     wait_for("three syncs applied", || async {
         let body = app.daily_analytics("days=7").await.body;
-        let day = body["days"]
-            .as_array()?
-            .iter()
-            .find(|d| d["date"] == noon[..10])?;
-        (day["syncs"] == 3).then_some(())
+        (day_entry(&body, &noon[..10])?["syncs"] == 3).then_some(())
     })
     .await;
     let out = dir.path().join("export");

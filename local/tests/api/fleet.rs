@@ -3,7 +3,9 @@
 //! late uploads, the lists' order and paging, the daily summary, bad parameters.
 
 use crate::support::runner::{Backend, TestApp};
-use crate::support::{ago, days_ago, event, ids, on_both_backends, wait_for, wait_until, PastHour};
+use crate::support::{
+    ago, day_entry, days_ago, event, ids, on_both_backends, wait_for, wait_until, PastHour,
+};
 use serde_json::{json, Value};
 
 async fn status_of(app: &TestApp, device: &str) -> Value {
@@ -265,7 +267,7 @@ async fn the_summary_counts_days_and_devices(backend: Backend) {
     let last = days[13]["date"].as_str().unwrap();
     let today_after = chrono::Utc::now().date_naive().to_string();
     assert!(last == today_before || last == today_after, "{last}");
-    let on = |date: &str| days.iter().find(|d| d["date"] == date).unwrap();
+    let on = |date: &str| day_entry(&summary, date).unwrap();
     let recent = on(&hour.date(0));
     assert_eq!(recent["syncs"], 2);
     assert_eq!(recent["failure_rate"], 0.5);

@@ -45,6 +45,11 @@ impl PastHour {
     }
 }
 
+/// The entry for `date` in a reply's `days` (the fleet summary's, the daily analytics').
+pub fn day_entry<'a>(body: &'a Value, date: &str) -> Option<&'a Value> {
+    body["days"].as_array()?.iter().find(|d| d["date"] == date)
+}
+
 /// Noon UTC `days` before today.
 pub fn days_ago(days: i64) -> String {
     let day = chrono::Utc::now().date_naive() - chrono::Duration::days(days);
