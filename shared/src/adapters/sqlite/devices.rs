@@ -45,11 +45,36 @@ impl OwnedStateWrite {
     pub(super) fn take_days(&mut self) -> Option<DayAddition> {
         self.days.take()
     }
+
+    /// Whether the save writes more than the device's row: its notices' rows too. A
+    /// save without notices is one statement (a school check only reads).
+    pub(super) fn writes_notices(&self) -> bool {
+        !self.notices.is_empty()
+    }
 }
 
 /// The `status` column of a device that has not reported yet (assigned to a school
 /// first): in no list and no count.
 pub(super) const UNSEEN: &str = "unseen";
+
+const INSERT_STATE: &str = "INSERT INTO devices (device_id, version, status, failing, streak_count,
+         streak_started_at, last_failure_at, last_sync_at, last_seen_at, state, school_id, watch_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+     ON CONFLICT (device_id) DO NOTHING";
+
+/// A save without a check time keeps the one set before.
+const UPDATE_STATE: &str = "UPDATE devices SET version = ?2, status = ?3, failing = ?4,
+         streak_count = ?5, streak_started_at = ?6, last_failure_at = ?7, last_sync_at = ?8,
+         last_seen_at = ?9, state = ?10, school_id = ?11, watch_at = COALESCE(?12, watch_at)
+     WHERE device_id = ?1 AND version = ?13";
+
+/// [`UPDATE_STATE`] for a row whose status and school are already the save's, and with
+/// no new check time: it matches no row otherwise.
+const UPDATE_STATE_IN_PLACE: &str = "UPDATE devices SET version = ?2, failing = ?4,
+         streak_count = ?5, streak_started_at = ?6, last_failure_at = ?7, last_sync_at = ?8,
+         last_seen_at = ?9, state = ?10
+     WHERE device_id = ?1 AND version = ?13 AND status = ?3 AND school_id IS ?11
+         AND ?12 IS NULL";
 
 /// Inserts the first version, or updates the row still at the expected version; with
 /// it, the notices enter the outbox. A required school is checked in the same
@@ -67,24 +92,12 @@ pub(super) fn save_state(conn: &Connection, write: &OwnedStateWrite) -> Result<S
     let state = &write.state;
     let json = serde_json::to_string(state).map_err(corrupt)?;
     let streak = state.streak.as_ref();
-    let sql = if write.expected == 0 {
-        "INSERT INTO devices (device_id, version, status, failing, streak_count, streak_started_at,
-             last_failure_at, last_sync_at, last_seen_at, state, school_id, watch_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-         ON CONFLICT (device_id) DO NOTHING"
-    } else {
-        // A save without a check time keeps the one set before.
-        "UPDATE devices SET version = ?2, status = ?3, failing = ?4, streak_count = ?5,
-             streak_started_at = ?6, last_failure_at = ?7, last_sync_at = ?8, last_seen_at = ?9,
-             state = ?10, school_id = ?11, watch_at = COALESCE(?12, watch_at)
-         WHERE device_id = ?1 AND version = ?13"
-    };
     let expected = i64::try_from(write.expected).map_err(corrupt)?;
-    let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
     let status = write.status.map_or(UNSEEN, Status::as_str);
     let school = state.school_id.as_ref().map(SchoolId::as_str);
     let watch_at = write.watch_at.map(EventTime::millis);
-    let row: [&dyn rusqlite::ToSql; 12] = [
+    // ?13: the version the row must still have (an INSERT ignores it).
+    let row: [&dyn rusqlite::ToSql; 13] = [
         &state.device_id.as_str(),
         &(expected + 1),
         &status,
@@ -97,16 +110,28 @@ pub(super) fn save_state(conn: &Connection, write: &OwnedStateWrite) -> Result<S
         &json,
         &school,
         &watch_at,
+        &expected,
     ];
+    let execute = |sql: &str, params: &[&dyn rusqlite::ToSql]| {
+        conn.prepare_cached(sql)
+            .and_then(|mut stmt| stmt.execute(params))
+            .map_err(unavailable)
+    };
     let written = if write.expected == 0 {
-        stmt.execute(&row[..])
+        execute(INSERT_STATE, &row[..12])?
     } else {
-        // The UPDATE's ?13: the version the row must still have.
-        let mut conditional = row.to_vec();
-        conditional.push(&expected);
-        stmt.execute(conditional.as_slice())
-    }
-    .map_err(unavailable)?;
+        // Most saves keep the device's status, school and check time: first the UPDATE
+        // that sets none of them, so their indexes are left alone (SQLite rewrites an
+        // index entry for every column an UPDATE sets, changed or not).
+        let kept_place = match write.watch_at {
+            None => execute(UPDATE_STATE_IN_PLACE, &row)?,
+            Some(_) => 0,
+        };
+        match kept_place {
+            0 => execute(UPDATE_STATE, &row)?,
+            n => n,
+        }
+    };
     if written != 1 {
         return Ok(Saved::Stale);
     }

@@ -283,9 +283,15 @@ fn unpack(batch: &mut Vec<WriteOp>, queued: Queued) {
 
 impl WriteOp {
     /// Whether the op runs more than one writing statement (a failure halfway must be
-    /// undone). Recording an event writes with one INSERT (a replay only reads after it).
+    /// undone). Recording an event writes with one INSERT (a replay only reads after it);
+    /// most state saves are one UPDATE, and a savepoint around them would copy every
+    /// page they touch into its journal.
     fn is_compound(&self) -> bool {
-        matches!(self, WriteOp::SaveState(..) | WriteOp::AddDays(..))
+        match self {
+            WriteOp::SaveState(write, _) => write.writes_notices(),
+            WriteOp::AddDays(..) => true,
+            _ => false,
+        }
     }
 }
 
@@ -340,22 +346,23 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<WriteOp>) -> bool {
         // read and write of each day's row (and its sketches) per commit, not per save.
         let mut days: Option<DayAddition> = None;
         for mut op in batch.drain(..) {
-            // One statement is atomic on its own; a savepoint (two more statements)
-            // only guards an op of several.
-            if !op.is_compound() {
-                replies.push(perform(&tx, op));
-                continue;
-            }
             let carried = match &mut op {
                 WriteOp::SaveState(write, _) => write.take_days(),
                 _ => None,
             };
-            let mut sp = tx.savepoint_with_name("op")?;
-            let reply = perform(&sp, op);
-            if reply.failed() {
-                sp.rollback()?;
-            }
-            sp.commit()?;
+            // One statement is atomic on its own; a savepoint (two more statements)
+            // only guards an op of several.
+            let reply = if op.is_compound() {
+                let mut sp = tx.savepoint_with_name("op")?;
+                let reply = perform(&sp, op);
+                if reply.failed() {
+                    sp.rollback()?;
+                }
+                sp.commit()?;
+                reply
+            } else {
+                perform(&tx, op)
+            };
             if let (Reply::SaveState(_, Ok(Saved::Written)), Some(carried)) = (&reply, carried) {
                 match &mut days {
                     Some(all) => all.merge(&carried),
