@@ -3,6 +3,7 @@
 //! DynamoDB Local tables.
 
 use crate::domain::event::{DeviceId, Outcome, StoredEvent};
+use crate::domain::fleet::Day;
 use crate::domain::notice::Notice;
 use crate::domain::streak::{RunCount, RunWindow};
 use crate::domain::time::EventTime;
@@ -10,6 +11,23 @@ use crate::ports::{AlertPublisher, DeviceStates, PublishError, Saved, StateWrite
 use async_trait::async_trait;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+
+/// Returns at once, unless the date in one of `zones` changes within `margin`: then it
+/// waits until that date has changed. A test that stores "today's" syncs and then reads
+/// "today" back calls it first, so both happen on one date in each zone it checks.
+pub async fn wait_out_date_change(margin: std::time::Duration, zones: &[chrono_tz::Tz]) {
+    while date_changes_within(EventTime::now(), margin, zones) {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether the date in one of `zones` differs between `now` and `margin` later.
+fn date_changes_within(now: EventTime, margin: std::time::Duration, zones: &[chrono_tz::Tz]) -> bool {
+    let later = now.plus_millis(i64::try_from(margin.as_millis()).unwrap_or(i64::MAX));
+    zones
+        .iter()
+        .any(|&zone| Day::local(now, zone) != Day::local(later, zone))
+}
 
 /// The device timestamp `minute` minutes after a fixed start (2025-05-07T06:40Z).
 pub fn minute(minute: i64) -> EventTime {
@@ -622,5 +640,32 @@ pub mod receiver {
             );
             let _ = socket.write_all(reply.as_bytes()).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::date_changes_within;
+    use crate::domain::time::EventTime;
+    use std::time::Duration;
+
+    fn utc(text: &str) -> EventTime {
+        EventTime::parse_rfc3339(text).expect("an RFC 3339 time")
+    }
+
+    #[test]
+    fn a_test_waits_only_when_a_date_is_about_to_change() {
+        let margin = Duration::from_secs(5);
+        let zones = [chrono_tz::UTC, chrono_tz::Pacific::Kiritimati];
+        assert!(!date_changes_within(utc("2026-12-04T12:00:00Z"), margin, &zones));
+        assert!(date_changes_within(utc("2026-12-04T23:59:58Z"), margin, &zones));
+        // Kiritimati (UTC+14) starts its day at 10:00 UTC.
+        assert!(date_changes_within(utc("2026-12-04T09:59:57Z"), margin, &zones));
+        assert!(!date_changes_within(
+            utc("2026-12-04T09:59:57Z"),
+            margin,
+            &[chrono_tz::UTC]
+        ));
+        assert!(!date_changes_within(utc("2026-12-04T09:59:54Z"), margin, &zones));
     }
 }

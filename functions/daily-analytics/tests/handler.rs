@@ -9,8 +9,11 @@ use pisync_shared::ports::ManageSchools;
 use pisync_shared::test_util::lambda_events::{
     api_request, assert_examples_answered, error_fields, reply_json, Case,
 };
-use pisync_shared::test_util::{local, record_and_apply, school, sqlite_store, TempDir};
+use pisync_shared::test_util::{
+    local, record_and_apply, school, sqlite_store, wait_out_date_change, TempDir,
+};
 use pisync_shared::{DeviceId, EventTime, Outcome, StoredEvent};
+use std::time::Duration;
 
 /// (file, status, error code)
 const CASES: &[Case] = &[
@@ -44,6 +47,8 @@ fn syncs_now() -> Vec<StoredEvent> {
 }
 
 async fn seeded() -> (TempDir, DailyAnalytics) {
+    // Seeded and read on one date in UTC and in riverside, even just before a midnight.
+    wait_out_date_change(Duration::from_secs(5), &[chrono_tz::UTC, KIRITIMATI]).await;
     let (dir, store) = sqlite_store();
     let mut riverside = school("riverside");
     riverside.timezone = KIRITIMATI;

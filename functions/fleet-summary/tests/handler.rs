@@ -6,8 +6,9 @@ use pisync_shared::function::{HttpFunction, HttpHandler};
 use pisync_shared::test_util::lambda_events::{
     api_request, assert_examples_answered, error_fields, reply_json, Case,
 };
-use pisync_shared::test_util::{local, record_and_apply, sqlite_store, TempDir};
+use pisync_shared::test_util::{local, record_and_apply, sqlite_store, wait_out_date_change, TempDir};
 use pisync_shared::{DeviceId, EventTime, Outcome, StoredEvent};
+use std::time::Duration;
 
 /// (file, status, error code)
 const CASES: &[Case] = &[
@@ -31,6 +32,8 @@ fn today_event(device: &str, minutes_ago: i64, errors: u32, speed: f64) -> Store
 }
 
 async fn seeded() -> (TempDir, FleetSummary) {
+    // Seeded and read on one UTC date, even just before midnight.
+    wait_out_date_change(Duration::from_secs(5), &[chrono_tz::UTC]).await;
     let (dir, store) = sqlite_store();
     // Two syncs today, one failed; as detection records them (on this store, each
     // state save adds its day totals).
