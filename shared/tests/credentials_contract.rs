@@ -1,10 +1,12 @@
 //! The credentials ports on both stores: SQLite, and DynamoDB Local
 //! (PISYNC_TEST_DYNAMODB_ENDPOINT).
 
+use pisync_shared::adapters::sqlite::SqliteStore;
 use pisync_shared::ports::{CheckCredentials, DeviceCredential, Freshness, ManageCredentials};
 use pisync_shared::test_util::{dynamodb_local_credentials, sqlite_store};
 use pisync_shared::EventTime;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 struct Fixture {
     check: Arc<dyn CheckCredentials>,
@@ -94,4 +96,55 @@ async fn dynamodb_a_lagging_read_finds_an_older_credential() {
         f.check.current("d1", Freshness::MayLag).await.unwrap(),
         Some(credential("d1", 4))
     );
+}
+
+/// SQLite answers lagging reads from its in-memory view: this process's changes show
+/// in it at once.
+#[tokio::test]
+async fn sqlite_a_change_here_shows_in_lagging_reads_at_once() {
+    let f = sqlite();
+    f.manage.replace(&credential("d1", 1)).await.unwrap();
+    assert_eq!(
+        f.check.current("d1", Freshness::MayLag).await.unwrap(),
+        Some(credential("d1", 1))
+    );
+    f.manage.replace(&credential("d1", 2)).await.unwrap();
+    assert_eq!(
+        f.check.current("d1", Freshness::MayLag).await.unwrap(),
+        Some(credential("d1", 2))
+    );
+    f.manage.revoke("d1").await.unwrap();
+    assert_eq!(f.check.current("d1", Freshness::MayLag).await.unwrap(), None);
+}
+
+/// Another process's change (the `token` command; here a second store on the same
+/// file): a read that cannot lag sees it at once, a lagging one within a second.
+#[tokio::test]
+async fn sqlite_another_process_change_reaches_lagging_reads_within_a_second() {
+    let (dir, here) = sqlite_store();
+    let elsewhere = SqliteStore::open(&dir.path().join("test.db")).unwrap();
+    elsewhere.replace(&credential("d1", 1)).await.unwrap();
+    assert_eq!(
+        here.current("d1", Freshness::MayLag).await.unwrap(),
+        Some(credential("d1", 1))
+    );
+
+    elsewhere.replace(&credential("d1", 2)).await.unwrap();
+    let changed_at = Instant::now();
+    assert_eq!(
+        here.current("d1", Freshness::Latest).await.unwrap(),
+        Some(credential("d1", 2))
+    );
+    elsewhere.revoke("d1").await.unwrap();
+    loop {
+        let seen = here.current("d1", Freshness::MayLag).await.unwrap();
+        if seen.is_none() {
+            break;
+        }
+        assert!(
+            changed_at.elapsed() < Duration::from_secs(1),
+            "still {seen:?} after a second"
+        );
+        tokio::task::yield_now().await;
+    }
 }

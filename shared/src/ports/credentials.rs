@@ -16,7 +16,8 @@ pub struct DeviceCredential {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Freshness {
     /// May miss a change made in the last second (DynamoDB: an eventually consistent
-    /// read, half the price).
+    /// read, half the price; SQLite: the runner's in-memory view, which misses only
+    /// other processes' changes).
     MayLag,
     /// Sees every change acknowledged before it (DynamoDB: strongly consistent).
     Latest,

@@ -7,11 +7,13 @@
 //!
 //! - [`events`]: recording events and reading history.
 //! - [`devices`]: device states, lists, the outbox, days and counts, the silence watch.
-//! - [`credentials`]: device credentials.
+//! - [`credentials`]: device credentials, and [`credential_view`]: the view device
+//!   requests are checked against.
 //! - [`schools`]: schools and their counts;
 //! - [`digests`]: the daily digest's once-a-day mark.
 
 mod audit;
+mod credential_view;
 mod credentials;
 mod devices;
 mod digests;
@@ -69,6 +71,7 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     /// Signalled after a commit that stored new events.
     changed: Arc<Notify>,
+    credential_view: credential_view::CredentialView,
 }
 
 fn unavailable(e: rusqlite::Error) -> StoreError {
@@ -116,6 +119,7 @@ impl SqliteStore {
                 writes: tx,
                 readers: Mutex::new(Vec::new()),
                 changed,
+                credential_view: Default::default(),
             }),
             count_page_rows: devices::COUNT_PAGE_ROWS,
         })

@@ -106,6 +106,19 @@ CREATE TABLE IF NOT EXISTS device_credentials (
     token_sha256 BLOB    NOT NULL,
     issued_at    INTEGER NOT NULL                           -- ms since epoch
 ) WITHOUT ROWID;
+-- Bumped by every change to device_credentials, from any process: the runner's
+-- in-memory view of them starts over when it moves.
+CREATE TABLE IF NOT EXISTS credentials_version (
+    only    INTEGER PRIMARY KEY CHECK (only = 1),
+    version INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO credentials_version (only, version) VALUES (1, 0);
+CREATE TRIGGER IF NOT EXISTS credentials_inserted AFTER INSERT ON device_credentials
+BEGIN UPDATE credentials_version SET version = version + 1; END;
+CREATE TRIGGER IF NOT EXISTS credentials_updated AFTER UPDATE ON device_credentials
+BEGIN UPDATE credentials_version SET version = version + 1; END;
+CREATE TRIGGER IF NOT EXISTS credentials_deleted AFTER DELETE ON device_credentials
+BEGIN UPDATE credentials_version SET version = version + 1; END;
 ";
 
 /// Schools, and what keys by them: created after [`migrate`] has given `devices` its
