@@ -14,6 +14,7 @@
 //!   constructors: from AWS, from the local stores); [`lambda`] runs one in Lambda.
 //! - [`config`]: one typed configuration per process, read once at start.
 //! - [`metrics`]: what the API, detection and delivery did, through the `metrics` facade.
+//! - [`throttle`]: "at most once per interval" for work a hot path starts.
 
 pub mod adapters;
 pub mod auth;
@@ -26,6 +27,7 @@ pub mod lambda;
 pub mod logging;
 pub mod metrics;
 pub mod ports;
+pub mod throttle;
 
 #[cfg(feature = "test-util")]
 pub mod test_util;

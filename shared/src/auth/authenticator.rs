@@ -9,6 +9,7 @@ use crate::domain::school::SchoolId;
 use crate::ports::credentials::{CheckCredentials, DeviceCredential, Freshness};
 use crate::ports::keys::LoadKeys;
 use crate::ports::StoreError;
+use crate::throttle::Throttle;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -42,7 +43,7 @@ pub enum AuthError {
 pub struct KeyRing {
     keys: RwLock<Arc<SigningKeys>>,
     source: Option<Arc<dyn LoadKeys>>,
-    last_reload: Mutex<Option<Instant>>,
+    last_reload: Throttle,
     /// Reload at most this often before verifying, so that keys removed at the source
     /// (operator tokens revoked by a new key) stop working within it.
     refresh: Option<Duration>,
@@ -54,7 +55,7 @@ impl KeyRing {
         Self {
             keys: RwLock::new(Arc::new(keys)),
             source: None,
-            last_reload: Mutex::new(None),
+            last_reload: Throttle::default(),
             refresh: None,
         }
     }
@@ -65,7 +66,7 @@ impl KeyRing {
         Ok(Self {
             keys: RwLock::new(Arc::new(keys)),
             source: Some(source),
-            last_reload: Mutex::new(Some(Instant::now())),
+            last_reload: Throttle::since(Instant::now()),
             refresh: None,
         })
     }
@@ -123,17 +124,7 @@ impl KeyRing {
     }
 
     fn may_reload(&self, interval: Duration) -> bool {
-        if self.source.is_none() {
-            return false;
-        }
-        let Ok(mut last) = self.last_reload.lock() else {
-            return false;
-        };
-        let due = last.is_none_or(|at| at.elapsed() >= interval);
-        if due {
-            *last = Some(Instant::now());
-        }
-        due
+        self.source.is_some() && self.last_reload.due(Instant::now(), interval)
     }
 }
 

@@ -13,6 +13,7 @@
 //! [`Freshness::Latest`]: crate::ports::Freshness::Latest
 
 use crate::ports::DeviceCredential;
+use crate::throttle::Throttle;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -31,7 +32,6 @@ struct State {
     epoch: u64,
     /// The database's credentials version the entries were read under.
     version: Option<i64>,
-    checked_at: Option<Instant>,
 }
 
 /// A store read begun while the view was at this epoch.
@@ -41,22 +41,14 @@ pub(super) struct Epoch(u64);
 #[derive(Default)]
 pub(super) struct CredentialView {
     state: Mutex<State>,
+    recheck: Throttle,
 }
 
 impl CredentialView {
     /// Whether the database's version is due to be read again (at most one caller per
     /// [`RECHECK`] is told yes).
     pub(super) fn recheck_due(&self, now: Instant) -> bool {
-        let Ok(mut state) = self.state.lock() else {
-            return false;
-        };
-        let due = state
-            .checked_at
-            .is_none_or(|at| now.duration_since(at) >= RECHECK);
-        if due {
-            state.checked_at = Some(now);
-        }
-        due
+        self.recheck.due(now, RECHECK)
     }
 
     /// The database's credentials version as just read: a new one drops every entry.
@@ -182,14 +174,5 @@ mod tests {
         view.keep(view.epoch(), "d1", Some(&credential("d1", 1)));
         view.keep(view.epoch(), "d1", None);
         assert!(view.get("d1").is_err());
-    }
-
-    #[test]
-    fn the_version_is_rechecked_once_per_interval() {
-        let view = CredentialView::default();
-        let start = Instant::now();
-        assert!(view.recheck_due(start));
-        assert!(!view.recheck_due(start + RECHECK / 2));
-        assert!(view.recheck_due(start + RECHECK));
     }
 }

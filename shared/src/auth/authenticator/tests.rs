@@ -315,9 +315,10 @@ async fn a_rotated_key_is_picked_up_from_the_source() {
         }
     }
     let source = Arc::new(Source(Mutex::new(keys())));
-    let ring = Arc::new(KeyRing::load(source.clone()).await.unwrap());
+    let mut ring = KeyRing::load(source.clone()).await.unwrap();
     // Force the next unknown key id to reload (the interval starts at load).
-    *ring.last_reload.lock().unwrap() = None;
+    ring.last_reload = crate::throttle::Throttle::default();
+    let ring = Arc::new(ring);
     let creds = Arc::new(Credentials::default());
     let auth = Authenticator::local(ring, creds.clone());
     let rotated = SigningKeys::new("k2", [("k1", &[b'1'; 32][..]), ("k2", &[b'2'; 32][..])]).unwrap();
