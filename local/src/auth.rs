@@ -85,11 +85,13 @@ pub async fn issue(request: &TokenRequest, config: &Config) -> Result<Option<Str
         TokenRequest::Device { id, store } => {
             let device = DeviceId::parse(id).ok_or_else(|| format!("device id {id:?} {}", DeviceId::RULE))?;
             let credentials = Stores::credentials(store, config).await?;
-            Ok(Some(
-                issue_device_credential(&keys, credentials.as_ref(), device)
-                    .await?
-                    .token,
-            ))
+            let issued = issue_device_credential(&keys, credentials.as_ref(), device).await?;
+            if store.dynamodb_endpoint.is_none() {
+                // A server running on this database may hold the earlier token in its
+                // view of credentials: once this returns, that token is refused.
+                tokio::time::sleep(pisync_shared::adapters::sqlite::CREDENTIAL_VIEW_SETTLE).await;
+            }
+            Ok(Some(issued.token))
         }
         TokenRequest::Operator {
             admin, school, name, ..

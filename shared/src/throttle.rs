@@ -21,15 +21,19 @@ impl Throttle {
     /// Whether `now` is at least `interval` after the last yes (the first call of a
     /// default throttle says yes); a yes is remembered.
     pub fn due(&self, now: Instant, interval: Duration) -> bool {
-        let Ok(mut last) = self.last.lock() else {
-            return false;
-        };
-        let due = last.is_none_or(|at| now.saturating_duration_since(at) >= interval);
-        if due {
-            *last = Some(now);
-        }
-        due
+        self.last
+            .lock()
+            .is_ok_and(|mut last| due(&mut last, now, interval))
     }
+}
+
+/// [`Throttle::due`] over a field the caller already holds under its own lock.
+pub fn due(last: &mut Option<Instant>, now: Instant, interval: Duration) -> bool {
+    let due = last.is_none_or(|at| now.saturating_duration_since(at) >= interval);
+    if due {
+        *last = Some(now);
+    }
+    due
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ use std::time::Instant;
 #[async_trait]
 impl CheckCredentials for SqliteStore {
     /// [`Freshness::MayLag`]: from the in-memory view (this process's changes at once,
-    /// another process's within a second); [`Freshness::Latest`]: the database.
+    /// another process's within [`CREDENTIAL_VIEW_SETTLE`](super::CREDENTIAL_VIEW_SETTLE));
+    /// [`Freshness::Latest`]: the database.
     async fn current(
         &self,
         device_id: &str,
@@ -19,13 +20,13 @@ impl CheckCredentials for SqliteStore {
         let view = &self.inner.credential_view;
         let read_at = match freshness {
             Freshness::MayLag => {
-                if view.recheck_due(Instant::now()) {
-                    view.saw_version(self.point_read(|conn| {
+                let in_view = view.get(device_id, Instant::now(), || {
+                    self.point_read(|conn| {
                         conn.prepare_cached("SELECT version FROM credentials_version")?
                             .query_row([], |row| row.get(0))
-                    })?);
-                }
-                match view.get(device_id) {
+                    })
+                })?;
+                match in_view {
                     Ok(credential) => return Ok(Some(credential)),
                     Err(read_at) => read_at,
                 }

@@ -22,6 +22,8 @@ mod notices;
 mod schema;
 mod schools;
 
+pub use credential_view::SETTLE as CREDENTIAL_VIEW_SETTLE;
+
 use crate::domain::event::{DeviceId, Outcome, StoredEvent};
 use crate::domain::fleet::DayAddition;
 use crate::domain::time::EventTime;
